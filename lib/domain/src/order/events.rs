@@ -1,0 +1,250 @@
+//! The order aggregate's events, their wire names and schema versions, and the
+//! upcasters that bring old versions forward.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use crate::envelope::{DecodeError, DomainEvent, Upcaster, decode_data};
+use crate::ids::{CustomerId, OrderId, Sku};
+use crate::money::Money;
+use crate::order::{CancellationReason, FulfilmentStep, OrderLine, PaymentRef, ShippingAddress};
+use crate::time::Timestamp;
+
+/// An order was placed: prices were fixed from the catalog at this moment.
+///
+/// Schema v2; v1 (before addresses) had flat minor-unit prices and no address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPlaced {
+    /// The order.
+    pub order_id: OrderId,
+    /// Who placed it.
+    pub customer_id: CustomerId,
+    /// What was ordered, priced.
+    pub lines: Vec<OrderLine>,
+    /// The sum of the line totals.
+    pub total: Money,
+    /// A masked reference to the payment method (never the token).
+    pub payment: PaymentRef,
+    /// Where it goes; `None` only for orders placed before addresses existed (v1).
+    pub shipping_address: Option<ShippingAddress>,
+    /// When it was placed.
+    pub placed_at: Timestamp,
+}
+
+/// Inventory reserved every line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderStockReserved {
+    /// Inventory's reservation.
+    pub reservation_id: String,
+}
+
+/// Inventory could not reserve every line; nothing was reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderStockReservationFailed {
+    /// The SKU that was short, when one was.
+    pub sku: Option<Sku>,
+    /// Machine-readable reason from inventory (`insufficient_stock`, `unknown_sku`).
+    pub reason: String,
+}
+
+/// Payment captured the order's total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPaymentCaptured {
+    /// The provider's capture id.
+    pub payment_id: String,
+    /// What was captured.
+    pub amount: Money,
+}
+
+/// Payment was declined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPaymentDeclined {
+    /// Machine-readable reason from the provider (`card_declined`, `insufficient_funds`).
+    pub reason: String,
+}
+
+/// Stock and payment are both in: the order is confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderConfirmed {}
+
+/// Shipping created a shipment for the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderShipmentRecorded {
+    /// Shipping's shipment id.
+    pub shipment_id: String,
+    /// The carrier's tracking number.
+    pub tracking_number: String,
+}
+
+/// An operator moved the order one fulfilment step on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderFulfilmentAdvanced {
+    /// The step the order is now at.
+    pub step: FulfilmentStep,
+}
+
+/// The order was cancelled; compensation follows from this event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCancelled {
+    /// Machine-readable reason.
+    pub reason: CancellationReason,
+    /// Free text (the customer's words, the short SKU, the decline reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Every event of the order aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum OrderEvent {
+    /// See [`OrderPlaced`].
+    Placed(Box<OrderPlaced>),
+    /// See [`OrderStockReserved`].
+    StockReserved(OrderStockReserved),
+    /// See [`OrderStockReservationFailed`].
+    StockReservationFailed(OrderStockReservationFailed),
+    /// See [`OrderPaymentCaptured`].
+    PaymentCaptured(OrderPaymentCaptured),
+    /// See [`OrderPaymentDeclined`].
+    PaymentDeclined(OrderPaymentDeclined),
+    /// See [`OrderConfirmed`].
+    Confirmed(OrderConfirmed),
+    /// See [`OrderShipmentRecorded`].
+    ShipmentRecorded(OrderShipmentRecorded),
+    /// See [`OrderFulfilmentAdvanced`].
+    FulfilmentAdvanced(OrderFulfilmentAdvanced),
+    /// See [`OrderCancelled`].
+    Cancelled(OrderCancelled),
+}
+
+/// Wire names, in one place.
+pub mod names {
+    /// `OrderPlaced`
+    pub const PLACED: &str = "OrderPlaced";
+    /// `OrderStockReserved`
+    pub const STOCK_RESERVED: &str = "OrderStockReserved";
+    /// `OrderStockReservationFailed`
+    pub const STOCK_RESERVATION_FAILED: &str = "OrderStockReservationFailed";
+    /// `OrderPaymentCaptured`
+    pub const PAYMENT_CAPTURED: &str = "OrderPaymentCaptured";
+    /// `OrderPaymentDeclined`
+    pub const PAYMENT_DECLINED: &str = "OrderPaymentDeclined";
+    /// `OrderConfirmed`
+    pub const CONFIRMED: &str = "OrderConfirmed";
+    /// `OrderShipmentRecorded`
+    pub const SHIPMENT_RECORDED: &str = "OrderShipmentRecorded";
+    /// `OrderFulfilmentAdvanced`
+    pub const FULFILMENT_ADVANCED: &str = "OrderFulfilmentAdvanced";
+    /// `OrderCancelled`
+    pub const CANCELLED: &str = "OrderCancelled";
+}
+
+/// The schema version this build writes for `OrderPlaced`.
+pub const ORDER_PLACED_VERSION: u32 = 2;
+
+/// Old schema versions brought forward, one step each.
+pub const UPCASTERS: &[Upcaster] = &[Upcaster {
+    event_type: names::PLACED,
+    from_version: 1,
+    upcast: order_placed_v1_to_v2,
+}];
+
+/// `OrderPlaced` v1 → v2.
+///
+/// v1: `{"orderId","customerId","currency","lines":[{"sku","quantity","unitPriceMinor"}],
+/// "totalMinor","payment","placedAt"}`: one currency for the order, bare integers.
+/// v2: every amount a `Money`, each line with its `lineTotal`, and `shippingAddress`
+/// (absent in v1, so `null`).
+fn order_placed_v1_to_v2(mut v1: Value) -> Result<Value, String> {
+    let obj = v1.as_object_mut().ok_or("OrderPlaced v1 is not an object")?;
+    let currency = obj.remove("currency").ok_or("v1 has no currency")?;
+    let total = obj.remove("totalMinor").ok_or("v1 has no totalMinor")?;
+    let lines = obj
+        .remove("lines")
+        .and_then(|l| match l {
+            Value::Array(lines) => Some(lines),
+            _ => None,
+        })
+        .ok_or("v1 has no lines array")?;
+    let mut upgraded = Vec::with_capacity(lines.len());
+    for line in lines {
+        let unit = line
+            .get("unitPriceMinor")
+            .and_then(Value::as_u64)
+            .ok_or("v1 line has no unitPriceMinor")?;
+        let quantity = line
+            .get("quantity")
+            .and_then(Value::as_u64)
+            .ok_or("v1 line has no quantity")?;
+        let line_total = unit.checked_mul(quantity).ok_or("v1 line total overflows")?;
+        upgraded.push(json!({
+            "sku": line.get("sku").cloned().unwrap_or(Value::Null),
+            "quantity": quantity,
+            "unitPrice": {"amount": unit, "currency": currency},
+            "lineTotal": {"amount": line_total, "currency": currency},
+        }));
+    }
+    obj.insert("lines".into(), Value::Array(upgraded));
+    obj.insert("total".into(), json!({"amount": total, "currency": currency}));
+    obj.insert("shippingAddress".into(), Value::Null);
+    Ok(v1)
+}
+
+impl DomainEvent for OrderEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::Placed(_) => names::PLACED,
+            Self::StockReserved(_) => names::STOCK_RESERVED,
+            Self::StockReservationFailed(_) => names::STOCK_RESERVATION_FAILED,
+            Self::PaymentCaptured(_) => names::PAYMENT_CAPTURED,
+            Self::PaymentDeclined(_) => names::PAYMENT_DECLINED,
+            Self::Confirmed(_) => names::CONFIRMED,
+            Self::ShipmentRecorded(_) => names::SHIPMENT_RECORDED,
+            Self::FulfilmentAdvanced(_) => names::FULFILMENT_ADVANCED,
+            Self::Cancelled(_) => names::CANCELLED,
+        }
+    }
+
+    fn schema_version(&self) -> u32 {
+        match self {
+            Self::Placed(_) => ORDER_PLACED_VERSION,
+            _ => 1,
+        }
+    }
+
+    fn decode(event_type: &str, version: u32, data: &RawValue) -> Result<Self, DecodeError> {
+        use names::*;
+        let u = UPCASTERS;
+        Ok(match event_type {
+            PLACED => Self::Placed(Box::new(decode_data(
+                PLACED,
+                version,
+                ORDER_PLACED_VERSION,
+                data,
+                u,
+            )?)),
+            STOCK_RESERVED => Self::StockReserved(decode_data(STOCK_RESERVED, version, 1, data, u)?),
+            STOCK_RESERVATION_FAILED => {
+                Self::StockReservationFailed(decode_data(STOCK_RESERVATION_FAILED, version, 1, data, u)?)
+            }
+            PAYMENT_CAPTURED => Self::PaymentCaptured(decode_data(PAYMENT_CAPTURED, version, 1, data, u)?),
+            PAYMENT_DECLINED => Self::PaymentDeclined(decode_data(PAYMENT_DECLINED, version, 1, data, u)?),
+            CONFIRMED => Self::Confirmed(decode_data(CONFIRMED, version, 1, data, u)?),
+            SHIPMENT_RECORDED => Self::ShipmentRecorded(decode_data(SHIPMENT_RECORDED, version, 1, data, u)?),
+            FULFILMENT_ADVANCED => {
+                Self::FulfilmentAdvanced(decode_data(FULFILMENT_ADVANCED, version, 1, data, u)?)
+            }
+            CANCELLED => Self::Cancelled(decode_data(CANCELLED, version, 1, data, u)?),
+            other => return Err(DecodeError::UnknownType(other.to_owned())),
+        })
+    }
+}

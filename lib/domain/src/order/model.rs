@@ -1,0 +1,338 @@
+//! Property test: random command sequences against a small reference model.
+//!
+//! The model is a table of facts (placed, status, the two answers, shipped) with the
+//! brief's rules written out plainly; the decider must agree with it on every step,
+//! about the events it emits and the errors it returns, and the fold of what it
+//! emitted must land in the model's state.
+
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
+
+use super::events::names;
+use super::*;
+use crate::envelope::{DomainEvent, Envelope, Metadata};
+use crate::money::Currency;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    None,
+    Yes,
+    No,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Model {
+    placed: bool,
+    status: OrderStatus,
+    stock: Answer,
+    payment: Answer,
+    shipped: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Place,
+    StockOk,
+    StockFail,
+    PayOk,
+    PayWrongAmount,
+    PayFail,
+    Ship,
+    Advance(FulfilmentStep),
+    Cancel,
+    Expire,
+}
+
+/// What the model says a step must produce.
+#[derive(Debug, PartialEq, Eq)]
+enum Expected {
+    Events(Vec<&'static str>),
+    NotPlaced,
+    AlreadyPlaced,
+    Invalid,
+    AmountMismatch,
+    ShipmentMissing,
+}
+
+const FULFILMENT: [FulfilmentStep; 4] = [
+    FulfilmentStep::Preparing,
+    FulfilmentStep::Ready,
+    FulfilmentStep::OutForDelivery,
+    FulfilmentStep::Delivered,
+];
+
+fn predecessor(step: FulfilmentStep) -> OrderStatus {
+    match step {
+        FulfilmentStep::Preparing => OrderStatus::Confirmed,
+        FulfilmentStep::Ready => OrderStatus::Preparing,
+        FulfilmentStep::OutForDelivery => OrderStatus::Ready,
+        FulfilmentStep::Delivered => OrderStatus::OutForDelivery,
+    }
+}
+
+/// The brief's rules, one step at a time.
+fn model_step(m: &Model, step: Step) -> (Expected, Model) {
+    use Expected::Events;
+    use OrderStatus::*;
+    let mut next = m.clone();
+    if !m.placed {
+        return if step == Step::Place {
+            next.placed = true;
+            (Events(vec![names::PLACED]), next)
+        } else {
+            (Expected::NotPlaced, next)
+        };
+    }
+    let outcome = match step {
+        Step::Place => Expected::AlreadyPlaced,
+        Step::StockOk | Step::StockFail if m.stock != Answer::None => Events(vec![]),
+        Step::PayOk | Step::PayFail | Step::PayWrongAmount if m.payment != Answer::None => Events(vec![]),
+        Step::PayWrongAmount => Expected::AmountMismatch,
+        Step::StockOk => {
+            next.stock = Answer::Yes;
+            if m.status == Pending && m.payment == Answer::Yes {
+                next.status = Confirmed;
+                Events(vec![names::STOCK_RESERVED, names::CONFIRMED])
+            } else {
+                Events(vec![names::STOCK_RESERVED])
+            }
+        }
+        Step::PayOk => {
+            next.payment = Answer::Yes;
+            if m.status == Pending && m.stock == Answer::Yes {
+                next.status = Confirmed;
+                Events(vec![names::PAYMENT_CAPTURED, names::CONFIRMED])
+            } else {
+                Events(vec![names::PAYMENT_CAPTURED])
+            }
+        }
+        Step::StockFail | Step::PayFail => {
+            let recorded = if step == Step::StockFail {
+                next.stock = Answer::No;
+                names::STOCK_RESERVATION_FAILED
+            } else {
+                next.payment = Answer::No;
+                names::PAYMENT_DECLINED
+            };
+            if m.status == Pending {
+                next.status = Cancelled;
+                Events(vec![recorded, names::CANCELLED])
+            } else {
+                Events(vec![recorded])
+            }
+        }
+        Step::Ship if m.shipped => Events(vec![]),
+        Step::Ship if m.status == Pending || m.stock != Answer::Yes || m.payment != Answer::Yes => {
+            Expected::Invalid
+        }
+        Step::Ship => {
+            next.shipped = true;
+            Events(vec![names::SHIPMENT_RECORDED])
+        }
+        Step::Advance(to) if m.status != predecessor(to) => Expected::Invalid,
+        Step::Advance(FulfilmentStep::OutForDelivery) if !m.shipped => Expected::ShipmentMissing,
+        Step::Advance(to) => {
+            next.status = to.status();
+            Events(vec![names::FULFILMENT_ADVANCED])
+        }
+        Step::Cancel if matches!(m.status, Pending | Confirmed | Preparing) => {
+            next.status = Cancelled;
+            Events(vec![names::CANCELLED])
+        }
+        Step::Cancel => Expected::Invalid,
+        Step::Expire if m.status == Pending => {
+            next.status = Cancelled;
+            Events(vec![names::CANCELLED])
+        }
+        Step::Expire => Events(vec![]),
+    };
+    (outcome, next)
+}
+
+struct Reference;
+
+impl ReferenceStateMachine for Reference {
+    type State = Model;
+    type Transition = Step;
+
+    fn init_state() -> BoxedStrategy<Model> {
+        Just(Model {
+            placed: false,
+            status: OrderStatus::Pending,
+            stock: Answer::None,
+            payment: Answer::None,
+            shipped: false,
+        })
+        .boxed()
+    }
+
+    fn transitions(state: &Model) -> BoxedStrategy<Step> {
+        let place_weight = if state.placed { 1 } else { 12 };
+        prop_oneof![
+            place_weight => Just(Step::Place),
+            3 => Just(Step::StockOk),
+            1 => Just(Step::StockFail),
+            3 => Just(Step::PayOk),
+            1 => Just(Step::PayWrongAmount),
+            1 => Just(Step::PayFail),
+            2 => Just(Step::Ship),
+            4 => proptest::sample::select(FULFILMENT.to_vec()).prop_map(Step::Advance),
+            1 => Just(Step::Cancel),
+            1 => Just(Step::Expire),
+        ]
+        .boxed()
+    }
+
+    fn apply(state: Model, step: &Step) -> Model {
+        model_step(&state, *step).1
+    }
+}
+
+struct Sut {
+    state: OrderState,
+    model: Model,
+    version: u64,
+}
+
+fn usd(amount: u64) -> Money {
+    Money::new(amount, Currency::parse("USD").unwrap())
+}
+
+fn command(step: Step) -> OrderCommand {
+    match step {
+        Step::Place => OrderCommand::Place(PlaceOrder {
+            order_id: OrderId::parse("0192f0a0-7c1e-7a3b-9c2d-1e2f3a4b5c6d").unwrap(),
+            customer_id: CustomerId::parse("c-1").unwrap(),
+            lines: vec![PricedLine {
+                sku: Sku::parse("SKU-1").unwrap(),
+                quantity: Quantity::parse(3).unwrap(),
+                unit_price: usd(250),
+            }],
+            payment: PaymentToken::parse("tok_visa").unwrap().masked(),
+            shipping_address: serde_json::from_str(
+                r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
+            )
+            .unwrap(),
+            placed_at: Timestamp::parse("2026-11-21T06:30:00Z").unwrap(),
+        }),
+        Step::StockOk => OrderCommand::RecordStockReserved {
+            reservation_id: "r".into(),
+        },
+        Step::StockFail => OrderCommand::RecordStockReservationFailed {
+            sku: None,
+            reason: "insufficient_stock".into(),
+        },
+        Step::PayOk => OrderCommand::RecordPaymentCaptured {
+            payment_id: "p".into(),
+            amount: usd(750),
+        },
+        Step::PayWrongAmount => OrderCommand::RecordPaymentCaptured {
+            payment_id: "p".into(),
+            amount: usd(749),
+        },
+        Step::PayFail => OrderCommand::RecordPaymentDeclined {
+            reason: "card_declined".into(),
+        },
+        Step::Ship => OrderCommand::RecordShipment {
+            shipment_id: "s".into(),
+            tracking_number: "t".into(),
+        },
+        Step::Advance(to) => OrderCommand::Advance(to),
+        Step::Cancel => OrderCommand::Cancel { detail: None },
+        Step::Expire => OrderCommand::ExpirePending,
+    }
+}
+
+fn observed(result: &Result<Vec<OrderEvent>, OrderError>) -> Expected {
+    match result {
+        Ok(events) => Expected::Events(events.iter().map(DomainEvent::event_type).collect()),
+        Err(OrderError::NotPlaced) => Expected::NotPlaced,
+        Err(OrderError::AlreadyPlaced) => Expected::AlreadyPlaced,
+        Err(OrderError::InvalidTransition { .. }) => Expected::Invalid,
+        Err(OrderError::AmountMismatch { .. }) => Expected::AmountMismatch,
+        Err(OrderError::ShipmentMissing) => Expected::ShipmentMissing,
+        Err(other) => panic!("the model never produces {other:?}"),
+    }
+}
+
+impl StateMachineTest for Sut {
+    type SystemUnderTest = Self;
+    type Reference = Reference;
+
+    fn init_test(model: &Model) -> Self {
+        Self {
+            state: OrderState::default(),
+            model: model.clone(),
+            version: 0,
+        }
+    }
+
+    fn apply(mut sut: Self, model_after: &Model, step: Step) -> Self {
+        let (expected, _) = model_step(&sut.model, step);
+        let result = Order::decide(&sut.state, command(step));
+        assert_eq!(observed(&result), expected, "step {step:?} from {:?}", sut.model);
+        for event in result.unwrap_or_default() {
+            // Every emitted event survives the trip through its stored form.
+            sut.version += 1;
+            let envelope = Envelope {
+                event_id: uuid::Uuid::nil(),
+                aggregate_type: "order".into(),
+                aggregate_id: "o".into(),
+                version: sut.version,
+                occurred_at: Timestamp::parse("2026-11-21T06:30:00Z").unwrap(),
+                metadata: Metadata {
+                    correlation_id: "c".into(),
+                    causation_id: "c".into(),
+                    actor: "a".into(),
+                },
+                replay: None,
+                data: event,
+            };
+            let decoded = Envelope::<OrderEvent>::decode(&envelope.to_json()).unwrap();
+            assert_eq!(decoded, envelope);
+            sut.state = Order::evolve(sut.state, &decoded.data);
+        }
+        sut.model = model_after.clone();
+        sut
+    }
+
+    fn check_invariants(sut: &Self, model: &Model) {
+        let Some(order) = sut.state.placed() else {
+            assert!(!model.placed);
+            return;
+        };
+        assert!(model.placed);
+        assert_eq!(order.status, model.status);
+        assert_eq!(
+            matches!(order.stock, StockAnswer::Reserved { .. }),
+            model.stock == Answer::Yes
+        );
+        assert_eq!(
+            matches!(order.payment, PaymentAnswer::Captured { .. }),
+            model.payment == Answer::Yes
+        );
+        assert_eq!(order.shipment.is_some(), model.shipped);
+        // Nothing moves past PENDING unless paid and reserved; nothing ships unpaid.
+        if !matches!(order.status, OrderStatus::Pending | OrderStatus::Cancelled) || order.shipment.is_some()
+        {
+            assert!(matches!(order.stock, StockAnswer::Reserved { .. }));
+            assert!(matches!(order.payment, PaymentAnswer::Captured { .. }));
+        }
+        assert_eq!(
+            order.status == OrderStatus::Cancelled,
+            order.cancellation.is_some()
+        );
+    }
+}
+
+prop_state_machine! {
+    #![proptest_config(Config {
+        cases: 10_000,
+        failure_persistence: None,
+        .. Config::default()
+    })]
+
+    #[test]
+    fn the_decider_agrees_with_the_reference_model(sequential 1..40 => Sut);
+}

@@ -1,0 +1,118 @@
+//! The sample payloads in `events/order/` decode, re-encode to the same JSON, and old
+//! schema versions upcast to what the current version says.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test code: a failed expectation should fail loudly"
+)]
+
+use std::path::PathBuf;
+
+use orderflow_domain::order::OrderEvent;
+use orderflow_domain::order::events::names;
+use orderflow_domain::{DecodeError, DomainEvent, Envelope};
+use serde_json::Value;
+
+fn samples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/order")
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(samples_dir().join(name)).unwrap()
+}
+
+#[test]
+fn every_current_sample_round_trips_exactly() {
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(samples_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains(".v") {
+            continue; // old schema versions: see the upcasting test
+        }
+        let json = std::fs::read_to_string(&path).unwrap();
+        let envelope = Envelope::<OrderEvent>::decode(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(format!("{}.json", envelope.event_type()), name);
+        let original: Value = serde_json::from_str(&json).unwrap();
+        let reencoded: Value = serde_json::from_str(&envelope.to_json()).unwrap();
+        assert_eq!(reencoded, original, "{name} does not re-encode to itself");
+        seen.push(envelope.event_type());
+    }
+    seen.sort_unstable();
+    let mut all = vec![
+        names::PLACED,
+        names::STOCK_RESERVED,
+        names::STOCK_RESERVATION_FAILED,
+        names::PAYMENT_CAPTURED,
+        names::PAYMENT_DECLINED,
+        names::CONFIRMED,
+        names::SHIPMENT_RECORDED,
+        names::FULFILMENT_ADVANCED,
+        names::CANCELLED,
+    ];
+    all.sort_unstable();
+    assert_eq!(seen, all, "every order event type has a sample");
+}
+
+#[test]
+fn order_placed_v1_upcasts_to_v2() {
+    let v1 = Envelope::<OrderEvent>::decode(&read("OrderPlaced.v1.json")).unwrap();
+    let v2 = Envelope::<OrderEvent>::decode(&read("OrderPlaced.json")).unwrap();
+    let (OrderEvent::Placed(old), OrderEvent::Placed(new)) = (&v1.data, &v2.data) else {
+        panic!("both samples are OrderPlaced");
+    };
+    assert_eq!(
+        old.lines, new.lines,
+        "v1 flat prices become Money with line totals"
+    );
+    assert_eq!(old.total, new.total);
+    assert_eq!(old.shipping_address, None, "v1 had no address");
+    assert_eq!(old.customer_id, new.customer_id);
+    // Re-encoding writes the current version.
+    let reencoded: Value = serde_json::from_str(&v1.to_json()).unwrap();
+    assert_eq!(reencoded["schemaVersion"], 2);
+    assert_eq!(v1.data.schema_version(), 2);
+}
+
+#[test]
+fn readers_ignore_unknown_fields() {
+    let mut json: Value = serde_json::from_str(&read("OrderCancelled.json")).unwrap();
+    json["somethingNew"] = Value::from(1);
+    json["data"]["alsoNew"] = Value::from("x");
+    let decoded = Envelope::<OrderEvent>::decode(&json.to_string()).unwrap();
+    assert_eq!(decoded.event_type(), names::CANCELLED);
+}
+
+#[test]
+fn unknown_types_and_future_versions_are_typed_errors() {
+    let mut json: Value = serde_json::from_str(&read("OrderConfirmed.json")).unwrap();
+    json["eventType"] = Value::from("OrderTeleported");
+    assert!(matches!(
+        Envelope::<OrderEvent>::decode(&json.to_string()),
+        Err(DecodeError::UnknownType(t)) if t == "OrderTeleported"
+    ));
+    let mut json: Value = serde_json::from_str(&read("OrderConfirmed.json")).unwrap();
+    json["schemaVersion"] = Value::from(9);
+    assert!(matches!(
+        Envelope::<OrderEvent>::decode(&json.to_string()),
+        Err(DecodeError::FromTheFuture {
+            version: 9,
+            current: 1,
+            ..
+        })
+    ));
+    assert!(matches!(
+        Envelope::<OrderEvent>::decode("{\"eventId\": 1}"),
+        Err(DecodeError::Envelope(_))
+    ));
+    let mut json: Value = serde_json::from_str(&read("OrderPlaced.v1.json")).unwrap();
+    json["data"]["lines"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("unitPriceMinor");
+    assert!(matches!(
+        Envelope::<OrderEvent>::decode(&json.to_string()),
+        Err(DecodeError::Upcast { from: 1, .. })
+    ));
+}
