@@ -1,1 +1,12 @@
-//! placeholder
+//! Adapters for the application's ports, each backend side by side with its
+//! in-memory twin: `event_store::{dynamodb, memory}`, `idempotency::{dynamodb, memory}`.
+//! One conformance suite (in `tests/`) runs against both, the DynamoDB side against
+//! DynamoDB Local.
+
+pub mod config;
+pub mod event_store;
+pub mod idempotency;
+
+pub use config::{ConfigError, StoreConfig, aws_sdk_config};
+pub use event_store::{DynamoEventStore, MemoryEventStore};
+pub use idempotency::{DynamoIdempotencyStore, MemoryIdempotencyStore};

@@ -1,1 +1,21 @@
-//! placeholder
+//! The application layer of orderflow: the ports the outside world plugs into, and
+//! the command handling around the pure domain.
+//!
+//! - [`ports`]: `EventStore`, `IdempotencyStore`, `Clock`.
+//! - [`command`]: load (snapshot + events, upcast on read), decide, append at the
+//!   expected version, re-decide on a lost race.
+//! - [`idempotency`]: run work once per idempotency key.
+//!
+//! No AWS here: adapters live in `orderflow-adapters`.
+
+pub mod command;
+pub mod idempotency;
+pub mod ports;
+
+pub use command::{CommandError, CommandService, Executed, LoadError, Loaded, Repository};
+pub use idempotency::{Idempotency, IdempotentError, Outcome, fingerprint};
+pub use ports::{
+    AppendError, BoxError, Claim, Clock, EventRecord, EventStore, IdempotencyError, IdempotencyStore,
+    KeyRecord, KeyStatus, MAX_EVENTS_PER_APPEND, SnapshotRecord, StoreError, StreamId, SystemClock,
+    validate_append,
+};

@@ -48,6 +48,17 @@ impl Timestamp {
             .map_err(|_| TimestampError(text.to_owned()))
     }
 
+    /// `self + duration`, saturating at jiff's limits (year 9999).
+    #[must_use]
+    pub fn plus(self, duration: jiff::SignedDuration) -> Self {
+        let max = if duration.is_negative() {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        };
+        Self::from_jiff(self.0.checked_add(duration).unwrap_or(max))
+    }
+
     /// The jiff instant, for arithmetic.
     #[must_use]
     pub const fn as_jiff(&self) -> jiff::Timestamp {

@@ -1,1 +1,413 @@
-//! placeholder
+//! Creates the resources `template.yaml` declares in an emulator (DynamoDB Local, moto,
+//! LocalStack), so that local runs and tests are wired exactly as AWS is: there is no
+//! second copy of the wiring.
+//!
+//! Only properties that change behaviour are translated (keys, indexes, stream, TTL);
+//! those that only matter in AWS (encryption, backups, tags) are skipped by name, and
+//! any other property is an error, so the template cannot drift from what local runs
+//! understand.
+
+pub mod local;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+};
+use serde::Deserialize;
+use serde_norway::Value;
+
+/// Why the template could not be read or a resource not created.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// The file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The template's path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not the YAML we expect.
+    #[error("template: {0}")]
+    Parse(String),
+    /// No such resource.
+    #[error("template has no {kind} named {logical_id}")]
+    NoSuchResource {
+        /// The resource type looked for.
+        kind: &'static str,
+        /// The logical id.
+        logical_id: String,
+    },
+    /// A property local runs do not understand.
+    #[error("{logical_id}: property {property} is not supported locally")]
+    Unsupported {
+        /// The resource.
+        logical_id: String,
+        /// The property.
+        property: String,
+    },
+    /// The emulator refused.
+    #[error("creating {what} failed")]
+    Emulator {
+        /// What was being created.
+        what: String,
+        /// The SDK's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The parsed template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    resources: BTreeMap<String, Resource>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Resource {
+    #[serde(rename = "Type")]
+    kind: String,
+    #[serde(default)]
+    properties: Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Document {
+    resources: BTreeMap<String, Resource>,
+}
+
+/// A DynamoDB table as the template declares it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TableSpec {
+    /// Attribute types of the key attributes.
+    pub attribute_definitions: Vec<AttributeSpec>,
+    /// The primary key.
+    pub key_schema: Vec<KeySpec>,
+    /// `PAY_PER_REQUEST` or `PROVISIONED`.
+    #[serde(default)]
+    pub billing_mode: Option<String>,
+    /// Global secondary indexes.
+    #[serde(default)]
+    pub global_secondary_indexes: Vec<IndexSpec>,
+    /// The stream, if any.
+    #[serde(default)]
+    pub stream_specification: Option<StreamSpec>,
+    /// TTL, if any.
+    #[serde(default)]
+    pub time_to_live_specification: Option<TtlSpec>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+/// One attribute definition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeSpec {
+    /// Name.
+    pub attribute_name: String,
+    /// `S`, `N` or `B`.
+    pub attribute_type: String,
+}
+
+/// One key element.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeySpec {
+    /// Name.
+    pub attribute_name: String,
+    /// `HASH` or `RANGE`.
+    pub key_type: String,
+}
+
+/// A global secondary index.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IndexSpec {
+    /// Name.
+    pub index_name: String,
+    /// Its key.
+    pub key_schema: Vec<KeySpec>,
+    /// What it projects.
+    pub projection: ProjectionSpec,
+}
+
+/// An index projection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProjectionSpec {
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    pub projection_type: String,
+    /// With `INCLUDE`.
+    #[serde(default)]
+    pub non_key_attributes: Vec<String>,
+}
+
+/// A table stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamSpec {
+    /// `NEW_IMAGE`, …
+    pub stream_view_type: String,
+}
+
+/// A TTL attribute.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TtlSpec {
+    /// The attribute holding epoch seconds.
+    pub attribute_name: String,
+    /// Whether TTL is on.
+    pub enabled: bool,
+}
+
+/// Properties that matter only in AWS; local runs skip them.
+const AWS_ONLY_TABLE_PROPERTIES: &[&str] = &[
+    "SSESpecification",
+    "PointInTimeRecoverySpecification",
+    "Tags",
+    "DeletionProtectionEnabled",
+    "ContributorInsightsSpecification",
+    "TableClass",
+];
+
+/// Whether a table already existed or was created now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// Created by this call.
+    New,
+    /// Already there; left as it was.
+    Existing,
+}
+
+impl Template {
+    /// The repository's `template.yaml`, found from this crate's location.
+    #[must_use]
+    pub fn default_path() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
+    }
+
+    /// Reads and parses a template.
+    ///
+    /// # Errors
+    /// [`ProvisionError::Read`], [`ProvisionError::Parse`].
+    pub fn load(path: &Path) -> Result<Self, ProvisionError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProvisionError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses template text.
+    ///
+    /// # Errors
+    /// [`ProvisionError::Parse`].
+    pub fn parse(text: &str) -> Result<Self, ProvisionError> {
+        let document: Document =
+            serde_norway::from_str(text).map_err(|e| ProvisionError::Parse(e.to_string()))?;
+        Ok(Self {
+            resources: document.resources,
+        })
+    }
+
+    /// The logical ids of every resource of a CloudFormation type.
+    #[must_use]
+    pub fn logical_ids(&self, kind: &str) -> Vec<&str> {
+        self.resources
+            .iter()
+            .filter(|(_, r)| r.kind == kind)
+            .map(|(id, _)| id.as_str())
+            .collect()
+    }
+
+    /// The table `logical_id`.
+    ///
+    /// # Errors
+    /// [`ProvisionError::NoSuchResource`], [`ProvisionError::Parse`],
+    /// [`ProvisionError::Unsupported`].
+    pub fn table(&self, logical_id: &str) -> Result<TableSpec, ProvisionError> {
+        let resource = self
+            .resources
+            .get(logical_id)
+            .filter(|r| r.kind == "AWS::DynamoDB::Table")
+            .ok_or_else(|| ProvisionError::NoSuchResource {
+                kind: "AWS::DynamoDB::Table",
+                logical_id: logical_id.to_owned(),
+            })?;
+        let spec: TableSpec = serde_norway::from_value(resource.properties.clone())
+            .map_err(|e| ProvisionError::Parse(format!("{logical_id}: {e}")))?;
+        if let Some(property) = spec
+            .other
+            .keys()
+            .find(|k| !AWS_ONLY_TABLE_PROPERTIES.contains(&k.as_str()))
+        {
+            return Err(ProvisionError::Unsupported {
+                logical_id: logical_id.to_owned(),
+                property: property.clone(),
+            });
+        }
+        Ok(spec)
+    }
+}
+
+fn keys(specs: &[KeySpec]) -> Result<Vec<KeySchemaElement>, ProvisionError> {
+    specs
+        .iter()
+        .map(|k| {
+            KeySchemaElement::builder()
+                .attribute_name(&k.attribute_name)
+                .key_type(KeyType::from(k.key_type.as_str()))
+                .build()
+                .map_err(|e| emulator("key schema", e))
+        })
+        .collect()
+}
+
+fn emulator(what: &str, source: impl std::error::Error + Send + Sync + 'static) -> ProvisionError {
+    ProvisionError::Emulator {
+        what: what.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+impl TableSpec {
+    /// Creates the table as `name`, with its indexes, stream and TTL. An existing table
+    /// of that name is left alone, so provisioning twice is harmless.
+    ///
+    /// # Errors
+    /// [`ProvisionError::Emulator`].
+    pub async fn create(&self, client: &Client, name: &str) -> Result<Created, ProvisionError> {
+        let mut request = client
+            .create_table()
+            .table_name(name)
+            .set_key_schema(Some(keys(&self.key_schema)?))
+            .billing_mode(BillingMode::from(
+                self.billing_mode.as_deref().unwrap_or("PAY_PER_REQUEST"),
+            ));
+        for attribute in &self.attribute_definitions {
+            request = request.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(&attribute.attribute_name)
+                    .attribute_type(ScalarAttributeType::from(attribute.attribute_type.as_str()))
+                    .build()
+                    .map_err(|e| emulator("attribute definition", e))?,
+            );
+        }
+        for index in &self.global_secondary_indexes {
+            let projection = Projection::builder()
+                .projection_type(ProjectionType::from(index.projection.projection_type.as_str()))
+                .set_non_key_attributes(
+                    (!index.projection.non_key_attributes.is_empty())
+                        .then(|| index.projection.non_key_attributes.clone()),
+                )
+                .build();
+            request = request.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(&index.index_name)
+                    .set_key_schema(Some(keys(&index.key_schema)?))
+                    .projection(projection)
+                    .build()
+                    .map_err(|e| emulator("index", e))?,
+            );
+        }
+        if let Some(stream) = &self.stream_specification {
+            request = request.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::from(stream.stream_view_type.as_str()))
+                    .build()
+                    .map_err(|e| emulator("stream specification", e))?,
+            );
+        }
+        match request.send().await {
+            Ok(_) => {}
+            Err(error)
+                if error.as_service_error().is_some_and(
+                    aws_sdk_dynamodb::operation::create_table::CreateTableError::is_resource_in_use_exception,
+                ) =>
+            {
+                return Ok(Created::Existing);
+            }
+            Err(error) => return Err(emulator(&format!("table {name}"), error)),
+        }
+        if let Some(ttl) = self.time_to_live_specification.as_ref().filter(|t| t.enabled) {
+            client
+                .update_time_to_live()
+                .table_name(name)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(&ttl.attribute_name)
+                        .enabled(true)
+                        .build()
+                        .map_err(|e| emulator("ttl", e))?,
+                )
+                .send()
+                .await
+                .map_err(|e| emulator(&format!("TTL of {name}"), e))?;
+        }
+        tracing::info!(table = name, "table created");
+        Ok(Created::New)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_repository_template() {
+        let template = Template::load(&Template::default_path()).unwrap();
+        let tables = template.logical_ids("AWS::DynamoDB::Table");
+        assert!(tables.contains(&"EventStoreTable"), "{tables:?}");
+        let events = template.table("EventStoreTable").unwrap();
+        assert_eq!(events.key_schema[0].attribute_name, "pk");
+        assert_eq!(events.global_secondary_indexes[0].index_name, "by-time");
+        assert_eq!(
+            events
+                .stream_specification
+                .as_ref()
+                .map(|s| s.stream_view_type.as_str()),
+            Some("NEW_IMAGE")
+        );
+        let idempotency = template.table("IdempotencyTable").unwrap();
+        assert_eq!(
+            idempotency
+                .time_to_live_specification
+                .as_ref()
+                .map(|t| t.attribute_name.as_str()),
+            Some("expiration")
+        );
+    }
+
+    #[test]
+    fn unknown_properties_are_refused() {
+        let template = Template::parse(
+            "Resources:\n  T:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      AttributeDefinitions: []\n      KeySchema: []\n      Surprise: 1\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(template.table("T"), Err(ProvisionError::Unsupported { property, .. }) if property == "Surprise")
+        );
+        assert!(matches!(
+            template.table("Nope"),
+            Err(ProvisionError::NoSuchResource { .. })
+        ));
+    }
+
+    #[test]
+    fn intrinsic_tags_elsewhere_do_not_break_parsing() {
+        let template = Template::parse(
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: !Sub '${AWS::StackName}-q'\n",
+        )
+        .unwrap();
+        assert_eq!(template.logical_ids("AWS::SQS::Queue"), vec!["Q"]);
+    }
+}

@@ -1,0 +1,79 @@
+//! Configuration from the environment, checked once at start-up.
+//!
+//! Resource names come from variables the template sets; endpoints and credentials
+//! come from the AWS SDK's own standard variables (`AWS_ENDPOINT_URL`,
+//! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_REGION`, …), so the same binary talks to AWS, to
+//! DynamoDB Local and moto, or to LocalStack without a line of code changing.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// A variable is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not set.
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    /// Set to something unusable.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A required variable.
+///
+/// # Errors
+/// [`ConfigError::Missing`] when unset or empty.
+pub fn required(name: &'static str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+/// An optional number with a default.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] when set but not a number.
+pub fn number_or(name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value.trim().parse().map_err(|e| ConfigError::Invalid {
+            name,
+            reason: format!("{e}"),
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// Where the event store lives and how often it snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `EVENT_STORE_TABLE`.
+    pub events_table: String,
+    /// `SNAPSHOT_TABLE`.
+    pub snapshots_table: String,
+    /// `SNAPSHOT_EVERY` (default 50; 0 turns snapshots off).
+    pub snapshot_every: u64,
+}
+
+impl StoreConfig {
+    /// Reads the variables.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            events_table: required("EVENT_STORE_TABLE")?,
+            snapshots_table: required("SNAPSHOT_TABLE")?,
+            snapshot_every: number_or("SNAPSHOT_EVERY", 50)?,
+        })
+    }
+}
+
+/// The SDK configuration from the standard chain (environment, profile, role).
+pub async fn aws_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}

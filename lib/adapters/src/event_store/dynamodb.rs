@@ -1,0 +1,380 @@
+//! The event store on DynamoDB.
+//!
+//! Events table: one item per event, partition key `pk` = `<aggregateType>#<id>`, sort
+//! key `version`. An append is one `TransactWriteItems`: a `ConditionCheck` that the
+//! expected version exists (so no gap can be written) and one `Put` per event with
+//! `attribute_not_exists(pk)` (so no version is written twice). Two writers at one
+//! version: exactly one wins, the other gets [`AppendError::Conflict`].
+//!
+//! The `by-time` index spreads events over `timeBucket` = `<UTC day>#<shard>` (the
+//! shard from a hash of the stream, so a stream stays in one shard and a busy day is
+//! spread over [`TIME_SHARDS`] partitions), sorted by `timeKey` =
+//! `<occurredAt>#<eventId>`.
+//!
+//! Snapshots live in their own table (`pk`, `version`), so they never reach the stream
+//! the relay publishes from.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
+use futures::future::try_join_all;
+use orderflow_app::{
+    AppendError, EventRecord, EventStore, SnapshotRecord, StoreError, StreamId, validate_append,
+};
+use orderflow_domain::Timestamp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The time index's name, as `template.yaml` declares it.
+pub const TIME_INDEX: &str = "by-time";
+
+/// How many partitions one day of the time index is spread over.
+pub const TIME_SHARDS: u32 = 16;
+
+/// How often an append is retried when DynamoDB cancels it for a concurrent
+/// transaction on the same items (as opposed to a failed condition).
+const TRANSACTION_CONFLICT_RETRIES: u32 = 8;
+
+/// The event store's DynamoDB tables.
+#[derive(Debug, Clone)]
+pub struct DynamoEventStore {
+    client: Client,
+    events_table: String,
+    snapshots_table: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventItem {
+    pk: String,
+    version: u64,
+    aggregate_type: String,
+    aggregate_id: String,
+    event_id: Uuid,
+    event_type: String,
+    occurred_at: Timestamp,
+    time_bucket: String,
+    time_key: String,
+    body: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotItem {
+    pk: String,
+    version: u64,
+    schema: u32,
+    body: String,
+}
+
+/// FNV-1a: stable across builds and platforms, unlike `std`'s hasher.
+fn shard_of(stream_key: &str) -> u32 {
+    let hash = stream_key.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    hash % TIME_SHARDS
+}
+
+fn time_bucket(day: &str, shard: u32) -> String {
+    format!("{day}#{shard:02}")
+}
+
+impl EventItem {
+    fn from_record(record: &EventRecord) -> Self {
+        let pk = record.stream.to_string();
+        let shard = shard_of(&pk);
+        Self {
+            time_bucket: time_bucket(&record.occurred_at.utc_day(), shard),
+            time_key: format!("{}#{}", record.occurred_at, record.event_id),
+            pk,
+            version: record.version,
+            aggregate_type: record.stream.aggregate_type.clone(),
+            aggregate_id: record.stream.aggregate_id.clone(),
+            event_id: record.event_id,
+            event_type: record.event_type.clone(),
+            occurred_at: record.occurred_at,
+            body: record.body.clone(),
+        }
+    }
+
+    fn into_record(self) -> EventRecord {
+        EventRecord {
+            stream: StreamId::new(self.aggregate_type, self.aggregate_id),
+            version: self.version,
+            event_id: self.event_id,
+            event_type: self.event_type,
+            occurred_at: self.occurred_at,
+            body: self.body,
+        }
+    }
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::new("encode item", e))
+}
+
+fn from_items<T: for<'de> Deserialize<'de>>(
+    items: Vec<HashMap<String, AttributeValue>>,
+) -> Result<Vec<T>, StoreError> {
+    serde_dynamo::from_items(items).map_err(|e| StoreError::new("decode item", e))
+}
+
+impl DynamoEventStore {
+    /// The store over `events_table` and `snapshots_table`.
+    pub fn new(client: Client, events_table: impl Into<String>, snapshots_table: impl Into<String>) -> Self {
+        Self {
+            client,
+            events_table: events_table.into(),
+            snapshots_table: snapshots_table.into(),
+        }
+    }
+
+    /// The `Put` that appends one event, for callers that must write an event in the
+    /// same transaction as a side effect of their own (reserve stock and record it).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the record cannot be encoded.
+    pub fn put_event(&self, record: &EventRecord) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.events_table)
+            .set_item(Some(to_item(&EventItem::from_record(record))?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::new("build put", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The `ConditionCheck` that `stream` is at least at `version` (nothing for 0).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the request cannot be built.
+    pub fn check_version(
+        &self,
+        stream: &StreamId,
+        version: u64,
+    ) -> Result<Option<TransactWriteItem>, StoreError> {
+        if version == 0 {
+            return Ok(None);
+        }
+        let check = ConditionCheck::builder()
+            .table_name(&self.events_table)
+            .key("pk", AttributeValue::S(stream.to_string()))
+            .key("version", AttributeValue::N(version.to_string()))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::new("build condition check", e))?;
+        Ok(Some(TransactWriteItem::builder().condition_check(check).build()))
+    }
+
+    async fn query_day_shard(
+        &self,
+        bucket: String,
+        from: &str,
+        until: &str,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let pages = self
+            .client
+            .query()
+            .table_name(&self.events_table)
+            .index_name(TIME_INDEX)
+            .key_condition_expression("timeBucket = :b AND timeKey BETWEEN :from AND :until")
+            .expression_attribute_values(":b", AttributeValue::S(bucket))
+            .expression_attribute_values(":from", AttributeValue::S(from.to_owned()))
+            .expression_attribute_values(":until", AttributeValue::S(until.to_owned()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| StoreError::new("query time index", e))?;
+        let items: Vec<EventItem> = from_items(pages)?;
+        // BETWEEN is inclusive: `until` itself sorts before any `until#<id>` key, so an
+        // event at exactly `until` is already outside; this filter only guards the text.
+        Ok(items
+            .into_iter()
+            .map(EventItem::into_record)
+            .filter(|r| r.occurred_at.to_string().as_str() < until)
+            .collect())
+    }
+}
+
+/// Reads why DynamoDB cancelled a transaction: a failed condition (someone else won)
+/// or a concurrent transaction on the same items (transient: try again).
+enum Cancelled {
+    ConditionFailed,
+    TransactionConflict,
+}
+
+fn cancellation(error: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>) -> Option<Cancelled> {
+    let TransactWriteItemsError::TransactionCanceledException(cancelled) = error.as_service_error()? else {
+        return None;
+    };
+    let codes: Vec<_> = cancelled
+        .cancellation_reasons()
+        .iter()
+        .filter_map(|r| r.code())
+        .collect();
+    if codes.contains(&"ConditionalCheckFailed") {
+        Some(Cancelled::ConditionFailed)
+    } else if codes.contains(&"TransactionConflict") {
+        Some(Cancelled::TransactionConflict)
+    } else {
+        None
+    }
+}
+
+impl EventStore for DynamoEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+    ) -> Result<(), AppendError> {
+        validate_append(stream, expected_version, events)?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut actions: Vec<_> = self
+            .check_version(stream, expected_version)?
+            .into_iter()
+            .collect();
+        for event in events {
+            actions.push(self.put_event(event)?);
+        }
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .send()
+                .await;
+            let Err(error) = result else { return Ok(()) };
+            match cancellation(&error) {
+                Some(Cancelled::ConditionFailed) => {
+                    return Err(AppendError::Conflict {
+                        stream: stream.clone(),
+                        expected_version,
+                    });
+                }
+                Some(Cancelled::TransactionConflict) if attempt < TRANSACTION_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    let jitter = u64::from(events[0].event_id.as_u128().to_le_bytes()[0] % 8);
+                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5 + jitter)).await;
+                }
+                // Still contended after the retries: the caller re-loads and re-decides,
+                // which is exactly what a lost race needs.
+                Some(Cancelled::TransactionConflict) => {
+                    return Err(AppendError::Conflict {
+                        stream: stream.clone(),
+                        expected_version,
+                    });
+                }
+                None => return Err(StoreError::new("append", error).into()),
+            }
+        }
+    }
+
+    async fn load(&self, stream: &StreamId, after_version: u64) -> Result<Vec<EventRecord>, StoreError> {
+        let pages = self
+            .client
+            .query()
+            .table_name(&self.events_table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND version > :after")
+            .expression_attribute_values(":pk", AttributeValue::S(stream.to_string()))
+            .expression_attribute_values(":after", AttributeValue::N(after_version.to_string()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| StoreError::new("load stream", e))?;
+        let items: Vec<EventItem> = from_items(pages)?;
+        Ok(items.into_iter().map(EventItem::into_record).collect())
+    }
+
+    async fn read_time_range(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        if until <= from {
+            return Ok(Vec::new());
+        }
+        let (from_text, until_text) = (from.to_string(), until.to_string());
+        let mut days = Vec::new();
+        let mut day = from;
+        let last_day = until.plus(jiff::SignedDuration::from_micros(-1)).utc_day();
+        loop {
+            let name = day.utc_day();
+            let done = name == last_day;
+            days.push(name);
+            if done {
+                break;
+            }
+            day = day.plus(jiff::SignedDuration::from_hours(24));
+        }
+        let queries = days.iter().flat_map(|day| {
+            (0..TIME_SHARDS)
+                .map(|shard| self.query_day_shard(time_bucket(day, shard), &from_text, &until_text))
+        });
+        let mut events: Vec<_> = try_join_all(queries).await?.into_iter().flatten().collect();
+        events.sort_by_key(EventRecord::time_order);
+        Ok(events)
+    }
+
+    async fn save_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), StoreError> {
+        let item = SnapshotItem {
+            pk: snapshot.stream.to_string(),
+            version: snapshot.version,
+            schema: snapshot.schema,
+            body: snapshot.body.clone(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.snapshots_table)
+            .set_item(Some(to_item(&item)?))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("save snapshot", e))?;
+        Ok(())
+    }
+
+    async fn latest_snapshot(&self, stream: &StreamId) -> Result<Option<SnapshotRecord>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.snapshots_table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(stream.to_string()))
+            .scan_index_forward(false)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| StoreError::new("load snapshot", e))?;
+        let items: Vec<SnapshotItem> = from_items(output.items.unwrap_or_default())?;
+        Ok(items.into_iter().next().map(|s| SnapshotRecord {
+            stream: stream.clone(),
+            version: s.version,
+            schema: s.schema,
+            body: s.body,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        assert_eq!(shard_of("order#a"), shard_of("order#a"));
+        let used: std::collections::HashSet<_> = (0..1000).map(|i| shard_of(&format!("order#{i}"))).collect();
+        assert_eq!(used.len(), TIME_SHARDS as usize);
+    }
+}

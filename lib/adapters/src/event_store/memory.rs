@@ -1,0 +1,111 @@
+//! An in-memory event store: the same contract as the DynamoDB one (the conformance
+//! suite runs against both), for unit tests and for running without an emulator.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use orderflow_app::{
+    AppendError, EventRecord, EventStore, SnapshotRecord, StoreError, StreamId, validate_append,
+};
+use orderflow_domain::Timestamp;
+
+#[derive(Debug, Default)]
+struct Inner {
+    streams: HashMap<StreamId, Vec<EventRecord>>,
+    snapshots: HashMap<StreamId, BTreeMap<u64, SnapshotRecord>>,
+}
+
+/// An event store in a mutex. Clones share the same data.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryEventStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl MemoryEventStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::new("lock", "a writer panicked while holding the store"))
+    }
+}
+
+impl EventStore for MemoryEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+    ) -> Result<(), AppendError> {
+        validate_append(stream, expected_version, events)?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut inner = self.lock()?;
+        let stored = inner.streams.entry(stream.clone()).or_default();
+        if stored.len() as u64 != expected_version {
+            return Err(AppendError::Conflict {
+                stream: stream.clone(),
+                expected_version,
+            });
+        }
+        stored.extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn load(&self, stream: &StreamId, after_version: u64) -> Result<Vec<EventRecord>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .streams
+            .get(stream)
+            .map(|events| {
+                events
+                    .iter()
+                    .filter(|e| e.version > after_version)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn read_time_range(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let inner = self.lock()?;
+        let mut events: Vec<_> = inner
+            .streams
+            .values()
+            .flatten()
+            .filter(|e| from <= e.occurred_at && e.occurred_at < until)
+            .cloned()
+            .collect();
+        events.sort_by_key(EventRecord::time_order);
+        Ok(events)
+    }
+
+    async fn save_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        inner
+            .snapshots
+            .entry(snapshot.stream.clone())
+            .or_default()
+            .insert(snapshot.version, snapshot.clone());
+        Ok(())
+    }
+
+    async fn latest_snapshot(&self, stream: &StreamId) -> Result<Option<SnapshotRecord>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .snapshots
+            .get(stream)
+            .and_then(|s| s.last_key_value())
+            .map(|(_, s)| s.clone()))
+    }
+}

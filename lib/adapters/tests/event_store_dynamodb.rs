@@ -1,0 +1,105 @@
+//! What only the DynamoDB adapter can show: reads page through aggregates larger than
+//! one Query response (1 MB), and the table's stream carries every appended event as a
+//! NEW_IMAGE for the relay.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
+
+mod common;
+
+use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
+use common::*;
+use orderflow_app::{EventStore, MAX_EVENTS_PER_APPEND};
+use orderflow_provision::local;
+
+#[tokio::test]
+async fn an_aggregate_larger_than_one_megabyte_loads_whole() {
+    let store = dynamo_event_store().await;
+    let stream = fresh_stream();
+    let padding = "x".repeat(6_000);
+    let events: Vec<_> = (1..=300)
+        .map(|v| {
+            record(
+                &stream,
+                v,
+                ts("2026-11-21T06:30:00Z"),
+                &format!("{{\"v\":{v},\"pad\":\"{padding}\"}}"),
+            )
+        })
+        .collect();
+    let total_bytes: usize = events.iter().map(|e| e.body.len()).sum();
+    assert!(
+        total_bytes > 1_700_000,
+        "the stream is well over 1 MB ({total_bytes} bytes)"
+    );
+    let mut version = 0;
+    for chunk in events.chunks(MAX_EVENTS_PER_APPEND) {
+        store.append(&stream, version, chunk).await.unwrap();
+        version += chunk.len() as u64;
+    }
+    let loaded = store.load(&stream, 0).await.unwrap();
+    assert_eq!(loaded, events, "every page read, in order");
+    let tail = store.load(&stream, 150).await.unwrap();
+    assert_eq!(tail, events[150..]);
+}
+
+#[tokio::test]
+async fn appended_events_reach_the_stream_as_new_images() {
+    let (store, client, table) = dynamo_event_store_with_names().await;
+    let described = client.describe_table().table_name(&table).send().await.unwrap();
+    let description = described.table.unwrap();
+    let spec = description.stream_specification.unwrap();
+    assert!(spec.stream_enabled);
+    assert_eq!(spec.stream_view_type.unwrap().as_str(), "NEW_IMAGE");
+    let stream_arn = description.latest_stream_arn.unwrap();
+
+    let stream = fresh_stream();
+    let batch = records(&stream, 1, 3);
+    store.append(&stream, 0, &batch).await.unwrap();
+
+    let streams = local::dynamodb_streams_client().await;
+    let shards = streams
+        .describe_stream()
+        .stream_arn(&stream_arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_description
+        .unwrap()
+        .shards
+        .unwrap_or_default();
+    let mut bodies = Vec::new();
+    for shard in shards {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&stream_arn)
+            .shard_id(shard.shard_id.unwrap())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        // An open shard always hands back a next iterator; stop once a read is empty.
+        while let Some(current) = iterator {
+            let page = streams
+                .get_records()
+                .shard_iterator(current)
+                .send()
+                .await
+                .unwrap();
+            let records = page.records.unwrap_or_default();
+            if records.is_empty() {
+                break;
+            }
+            for record in records {
+                let image = record.dynamodb.unwrap().new_image.unwrap();
+                let Some(AttributeValue::S(body)) = image.get("body") else {
+                    panic!("NEW_IMAGE carries the envelope body: {image:?}")
+                };
+                bodies.push(body.clone());
+            }
+            iterator = page.next_shard_iterator;
+        }
+    }
+    let expected: Vec<_> = batch.iter().map(|r| r.body.clone()).collect();
+    assert_eq!(bodies, expected);
+}
