@@ -1,0 +1,83 @@
+# orderflow: every target here is what CI runs, so a green `make test` locally is a
+# green CI. Two commands matter: `make dev` (run the system) and `make test`.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+DDB_PORT ?= 8000
+MOTO_PORT ?= 5050
+LOCAL := .local
+TOOLS := $(LOCAL)/venv-tools/bin
+
+# The SDK's standard variables: every adapter, test and the CLI reach the emulators
+# through these alone. Set them yourself to point at LocalStack instead.
+export ORDERFLOW_DYNAMODB_PORT := $(DDB_PORT)
+export ORDERFLOW_MOTO_PORT := $(MOTO_PORT)
+export AWS_REGION ?= us-east-1
+export AWS_ACCESS_KEY_ID ?= local
+export AWS_SECRET_ACCESS_KEY ?= local
+export AWS_ENDPOINT_URL ?= http://127.0.0.1:$(MOTO_PORT)
+export AWS_ENDPOINT_URL_DYNAMODB ?= http://127.0.0.1:$(DDB_PORT)
+export AWS_ENDPOINT_URL_DYNAMODB_STREAMS ?= http://127.0.0.1:$(DDB_PORT)
+export SAM_CLI_TELEMETRY := 0
+
+NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: help
+help: ## This list.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: ## Install the pinned emulators (DynamoDB Local, moto) into .local/.
+	@infra/local/emulators.sh install
+
+.PHONY: tools
+tools: ## Install the pinned template linters (sam, cfn-lint) into .local/.
+	@infra/local/emulators.sh install-tools
+
+.PHONY: emulators
+emulators: ## Start the emulators (harmless when already running).
+	@infra/local/emulators.sh start
+
+.PHONY: stop
+stop: ## Stop the emulators.
+	@infra/local/emulators.sh stop
+
+.PHONY: dev
+dev: emulators ## Run orderflow locally: emulators up, resources from template.yaml.
+	cargo run --quiet --locked -p orderflow-cli -- dev
+
+.PHONY: test
+test: install ## Every test, against emulators this target starts (and stops).
+ifeq ($(NEXTEST),yes)
+	infra/local/with-emulators.sh cargo nextest run --workspace --locked --profile ci
+else
+	infra/local/with-emulators.sh cargo test --workspace --locked
+endif
+
+.PHONY: fmt
+fmt: ## Check formatting.
+	cargo fmt --all --check
+
+.PHONY: clippy
+clippy: ## Lints, warnings as errors.
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+.PHONY: doc
+doc: ## API docs, warnings as errors.
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+.PHONY: lint-template
+lint-template: tools ## cfn-lint and `sam validate --lint` on template.yaml.
+	$(TOOLS)/cfn-lint template.yaml
+	$(TOOLS)/sam validate --lint --template-file template.yaml --region $(AWS_REGION)
+
+.PHONY: lint
+lint: fmt clippy doc lint-template ## Everything CI checks besides the tests.
+
+.PHONY: bench
+bench: install ## Criterion benchmarks (handler CPU vs serde_json; 10k-event loads).
+	infra/local/with-emulators.sh cargo bench --locked -p orderflow-adapters --bench event_path
+
+.PHONY: ci
+ci: fmt clippy test lint-template doc ## What .ci/run runs.
