@@ -1,7 +1,9 @@
 //! The order domain of orderflow, pure: no I/O, no AWS, no async runtime.
 //!
 //! - [`ids`], [`money`], [`time`]: the values, parsed once at the edge.
-//! - [`order`]: the Order aggregate as a decider (`decide` / `evolve`).
+//! - [`order`]: the Order aggregate as a decider (`decide` / `evolve`); it joins the saga.
+//! - [`inventory`], [`payment`], [`shipment`]: the other participants' per-order
+//!   deciders, each with a tombstone for a cancellation that arrives first.
 //! - [`envelope`]: the envelope every event travels in, and upcasting on read.
 //!
 //! Cargo keeps this crate pure: its dependency tree has no `aws-*`, `lambda_*` or
@@ -9,8 +11,11 @@
 
 pub mod envelope;
 pub mod ids;
+pub mod inventory;
 pub mod money;
 pub mod order;
+pub mod payment;
+pub mod shipment;
 pub mod time;
 
 use serde::Serialize;

@@ -22,25 +22,43 @@ fn read(name: &str) -> String {
     std::fs::read_to_string(samples_dir().join(name)).unwrap()
 }
 
-#[test]
-fn every_current_sample_round_trips_exactly() {
+/// Decodes and re-encodes every current-version sample of one aggregate's folder;
+/// returns the event types seen.
+fn round_trip_folder<E: DomainEvent + std::fmt::Debug>(folder: &str) -> Vec<&'static str> {
     let mut seen = Vec::new();
-    for entry in std::fs::read_dir(samples_dir()).unwrap() {
+    for entry in std::fs::read_dir(samples_dir().join("..").join(folder)).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if name.contains(".v") {
             continue; // old schema versions: see the upcasting test
         }
         let json = std::fs::read_to_string(&path).unwrap();
-        let envelope = Envelope::<OrderEvent>::decode(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let envelope = Envelope::<E>::decode(&json).unwrap_or_else(|e| panic!("{folder}/{name}: {e}"));
         assert_eq!(format!("{}.json", envelope.event_type()), name);
+        assert_eq!(
+            envelope.aggregate_type, folder,
+            "{name} sits in its aggregate's folder"
+        );
         let original: Value = serde_json::from_str(&json).unwrap();
         let reencoded: Value = serde_json::from_str(&envelope.to_json()).unwrap();
-        assert_eq!(reencoded, original, "{name} does not re-encode to itself");
+        assert_eq!(
+            reencoded, original,
+            "{folder}/{name} does not re-encode to itself"
+        );
         seen.push(envelope.event_type());
     }
     seen.sort_unstable();
-    let mut all = vec![
+    seen
+}
+
+fn sorted(mut names: Vec<&'static str>) -> Vec<&'static str> {
+    names.sort_unstable();
+    names
+}
+
+#[test]
+fn every_current_sample_round_trips_exactly() {
+    let all = sorted(vec![
         names::PLACED,
         names::STOCK_RESERVED,
         names::STOCK_RESERVATION_FAILED,
@@ -50,9 +68,39 @@ fn every_current_sample_round_trips_exactly() {
         names::SHIPMENT_RECORDED,
         names::FULFILMENT_ADVANCED,
         names::CANCELLED,
-    ];
-    all.sort_unstable();
-    assert_eq!(seen, all, "every order event type has a sample");
+    ]);
+    assert_eq!(
+        round_trip_folder::<OrderEvent>("order"),
+        all,
+        "every order event type has a sample"
+    );
+    use orderflow_domain::{inventory, payment, shipment};
+    assert_eq!(
+        round_trip_folder::<inventory::InventoryEvent>("inventory"),
+        sorted(vec![
+            inventory::names::RESERVED,
+            inventory::names::RESERVATION_FAILED,
+            inventory::names::RELEASED,
+            inventory::names::VOIDED
+        ])
+    );
+    assert_eq!(
+        round_trip_folder::<payment::PaymentEvent>("payment"),
+        sorted(vec![
+            payment::names::CAPTURED,
+            payment::names::DECLINED,
+            payment::names::REFUNDED,
+            payment::names::VOIDED
+        ])
+    );
+    assert_eq!(
+        round_trip_folder::<shipment::ShipmentEvent>("shipment"),
+        sorted(vec![
+            shipment::names::CREATED,
+            shipment::names::CANCELLED,
+            shipment::names::VOIDED
+        ])
+    );
 }
 
 #[test]
