@@ -29,7 +29,7 @@ const TABLE_VARIABLES: &[(&str, &str)] = &[
 pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let template =
         Template::load(&args.template).with_context(|| format!("reading {}", args.template.display()))?;
-    let client = local::dynamodb_client().await;
+    let client = local::dynamodb_client().await?;
     let mut lines = Vec::new();
     for logical_id in template.logical_ids("AWS::DynamoDB::Table") {
         let name = format!("{}-{logical_id}", args.prefix);
@@ -51,7 +51,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         lines.push(format!("  {state:8} {logical_id:18} {name}{variable}"));
     }
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .unwrap_or_else(|_| local::DEFAULT_DYNAMODB_ENDPOINT.into());
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .unwrap_or_default();
     let mut out = std::io::stdout().lock();
     writeln!(out, "orderflow is provisioned from {}:", args.template.display())?;
     for line in &lines {

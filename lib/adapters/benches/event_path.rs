@@ -118,7 +118,7 @@ const EVENTS: u64 = 10_000;
 /// A 10,000-event order in fresh DynamoDB Local tables: `OrderPlaced`, then answers
 /// recorded over and over (valid events that the fold applies one by one).
 async fn ten_thousand_event_order() -> (Repository<DynamoEventStore>, String) {
-    let client = local::dynamodb_client().await;
+    let client = local::dynamodb_client().await.unwrap();
     let tables = local::fresh_tables(&client, &["EventStoreTable", "SnapshotTable"])
         .await
         .expect("DynamoDB Local is reachable: run `make bench`, which starts it");

@@ -3,10 +3,14 @@
 //! One conformance suite (in `tests/`) runs against both, the DynamoDB side against
 //! DynamoDB Local.
 
+pub mod bus;
 pub mod config;
 pub mod event_store;
 pub mod idempotency;
+pub mod sqs;
+pub mod telemetry;
 
+pub use bus::{BusEvent, EventBridgePublisher};
 pub use config::{ConfigError, StoreConfig, aws_sdk_config};
 pub use event_store::{DynamoEventStore, MemoryEventStore};
 pub use idempotency::{DynamoIdempotencyStore, MemoryIdempotencyStore};

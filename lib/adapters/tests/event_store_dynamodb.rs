@@ -56,7 +56,7 @@ async fn appended_events_reach_the_stream_as_new_images() {
     let batch = records(&stream, 1, 3);
     store.append(&stream, 0, &batch).await.unwrap();
 
-    let streams = local::dynamodb_streams_client().await;
+    let streams = local::dynamodb_streams_client().await.unwrap();
     let shards = streams
         .describe_stream()
         .stream_arn(&stream_arn)

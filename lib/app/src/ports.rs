@@ -357,3 +357,10 @@ impl KeyRecord {
         }
     }
 }
+
+/// Publishes stored events to the bus (the relay's port).
+pub trait EventPublisher: Send + Sync {
+    /// Publishes `events`, retrying what the bus refuses; returns the indexes of the
+    /// events that still could not be published, in ascending order.
+    fn publish(&self, events: &[EventRecord]) -> impl Future<Output = Vec<usize>> + Send;
+}

@@ -1,9 +1,11 @@
 //! Clients for the local emulators and uniquely named tables from the template, for
 //! tests and the dev runner.
 //!
-//! Endpoints come from the SDK's standard variables (`AWS_ENDPOINT_URL_DYNAMODB`, …)
-//! as everywhere else; only when none is set does this fall back to DynamoDB Local's
-//! default port, so `cargo test` works by hand after `make emulators`.
+//! Endpoints come only from the SDK's standard variables (`AWS_ENDPOINT_URL`,
+//! `AWS_ENDPOINT_URL_DYNAMODB`, …), as everywhere else. These helpers refuse to build a
+//! client when none is set: a test or `orderflow dev` run by hand can never create
+//! tables in a real account by accident. `make test` and `make dev` set them;
+//! `eval "$(infra/local/emulators.sh env)"` sets them for a shell.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,11 +15,25 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 
 use crate::{ProvisionError, Template};
 
-/// DynamoDB Local's default endpoint (see `infra/local/emulators.sh`).
-pub const DEFAULT_DYNAMODB_ENDPOINT: &str = "http://127.0.0.1:8000";
+/// No emulator endpoint is configured.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "no emulator endpoint: set {0} or AWS_ENDPOINT_URL (`make test` and `make dev` do; for a shell: \
+     eval \"$(infra/local/emulators.sh env)\")"
+)]
+pub struct NoEndpoint(&'static str);
 
-/// The SDK configuration for the emulators: standard variables first, local defaults
-/// for whatever is unset.
+fn require_endpoint(service_variable: &'static str) -> Result<(), NoEndpoint> {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    if set(service_variable) || set("AWS_ENDPOINT_URL") {
+        Ok(())
+    } else {
+        Err(NoEndpoint(service_variable))
+    }
+}
+
+/// The SDK configuration for the emulators: standard variables, with a region and
+/// dummy credentials when none are set (emulators accept any).
 pub async fn sdk_config() -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if std::env::var_os("AWS_REGION").is_none() {
@@ -30,33 +46,22 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     loader.load().await
 }
 
-/// DynamoDB Local's endpoint when no standard variable names one for `service_variable`.
-fn fallback_endpoint(service_variable: &str) -> Option<&'static str> {
-    let unset =
-        std::env::var_os(service_variable).is_none() && std::env::var_os("AWS_ENDPOINT_URL").is_none();
-    unset.then_some(DEFAULT_DYNAMODB_ENDPOINT)
-}
-
 /// A DynamoDB client for the emulator.
-pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    let config = sdk_config().await;
-    let builder = aws_sdk_dynamodb::config::Builder::from(&config);
-    let builder = match fallback_endpoint("AWS_ENDPOINT_URL_DYNAMODB") {
-        Some(endpoint) => builder.endpoint_url(endpoint),
-        None => builder,
-    };
-    aws_sdk_dynamodb::Client::from_conf(builder.build())
+///
+/// # Errors
+/// [`NoEndpoint`] when no endpoint variable is set.
+pub async fn dynamodb_client() -> Result<aws_sdk_dynamodb::Client, NoEndpoint> {
+    require_endpoint("AWS_ENDPOINT_URL_DYNAMODB")?;
+    Ok(aws_sdk_dynamodb::Client::new(&sdk_config().await))
 }
 
 /// A DynamoDB Streams client for the emulator.
-pub async fn dynamodb_streams_client() -> aws_sdk_dynamodbstreams::Client {
-    let config = sdk_config().await;
-    let builder = aws_sdk_dynamodbstreams::config::Builder::from(&config);
-    let builder = match fallback_endpoint("AWS_ENDPOINT_URL_DYNAMODB_STREAMS") {
-        Some(endpoint) => builder.endpoint_url(endpoint),
-        None => builder,
-    };
-    aws_sdk_dynamodbstreams::Client::from_conf(builder.build())
+///
+/// # Errors
+/// [`NoEndpoint`] when no endpoint variable is set.
+pub async fn dynamodb_streams_client() -> Result<aws_sdk_dynamodbstreams::Client, NoEndpoint> {
+    require_endpoint("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")?;
+    Ok(aws_sdk_dynamodbstreams::Client::new(&sdk_config().await))
 }
 
 /// A name no other test in this run (or a parallel one) uses.

@@ -122,6 +122,17 @@ fn from_items<T: for<'de> Deserialize<'de>>(
     serde_dynamo::from_items(items).map_err(|e| StoreError::new("decode item", e))
 }
 
+/// Reads an event back from an item of the events table, as the table's stream
+/// delivers it (`NEW_IMAGE`) to the relay.
+///
+/// # Errors
+/// [`StoreError`] when the item is not an event.
+pub fn record_from_item(item: impl Into<serde_dynamo::Item>) -> Result<EventRecord, StoreError> {
+    let item: EventItem =
+        serde_dynamo::from_item(item).map_err(|e| StoreError::new("decode stream image", e))?;
+    Ok(item.into_record())
+}
+
 impl DynamoEventStore {
     /// The store over `events_table` and `snapshots_table`.
     pub fn new(client: Client, events_table: impl Into<String>, snapshots_table: impl Into<String>) -> Self {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 /// An event store over fresh tables.
 pub async fn dynamo_event_store() -> DynamoEventStore {
-    let client = local::dynamodb_client().await;
+    let client = local::dynamodb_client().await.unwrap();
     let tables = local::fresh_tables(&client, &["EventStoreTable", "SnapshotTable"])
         .await
         .expect("DynamoDB Local is reachable (start it with `make emulators`) and the template's tables are valid");
@@ -25,7 +25,7 @@ pub async fn dynamo_event_store() -> DynamoEventStore {
 
 /// The event table's name behind a fresh store, with the client.
 pub async fn dynamo_event_store_with_names() -> (DynamoEventStore, aws_sdk_dynamodb::Client, String) {
-    let client = local::dynamodb_client().await;
+    let client = local::dynamodb_client().await.unwrap();
     let tables = local::fresh_tables(&client, &["EventStoreTable", "SnapshotTable"])
         .await
         .expect("DynamoDB Local is reachable");
@@ -39,7 +39,7 @@ pub async fn dynamo_event_store_with_names() -> (DynamoEventStore, aws_sdk_dynam
 
 /// An idempotency store over a fresh table, with its name.
 pub async fn dynamo_idempotency_store() -> (DynamoIdempotencyStore, aws_sdk_dynamodb::Client, String) {
-    let client = local::dynamodb_client().await;
+    let client = local::dynamodb_client().await.unwrap();
     let tables = local::fresh_tables(&client, &["IdempotencyTable"])
         .await
         .expect("DynamoDB Local is reachable");

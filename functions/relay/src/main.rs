@@ -1,0 +1,18 @@
+//! Lambda entry point of the relay.
+
+use aws_lambda_events::event::dynamodb::Event;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use orderflow_adapters::{EventBridgePublisher, aws_sdk_config, config, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let bus_name = config::required("EVENT_BUS_NAME")?;
+    let sdk = aws_sdk_config().await;
+    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), bus_name);
+    run(service_fn(|event: LambdaEvent<Event>| {
+        let publisher = &publisher;
+        async move { Ok::<_, Error>(relay::relay(publisher, event.payload).await) }
+    }))
+    .await
+}
