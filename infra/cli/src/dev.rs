@@ -1,12 +1,12 @@
-//! `orderflow dev`: the template's tables in the emulators, named `<prefix>-<LogicalId>`,
-//! created if missing (so running it again is harmless), then a summary of how to reach
-//! them.
+//! `orderflow dev`: every resource of `template.yaml` in the local emulators, named
+//! `<prefix>-<LogicalId>`, created if missing (running it again is harmless), then a
+//! summary of how to reach them.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use orderflow_provision::{Created, Template, local};
+use orderflow_provision::{Template, local};
 
 /// Options of `orderflow dev`.
 #[derive(Debug, clap::Args)]
@@ -19,48 +19,33 @@ pub(crate) struct DevArgs {
     prefix: String,
 }
 
-/// The variables a function reads, by the table it names.
-const TABLE_VARIABLES: &[(&str, &str)] = &[
-    ("EventStoreTable", "EVENT_STORE_TABLE"),
-    ("SnapshotTable", "SNAPSHOT_TABLE"),
-    ("IdempotencyTable", "IDEMPOTENCY_TABLE"),
-];
-
 pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let template =
         Template::load(&args.template).with_context(|| format!("reading {}", args.template.display()))?;
-    let client = local::dynamodb_client().await?;
-    let mut lines = Vec::new();
-    for logical_id in template.logical_ids("AWS::DynamoDB::Table") {
-        let name = format!("{}-{logical_id}", args.prefix);
-        let created = template
-            .table(logical_id)?
-            .create(&client, &name)
-            .await
-            .with_context(|| {
-                format!("creating {logical_id}: is DynamoDB Local running (`make emulators`)?")
-            })?;
-        let state = match created {
-            Created::New => "created",
-            Created::Existing => "exists",
-        };
-        let variable = TABLE_VARIABLES
-            .iter()
-            .find(|(id, _)| *id == logical_id)
-            .map_or(String::new(), |(_, var)| format!("  ({var})"));
-        lines.push(format!("  {state:8} {logical_id:18} {name}{variable}"));
-    }
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .unwrap_or_default();
+    let stack = local::provision_stack(&template, &args.prefix)
+        .await
+        .context("provisioning the template in the emulators: are they running (`make emulators`)?")?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "orderflow is provisioned from {}:", args.template.display())?;
-    for line in &lines {
-        writeln!(out, "{line}")?;
+    let mut tables: Vec<_> = stack.tables.iter().collect();
+    tables.sort();
+    for (logical_id, name) in tables {
+        writeln!(out, "  table  {logical_id:24} {name}")?;
     }
-    writeln!(out, "\nDynamoDB (and Streams): {endpoint}")?;
-    if let Ok(moto) = std::env::var("AWS_ENDPOINT_URL") {
-        writeln!(out, "SQS and EventBridge:    {moto}")?;
+    for (logical_id, queue) in &stack.messaging.queues {
+        let redrive = queue.redrive.as_ref().map_or(String::new(), |(dlq, max)| {
+            format!("  -> {dlq} after {max} receives")
+        });
+        writeln!(out, "  queue  {logical_id:24} {}{redrive}", queue.name)?;
+    }
+    for (logical_id, name) in stack.messaging.buses.iter().chain(&stack.messaging.rules) {
+        writeln!(out, "  events {logical_id:24} {name}")?;
+    }
+    for (label, variable) in [
+        ("DynamoDB and Streams", "AWS_ENDPOINT_URL_DYNAMODB"),
+        ("SQS and EventBridge ", "AWS_ENDPOINT_URL"),
+    ] {
+        writeln!(out, "\n{label}: {}", std::env::var(variable).unwrap_or_default())?;
     }
     writeln!(
         out,

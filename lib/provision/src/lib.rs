@@ -8,6 +8,7 @@
 //! understand.
 
 pub mod local;
+pub mod messaging;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -228,6 +229,13 @@ impl Template {
             .collect()
     }
 
+    /// A resource's `Properties` (`Null` when it has none or does not exist).
+    #[must_use]
+    pub fn properties(&self, logical_id: &str) -> &Value {
+        static NULL: Value = Value::Null;
+        self.resources.get(logical_id).map_or(&NULL, |r| &r.properties)
+    }
+
     /// The table `logical_id`.
     ///
     /// # Errors
@@ -271,7 +279,7 @@ fn keys(specs: &[KeySpec]) -> Result<Vec<KeySchemaElement>, ProvisionError> {
         .collect()
 }
 
-fn emulator(what: &str, source: impl std::error::Error + Send + Sync + 'static) -> ProvisionError {
+pub(crate) fn emulator(what: &str, source: impl std::error::Error + Send + Sync + 'static) -> ProvisionError {
     ProvisionError::Emulator {
         what: what.to_owned(),
         source: Box::new(source),

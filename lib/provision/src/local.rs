@@ -98,3 +98,87 @@ pub async fn fresh_tables(
     }
     Ok(names)
 }
+
+/// An SQS client for the emulator (moto, or LocalStack).
+///
+/// # Errors
+/// [`NoEndpoint`] when no endpoint variable is set.
+pub async fn sqs_client() -> Result<aws_sdk_sqs::Client, NoEndpoint> {
+    require_endpoint("AWS_ENDPOINT_URL_SQS")?;
+    Ok(aws_sdk_sqs::Client::new(&sdk_config().await))
+}
+
+/// An EventBridge client for the emulator.
+///
+/// # Errors
+/// [`NoEndpoint`] when no endpoint variable is set.
+pub async fn eventbridge_client() -> Result<aws_sdk_eventbridge::Client, NoEndpoint> {
+    require_endpoint("AWS_ENDPOINT_URL_EVENTBRIDGE")?;
+    Ok(aws_sdk_eventbridge::Client::new(&sdk_config().await))
+}
+
+/// Every resource of the template, created locally under one prefix.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// The prefix of every name.
+    pub prefix: String,
+    /// Tables: logical id → name.
+    pub tables: HashMap<String, String>,
+    /// Queues, bus and rules.
+    pub messaging: crate::messaging::Messaging,
+}
+
+impl Stack {
+    /// The local name of table `logical_id`.
+    #[must_use]
+    pub fn table(&self, logical_id: &str) -> Option<&str> {
+        self.tables.get(logical_id).map(String::as_str)
+    }
+
+    /// Queue `logical_id`.
+    #[must_use]
+    pub fn queue(&self, logical_id: &str) -> Option<&crate::messaging::Queue> {
+        self.messaging.queues.get(logical_id)
+    }
+
+    /// The bus's name (the template declares one).
+    #[must_use]
+    pub fn bus(&self) -> &str {
+        self.messaging.buses.values().next().map_or("", String::as_str)
+    }
+}
+
+/// Why a stack could not be provisioned.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// No endpoint configured.
+    #[error(transparent)]
+    NoEndpoint(#[from] NoEndpoint),
+    /// The template or an emulator failed.
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+}
+
+/// Creates every table, queue, bus and rule of `template` as `<prefix>-<LogicalId>`.
+///
+/// # Errors
+/// [`StackError`].
+pub async fn provision_stack(template: &Template, prefix: &str) -> Result<Stack, StackError> {
+    let dynamodb = dynamodb_client().await?;
+    let tables = crate::messaging::table_names(template, prefix);
+    for (logical_id, name) in &tables {
+        template.table(logical_id)?.create(&dynamodb, name).await?;
+    }
+    let messaging = crate::messaging::provision_messaging(
+        template,
+        prefix,
+        &sqs_client().await?,
+        &eventbridge_client().await?,
+    )
+    .await?;
+    Ok(Stack {
+        prefix: prefix.to_owned(),
+        tables,
+        messaging,
+    })
+}
