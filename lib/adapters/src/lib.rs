@@ -4,11 +4,14 @@
 //! DynamoDB Local.
 
 pub mod bus;
+pub mod catalog;
 pub mod config;
 pub mod event_store;
 pub mod idempotency;
+pub mod payment;
 pub mod sqs;
 pub mod telemetry;
+pub mod transactional;
 
 pub use bus::{BusEvent, EventBridgePublisher};
 pub use config::{ConfigError, StoreConfig, aws_sdk_config};

@@ -21,6 +21,64 @@ pub enum Failure {
     Poison(String),
 }
 
+impl<E: std::error::Error + 'static> From<orderflow_app::CommandError<E>> for Failure {
+    /// The one place that says which command failures a redelivery can fix.
+    fn from(error: orderflow_app::CommandError<E>) -> Self {
+        use orderflow_app::{CommandError, LoadError};
+        let reason = error.to_string();
+        match error {
+            CommandError::Contention { .. }
+            | CommandError::Store(_)
+            | CommandError::Load(LoadError::Store(_)) => Self::Retry(reason),
+            CommandError::Domain(_)
+            | CommandError::VersionMismatch { .. }
+            | CommandError::Rejected(_)
+            | CommandError::Load(LoadError::Corrupt { .. } | LoadError::Gap { .. }) => Self::Poison(reason),
+        }
+    }
+}
+
+impl From<orderflow_domain::DecodeError> for Failure {
+    fn from(error: orderflow_domain::DecodeError) -> Self {
+        Self::Poison(format!("undecodable event: {error}"))
+    }
+}
+
+impl From<orderflow_app::GatewayError> for Failure {
+    fn from(error: orderflow_app::GatewayError) -> Self {
+        match error {
+            orderflow_app::GatewayError::Unavailable(reason) => Self::Retry(reason),
+            orderflow_app::GatewayError::Refused(reason) => Self::Poison(reason),
+        }
+    }
+}
+
+impl From<orderflow_app::StoreError> for Failure {
+    fn from(error: orderflow_app::StoreError) -> Self {
+        Self::Retry(error.to_string())
+    }
+}
+
+/// Reads the envelope of the EventBridge event an SQS message carries, decoded (and
+/// upcast) into `E`, with the metadata for the events it causes (`actor` records them).
+///
+/// # Errors
+/// [`Failure::Poison`]: the message is not an event of `E`.
+pub fn decode_message<E: orderflow_domain::DomainEvent>(
+    message: &SqsMessage,
+    actor: &str,
+) -> Result<(orderflow_domain::Envelope<E>, orderflow_domain::Metadata), Failure> {
+    let body = message
+        .body
+        .as_deref()
+        .ok_or_else(|| Failure::Poison("message has no body".into()))?;
+    let bus = crate::bus::BusEvent::parse(body)
+        .map_err(|e| Failure::Poison(format!("not an EventBridge event: {e}")))?;
+    let raw = orderflow_domain::RawEnvelope::parse(bus.detail.get())?;
+    let metadata = orderflow_domain::Metadata::caused_by(&raw, actor);
+    Ok((raw.decode()?, metadata))
+}
+
 /// Handles each message of `event` with `handle`, concurrently, and reports the
 /// failures for SQS to redeliver.
 pub async fn process_batch<F, Fut>(event: SqsEvent, handle: F) -> SqsBatchResponse

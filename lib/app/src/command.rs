@@ -368,19 +368,31 @@ impl<S: EventStore, C: Clock> CommandService<S, C> {
         events: Vec<A::Event>,
         metadata: &Metadata,
     ) -> Vec<Envelope<A::Event>> {
-        let occurred_at = self.clock.now();
-        (version + 1..)
-            .zip(events)
-            .map(|(version, data)| Envelope {
-                event_id: Uuid::now_v7(),
-                aggregate_type: A::TYPE.to_owned(),
-                aggregate_id: aggregate_id.to_owned(),
-                version,
-                occurred_at,
-                metadata: metadata.clone(),
-                replay: None,
-                data,
-            })
-            .collect()
+        envelopes::<A>(aggregate_id, version, events, metadata, self.clock.now())
     }
+}
+
+/// Wraps newly decided events in envelopes: versions after `version`, fresh UUID v7
+/// ids, one timestamp.
+#[must_use]
+pub fn envelopes<A: Aggregate>(
+    aggregate_id: &str,
+    version: u64,
+    events: Vec<A::Event>,
+    metadata: &Metadata,
+    occurred_at: orderflow_domain::Timestamp,
+) -> Vec<Envelope<A::Event>> {
+    (version + 1..)
+        .zip(events)
+        .map(|(version, data)| Envelope {
+            event_id: Uuid::now_v7(),
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            version,
+            occurred_at,
+            metadata: metadata.clone(),
+            replay: None,
+            data,
+        })
+        .collect()
 }

@@ -15,7 +15,7 @@ pub mod ports;
 pub use command::{CommandError, CommandService, Executed, LoadError, Loaded, Repository};
 pub use idempotency::{Idempotency, IdempotentError, Outcome, fingerprint};
 pub use ports::{
-    AppendError, BoxError, Claim, Clock, EventPublisher, EventRecord, EventStore, IdempotencyError,
-    IdempotencyStore, KeyRecord, KeyStatus, MAX_EVENTS_PER_APPEND, SnapshotRecord, StoreError, StreamId,
-    SystemClock, validate_append,
+    AppendError, BoxError, CaptureOutcome, Claim, Clock, EventPublisher, EventRecord, EventStore,
+    GatewayError, IdempotencyError, IdempotencyStore, KeyRecord, KeyStatus, MAX_EVENTS_PER_APPEND,
+    PaymentGateway, PaymentVault, SnapshotRecord, StoreError, StreamId, SystemClock, validate_append,
 };

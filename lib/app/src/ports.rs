@@ -364,3 +364,89 @@ pub trait EventPublisher: Send + Sync {
     /// events that still could not be published, in ascending order.
     fn publish(&self, events: &[EventRecord]) -> impl Future<Output = Vec<usize>> + Send;
 }
+
+/// What the payment provider answered to a capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureOutcome {
+    /// The amount was captured.
+    Captured {
+        /// The provider's capture id.
+        payment_id: String,
+    },
+    /// The provider declined (a final answer).
+    Declined {
+        /// The provider's reason.
+        reason: String,
+    },
+}
+
+/// The payment provider failed to answer.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Transient: the same call later may succeed.
+    #[error("payment provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider refused the request itself (a refund of an unknown capture).
+    #[error("payment provider refused the request: {0}")]
+    Refused(String),
+}
+
+/// A payment provider. Both calls are idempotent by order id, as real providers'
+/// idempotency keys are: a repeated capture returns the first one, never a second
+/// charge; a repeated refund refunds once.
+pub trait PaymentGateway: Send + Sync {
+    /// Captures `amount` with `token` for `order_id`.
+    ///
+    /// # Errors
+    /// [`GatewayError`].
+    fn capture(
+        &self,
+        order_id: orderflow_domain::OrderId,
+        amount: orderflow_domain::Money,
+        token: &orderflow_domain::order::PaymentToken,
+    ) -> impl Future<Output = Result<CaptureOutcome, GatewayError>> + Send;
+
+    /// Refunds the order's capture in full.
+    ///
+    /// # Errors
+    /// [`GatewayError`].
+    fn refund(
+        &self,
+        order_id: orderflow_domain::OrderId,
+        payment_id: &str,
+        amount: orderflow_domain::Money,
+    ) -> impl Future<Output = Result<(), GatewayError>> + Send;
+}
+
+/// Where payment tokens wait between the API and the payment service: never in an
+/// event, never in a log.
+pub trait PaymentVault: Send + Sync {
+    /// Keeps `token` for `order_id` until `expires_at`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn keep(
+        &self,
+        order_id: orderflow_domain::OrderId,
+        token: &orderflow_domain::order::PaymentToken,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The token kept for `order_id`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn token(
+        &self,
+        order_id: orderflow_domain::OrderId,
+    ) -> impl Future<Output = Result<Option<orderflow_domain::order::PaymentToken>, StoreError>> + Send;
+
+    /// Forgets the token once payment no longer needs it.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn forget(
+        &self,
+        order_id: orderflow_domain::OrderId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

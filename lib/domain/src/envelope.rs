@@ -45,6 +45,19 @@ pub struct Metadata {
     pub actor: String,
 }
 
+impl Metadata {
+    /// The metadata of an event caused by `cause`: same correlation, caused by it,
+    /// recorded by `actor` (a service, `service:<name>`).
+    #[must_use]
+    pub fn caused_by(cause: &RawEnvelope<'_>, actor: &str) -> Self {
+        Self {
+            correlation_id: cause.correlation_id.clone(),
+            causation_id: cause.event_id.to_string(),
+            actor: actor.to_owned(),
+        }
+    }
+}
+
 /// The mark a replayed event carries, so consumers can tell it from live traffic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplayMark {

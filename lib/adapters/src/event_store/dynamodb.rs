@@ -34,6 +34,9 @@ pub const TIME_INDEX: &str = "by-time";
 /// How many partitions one day of the time index is spread over.
 pub const TIME_SHARDS: u32 = 16;
 
+/// DynamoDB's limit on actions in one transaction.
+pub const MAX_TRANSACTION_ACTIONS: usize = 100;
+
 /// How often an append is retried when DynamoDB cancels it for a concurrent
 /// transaction on the same items (as opposed to a failed condition).
 const TRANSACTION_CONFLICT_RETRIES: u32 = 8;
@@ -212,10 +215,14 @@ impl DynamoEventStore {
     }
 }
 
-/// Reads why DynamoDB cancelled a transaction: a failed condition (someone else won)
-/// or a concurrent transaction on the same items (transient: try again).
+/// Reads why DynamoDB cancelled a transaction: a failed condition (someone else won,
+/// or a side effect's condition did not hold) or a concurrent transaction on the same
+/// items (transient: try again).
 enum Cancelled {
-    ConditionFailed,
+    ConditionFailed {
+        index: usize,
+        item: Option<HashMap<String, AttributeValue>>,
+    },
     TransactionConflict,
 }
 
@@ -223,17 +230,114 @@ fn cancellation(error: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsErro
     let TransactWriteItemsError::TransactionCanceledException(cancelled) = error.as_service_error()? else {
         return None;
     };
-    let codes: Vec<_> = cancelled
-        .cancellation_reasons()
+    let reasons = cancelled.cancellation_reasons();
+    if let Some((index, reason)) = reasons
         .iter()
-        .filter_map(|r| r.code())
-        .collect();
-    if codes.contains(&"ConditionalCheckFailed") {
-        Some(Cancelled::ConditionFailed)
-    } else if codes.contains(&"TransactionConflict") {
-        Some(Cancelled::TransactionConflict)
-    } else {
-        None
+        .enumerate()
+        .find(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+    {
+        return Some(Cancelled::ConditionFailed {
+            index,
+            item: reason.item.clone(),
+        });
+    }
+    reasons
+        .iter()
+        .any(|r| r.code() == Some("TransactionConflict"))
+        .then_some(Cancelled::TransactionConflict)
+}
+
+/// Why an append with side effects did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum EffectsError {
+    /// Someone else appended first.
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// The condition of side effect `index` failed; `item` is the item as it was
+    /// (`None`: it did not exist).
+    #[error("side effect {index} failed its condition")]
+    Effect {
+        /// Position in the `effects` given.
+        index: usize,
+        /// The item the condition failed on.
+        item: Option<HashMap<String, AttributeValue>>,
+    },
+}
+
+impl DynamoEventStore {
+    /// Appends `events` and applies `effects` in one transaction: all or nothing.
+    ///
+    /// `expected_version` must be the version just loaded: unlike [`EventStore::append`]
+    /// this spends no action on checking it exists (the puts' `attribute_not_exists`
+    /// still makes a concurrent writer lose), so `effects` + `events` may use all 100
+    /// actions.
+    ///
+    /// # Errors
+    /// [`EffectsError::Effect`] names the side effect whose condition failed;
+    /// [`AppendError::Conflict`] when another writer appended first.
+    pub async fn append_with_effects(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+        effects: Vec<TransactWriteItem>,
+    ) -> Result<(), EffectsError> {
+        validate_append(stream, expected_version, events)?;
+        let total = events.len() + effects.len();
+        if total > MAX_TRANSACTION_ACTIONS {
+            return Err(AppendError::TooManyEvents {
+                count: total,
+                max: MAX_TRANSACTION_ACTIONS,
+            }
+            .into());
+        }
+        let effect_count = effects.len();
+        let mut actions = effects;
+        for event in events {
+            actions.push(self.put_event(event).map_err(AppendError::Store)?);
+        }
+        self.transact(stream, expected_version, actions, effect_count)
+            .await
+    }
+
+    /// Runs a transaction whose first `effect_count` actions are side effects and the
+    /// rest the event store's own, retrying DynamoDB's transient transaction conflicts.
+    async fn transact(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        actions: Vec<TransactWriteItem>,
+        effect_count: usize,
+    ) -> Result<(), EffectsError> {
+        let conflict = || AppendError::Conflict {
+            stream: stream.clone(),
+            expected_version,
+        };
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .send()
+                .await;
+            let Err(error) = result else { return Ok(()) };
+            match cancellation(&error) {
+                Some(Cancelled::ConditionFailed { index, item }) if index < effect_count => {
+                    return Err(EffectsError::Effect { index, item });
+                }
+                Some(Cancelled::ConditionFailed { .. }) => return Err(conflict().into()),
+                Some(Cancelled::TransactionConflict) if attempt < TRANSACTION_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    let jitter = u64::from(uuid::Uuid::now_v7().as_u128().to_le_bytes()[15] % 8);
+                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5 + jitter)).await;
+                }
+                // Still contended after the retries: the caller re-loads and re-decides,
+                // which is exactly what a lost race needs.
+                Some(Cancelled::TransactionConflict) => return Err(conflict().into()),
+                None => return Err(AppendError::Store(StoreError::new("transact", error)).into()),
+            }
+        }
     }
 }
 
@@ -255,37 +359,14 @@ impl EventStore for DynamoEventStore {
         for event in events {
             actions.push(self.put_event(event)?);
         }
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(actions.clone()))
-                .send()
-                .await;
-            let Err(error) = result else { return Ok(()) };
-            match cancellation(&error) {
-                Some(Cancelled::ConditionFailed) => {
-                    return Err(AppendError::Conflict {
-                        stream: stream.clone(),
-                        expected_version,
-                    });
-                }
-                Some(Cancelled::TransactionConflict) if attempt < TRANSACTION_CONFLICT_RETRIES => {
-                    attempt += 1;
-                    let jitter = u64::from(events[0].event_id.as_u128().to_le_bytes()[0] % 8);
-                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5 + jitter)).await;
-                }
-                // Still contended after the retries: the caller re-loads and re-decides,
-                // which is exactly what a lost race needs.
-                Some(Cancelled::TransactionConflict) => {
-                    return Err(AppendError::Conflict {
-                        stream: stream.clone(),
-                        expected_version,
-                    });
-                }
-                None => return Err(StoreError::new("append", error).into()),
-            }
+        match self.transact(stream, expected_version, actions, 0).await {
+            Ok(()) => Ok(()),
+            Err(EffectsError::Append(error)) => Err(error),
+            // No side effects were given, so every failed condition is the store's own.
+            Err(EffectsError::Effect { .. }) => Err(AppendError::Conflict {
+                stream: stream.clone(),
+                expected_version,
+            }),
         }
     }
 

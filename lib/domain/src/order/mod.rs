@@ -24,8 +24,10 @@ use events::{
     OrderPlaced, OrderShipmentRecorded, OrderStockReservationFailed, OrderStockReserved,
 };
 
-/// The most lines one order may have.
-pub const MAX_LINES: usize = 100;
+/// The most lines one order may have: inventory reserves every line and records the
+/// reservation in one DynamoDB transaction, and 99 stock updates plus the event fill
+/// its 100 actions. All-or-nothing reservation is worth more than a hundredth line.
+pub const MAX_LINES: usize = 99;
 
 /// One priced line of a placed order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

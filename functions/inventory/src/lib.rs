@@ -1,0 +1,190 @@
+//! Inventory: on `OrderPlaced`, reserve every line (all or nothing) and record it; on
+//! `OrderCancelled`, release what was reserved, or leave a tombstone so a reservation
+//! arriving later is never made.
+//!
+//! Each stock move and its event commit in one DynamoDB transaction, so redeliveries
+//! and retries cannot move stock twice.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use orderflow_adapters::catalog::DynamoCatalog;
+use orderflow_adapters::event_store::DynamoEventStore;
+use orderflow_adapters::sqs::{Failure, decode_message, process_batch};
+use orderflow_adapters::transactional::{Applied, execute_with_effects};
+use orderflow_app::{Clock, CommandService, Repository, StoreError};
+use orderflow_domain::inventory::{Inventory, InventoryCommand, InventoryEvent, ShortageReason, StockLine};
+use orderflow_domain::order::OrderEvent;
+use orderflow_domain::{Metadata, OrderId};
+use tracing::Instrument;
+
+/// Who records inventory's events.
+pub const ACTOR: &str = "service:inventory";
+
+/// The inventory service.
+#[derive(Debug, Clone)]
+pub struct InventoryService<C> {
+    commands: CommandService<DynamoEventStore, C>,
+    catalog: DynamoCatalog,
+}
+
+impl<C: Clock> InventoryService<C> {
+    /// The service over the event store and the catalog.
+    pub const fn new(repository: Repository<DynamoEventStore>, clock: C, catalog: DynamoCatalog) -> Self {
+        Self {
+            commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
+            catalog,
+        }
+    }
+
+    /// Handles an SQS batch of order events.
+    pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
+        process_batch(batch, |message| self.handle_message(message)).await
+    }
+
+    async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
+        let (envelope, metadata) = decode_message::<OrderEvent>(&message, ACTOR)?;
+        let span = tracing::info_span!(
+            "inventory",
+            correlation_id = %metadata.correlation_id,
+            order_id = %envelope.aggregate_id,
+            event_type = envelope.event_type()
+        );
+        async {
+            match &envelope.data {
+                OrderEvent::Placed(placed) => {
+                    let lines = placed
+                        .lines
+                        .iter()
+                        .map(|l| StockLine {
+                            sku: l.sku.clone(),
+                            quantity: l.quantity,
+                        })
+                        .collect();
+                    self.reserve(placed.order_id, lines, &metadata).await
+                }
+                OrderEvent::Cancelled(_) => {
+                    let order_id = OrderId::parse(&envelope.aggregate_id)
+                        .map_err(|e| Failure::Poison(format!("order id: {e}")))?;
+                    self.release(order_id, &metadata).await
+                }
+                other => Err(Failure::Poison(format!(
+                    "inventory does not handle {}",
+                    other_type(other)
+                ))),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Reserves `lines` for the order, or records which one was short.
+    ///
+    /// # Errors
+    /// [`Failure`].
+    pub async fn reserve(
+        &self,
+        order_id: OrderId,
+        lines: Vec<StockLine>,
+        metadata: &Metadata,
+    ) -> Result<(), Failure> {
+        let id = order_id.to_string();
+        let command = InventoryCommand::Reserve {
+            order_id,
+            lines: lines.clone(),
+        };
+        let applied = execute_with_effects::<Inventory, C>(
+            self.commands.repository(),
+            self.commands.clock(),
+            &id,
+            command,
+            metadata,
+            |events| self.effects(events),
+        )
+        .await?;
+        match applied {
+            Applied::Done(events) => {
+                if events.is_empty() {
+                    tracing::info!("already reserved, failed or voided; nothing to do");
+                } else {
+                    tracing::info!(lines = lines.len(), "stock reserved");
+                }
+                Ok(())
+            }
+            Applied::EffectRefused { index, item } => {
+                let sku = lines.get(index).map(|l| l.sku.clone());
+                let reason = if item.is_some() {
+                    ShortageReason::InsufficientStock
+                } else {
+                    ShortageReason::UnknownSku
+                };
+                tracing::info!(sku = ?sku, reason = reason.as_str(), "reservation failed; nothing reserved");
+                self.commands
+                    .execute::<Inventory>(
+                        &id,
+                        InventoryCommand::RecordShortage {
+                            order_id,
+                            sku,
+                            reason,
+                        },
+                        metadata,
+                        None,
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Releases the order's reservation, or leaves a tombstone.
+    ///
+    /// # Errors
+    /// [`Failure`].
+    pub async fn release(&self, order_id: OrderId, metadata: &Metadata) -> Result<(), Failure> {
+        let applied = execute_with_effects::<Inventory, C>(
+            self.commands.repository(),
+            self.commands.clock(),
+            &order_id.to_string(),
+            InventoryCommand::Release { order_id },
+            metadata,
+            |events| self.effects(events),
+        )
+        .await?;
+        match applied {
+            Applied::Done(events) => {
+                tracing::info!(events = events.len(), "release handled");
+                Ok(())
+            }
+            // Releasing only fails its condition if the counters were tampered with.
+            Applied::EffectRefused { index, .. } => Err(Failure::Poison(format!(
+                "stock of line {index} is not reserved as recorded; the catalog needs a look"
+            ))),
+        }
+    }
+
+    /// The stock moves the decided events stand for.
+    fn effects(
+        &self,
+        events: &[InventoryEvent],
+    ) -> Result<Vec<aws_sdk_dynamodb::types::TransactWriteItem>, StoreError> {
+        let mut effects = Vec::new();
+        for event in events {
+            match event {
+                InventoryEvent::Reserved(e) => {
+                    for line in &e.lines {
+                        effects.push(self.catalog.reserve(line)?);
+                    }
+                }
+                InventoryEvent::Released(e) => {
+                    for line in &e.lines {
+                        effects.push(self.catalog.release(line)?);
+                    }
+                }
+                InventoryEvent::ReservationFailed(_) | InventoryEvent::Voided(_) => {}
+            }
+        }
+        Ok(effects)
+    }
+}
+
+fn other_type(event: &OrderEvent) -> &'static str {
+    orderflow_domain::DomainEvent::event_type(event)
+}

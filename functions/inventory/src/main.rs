@@ -1,0 +1,30 @@
+//! Lambda entry point of inventory.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use orderflow_adapters::catalog::DynamoCatalog;
+use orderflow_adapters::{DynamoEventStore, StoreConfig, aws_sdk_config, config, telemetry};
+use orderflow_app::{Repository, SystemClock};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let store_config = StoreConfig::from_env()?;
+    let catalog_table = config::required("CATALOG_TABLE")?;
+    let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
+    let store = DynamoEventStore::new(
+        client.clone(),
+        store_config.events_table,
+        store_config.snapshots_table,
+    );
+    let service = inventory::InventoryService::new(
+        Repository::new(store, store_config.snapshot_every),
+        SystemClock,
+        DynamoCatalog::new(client, catalog_table),
+    );
+    run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let service = &service;
+        async move { Ok::<_, Error>(service.handle(event.payload).await) }
+    }))
+    .await
+}

@@ -1,0 +1,151 @@
+//! Payment: on `OrderPlaced`, capture the order's total; on `OrderCancelled`, refund
+//! the capture, or leave a tombstone so a late capture is never made.
+//!
+//! The provider is outside any transaction, so the service works in steps decided by
+//! [`next_step`] from the recorded state, each provider call idempotent by order id:
+//! a redelivery, a crash between the call and its record, or a cancel racing the
+//! capture all converge on one capture at most, refunded if the order is cancelled.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use orderflow_adapters::event_store::DynamoEventStore;
+use orderflow_adapters::sqs::{Failure, decode_message, process_batch};
+use orderflow_app::{CaptureOutcome, Clock, CommandService, PaymentGateway, PaymentVault, Repository};
+use orderflow_domain::order::OrderEvent;
+use orderflow_domain::payment::{
+    Payment, PaymentCaptured, PaymentCommand, PaymentDeclined, PaymentRefunded, Step, Trigger, next_step,
+};
+use orderflow_domain::{DomainEvent, Metadata, Money, OrderId};
+use tracing::Instrument;
+
+/// Who records payment's events.
+pub const ACTOR: &str = "service:payment";
+
+/// Steps one delivery may take (capture, record, refund, record): more means a loop.
+const MAX_STEPS: usize = 6;
+
+/// The payment service.
+#[derive(Debug, Clone)]
+pub struct PaymentService<G, V, C> {
+    commands: CommandService<DynamoEventStore, C>,
+    gateway: G,
+    vault: V,
+}
+
+impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
+    /// The service over the event store, the provider and the token vault.
+    pub const fn new(repository: Repository<DynamoEventStore>, clock: C, gateway: G, vault: V) -> Self {
+        Self {
+            commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
+            gateway,
+            vault,
+        }
+    }
+
+    /// Handles an SQS batch of order events.
+    pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
+        process_batch(batch, |message| self.handle_message(message)).await
+    }
+
+    async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
+        let (envelope, metadata) = decode_message::<OrderEvent>(&message, ACTOR)?;
+        let order_id =
+            OrderId::parse(&envelope.aggregate_id).map_err(|e| Failure::Poison(format!("order id: {e}")))?;
+        let span = tracing::info_span!(
+            "payment",
+            correlation_id = %metadata.correlation_id,
+            order_id = %order_id,
+            event_type = envelope.event_type()
+        );
+        let (trigger, amount) = match &envelope.data {
+            OrderEvent::Placed(placed) => (Trigger::Placed, Some(placed.total)),
+            OrderEvent::Cancelled(_) => (Trigger::Cancelled, None),
+            other => {
+                return Err(Failure::Poison(format!(
+                    "payment does not handle {}",
+                    other.event_type()
+                )));
+            }
+        };
+        self.settle(order_id, trigger, amount, &metadata)
+            .instrument(span)
+            .await
+    }
+
+    /// Takes every step `trigger` calls for until none is left.
+    ///
+    /// # Errors
+    /// [`Failure::Retry`] when the provider or the store is unavailable.
+    pub async fn settle(
+        &self,
+        order_id: OrderId,
+        trigger: Trigger,
+        amount: Option<Money>,
+        metadata: &Metadata,
+    ) -> Result<(), Failure> {
+        let id = order_id.to_string();
+        for _ in 0..MAX_STEPS {
+            let loaded = self
+                .commands
+                .repository()
+                .load::<Payment>(&id)
+                .await
+                .map_err(orderflow_app::CommandError::<orderflow_domain::payment::PaymentError>::Load)?;
+            let command = match next_step(&loaded.state, trigger) {
+                Step::Done => return Ok(()),
+                Step::Capture => {
+                    let amount =
+                        amount.ok_or_else(|| Failure::Poison("a capture needs the order's total".into()))?;
+                    self.capture(order_id, amount).await?
+                }
+                Step::Refund(capture) => {
+                    self.gateway
+                        .refund(order_id, &capture.payment_id, capture.amount)
+                        .await?;
+                    tracing::info!(payment_id = %capture.payment_id, "refunded");
+                    PaymentCommand::RecordRefund(PaymentRefunded {
+                        order_id,
+                        payment_id: capture.payment_id,
+                        amount: capture.amount,
+                    })
+                }
+                Step::Void => {
+                    tracing::info!("cancelled before any capture; leaving a tombstone");
+                    PaymentCommand::Void { order_id }
+                }
+            };
+            self.commands
+                .execute::<Payment>(&id, command, metadata, None)
+                .await?;
+        }
+        Err(Failure::Poison(format!(
+            "payment of {order_id} did not settle in {MAX_STEPS} steps"
+        )))
+    }
+
+    async fn capture(&self, order_id: OrderId, amount: Money) -> Result<PaymentCommand, Failure> {
+        let outcome = match self.vault.token(order_id).await? {
+            Some(token) => self.gateway.capture(order_id, amount, &token).await?,
+            None => CaptureOutcome::Declined {
+                reason: "payment_token_missing".into(),
+            },
+        };
+        // The token is not needed past a final answer.
+        if let Err(error) = self.vault.forget(order_id).await {
+            tracing::warn!(%error, "payment token not forgotten; its TTL will remove it");
+        }
+        Ok(match outcome {
+            CaptureOutcome::Captured { payment_id } => {
+                tracing::info!(%payment_id, amount = amount.amount, "captured");
+                PaymentCommand::RecordCapture(PaymentCaptured {
+                    order_id,
+                    payment_id,
+                    amount,
+                })
+            }
+            CaptureOutcome::Declined { reason } => {
+                tracing::info!(%reason, "declined");
+                PaymentCommand::RecordDecline(PaymentDeclined { order_id, reason })
+            }
+        })
+    }
+}
