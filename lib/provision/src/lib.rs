@@ -76,6 +76,25 @@ struct Resource {
     kind: String,
     #[serde(default)]
     properties: Value,
+    #[serde(default)]
+    metadata: Value,
+}
+
+/// A function's SQS event source, as the template declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsMapping {
+    /// The function's logical id.
+    pub function: String,
+    /// The binary it runs (`Metadata.BuildProperties.Binary`).
+    pub binary: String,
+    /// The queue's logical id.
+    pub queue: String,
+    /// Messages per invocation.
+    pub batch_size: u32,
+    /// Seconds to gather a batch.
+    pub batching_window_seconds: u32,
+    /// Whether the function reports partial batch failures.
+    pub report_batch_item_failures: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -227,6 +246,63 @@ impl Template {
             .filter(|(_, r)| r.kind == kind)
             .map(|(id, _)| id.as_str())
             .collect()
+    }
+
+    /// Every `AWS::Serverless::Function` with an SQS event source: which binary reads
+    /// which queue, with what batch size and batching window, as Lambda's event source
+    /// mapping will.
+    ///
+    /// # Errors
+    /// [`ProvisionError::Unsupported`] for an SQS event whose queue is not a reference.
+    pub fn sqs_mappings(&self) -> Result<Vec<SqsMapping>, ProvisionError> {
+        let mut mappings = Vec::new();
+        for (logical_id, resource) in &self.resources {
+            if resource.kind != "AWS::Serverless::Function" {
+                continue;
+            }
+            let binary = resource
+                .metadata
+                .get("BuildProperties")
+                .and_then(|p| p.get("Binary"))
+                .and_then(Value::as_str)
+                .unwrap_or(logical_id)
+                .to_owned();
+            let Some(events) = resource.properties.get("Events").and_then(Value::as_mapping) else {
+                continue;
+            };
+            for event in events.values() {
+                if event.get("Type").and_then(Value::as_str) != Some("SQS") {
+                    continue;
+                }
+                let properties = event.get("Properties").unwrap_or(&Value::Null);
+                let queue = properties
+                    .get("Queue")
+                    .and_then(messaging::referenced)
+                    .ok_or_else(|| ProvisionError::Unsupported {
+                        logical_id: logical_id.clone(),
+                        property: "Events.*.Properties.Queue (must reference a queue)".into(),
+                    })?;
+                let number = |name: &str, default: u32| {
+                    properties
+                        .get(name)
+                        .and_then(Value::as_u64)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(default)
+                };
+                mappings.push(SqsMapping {
+                    function: logical_id.clone(),
+                    binary: binary.clone(),
+                    queue,
+                    batch_size: number("BatchSize", 10),
+                    batching_window_seconds: number("MaximumBatchingWindowInSeconds", 0),
+                    report_batch_item_failures: properties
+                        .get("FunctionResponseTypes")
+                        .and_then(Value::as_sequence)
+                        .is_some_and(|t| t.iter().any(|v| v.as_str() == Some("ReportBatchItemFailures"))),
+                });
+            }
+        }
+        Ok(mappings)
     }
 
     /// A resource's `Properties` (`Null` when it has none or does not exist).
@@ -392,6 +468,31 @@ mod tests {
                 .as_ref()
                 .map(|t| t.attribute_name.as_str()),
             Some("expiration")
+        );
+    }
+
+    #[test]
+    fn every_consumer_reads_its_queue_with_partial_failures() {
+        let template = Template::load(&Template::default_path()).unwrap();
+        let mut mappings = template.sqs_mappings().unwrap();
+        mappings.sort_by(|a, b| a.binary.cmp(&b.binary));
+        let wiring: Vec<_> = mappings
+            .iter()
+            .map(|m| (m.binary.as_str(), m.queue.as_str()))
+            .collect();
+        assert_eq!(
+            wiring,
+            [
+                ("inventory", "InventoryQueue"),
+                ("order-saga", "OrderSagaQueue"),
+                ("payment", "PaymentQueue"),
+                ("shipping", "ShippingQueue"),
+            ]
+        );
+        assert!(
+            mappings
+                .iter()
+                .all(|m| m.report_batch_item_failures && m.batch_size == 10)
         );
     }
 

@@ -50,7 +50,7 @@ fn property<'a>(properties: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 /// The logical id behind `!Ref X`, `!GetAtt X.Arn`, `{Ref: X}` or `{Fn::GetAtt: [X, Arn]}`.
-fn referenced(value: &Value) -> Option<String> {
+pub(crate) fn referenced(value: &Value) -> Option<String> {
     match value {
         Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str().map(str::to_owned),
         Value::Tagged(tagged) if tagged.tag == "GetAtt" => tagged

@@ -202,12 +202,12 @@ fn placing_without_lines_is_rejected() {
 }
 
 #[test]
-fn placing_more_than_100_lines_is_rejected() {
-    let lines = (0..101).map(|i| line(&format!("SKU-{i}"), 1, 1)).collect();
+fn placing_more_than_99_lines_is_rejected() {
+    let lines = (0..100).map(|i| line(&format!("SKU-{i}"), 1, 1)).collect();
     given([])
         .when(place_with(lines))
-        .then_error(OrderError::TooManyLines(101));
-    let lines = (0..100).map(|i| line(&format!("SKU-{i}"), 1, 1)).collect();
+        .then_error(OrderError::TooManyLines(100));
+    let lines = (0..99).map(|i| line(&format!("SKU-{i}"), 1, 1)).collect();
     assert!(Order::decide(&OrderState::NotPlaced, place_with(lines)).is_ok());
 }
 

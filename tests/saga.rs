@@ -1,0 +1,334 @@
+//! The saga end to end, in-process, against DynamoDB Local and moto: the relay reads
+//! the event store's stream and publishes to the bus; the template's rules route to the
+//! queues; the runner hands batches to the handlers as Lambda's event source mappings
+//! would. Each test provisions its own stack from `template.yaml`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
+
+mod support;
+
+use std::collections::HashMap;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use orderflow_cli::runner::handler_for;
+use orderflow_domain::inventory::Inventory;
+use orderflow_domain::order::{CancellationReason, Order, OrderStatus, PaymentAnswer};
+use orderflow_domain::payment::Payment;
+use orderflow_domain::shipment::Shipment;
+use support::{CATALOG, Fixture};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_and_reserved_order_is_confirmed_and_shipped() {
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-1", 2), ("SKU-2", 1)], "tok_visa").await;
+    f.settle().await;
+
+    let order = f.order(id).await;
+    assert_eq!(order.status, OrderStatus::Confirmed);
+    assert!(
+        matches!(order.payment, PaymentAnswer::Captured { amount, .. } if amount.amount == 2 * 1299 + 500)
+    );
+    let shipment = order.shipment.expect("shipping created a shipment");
+    assert!(shipment.tracking_number.starts_with("OF"));
+
+    let stock = f.stock().await;
+    assert_eq!((stock["SKU-1"].available, stock["SKU-1"].reserved), (98, 2));
+    assert_eq!((stock["SKU-2"].available, stock["SKU-2"].reserved), (99, 1));
+    let ledger = f.ledger().await;
+    assert_eq!(ledger[&id.to_string()].amount, 3098);
+    assert!(!ledger[&id.to_string()].refunded);
+    assert!(
+        f.vault_token_gone(id).await,
+        "the token is forgotten after the capture"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_payment_cancels_and_releases_the_stock() {
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-1", 3)], "tok_decline").await;
+    f.settle().await;
+
+    let order = f.order(id).await;
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(
+        order.cancellation.unwrap().reason,
+        CancellationReason::PaymentDeclined
+    );
+    let stock = f.stock().await;
+    assert_eq!(
+        (stock["SKU-1"].available, stock["SKU-1"].reserved),
+        (100, 0),
+        "released"
+    );
+    assert!(f.ledger().await.is_empty(), "nothing was captured");
+    let inventory = f.stream::<Inventory>(id).await;
+    assert!(
+        inventory == ["StockReserved", "StockReleased"] || inventory == ["ReservationVoided"],
+        "{inventory:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insufficient_funds_cancels_with_its_own_reason() {
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-2", 1)], "tok_insufficient_funds").await;
+    f.settle().await;
+    let order = f.order(id).await;
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert!(matches!(&order.payment, PaymentAnswer::Declined { reason } if reason == "insufficient_funds"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_stock_cancels_and_refunds_the_capture() {
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-1", 1), ("SKU-RARE", 3)], "tok_visa").await;
+    f.settle().await;
+
+    let order = f.order(id).await;
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    let cancellation = order.cancellation.unwrap();
+    assert_eq!(cancellation.reason, CancellationReason::OutOfStock);
+    assert!(
+        cancellation.detail.unwrap().contains("SKU-RARE"),
+        "names the short SKU"
+    );
+    let stock = f.stock().await;
+    assert_eq!(
+        (stock["SKU-1"].available, stock["SKU-1"].reserved),
+        (100, 0),
+        "nothing partially reserved"
+    );
+    assert_eq!(stock["SKU-RARE"].available, 2);
+    // Payment may have captured before the cancellation reached it: then it refunded.
+    if let Some(entry) = f.ledger().await.get(&id.to_string()) {
+        assert!(entry.refunded, "a capture on a cancelled order is refunded");
+        assert_eq!(
+            f.stream::<Payment>(id).await,
+            ["PaymentCaptured", "PaymentRefunded"]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_cancel_after_confirmation_refunds_releases_and_cancels_the_shipment() {
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-1", 2)], "tok_visa").await;
+    f.settle().await;
+    assert_eq!(f.status(id).await, OrderStatus::Confirmed);
+
+    f.cancel(id).await.unwrap();
+    f.settle().await;
+    let order = f.order(id).await;
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(order.cancellation.unwrap().reason, CancellationReason::Requested);
+    assert!(f.ledger().await[&id.to_string()].refunded);
+    assert_eq!(
+        f.stream::<Payment>(id).await,
+        ["PaymentCaptured", "PaymentRefunded"]
+    );
+    let stock = f.stock().await;
+    assert_eq!((stock["SKU-1"].available, stock["SKU-1"].reserved), (100, 0));
+    assert_eq!(
+        f.stream::<Inventory>(id).await,
+        ["StockReserved", "StockReleased"]
+    );
+    assert_eq!(
+        f.stream::<Shipment>(id).await,
+        ["ShipmentCreated", "ShipmentCancelled"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flaky_provider_is_retried_and_captures_once() {
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-2", 2)], "tok_flaky").await;
+    f.settle().await;
+    assert_eq!(f.status(id).await, OrderStatus::Confirmed);
+    assert_eq!(
+        f.stream::<Payment>(id).await,
+        ["PaymentCaptured"],
+        "captured once, after a retry"
+    );
+    assert_eq!(f.ledger().await.len(), 1);
+    assert_eq!(
+        f.provider_attempts(id).await,
+        2,
+        "the first attempt failed, the redelivery succeeded"
+    );
+}
+
+/// Wraps an order event as the bus delivers it to a queue.
+fn delivery(envelope_json: &str, message_id: &str) -> SqsMessage {
+    let detail: serde_json::Value = serde_json::from_str(envelope_json).unwrap();
+    let body = serde_json::json!({
+        "version": "0", "id": message_id, "source": "orderflow.order",
+        "detail-type": detail["eventType"], "account": "000000000000",
+        "time": "2026-11-21T06:30:00Z", "region": "us-east-1", "resources": [], "detail": detail,
+    });
+    serde_json::from_value(serde_json::json!({
+        "messageId": message_id, "receiptHandle": message_id, "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:test",
+    }))
+    .unwrap()
+}
+
+fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages;
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_seen_before_the_reservation_and_the_capture_leaves_tombstones() {
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-1", 1)], "tok_visa").await;
+    f.cancel(id).await.unwrap();
+    let history = f
+        .commands
+        .repository()
+        .history::<Order>(&id.to_string())
+        .await
+        .unwrap();
+    let placed = history[0].to_json();
+    let cancelled = history[1].to_json();
+    let stack = f.runner.stack();
+    for binary in ["inventory", "payment"] {
+        let handler = handler_for(binary, stack, &f.dynamodb, 50).unwrap();
+        // The cancellation overtakes the placement.
+        assert!(
+            handler(batch(vec![delivery(&cancelled, "m-cancel")]))
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
+        assert!(
+            handler(batch(vec![delivery(&placed, "m-placed")]))
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
+    }
+    assert_eq!(
+        f.stream::<Inventory>(id).await,
+        ["ReservationVoided"],
+        "the late reservation is never made"
+    );
+    assert_eq!(f.stock().await["SKU-1"].available, 100);
+    assert_eq!(
+        f.stream::<Payment>(id).await,
+        ["PaymentVoided"],
+        "the late capture is never made"
+    );
+    assert!(f.ledger().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_fails_alone_and_the_rest_of_the_batch_is_not_reprocessed() {
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-2", 1)], "tok_visa").await;
+    let history = f
+        .commands
+        .repository()
+        .history::<Order>(&id.to_string())
+        .await
+        .unwrap();
+    let handler = handler_for("inventory", f.runner.stack(), &f.dynamodb, 50).unwrap();
+    let mut poison = delivery(&history[0].to_json(), "m-poison");
+    poison.body = Some("{not an event".into());
+    let response = handler(batch(vec![poison, delivery(&history[0].to_json(), "m-good")])).await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["m-poison"]);
+    assert_eq!(f.stream::<Inventory>(id).await, ["StockReserved"]);
+    assert_eq!(f.stock().await["SKU-2"].reserved, 1, "reserved once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_delivered_twice_and_out_of_order_keeps_the_invariants() {
+    let f = Fixture::new(true).await;
+    let tokens = [
+        "tok_visa",
+        "tok_visa",
+        "tok_decline",
+        "tok_flaky",
+        "tok_insufficient_funds",
+        "tok_visa",
+    ];
+    let mut orders = Vec::new();
+    for i in 0..18 {
+        let lines: &[(&str, u64)] = match i % 3 {
+            0 => &[("SKU-1", 2), ("SKU-2", 1)],
+            1 => &[("SKU-RARE", 1)],
+            _ => &[("SKU-2", 3)],
+        };
+        let id = f.place(lines, tokens[i % tokens.len()]).await;
+        orders.push(id);
+        if i % 5 == 4 {
+            // Some customers cancel at once, racing the saga.
+            let _ = f.cancel(id).await;
+        }
+    }
+    f.settle().await;
+    // Some cancel after confirmation.
+    for id in orders.iter().step_by(4) {
+        let _ = f.cancel(*id).await;
+    }
+    f.settle().await;
+
+    let ledger = f.ledger().await;
+    let stock = f.stock().await;
+    let mut expected_revenue = 0;
+    let mut held: HashMap<String, u64> = HashMap::new();
+    for id in &orders {
+        let order = f.order(*id).await;
+        assert!(
+            matches!(order.status, OrderStatus::Confirmed | OrderStatus::Cancelled),
+            "{id} is terminal after quiescence: {:?}",
+            order.status
+        );
+        let captures = f
+            .stream::<Payment>(*id)
+            .await
+            .iter()
+            .filter(|t| **t == "PaymentCaptured")
+            .count();
+        assert!(captures <= 1, "{id} captured {captures} times");
+        let entry = ledger.get(&id.to_string());
+        if order.status == OrderStatus::Confirmed {
+            expected_revenue += order.total.amount;
+            assert!(entry.is_some_and(|e| !e.refunded), "a confirmed order is charged");
+            for line in &order.lines {
+                *held.entry(line.sku.to_string()).or_default() += u64::from(line.quantity.get());
+            }
+        } else {
+            assert!(
+                entry.is_none_or(|e| e.refunded),
+                "{id}: no cancelled order stays charged"
+            );
+        }
+    }
+    let revenue: u64 = ledger.values().filter(|e| !e.refunded).map(|e| e.amount).sum();
+    assert_eq!(
+        revenue, expected_revenue,
+        "captured - refunded = total of the orders not cancelled"
+    );
+    for (sku, _, initial) in CATALOG {
+        let product = &stock[*sku];
+        assert_eq!(
+            product.available + product.reserved + product.sold,
+            *initial,
+            "{sku}: stock is conserved"
+        );
+        assert_eq!(
+            product.reserved,
+            held.get(*sku).copied().unwrap_or(0),
+            "{sku}: only confirmed orders hold stock"
+        );
+    }
+    assert!(f.dead_letters().await.is_empty(), "no DLQ holds anything");
+}
