@@ -8,6 +8,7 @@
 //! once and in any order.
 
 pub mod events;
+pub mod view;
 
 use std::collections::HashSet;
 use std::fmt;

@@ -1,0 +1,152 @@
+//! Every failure the API can answer with, and the one place each internal error maps
+//! to an HTTP status. Clients get `{"error": {"code", "message"}}`; internal detail
+//! (SDK errors, store names) goes to the log, never to the client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use orderflow_app::{CommandError, IdempotencyError, IdempotentError, LoadError, StoreError};
+use orderflow_domain::order::OrderError;
+use serde_json::json;
+
+/// An error response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// Human-readable message, safe to show.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A 400.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 404 for an order.
+    #[must_use]
+    pub fn order_not_found() -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "order_not_found",
+            message: "no such order".into(),
+        }
+    }
+
+    /// A 503 for anything internal; the detail is logged here, not returned.
+    pub fn unavailable(detail: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %error_chain(detail), "request failed on an internal error");
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: "the service is temporarily unavailable; retry with the same Idempotency-Key".into(),
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        let (status, code) = match &error {
+            OrderError::NotPlaced => return Self::order_not_found(),
+            OrderError::AlreadyPlaced => (StatusCode::CONFLICT, "order_exists"),
+            OrderError::InvalidTransition { .. } => (StatusCode::CONFLICT, "invalid_transition"),
+            OrderError::ShipmentMissing => (StatusCode::CONFLICT, "shipment_missing"),
+            OrderError::AmountMismatch { .. } => (StatusCode::CONFLICT, "amount_mismatch"),
+            OrderError::NoLines
+            | OrderError::TooManyLines(_)
+            | OrderError::DuplicateSku(_)
+            | OrderError::Money(_) => (StatusCode::BAD_REQUEST, "invalid_order"),
+        };
+        Self {
+            status,
+            code,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<CommandError<OrderError>> for ApiError {
+    fn from(error: CommandError<OrderError>) -> Self {
+        match error {
+            CommandError::Domain(e) => e.into(),
+            CommandError::VersionMismatch { expected, actual } => Self {
+                status: StatusCode::PRECONDITION_FAILED,
+                code: "version_mismatch",
+                message: format!("If-Match was {expected} but the order is at version {actual}"),
+            },
+            CommandError::Contention { .. } => Self {
+                status: StatusCode::CONFLICT,
+                code: "concurrent_change",
+                message: "the order kept changing concurrently; retry".into(),
+            },
+            CommandError::Rejected(e) => Self::invalid("invalid_order", e.to_string()),
+            CommandError::Load(e) => Self::from(e),
+            CommandError::Store(e) => Self::unavailable(&e),
+        }
+    }
+}
+
+impl From<LoadError> for ApiError {
+    fn from(error: LoadError) -> Self {
+        Self::unavailable(&error)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::unavailable(&error)
+    }
+}
+
+impl From<IdempotentError<Self>> for ApiError {
+    fn from(error: IdempotentError<Self>) -> Self {
+        match error {
+            IdempotentError::Work(e) => e,
+            IdempotentError::Key(IdempotencyError::KeyReused) => Self {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "idempotency_key_reused",
+                message: "this Idempotency-Key was used with a different request".into(),
+            },
+            IdempotentError::Key(IdempotencyError::InProgress | IdempotencyError::ClaimLost) => Self {
+                status: StatusCode::CONFLICT,
+                code: "request_in_progress",
+                message: "a request with this Idempotency-Key is being processed; retry shortly".into(),
+            },
+            IdempotentError::Key(IdempotencyError::Store(e)) => Self::unavailable(&e),
+            IdempotentError::StoredResponse(e) => Self::unavailable(&e),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
