@@ -99,43 +99,7 @@ impl Fixture {
     /// order API does.
     pub async fn place(&self, lines: &[(&str, u64)], token: &str) -> OrderId {
         let order_id = OrderId::from_uuid(Uuid::now_v7());
-        let skus: Vec<_> = lines.iter().map(|(s, _)| Sku::parse(*s).unwrap()).collect();
-        let products = self.catalog.products(&skus).await.unwrap();
-        let token = PaymentToken::parse(token).unwrap();
-        self.vault
-            .keep(
-                order_id,
-                &token,
-                Timestamp::parse("2099-01-01T00:00:00Z").unwrap(),
-            )
-            .await
-            .unwrap();
-        let lines = lines
-            .iter()
-            .map(|(sku, quantity)| {
-                let sku = Sku::parse(*sku).unwrap();
-                PricedLine {
-                    unit_price: products[&sku].price(),
-                    sku,
-                    quantity: Quantity::parse(*quantity).unwrap(),
-                }
-            })
-            .collect();
-        let command = OrderCommand::Place(PlaceOrder {
-            order_id,
-            customer_id: CustomerId::parse("c-1").unwrap(),
-            lines,
-            payment: token.masked(),
-            shipping_address: serde_json::from_str(
-                r#"{"name":"Ada","line1":"1 Main St","city":"Springfield","postalCode":"12345","country":"US"}"#,
-            )
-            .unwrap(),
-            placed_at: SystemClock.now(),
-        });
-        self.commands
-            .execute::<Order>(&order_id.to_string(), command, &Self::metadata("user-1"), None)
-            .await
-            .unwrap();
+        self.place_with_id(order_id, lines, token).await;
         order_id
     }
 
@@ -262,5 +226,69 @@ impl Fixture {
             }
         }
         found
+    }
+}
+
+impl Fixture {
+    /// The order API over this stack, as Lambda runs it (JWT principal).
+    pub fn api(&self) -> axum::Router {
+        let table = |id: &str| self.runner.stack().table(id).unwrap().to_owned();
+        let store = DynamoEventStore::new(
+            self.dynamodb.clone(),
+            table("EventStoreTable"),
+            table("SnapshotTable"),
+        );
+        let api = order_api::Api::new(
+            CommandService::new(Repository::new(store, 50), SystemClock, 5),
+            order_api::Api::idempotency(orderflow_adapters::DynamoIdempotencyStore::new(
+                self.dynamodb.clone(),
+                table("IdempotencyTable"),
+            )),
+            self.catalog.clone(),
+            self.vault.clone(),
+            order_api::AuthMode::Jwt,
+        );
+        order_api::router(std::sync::Arc::new(api))
+    }
+
+    /// Places an order with a given id (the one the sample payloads name).
+    pub async fn place_with_id(&self, order_id: OrderId, lines: &[(&str, u64)], token: &str) {
+        let skus: Vec<_> = lines.iter().map(|(s, _)| Sku::parse(*s).unwrap()).collect();
+        let products = self.catalog.products(&skus).await.unwrap();
+        let token = PaymentToken::parse(token).unwrap();
+        self.vault
+            .keep(
+                order_id,
+                &token,
+                Timestamp::parse("2099-01-01T00:00:00Z").unwrap(),
+            )
+            .await
+            .unwrap();
+        let lines = lines
+            .iter()
+            .map(|(sku, quantity)| {
+                let sku = Sku::parse(*sku).unwrap();
+                PricedLine {
+                    unit_price: products[&sku].price(),
+                    sku,
+                    quantity: Quantity::parse(*quantity).unwrap(),
+                }
+            })
+            .collect();
+        let command = OrderCommand::Place(PlaceOrder {
+            order_id,
+            customer_id: CustomerId::parse("c-1").unwrap(),
+            lines,
+            payment: token.masked(),
+            shipping_address: serde_json::from_str(
+                r#"{"name":"Ada","line1":"1 Main St","city":"Springfield","postalCode":"12345","country":"US"}"#,
+            )
+            .unwrap(),
+            placed_at: SystemClock.now(),
+        });
+        self.commands
+            .execute::<Order>(&order_id.to_string(), command, &Self::metadata("user-1"), None)
+            .await
+            .unwrap();
     }
 }
