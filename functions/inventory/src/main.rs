@@ -3,25 +3,16 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use orderflow_adapters::catalog::DynamoCatalog;
-use orderflow_adapters::{DynamoEventStore, StoreConfig, aws_sdk_config, config, telemetry};
-use orderflow_app::{Repository, SystemClock};
+use orderflow_adapters::config::{repository_from_env, required};
+use orderflow_adapters::{aws_sdk_config, telemetry};
+use orderflow_app::SystemClock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let store_config = StoreConfig::from_env()?;
-    let catalog_table = config::required("CATALOG_TABLE")?;
     let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
-    let store = DynamoEventStore::new(
-        client.clone(),
-        store_config.events_table,
-        store_config.snapshots_table,
-    );
-    let service = inventory::InventoryService::new(
-        Repository::new(store, store_config.snapshot_every),
-        SystemClock,
-        DynamoCatalog::new(client, catalog_table),
-    );
+    let catalog = DynamoCatalog::new(client.clone(), required("CATALOG_TABLE")?);
+    let service = inventory::InventoryService::new(repository_from_env(&client)?, SystemClock, catalog);
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let service = &service;
         async move { Ok::<_, Error>(service.handle(event.payload).await) }

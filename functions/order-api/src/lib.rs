@@ -434,6 +434,23 @@ async fn get_events(
     Ok(Json(json!({ "events": history })).into_response())
 }
 
+/// Runs an operator or customer command on an order and answers with the order.
+async fn order_command(
+    api: &Api,
+    actor: &Actor,
+    id: OrderId,
+    headers: &HeaderMap,
+    command: OrderCommand,
+) -> Result<Response, ApiError> {
+    let expected = if_match(headers)?;
+    let metadata = request_metadata(headers, actor);
+    api.commands
+        .execute::<Order>(&id.to_string(), command, &metadata, expected)
+        .await?;
+    tracing::info!(order_id = %id, actor = %actor.0, "order command applied");
+    order_response(StatusCode::OK, api.view(id).await?)
+}
+
 #[derive(Debug, Deserialize)]
 struct CancelRequest {
     reason: String,
@@ -451,18 +468,14 @@ async fn cancel_order(
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(ApiError::invalid("invalid_reason", "reason: 1 to 500 characters"));
     }
-    let expected = if_match(&headers)?;
-    let metadata = request_metadata(&headers, &actor);
-    api.commands
-        .execute::<Order>(
-            &id.to_string(),
-            OrderCommand::Cancel { detail: Some(reason) },
-            &metadata,
-            expected,
-        )
-        .await?;
-    tracing::info!(order_id = %id, actor = %actor.0, "order cancelled");
-    order_response(StatusCode::OK, api.view(id).await?)
+    order_command(
+        &api,
+        &actor,
+        id,
+        &headers,
+        OrderCommand::Cancel { detail: Some(reason) },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -484,12 +497,7 @@ async fn advance_order(
             "status: PREPARING, READY, OUT_FOR_DELIVERY or DELIVERED",
         )
     })?;
-    let expected = if_match(&headers)?;
-    let metadata = request_metadata(&headers, &actor);
-    api.commands
-        .execute::<Order>(&id.to_string(), OrderCommand::Advance(step), &metadata, expected)
-        .await?;
-    order_response(StatusCode::OK, api.view(id).await?)
+    order_command(&api, &actor, id, &headers, OrderCommand::Advance(step)).await
 }
 
 async fn list_products(State(api): State<Arc<Api>>, _actor: Actor) -> Result<Response, ApiError> {

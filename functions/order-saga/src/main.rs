@@ -2,17 +2,15 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use orderflow_adapters::{DynamoEventStore, StoreConfig, aws_sdk_config, telemetry};
-use orderflow_app::{Repository, SystemClock};
+use orderflow_adapters::config::repository_from_env;
+use orderflow_adapters::{aws_sdk_config, telemetry};
+use orderflow_app::SystemClock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let store_config = StoreConfig::from_env()?;
     let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
-    let store = DynamoEventStore::new(client, store_config.events_table, store_config.snapshots_table);
-    let service =
-        order_saga::OrderSaga::new(Repository::new(store, store_config.snapshot_every), SystemClock);
+    let service = order_saga::OrderSaga::new(repository_from_env(&client)?, SystemClock);
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let service = &service;
         async move { Ok::<_, Error>(service.handle(event.payload).await) }

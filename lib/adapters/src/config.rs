@@ -77,3 +77,18 @@ impl StoreConfig {
 pub async fn aws_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
+
+/// The event store repository the environment names (`EVENT_STORE_TABLE`,
+/// `SNAPSHOT_TABLE`, `SNAPSHOT_EVERY`), over `client`: what every function starts with.
+///
+/// # Errors
+/// [`ConfigError`] naming the variable.
+pub fn repository_from_env(
+    client: &aws_sdk_dynamodb::Client,
+) -> Result<orderflow_app::Repository<crate::DynamoEventStore>, ConfigError> {
+    let config = StoreConfig::from_env()?;
+    Ok(orderflow_app::Repository::new(
+        crate::DynamoEventStore::new(client.clone(), config.events_table, config.snapshots_table),
+        config.snapshot_every,
+    ))
+}
