@@ -44,8 +44,8 @@ stop: ## Stop the emulators.
 	@infra/local/emulators.sh stop
 
 .PHONY: dev
-dev: emulators ## Run orderflow locally: emulators up, resources from template.yaml.
-	cargo run --quiet --locked -p orderflow-cli -- dev
+dev: emulators ## Run orderflow locally: resources from template.yaml, the API on :3000, every handler.
+	cargo run --quiet --locked -p orderflow-cli -- --pretty dev
 
 .PHONY: test
 test: install ## Every test, against emulators this target starts (and stops).

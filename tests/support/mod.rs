@@ -72,7 +72,7 @@ impl Fixture {
             failed_visibility: Some(Duration::ZERO),
             duplicate_deliveries,
             receive_wait: Duration::ZERO,
-            snapshot_every: 50,
+            ..Options::default()
         };
         let runner = Runner::new(stack, &template, options).await.unwrap();
         Self {

@@ -1,30 +1,98 @@
-//! `orderflow dev`: every resource of `template.yaml` in the local emulators, named
-//! `<prefix>-<LogicalId>`, created if missing (running it again is harmless), then a
-//! summary of how to reach them.
+//! `orderflow dev`: the whole system on a laptop, wired exactly as `template.yaml`
+//! wires it in AWS.
+//!
+//! 1. Creates every resource of the template in the emulators as `<prefix>-<LogicalId>`
+//!    (harmless when they exist).
+//! 2. Seeds the catalog from `infra/local/catalog.json` (only SKUs that are missing, so
+//!    a restart never resets stock) and prints it.
+//! 3. Serves the order API on `--listen` through the same axum router as Lambda, with
+//!    the local authorizer (the actor from `X-Orderflow-Actor`, or `local-dev`).
+//! 4. Runs the event source mappings: the event store's stream into the relay, each
+//!    function's queue into its handler (in-process, or `cargo lambda watch`).
+//!
+//! Ctrl-C stops it cleanly; after a crash, a restart resumes the stream from its
+//! checkpoint, and unfinished messages come back after their visibility timeout.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use orderflow_provision::{Template, local};
+use order_api::{Api, AuthMode};
+use orderflow_adapters::catalog::{DynamoCatalog, Product};
+use orderflow_adapters::payment::DynamoVault;
+use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
+use orderflow_app::{CommandService, Repository, SystemClock};
+use orderflow_provision::local::{self, Stack};
+use orderflow_provision::{Template, local::provision_stack};
+
+use crate::runner::{Invoke, Options, Runner};
 
 /// Options of `orderflow dev`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct DevArgs {
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
     /// The SAM template to provision from.
     #[arg(long, default_value = "template.yaml")]
-    template: PathBuf,
+    pub template: PathBuf,
     /// Prefix of every local resource name.
     #[arg(long, env = "ORDERFLOW_PREFIX", default_value = "orderflow")]
-    prefix: String,
+    pub prefix: String,
+    /// Where the order API listens.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// The products to seed.
+    #[arg(long, default_value = "infra/local/catalog.json")]
+    pub catalog: PathBuf,
+    /// Create the resources and seed the catalog, then exit.
+    #[arg(long)]
+    pub provision_only: bool,
+    /// Forward invocations to `cargo lambda watch` at this URL instead of calling the
+    /// handlers in-process (e.g. http://127.0.0.1:9000).
+    #[arg(long)]
+    pub lambda_watch: Option<String>,
+    /// Hand every batch to its handler twice (a duplicate-delivery drill).
+    #[arg(long)]
+    pub duplicate_deliveries: bool,
+    /// Visibility timeout per receive, seconds (default: each queue's own).
+    #[arg(long)]
+    pub visibility_timeout: Option<u64>,
+    /// Where the stream checkpoint lives.
+    #[arg(long, default_value = ".local/run")]
+    pub state_dir: PathBuf,
 }
 
-pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
-    let template =
-        Template::load(&args.template).with_context(|| format!("reading {}", args.template.display()))?;
-    let stack = local::provision_stack(&template, &args.prefix)
-        .await
-        .context("provisioning the template in the emulators: are they running (`make emulators`)?")?;
+/// Seeds the SKUs of `path` that the catalog does not have yet.
+async fn seed_catalog(stack: &Stack, path: &std::path::Path) -> anyhow::Result<Vec<Product>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let products: Vec<Product> =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let dynamodb = local::dynamodb_client().await?;
+    let table = stack
+        .table("CatalogTable")
+        .context("the template has no CatalogTable")?;
+    for product in &products {
+        let item = serde_dynamo::to_item(product)?;
+        let put = dynamodb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(sku)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+            Err(e) => return Err(e).context("seeding the catalog"),
+        }
+    }
+    Ok(DynamoCatalog::new(dynamodb, table).all().await?)
+}
+
+fn print_stack(stack: &Stack, products: &[Product], args: &DevArgs) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "orderflow is provisioned from {}:", args.template.display())?;
     let mut tables: Vec<_> = stack.tables.iter().collect();
@@ -41,16 +109,120 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     for (logical_id, name) in stack.messaging.buses.iter().chain(&stack.messaging.rules) {
         writeln!(out, "  events {logical_id:24} {name}")?;
     }
-    for (label, variable) in [
-        ("DynamoDB and Streams", "AWS_ENDPOINT_URL_DYNAMODB"),
-        ("SQS and EventBridge ", "AWS_ENDPOINT_URL"),
-    ] {
-        writeln!(out, "\n{label}: {}", std::env::var(variable).unwrap_or_default())?;
+    writeln!(out, "\ncatalog:")?;
+    for p in products {
+        writeln!(
+            out,
+            "  {:10} {:28} {:>6} {}  available {:>4}  reserved {:>3}",
+            p.sku.as_str(),
+            p.name,
+            p.price_amount,
+            p.currency,
+            p.available,
+            p.reserved
+        )?;
     }
-    writeln!(
-        out,
-        "\nFor a shell that talks to them: eval \"$(infra/local/emulators.sh env)\""
-    )?;
-    writeln!(out, "Stop the emulators with `make stop`.")?;
+    Ok(())
+}
+
+fn api(stack: &Stack, dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<Api> {
+    let table = |id: &str| {
+        stack
+            .table(id)
+            .map(str::to_owned)
+            .with_context(|| format!("no {id}"))
+    };
+    let store = DynamoEventStore::new(
+        dynamodb.clone(),
+        table("EventStoreTable")?,
+        table("SnapshotTable")?,
+    );
+    Ok(Api::new(
+        CommandService::new(
+            Repository::new(store, 50),
+            SystemClock,
+            orderflow_app::command::DEFAULT_MAX_ATTEMPTS,
+        ),
+        Api::idempotency(DynamoIdempotencyStore::new(
+            dynamodb.clone(),
+            table("IdempotencyTable")?,
+        )),
+        DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")?),
+        DynamoVault::new(dynamodb.clone(), table("PaymentVaultTable")?),
+        AuthMode::Local,
+    ))
+}
+
+/// Runs `orderflow dev` until `shutdown` turns true.
+///
+/// # Errors
+/// When provisioning fails, the port is taken, or the template is unreadable.
+pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+    let template =
+        Template::load(&args.template).with_context(|| format!("reading {}", args.template.display()))?;
+    let stack = provision_stack(&template, &args.prefix)
+        .await
+        .context("provisioning the template in the emulators: are they running (`make emulators`)?")?;
+    let products = seed_catalog(&stack, &args.catalog).await?;
+    print_stack(&stack, &products, &args)?;
+    if args.provision_only {
+        return Ok(());
+    }
+
+    let dynamodb = local::dynamodb_client().await?;
+    let router = order_api::router(Arc::new(api(&stack, &dynamodb)?));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    tracing::warn!(
+        "local authorizer: the actor is the X-Orderflow-Actor header or local-dev; no JWT is checked"
+    );
+    std::fs::create_dir_all(&args.state_dir)?;
+    let options = Options {
+        failed_visibility: None,
+        duplicate_deliveries: args.duplicate_deliveries,
+        receive_wait: Duration::from_secs(1),
+        snapshot_every: 50,
+        receive_visibility: args.visibility_timeout.map(Duration::from_secs),
+        checkpoint: Some(
+            args.state_dir
+                .join(format!("{}-stream-checkpoint.json", args.prefix)),
+        ),
+        summaries: true,
+        invoke: args
+            .lambda_watch
+            .clone()
+            .map_or(Invoke::InProcess, |url| Invoke::LambdaWatch { url }),
+    };
+    let runner = Runner::new(stack, &template, options).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "\norder API: http://{}  (try: curl http://{}/products)",
+            args.listen, args.listen
+        )?;
+        writeln!(
+            out,
+            "delivering: stream -> relay, {} queue(s) -> {}\n",
+            runner.consumers().len(),
+            if args.lambda_watch.is_some() {
+                "cargo lambda watch"
+            } else {
+                "in-process handlers"
+            }
+        )?;
+    }
+    let mut server_shutdown = shutdown.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = server_shutdown.wait_for(|stop| *stop).await;
+    });
+    let (served, ran) = tokio::join!(
+        async { server.await.context("serving the API") },
+        runner.run(shutdown)
+    );
+    served?;
+    ran?;
+    writeln!(std::io::stdout().lock(), "orderflow dev stopped")?;
     Ok(())
 }

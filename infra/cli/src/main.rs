@@ -1,34 +1,36 @@
 //! `orderflow`: the operator's command line.
-//!
-//! `orderflow dev` provisions every resource of `template.yaml` in the local emulators
-//! (the same file AWS deploys, read as it is) and prints how to reach it.
-
-mod dev;
 
 use clap::{Parser, Subcommand};
+use orderflow_cli::dev;
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
 struct Cli {
+    /// Human-readable logs instead of JSON lines.
+    #[arg(long, global = true)]
+    pretty: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create the template's resources in the local emulators and print how to reach them.
+    /// Run the whole system locally: resources from template.yaml, the API, the handlers.
     Dev(dev::DevArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
-        Command::Dev(args) => dev::run(args).await,
+    let cli = Cli::parse();
+    orderflow_cli::init_logging(cli.pretty);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("Ctrl-C: finishing the batches in flight, then stopping");
+            let _ = stop.send(true);
+        }
+    });
+    match cli.command {
+        Command::Dev(args) => dev::run(args, shutdown).await,
     }
 }

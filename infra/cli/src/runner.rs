@@ -33,6 +33,19 @@ use tokio::sync::Mutex;
 pub type BatchHandler =
     Arc<dyn Fn(SqsEvent) -> Pin<Box<dyn Future<Output = SqsBatchResponse> + Send>> + Send + Sync>;
 
+/// Where invocations go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invoke {
+    /// Call the handlers' library functions in this process.
+    InProcess,
+    /// POST each invocation to the Lambda Runtime invoke API of `cargo lambda watch`
+    /// (`<url>/2015-03-31/functions/<binary>/invocations`).
+    LambdaWatch {
+        /// Where `cargo lambda watch` listens, e.g. `http://127.0.0.1:9000`.
+        url: String,
+    },
+}
+
 /// How the runner treats deliveries.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -46,6 +59,16 @@ pub struct Options {
     pub receive_wait: Duration,
     /// Snapshot interval of the handlers' repositories.
     pub snapshot_every: u64,
+    /// Visibility timeout asked for on each receive; `None` keeps the queue's own, as
+    /// Lambda does (tests and crash drills shorten it).
+    pub receive_visibility: Option<Duration>,
+    /// Where the stream positions are saved after every relayed batch, so a restarted
+    /// runner resumes where it stopped.
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Print one line per order event as it passes the relay.
+    pub summaries: bool,
+    /// In-process handlers, or `cargo lambda watch`.
+    pub invoke: Invoke,
 }
 
 impl Default for Options {
@@ -55,6 +78,10 @@ impl Default for Options {
             duplicate_deliveries: false,
             receive_wait: Duration::from_secs(1),
             snapshot_every: 50,
+            receive_visibility: None,
+            checkpoint: None,
+            summaries: false,
+            invoke: Invoke::InProcess,
         }
     }
 }
@@ -66,6 +93,13 @@ pub struct Consumer {
     /// The queue.
     pub queue: Queue,
     handler: BatchHandler,
+}
+
+/// What is saved between runs: the last relayed sequence number of every shard.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Checkpoint {
+    stream_arn: String,
+    shards: HashMap<String, String>,
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +116,7 @@ pub struct Runner {
     streams: aws_sdk_dynamodbstreams::Client,
     sqs: aws_sdk_sqs::Client,
     publisher: EventBridgePublisher,
+    http: reqwest::Client,
     stream_arn: String,
     shards: Mutex<HashMap<String, ShardPosition>>,
     consumers: Vec<Consumer>,
@@ -104,6 +139,52 @@ where
     Arc::new(move |event| {
         let (service, call) = (service.clone(), call.clone());
         Box::pin(async move { call(service, event).await })
+    })
+}
+
+/// A handler that forwards each batch to `cargo lambda watch`, which runs the
+/// function's own binary; a failed invocation fails the whole batch, as in Lambda.
+#[must_use]
+pub fn forwarding_handler(http: reqwest::Client, url: &str, binary: &str) -> BatchHandler {
+    let endpoint = format!(
+        "{}/2015-03-31/functions/{binary}/invocations",
+        url.trim_end_matches('/')
+    );
+    Arc::new(move |event: SqsEvent| {
+        let (http, endpoint) = (http.clone(), endpoint.clone());
+        Box::pin(async move {
+            let ids: Vec<String> = event
+                .records
+                .iter()
+                .filter_map(|m| m.message_id.clone())
+                .collect();
+            let all_failed = || {
+                let mut response = SqsBatchResponse::default();
+                response.batch_item_failures = ids
+                    .iter()
+                    .map(|id| {
+                        let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+                        failure.item_identifier = id.clone();
+                        failure
+                    })
+                    .collect();
+                response
+            };
+            match http.post(&endpoint).json(&event).send().await {
+                Ok(reply) if reply.status().is_success() => reply.json().await.unwrap_or_else(|error| {
+                    tracing::error!(%endpoint, %error, "unreadable function response; failing the batch");
+                    all_failed()
+                }),
+                Ok(reply) => {
+                    tracing::error!(%endpoint, status = %reply.status(), "function invocation failed; failing the batch");
+                    all_failed()
+                }
+                Err(error) => {
+                    tracing::error!(%endpoint, %error, "cargo lambda watch unreachable; failing the batch");
+                    all_failed()
+                }
+            }
+        })
     })
 }
 
@@ -183,21 +264,28 @@ impl Runner {
                 .queue(&mapping.queue)
                 .with_context(|| format!("queue {} was not provisioned", mapping.queue))?
                 .clone();
-            let handler = handler_for(&mapping.binary, &stack, &dynamodb, options.snapshot_every)?;
+            let handler = match &options.invoke {
+                Invoke::InProcess => handler_for(&mapping.binary, &stack, &dynamodb, options.snapshot_every)?,
+                Invoke::LambdaWatch { url } => {
+                    forwarding_handler(reqwest::Client::new(), url, &mapping.binary)
+                }
+            };
             consumers.push(Consumer {
                 mapping,
                 queue,
                 handler,
             });
         }
+        let shards = load_checkpoint(options.checkpoint.as_deref(), &stream_arn);
         Ok(Self {
             publisher: EventBridgePublisher::new(events, stack.bus()),
+            http: reqwest::Client::new(),
             stack,
             options,
             streams,
             sqs,
             stream_arn,
-            shards: Mutex::new(HashMap::new()),
+            shards: Mutex::new(shards),
             consumers,
         })
     }
@@ -255,15 +343,29 @@ impl Runner {
                 .await
             {
                 Ok(page) => page,
+                // An expired iterator, or one DynamoDB Local took on an empty shard and
+                // dropped when records arrived (that error arrives untyped: match the
+                // code): take a new one after the last relayed record, or at the trim
+                // horizon. Nothing is lost.
                 Err(error)
-                    if error
-                        .as_service_error()
-                        .is_some_and(|e| e.is_expired_iterator_exception()) =>
+                    if matches!(
+                        aws_sdk_dynamodbstreams::error::ProvideErrorMetadata::code(&error),
+                        Some("ExpiredIteratorException" | "TrimmedDataAccessException")
+                    ) =>
                 {
-                    position.iterator = None;
+                    tracing::debug!(shard = %shard_id, "shard iterator no longer valid; taking a new one");
+                    position.iterator = Some(
+                        self.iterator(&shard_id, position.last_sequence.as_deref())
+                            .await?,
+                    );
                     continue;
                 }
-                Err(error) => return Err(error).context("reading the stream"),
+                Err(error) => {
+                    let code =
+                        aws_sdk_dynamodbstreams::error::ProvideErrorMetadata::code(&error).map(str::to_owned);
+                    return Err(error)
+                        .with_context(|| format!("reading shard {shard_id} of the stream (code {code:?})"));
+                }
             };
             let records = page.records.unwrap_or_default();
             read += records.len();
@@ -278,7 +380,12 @@ impl Runner {
                 .iter()
                 .map(|r| r.change.sequence_number.clone().unwrap_or_default())
                 .collect();
-            let response = relay::relay(&self.publisher, batch).await;
+            let summaries = if self.options.summaries {
+                order_summaries(&batch)
+            } else {
+                Vec::new()
+            };
+            let response = self.invoke_relay(batch).await;
             let first_failed = response
                 .batch_item_failures
                 .iter()
@@ -305,10 +412,76 @@ impl Runner {
                     position.last_sequence = sequences.last().cloned();
                     position.iterator = page.next_shard_iterator;
                     position.closed = position.iterator.is_none();
+                    print_summaries(&summaries);
+                    self.save_checkpoint(&shards).await;
                 }
             }
         }
         Ok(read)
+    }
+
+    async fn invoke_relay(
+        &self,
+        batch: StreamEvent,
+    ) -> aws_lambda_events::event::streams::DynamoDbEventResponse {
+        match &self.options.invoke {
+            Invoke::InProcess => relay::relay(&self.publisher, batch).await,
+            Invoke::LambdaWatch { url } => {
+                let endpoint = format!(
+                    "{}/2015-03-31/functions/relay/invocations",
+                    url.trim_end_matches('/')
+                );
+                let sequences: Vec<_> = batch
+                    .records
+                    .iter()
+                    .filter_map(|r| r.change.sequence_number.clone())
+                    .collect();
+                let reply = self.http.post(&endpoint).json(&batch).send().await;
+                let parsed = match reply {
+                    Ok(reply) if reply.status().is_success() => reply.json().await.ok(),
+                    _ => None,
+                };
+                parsed.unwrap_or_else(|| {
+                    tracing::error!(%endpoint, "relay invocation failed; the batch will be read again");
+                    let mut response = aws_lambda_events::event::streams::DynamoDbEventResponse::default();
+                    response.batch_item_failures = sequences
+                        .into_iter()
+                        .map(|s| {
+                            let mut failure =
+                                aws_lambda_events::event::streams::DynamoDbBatchItemFailure::default();
+                            failure.item_identifier = Some(s);
+                            failure
+                        })
+                        .collect();
+                    response
+                })
+            }
+        }
+    }
+
+    async fn save_checkpoint(&self, shards: &HashMap<String, ShardPosition>) {
+        let Some(path) = &self.options.checkpoint else {
+            return;
+        };
+        let checkpoint = Checkpoint {
+            stream_arn: self.stream_arn.clone(),
+            shards: shards
+                .iter()
+                .filter_map(|(id, p)| p.last_sequence.clone().map(|s| (id.clone(), s)))
+                .collect(),
+        };
+        // Write beside, then rename: a crash leaves the old checkpoint or the new one,
+        // never half of one.
+        let tmp = path.with_extension("tmp");
+        let written = match serde_json::to_vec(&checkpoint) {
+            Ok(bytes) => tokio::fs::write(&tmp, bytes)
+                .await
+                .and(tokio::fs::rename(&tmp, path).await),
+            Err(error) => Err(std::io::Error::other(error)),
+        };
+        if let Err(error) = written {
+            tracing::warn!(path = %path.display(), %error, "stream checkpoint not saved; a restart re-relays (duplicates are harmless)");
+        }
     }
 
     async fn iterator(&self, shard_id: &str, after: Option<&str>) -> anyhow::Result<String> {
@@ -344,6 +517,11 @@ impl Runner {
             .queue_url(&consumer.queue.url)
             .max_number_of_messages(i32::try_from(consumer.mapping.batch_size.clamp(1, 10)).unwrap_or(10))
             .wait_time_seconds(wait)
+            .set_visibility_timeout(
+                self.options
+                    .receive_visibility
+                    .and_then(|v| i32::try_from(v.as_secs()).ok()),
+            )
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
@@ -441,6 +619,131 @@ impl Runner {
             }
         }
         anyhow::bail!("still busy after {max_rounds} rounds")
+    }
+}
+
+impl Runner {
+    /// Runs every mapping continuously until `shutdown` turns true: the stream polled
+    /// every 200 ms when idle, each queue long-polled. A batch in flight is finished
+    /// before its loop stops.
+    ///
+    /// # Errors
+    /// Never for an emulator hiccup (logged and retried after a pause).
+    pub async fn run(&self, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+        let stream = async {
+            let mut shutdown = shutdown.clone();
+            while !*shutdown.borrow() {
+                match self.pump_stream().await {
+                    Ok(0) => {}
+                    Ok(_) => continue,
+                    Err(error) => {
+                        tracing::warn!(error = format!("{error:#}"), "stream poll failed; retrying")
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.changed() => {}
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        };
+        let queues = self.consumers.iter().map(|consumer| {
+            let mut shutdown = shutdown.clone();
+            async move {
+                while !*shutdown.borrow() {
+                    if let Err(error) = self.pump_queue(consumer).await {
+                        tracing::warn!(queue = %consumer.queue.name, error = format!("{error:#}"), "queue poll failed; retrying");
+                        tokio::select! {
+                            _ = shutdown.changed() => {}
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                }
+            }
+        });
+        tokio::join!(stream, futures::future::join_all(queues));
+        Ok(())
+    }
+}
+
+fn load_checkpoint(path: Option<&std::path::Path>, stream_arn: &str) -> HashMap<String, ShardPosition> {
+    let Some(path) = path else { return HashMap::new() };
+    let Ok(bytes) = std::fs::read(path) else {
+        return HashMap::new();
+    };
+    match serde_json::from_slice::<Checkpoint>(&bytes) {
+        Ok(checkpoint) if checkpoint.stream_arn == stream_arn => {
+            tracing::info!(
+                shards = checkpoint.shards.len(),
+                "resuming the stream from the checkpoint"
+            );
+            checkpoint
+                .shards
+                .into_iter()
+                .map(|(shard, sequence)| {
+                    (
+                        shard,
+                        ShardPosition {
+                            iterator: None,
+                            last_sequence: Some(sequence),
+                            closed: false,
+                        },
+                    )
+                })
+                .collect()
+        }
+        Ok(_) => {
+            tracing::info!(
+                "checkpoint is for another stream (the emulator restarted); reading from the start"
+            );
+            HashMap::new()
+        }
+        Err(error) => {
+            tracing::warn!(%error, "unreadable checkpoint ignored; reading from the start");
+            HashMap::new()
+        }
+    }
+}
+
+/// One line per order event in a stream batch.
+fn order_summaries(batch: &StreamEvent) -> Vec<String> {
+    use orderflow_domain::order::OrderEvent;
+    batch
+        .records
+        .iter()
+        .filter_map(|record| {
+            let event =
+                orderflow_adapters::event_store::dynamodb::record_from_item(record.change.new_image.clone())
+                    .ok()?;
+            if event.stream.aggregate_type != "order" {
+                return None;
+            }
+            let envelope = orderflow_domain::Envelope::<OrderEvent>::decode(&event.body).ok()?;
+            let status = match &envelope.data {
+                OrderEvent::Placed(_) => "PENDING".to_owned(),
+                OrderEvent::Confirmed(_) => "CONFIRMED".to_owned(),
+                OrderEvent::Cancelled(c) => {
+                    format!("CANCELLED ({})", serde_json::to_value(c.reason).ok()?.as_str()?)
+                }
+                OrderEvent::FulfilmentAdvanced(a) => a.step.status().as_str().to_owned(),
+                other => format!("recorded {}", orderflow_domain::DomainEvent::event_type(other)),
+            };
+            Some(format!(
+                "order {}  v{:<2} {:<34} correlation {}",
+                envelope.aggregate_id, envelope.version, status, envelope.metadata.correlation_id
+            ))
+        })
+        .collect()
+}
+
+fn print_summaries(lines: &[String]) {
+    use std::io::Write;
+    if lines.is_empty() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        // A closed stdout (piped to a pager that quit) must not stop the runner.
+        let _ = writeln!(out, "{line}");
     }
 }
 
