@@ -72,6 +72,14 @@ lint-template: tools ## cfn-lint and `sam validate --lint` on template.yaml.
 	$(TOOLS)/cfn-lint template.yaml
 	$(TOOLS)/sam validate --lint --template-file template.yaml --region $(AWS_REGION)
 
+.PHONY: build
+build: tools ## sam build: every function's bootstrap, built by cargo-lambda.
+	PATH="$(CURDIR)/$(TOOLS):$$PATH" SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 $(TOOLS)/sam build --beta-features --template-file template.yaml
+	@for fn in $$(grep -E '^  [A-Za-z]+Function:$$' template.yaml | tr -d ' :'); do \
+	  test -s .aws-sam/build/$$fn/bootstrap || { echo "sam build produced no bootstrap for $$fn"; exit 1; }; \
+	  echo "  $$fn/bootstrap $$(du -h .aws-sam/build/$$fn/bootstrap | cut -f1)"; \
+	done
+
 .PHONY: lint
 lint: fmt clippy doc lint-template ## Everything CI checks besides the tests.
 
@@ -80,4 +88,4 @@ bench: install ## Criterion benchmarks (handler CPU vs serde_json; 10k-event loa
 	infra/local/with-emulators.sh cargo bench --locked -p orderflow-adapters --bench event_path
 
 .PHONY: ci
-ci: fmt clippy test lint-template doc ## What .ci/run runs.
+ci: fmt clippy test lint-template doc build ## What .ci/run runs.
