@@ -7,15 +7,13 @@
 
 mod support;
 
-use std::collections::HashMap;
-
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use orderflow_cli::runner::handler_for;
 use orderflow_domain::inventory::Inventory;
 use orderflow_domain::order::{CancellationReason, Order, OrderStatus, PaymentAnswer};
 use orderflow_domain::payment::Payment;
 use orderflow_domain::shipment::Shipment;
-use support::{CATALOG, Fixture};
+use support::Fixture;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_and_reserved_order_is_confirmed_and_shipped() {
@@ -280,55 +278,117 @@ async fn every_message_delivered_twice_and_out_of_order_keeps_the_invariants() {
     }
     f.settle().await;
 
-    let ledger = f.ledger().await;
-    let stock = f.stock().await;
-    let mut expected_revenue = 0;
-    let mut held: HashMap<String, u64> = HashMap::new();
-    for id in &orders {
-        let order = f.order(*id).await;
-        assert!(
-            matches!(order.status, OrderStatus::Confirmed | OrderStatus::Cancelled),
-            "{id} is terminal after quiescence: {:?}",
-            order.status
-        );
-        let captures = f
-            .stream::<Payment>(*id)
-            .await
-            .iter()
-            .filter(|t| **t == "PaymentCaptured")
-            .count();
-        assert!(captures <= 1, "{id} captured {captures} times");
-        let entry = ledger.get(&id.to_string());
-        if order.status == OrderStatus::Confirmed {
-            expected_revenue += order.total.amount;
-            assert!(entry.is_some_and(|e| !e.refunded), "a confirmed order is charged");
-            for line in &order.lines {
-                *held.entry(line.sku.to_string()).or_default() += u64::from(line.quantity.get());
-            }
-        } else {
-            assert!(
-                entry.is_none_or(|e| e.refunded),
-                "{id}: no cancelled order stays charged"
-            );
-        }
-    }
-    let revenue: u64 = ledger.values().filter(|e| !e.refunded).map(|e| e.amount).sum();
-    assert_eq!(
-        revenue, expected_revenue,
-        "captured - refunded = total of the orders not cancelled"
+    f.assert_invariants(&orders, &Fixture::initial_stock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_whose_record_a_crash_lost_is_refunded_when_the_cancel_arrives() {
+    use orderflow_app::PaymentGateway;
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-2", 2)], "tok_visa").await;
+    // The payment handler reached the provider, then died before recording it.
+    let total = f.order(id).await.total;
+    let token = orderflow_domain::order::PaymentToken::parse("tok_visa").unwrap();
+    let captured = f.gateway.capture(id, total, &token).await.unwrap();
+    assert!(matches!(captured, orderflow_app::CaptureOutcome::Captured { .. }));
+    assert!(
+        f.stream::<Payment>(id).await.is_empty(),
+        "no record of the capture"
     );
-    for (sku, _, initial) in CATALOG {
-        let product = &stock[*sku];
-        assert_eq!(
-            product.available + product.reserved + product.sold,
-            *initial,
-            "{sku}: stock is conserved"
-        );
-        assert_eq!(
-            product.reserved,
-            held.get(*sku).copied().unwrap_or(0),
-            "{sku}: only confirmed orders hold stock"
-        );
-    }
-    assert!(f.dead_letters().await.is_empty(), "no DLQ holds anything");
+
+    f.cancel(id).await.unwrap();
+    let history = f
+        .commands
+        .repository()
+        .history::<Order>(&id.to_string())
+        .await
+        .unwrap();
+    let handler = handler_for("payment", f.runner.stack(), &f.dynamodb, 50).unwrap();
+    let cancelled = delivery(&history[1].to_json(), "m-cancel");
+    assert!(
+        handler(batch(vec![cancelled]))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(
+        f.stream::<Payment>(id).await,
+        ["PaymentCaptured", "PaymentRefunded"]
+    );
+    assert!(
+        f.ledger().await[&id.to_string()].refunded,
+        "the provider refunded it"
+    );
+
+    // The original OrderPlaced, redelivered after the crash, changes nothing.
+    let placed = delivery(&history[0].to_json(), "m-placed");
+    assert!(handler(batch(vec![placed])).await.batch_item_failures.is_empty());
+    assert_eq!(
+        f.stream::<Payment>(id).await,
+        ["PaymentCaptured", "PaymentRefunded"]
+    );
+    assert_eq!(f.ledger().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_attempted_after_the_cancel_is_refused_by_the_provider() {
+    use orderflow_app::PaymentGateway;
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-2", 1)], "tok_visa").await;
+    f.cancel(id).await.unwrap();
+    let history = f
+        .commands
+        .repository()
+        .history::<Order>(&id.to_string())
+        .await
+        .unwrap();
+    let handler = handler_for("payment", f.runner.stack(), &f.dynamodb, 50).unwrap();
+    assert!(
+        handler(batch(vec![delivery(&history[1].to_json(), "m-cancel")]))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(f.stream::<Payment>(id).await, ["PaymentVoided"]);
+    // A handler that read the state before the tombstone now reaches the provider.
+    let total = f.order(id).await.total;
+    let token = orderflow_domain::order::PaymentToken::parse("tok_visa").unwrap();
+    let late = f.gateway.capture(id, total, &token).await.unwrap();
+    assert_eq!(
+        late,
+        orderflow_app::CaptureOutcome::Declined {
+            reason: "payment_cancelled".into()
+        }
+    );
+    assert!(f.ledger().await.is_empty(), "no money was taken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_order_finds_the_capture_a_crash_left_unrecorded() {
+    use orderflow_app::{PaymentGateway, PaymentVault};
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-1", 1)], "tok_visa").await;
+    let total = f.order(id).await.total;
+    let token = orderflow_domain::order::PaymentToken::parse("tok_visa").unwrap();
+    f.gateway.capture(id, total, &token).await.unwrap();
+    // Even with the token gone (expired while the message waited), the capture the
+    // provider holds is what gets recorded: no decline, no second charge.
+    f.vault.forget(id).await.unwrap();
+    let history = f
+        .commands
+        .repository()
+        .history::<Order>(&id.to_string())
+        .await
+        .unwrap();
+    let handler = handler_for("payment", f.runner.stack(), &f.dynamodb, 50).unwrap();
+    assert!(
+        handler(batch(vec![delivery(&history[0].to_json(), "m-placed")]))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(f.stream::<Payment>(id).await, ["PaymentCaptured"]);
+    let ledger = f.ledger().await;
+    assert_eq!(ledger.len(), 1);
+    assert!(!ledger[&id.to_string()].refunded);
 }

@@ -1,5 +1,6 @@
-//! A provisioned stack with a seeded catalog and the local runner, and the few
-//! operations the saga tests need to drive and inspect it.
+//! Test support: an [`Inspector`] that reads a provisioned stack's tables and checks
+//! the brief's invariants, and a [`Fixture`] that adds an in-process runner and a way
+//! to place orders as the API does.
 
 #![allow(
     dead_code,
@@ -8,6 +9,7 @@
 )]
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::time::Duration;
 
 use orderflow_adapters::DynamoEventStore;
@@ -18,104 +20,53 @@ use orderflow_cli::runner::{Options, Runner};
 use orderflow_domain::order::{
     Order, OrderCommand, OrderState, OrderStatus, PaymentToken, PlaceOrder, PlacedOrder, PricedLine,
 };
+use orderflow_domain::payment::Payment;
 use orderflow_domain::{Aggregate, Currency, CustomerId, Metadata, OrderId, Quantity, Sku, Timestamp};
 use orderflow_provision::Template;
-use orderflow_provision::local::{self, unique_name};
+use orderflow_provision::local::{self, Stack, unique_name};
 use uuid::Uuid;
 
-/// The catalog every test starts from: (sku, price, stock).
+/// The catalog the in-process tests start from: (sku, price, stock).
 pub const CATALOG: &[(&str, u64, u64)] = &[("SKU-1", 1299, 100), ("SKU-2", 500, 100), ("SKU-RARE", 9900, 2)];
-
-pub struct Fixture {
-    pub runner: Runner,
-    pub template: Template,
-    pub catalog: DynamoCatalog,
-    pub gateway: SimulatedGateway,
-    pub vault: DynamoVault,
-    pub commands: CommandService<DynamoEventStore, SystemClock>,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-}
 
 pub fn usd() -> Currency {
     Currency::parse("USD").unwrap()
 }
 
-impl Fixture {
-    pub async fn new(duplicate_deliveries: bool) -> Self {
-        let template = Template::load(&Template::default_path()).unwrap();
-        let stack = local::provision_stack(&template, &unique_name("saga"))
-            .await
-            .expect("the emulators are running (make test starts them)");
+/// Reads a stack's tables and queues.
+pub struct Inspector {
+    pub stack: Stack,
+    pub catalog: DynamoCatalog,
+    pub gateway: SimulatedGateway,
+    pub vault: DynamoVault,
+    pub commands: CommandService<DynamoEventStore, SystemClock>,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Inspector {
+    pub async fn new(stack: Stack) -> Self {
         let dynamodb = local::dynamodb_client().await.unwrap();
         let table = |id: &str| stack.table(id).unwrap().to_owned();
-        let catalog = DynamoCatalog::new(dynamodb.clone(), table("CatalogTable"));
-        for (sku, price, stock) in CATALOG {
-            catalog
-                .put(&Product {
-                    sku: Sku::parse(*sku).unwrap(),
-                    name: format!("Product {sku}"),
-                    price_amount: *price,
-                    currency: usd(),
-                    available: *stock,
-                    reserved: 0,
-                    sold: 0,
-                })
-                .await
-                .unwrap();
-        }
         let store = DynamoEventStore::new(dynamodb.clone(), table("EventStoreTable"), table("SnapshotTable"));
-        let fixture_parts = (
-            SimulatedGateway::new(dynamodb.clone(), table("PaymentProviderTable")),
-            DynamoVault::new(dynamodb.clone(), table("PaymentVaultTable")),
-        );
-        let options = Options {
-            failed_visibility: Some(Duration::ZERO),
-            duplicate_deliveries,
-            receive_wait: Duration::ZERO,
-            ..Options::default()
-        };
-        let runner = Runner::new(stack, &template, options).await.unwrap();
         Self {
-            runner,
-            template,
-            catalog,
-            gateway: fixture_parts.0,
-            vault: fixture_parts.1,
+            catalog: DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")),
+            gateway: SimulatedGateway::new(dynamodb.clone(), table("PaymentProviderTable")),
+            vault: DynamoVault::new(dynamodb.clone(), table("PaymentVaultTable")),
             commands: CommandService::new(Repository::new(store, 50), SystemClock, 5),
+            sqs: local::sqs_client().await.unwrap(),
             dynamodb,
+            stack,
         }
     }
 
-    fn metadata(actor: &str) -> Metadata {
+    pub fn metadata(actor: &str) -> Metadata {
         let id = Uuid::now_v7().to_string();
         Metadata {
             correlation_id: id.clone(),
             causation_id: format!("req-{id}"),
             actor: actor.to_owned(),
         }
-    }
-
-    /// Places an order priced from the catalog, keeping its token in the vault, as the
-    /// order API does.
-    pub async fn place(&self, lines: &[(&str, u64)], token: &str) -> OrderId {
-        let order_id = OrderId::from_uuid(Uuid::now_v7());
-        self.place_with_id(order_id, lines, token).await;
-        order_id
-    }
-
-    pub async fn cancel(&self, order_id: OrderId) -> Result<(), String> {
-        self.commands
-            .execute::<Order>(
-                &order_id.to_string(),
-                OrderCommand::Cancel {
-                    detail: Some("changed my mind".into()),
-                },
-                &Self::metadata("user-1"),
-                None,
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
     }
 
     pub async fn order(&self, order_id: OrderId) -> PlacedOrder {
@@ -167,12 +118,6 @@ impl Fixture {
             .collect()
     }
 
-    pub async fn settle(&self) {
-        self.runner.run_until_quiet(3, 400).await.unwrap();
-    }
-}
-
-impl Fixture {
     /// Whether the vault no longer holds the order's token.
     pub async fn vault_token_gone(&self, order_id: OrderId) -> bool {
         self.vault.token(order_id).await.unwrap().is_none()
@@ -183,7 +128,7 @@ impl Fixture {
         let item = self
             .dynamodb
             .get_item()
-            .table_name(self.runner.stack().table("PaymentProviderTable").unwrap())
+            .table_name(self.stack.table("PaymentProviderTable").unwrap())
             .key(
                 "id",
                 aws_sdk_dynamodb::types::AttributeValue::S(format!("attempts#{order_id}")),
@@ -200,39 +145,182 @@ impl Fixture {
             .unwrap_or(0)
     }
 
-    /// Messages sitting in any dead-letter queue of the stack.
-    pub async fn dead_letters(&self) -> Vec<String> {
-        let sqs = local::sqs_client().await.unwrap();
-        let mut found = Vec::new();
-        for (logical_id, queue) in &self.runner.stack().messaging.queues {
-            if !logical_id.contains("DeadLetter") {
-                continue;
-            }
-            let attributes = sqs
+    /// Visible plus in-flight messages of every queue, by logical id.
+    pub async fn queue_depths(&self) -> HashMap<String, u64> {
+        use aws_sdk_sqs::types::QueueAttributeName::{
+            ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
+        };
+        let mut depths = HashMap::new();
+        for (logical_id, queue) in &self.stack.messaging.queues {
+            let attributes = self
+                .sqs
                 .get_queue_attributes()
                 .queue_url(&queue.url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(ApproximateNumberOfMessages)
+                .attribute_names(ApproximateNumberOfMessagesNotVisible)
                 .send()
                 .await
                 .unwrap()
                 .attributes
                 .unwrap_or_default();
-            let count = attributes
-                .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0);
-            if count > 0 {
-                found.push(format!("{logical_id}: {count}"));
+            let count = |name| {
+                attributes
+                    .get(&name)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            depths.insert(
+                logical_id.clone(),
+                count(ApproximateNumberOfMessages) + count(ApproximateNumberOfMessagesNotVisible),
+            );
+        }
+        depths
+    }
+
+    /// Dead-letter queues that hold anything, with their depth.
+    pub async fn dead_letters(&self) -> Vec<String> {
+        let mut found: Vec<_> = self
+            .queue_depths()
+            .await
+            .into_iter()
+            .filter(|(id, depth)| (id.contains("DeadLetter") || id.contains("Failure")) && *depth > 0)
+            .map(|(id, depth)| format!("{id}: {depth}"))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The brief's invariants over `orders`, once the system is quiet:
+    /// every order terminal; no double capture; captured - refunded = the total of the
+    /// orders not cancelled; no cancelled order left charged; stock conserved for every
+    /// SKU (initial = available + reserved + sold) and held only by confirmed orders;
+    /// every DLQ empty.
+    pub async fn assert_invariants(&self, orders: &[OrderId], initial_stock: &HashMap<String, u64>) {
+        let ledger = self.ledger().await;
+        let stock = self.stock().await;
+        let mut expected_revenue = 0;
+        let mut held: HashMap<String, u64> = HashMap::new();
+        for id in orders {
+            let order = self.order(*id).await;
+            assert!(
+                !matches!(order.status, OrderStatus::Pending),
+                "{id} is terminal after quiescence: {:?}",
+                order.status
+            );
+            let captures = self
+                .stream::<Payment>(*id)
+                .await
+                .iter()
+                .filter(|t| **t == "PaymentCaptured")
+                .count();
+            assert!(captures <= 1, "{id} captured {captures} times");
+            let entry = ledger.get(&id.to_string());
+            if order.status == OrderStatus::Cancelled {
+                assert!(
+                    entry.is_none_or(|e| e.refunded),
+                    "{id}: no cancelled order stays charged"
+                );
+            } else {
+                expected_revenue += order.total.amount;
+                assert!(
+                    entry.is_some_and(|e| !e.refunded),
+                    "{id}: a confirmed order is charged"
+                );
+                for line in &order.lines {
+                    *held.entry(line.sku.to_string()).or_default() += u64::from(line.quantity.get());
+                }
             }
         }
-        found
+        let revenue: u64 = ledger
+            .iter()
+            .filter(|(id, e)| !e.refunded && orders.iter().any(|o| o.to_string() == **id))
+            .map(|(_, e)| e.amount)
+            .sum();
+        assert_eq!(
+            revenue, expected_revenue,
+            "captured - refunded = total of the orders not cancelled"
+        );
+        for (sku, initial) in initial_stock {
+            let product = &stock[sku];
+            assert_eq!(
+                product.available + product.reserved + product.sold,
+                *initial,
+                "{sku}: stock is conserved"
+            );
+            assert_eq!(
+                product.reserved,
+                held.get(sku).copied().unwrap_or(0),
+                "{sku}: only live orders hold stock"
+            );
+        }
+        assert!(
+            self.dead_letters().await.is_empty(),
+            "DLQs: {:?}",
+            self.dead_letters().await
+        );
+    }
+}
+
+/// A fresh stack with a seeded catalog, and the in-process runner over it.
+pub struct Fixture {
+    pub runner: Runner,
+    pub template: Template,
+    inspector: Inspector,
+}
+
+impl Deref for Fixture {
+    type Target = Inspector;
+    fn deref(&self) -> &Inspector {
+        &self.inspector
     }
 }
 
 impl Fixture {
+    pub async fn new(duplicate_deliveries: bool) -> Self {
+        let template = Template::load(&Template::default_path()).unwrap();
+        let stack = local::provision_stack(&template, &unique_name("saga"))
+            .await
+            .expect("the emulators are running (make test starts them)");
+        let inspector = Inspector::new(stack.clone()).await;
+        for (sku, price, stock) in CATALOG {
+            inspector
+                .catalog
+                .put(&Product {
+                    sku: Sku::parse(*sku).unwrap(),
+                    name: format!("Product {sku}"),
+                    price_amount: *price,
+                    currency: usd(),
+                    available: *stock,
+                    reserved: 0,
+                    sold: 0,
+                })
+                .await
+                .unwrap();
+        }
+        let options = Options {
+            failed_visibility: Some(Duration::ZERO),
+            duplicate_deliveries,
+            receive_wait: Duration::ZERO,
+            ..Options::default()
+        };
+        let runner = Runner::new(stack, &template, options).await.unwrap();
+        Self {
+            runner,
+            template,
+            inspector,
+        }
+    }
+
+    pub fn initial_stock() -> HashMap<String, u64> {
+        CATALOG
+            .iter()
+            .map(|(sku, _, n)| ((*sku).to_owned(), *n))
+            .collect()
+    }
+
     /// The order API over this stack, as Lambda runs it (JWT principal).
     pub fn api(&self) -> axum::Router {
-        let table = |id: &str| self.runner.stack().table(id).unwrap().to_owned();
+        let table = |id: &str| self.stack.table(id).unwrap().to_owned();
         let store = DynamoEventStore::new(
             self.dynamodb.clone(),
             table("EventStoreTable"),
@@ -249,6 +337,14 @@ impl Fixture {
             order_api::AuthMode::Jwt,
         );
         order_api::router(std::sync::Arc::new(api))
+    }
+
+    /// Places an order priced from the catalog, keeping its token in the vault, as the
+    /// order API does.
+    pub async fn place(&self, lines: &[(&str, u64)], token: &str) -> OrderId {
+        let order_id = OrderId::from_uuid(Uuid::now_v7());
+        self.place_with_id(order_id, lines, token).await;
+        order_id
     }
 
     /// Places an order with a given id (the one the sample payloads name).
@@ -287,8 +383,32 @@ impl Fixture {
             placed_at: SystemClock.now(),
         });
         self.commands
-            .execute::<Order>(&order_id.to_string(), command, &Self::metadata("user-1"), None)
+            .execute::<Order>(
+                &order_id.to_string(),
+                command,
+                &Inspector::metadata("user-1"),
+                None,
+            )
             .await
             .unwrap();
+    }
+
+    pub async fn cancel(&self, order_id: OrderId) -> Result<(), String> {
+        self.commands
+            .execute::<Order>(
+                &order_id.to_string(),
+                OrderCommand::Cancel {
+                    detail: Some("changed my mind".into()),
+                },
+                &Inspector::metadata("user-1"),
+                None,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    pub async fn settle(&self) {
+        self.runner.run_until_quiet(3, 400).await.unwrap();
     }
 }

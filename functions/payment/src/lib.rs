@@ -5,6 +5,11 @@
 //! [`next_step`] from the recorded state, each provider call idempotent by order id:
 //! a redelivery, a crash between the call and its record, or a cancel racing the
 //! capture all converge on one capture at most, refunded if the order is cancelled.
+//!
+//! The one thing the recorded state cannot know is a capture whose record a crash
+//! lost. So the tombstone is never laid on the record alone: the provider first
+//! cancels the order's key, refunding such a capture (which is then recorded and
+//! refunded here) and refusing any capture that comes after.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use orderflow_adapters::event_store::DynamoEventStore;
@@ -108,14 +113,39 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
                         amount: capture.amount,
                     })
                 }
-                Step::Void => {
-                    tracing::info!("cancelled before any capture; leaving a tombstone");
-                    PaymentCommand::Void { order_id }
-                }
+                // No capture is recorded, but a crash may have lost the record of one:
+                // the provider cancels the order's key, refunding what it took.
+                Step::Void => match self.gateway.cancel(order_id).await? {
+                    None => {
+                        tracing::info!("cancelled before any capture; leaving a tombstone");
+                        PaymentCommand::Void { order_id }
+                    }
+                    Some(capture) => {
+                        tracing::warn!(
+                            payment_id = %capture.payment_id,
+                            "the provider held an unrecorded capture (a crash lost its record); recording and refunding it"
+                        );
+                        PaymentCommand::RecordCapture(PaymentCaptured {
+                            order_id,
+                            payment_id: capture.payment_id,
+                            amount: capture.amount,
+                        })
+                    }
+                },
             };
+            let settles = matches!(
+                command,
+                PaymentCommand::RecordCapture(_) | PaymentCommand::RecordDecline(_)
+            );
             self.commands
                 .execute::<Payment>(&id, command, metadata, None)
                 .await?;
+            // The token outlives the call to the provider until its outcome is recorded:
+            // a crash in between retries with the token, and the provider's idempotency
+            // key makes that retry return the same capture.
+            if settles && let Err(error) = self.vault.forget(order_id).await {
+                tracing::warn!(%error, "payment token not forgotten; its TTL will remove it");
+            }
         }
         Err(Failure::Poison(format!(
             "payment of {order_id} did not settle in {MAX_STEPS} steps"
@@ -125,14 +155,18 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
     async fn capture(&self, order_id: OrderId, amount: Money) -> Result<PaymentCommand, Failure> {
         let outcome = match self.vault.token(order_id).await? {
             Some(token) => self.gateway.capture(order_id, amount, &token).await?,
-            None => CaptureOutcome::Declined {
-                reason: "payment_token_missing".into(),
+            // The token is only forgotten once an outcome is recorded, so this is an
+            // order whose token expired: ask the provider before declining, in case a
+            // capture was made and its record lost.
+            None => match self.gateway.capture_of(order_id).await? {
+                Some(capture) => CaptureOutcome::Captured {
+                    payment_id: capture.payment_id,
+                },
+                None => CaptureOutcome::Declined {
+                    reason: "payment_token_missing".into(),
+                },
             },
         };
-        // The token is not needed past a final answer.
-        if let Err(error) = self.vault.forget(order_id).await {
-            tracing::warn!(%error, "payment token not forgotten; its TTL will remove it");
-        }
         Ok(match outcome {
             CaptureOutcome::Captured { payment_id } => {
                 tracing::info!(%payment_id, amount = amount.amount, "captured");

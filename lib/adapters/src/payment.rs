@@ -5,14 +5,19 @@
 //! `tok_insufficient_funds` too (`insufficient_funds`), `tok_flaky` fails transiently
 //! on its first attempt for an order, anything else is captured. Captures are keyed by
 //! order id like a real provider's idempotency keys, so a retried capture returns the
-//! first one. The ledger (`capture#<orderId>` items) is what the money invariant is
+//! first one. Cancelling an order's payment refunds a capture made under its key and
+//! leaves a `void#<orderId>` marker that every later capture checks in the same
+//! transaction: a capture and a cancel, in whichever order, never leave money taken. The ledger (`capture#<orderId>` items) is what the money invariant is
 //! checked against: it is the provider's view, independent of our events.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use orderflow_app::{CaptureOutcome, GatewayError, PaymentGateway, PaymentVault, StoreError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem};
+use orderflow_app::{
+    CaptureOutcome, GatewayError, PaymentGateway, PaymentVault, ProviderCapture, StoreError,
+};
 use orderflow_domain::order::PaymentToken;
-use orderflow_domain::{Money, OrderId, Timestamp};
+use orderflow_domain::{Currency, Money, OrderId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// One capture in the simulated provider's ledger.
@@ -148,33 +153,96 @@ impl PaymentGateway for SimulatedGateway {
             refunded: false,
         };
         let item = serde_dynamo::to_item(&entry).map_err(unavailable)?;
-        let put = self
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(id)")
+            .build()
+            .map_err(unavailable)?;
+        let not_voided = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(format!("void#{order_id}")))
+            .condition_expression("attribute_not_exists(id)")
+            .build()
+            .map_err(unavailable)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(not_voided).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(CaptureOutcome::Captured {
+        let Err(error) = result else {
+            return Ok(CaptureOutcome::Captured {
                 payment_id: entry.payment_id,
-            }),
-            // The idempotency key was used: return the first capture, charge nothing.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                let existing = self
-                    .existing_capture(order_id)
-                    .await?
-                    .ok_or_else(|| GatewayError::Unavailable("capture vanished".into()))?;
-                Ok(CaptureOutcome::Captured {
-                    payment_id: existing.payment_id,
-                })
-            }
-            Err(e) => Err(unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+            });
+        };
+        let reasons: Vec<Option<String>> = match error.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().map(str::to_owned))
+                .collect(),
+            _ => return Err(unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(error))),
+        };
+        let failed = |i: usize| reasons.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
+        if failed(0) {
+            // The order's payment was cancelled first: this key takes no money.
+            return Ok(CaptureOutcome::Declined {
+                reason: "payment_cancelled".into(),
+            });
         }
+        if failed(1) {
+            // The idempotency key was used: return the first capture, charge nothing.
+            let existing = self
+                .existing_capture(order_id)
+                .await?
+                .ok_or_else(|| GatewayError::Unavailable("capture vanished".into()))?;
+            return Ok(CaptureOutcome::Captured {
+                payment_id: existing.payment_id,
+            });
+        }
+        Err(GatewayError::Unavailable(format!(
+            "capture transaction cancelled: {reasons:?}"
+        )))
+    }
+
+    async fn capture_of(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
+        let Some(entry) = self.existing_capture(order_id).await?.filter(|e| !e.refunded) else {
+            return Ok(None);
+        };
+        let amount = Money::new(
+            entry.amount,
+            Currency::parse(&entry.currency).map_err(unavailable)?,
+        );
+        Ok(Some(ProviderCapture {
+            payment_id: entry.payment_id,
+            amount,
+        }))
+    }
+
+    async fn cancel(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
+        // The marker first: a capture racing this call either committed before it (and
+        // is found below) or fails its check on it.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", AttributeValue::S(format!("void#{order_id}")))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(entry) = self.existing_capture(order_id).await? else {
+            return Ok(None);
+        };
+        let amount = Money::new(
+            entry.amount,
+            Currency::parse(&entry.currency).map_err(unavailable)?,
+        );
+        self.refund(order_id, &entry.payment_id, amount).await?;
+        Ok(Some(ProviderCapture {
+            payment_id: entry.payment_id,
+            amount,
+        }))
     }
 
     async fn refund(&self, order_id: OrderId, payment_id: &str, _amount: Money) -> Result<(), GatewayError> {

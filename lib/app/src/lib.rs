@@ -17,5 +17,6 @@ pub use idempotency::{Idempotency, IdempotentError, Outcome, fingerprint};
 pub use ports::{
     AppendError, BoxError, CaptureOutcome, Claim, Clock, EventPublisher, EventRecord, EventStore,
     GatewayError, IdempotencyError, IdempotencyStore, KeyRecord, KeyStatus, MAX_EVENTS_PER_APPEND,
-    PaymentGateway, PaymentVault, SnapshotRecord, StoreError, StreamId, SystemClock, validate_append,
+    PaymentGateway, PaymentVault, ProviderCapture, SnapshotRecord, StoreError, StreamId, SystemClock,
+    validate_append,
 };

@@ -380,6 +380,15 @@ pub enum CaptureOutcome {
     },
 }
 
+/// A capture as the provider knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderCapture {
+    /// The provider's capture id.
+    pub payment_id: String,
+    /// What it captured.
+    pub amount: orderflow_domain::Money,
+}
+
 /// The payment provider failed to answer.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -405,6 +414,27 @@ pub trait PaymentGateway: Send + Sync {
         amount: orderflow_domain::Money,
         token: &orderflow_domain::order::PaymentToken,
     ) -> impl Future<Output = Result<CaptureOutcome, GatewayError>> + Send;
+
+    /// The live (unrefunded) capture made under the order's key, if any: what a
+    /// provider's lookup by idempotency key answers.
+    ///
+    /// # Errors
+    /// [`GatewayError`].
+    fn capture_of(
+        &self,
+        order_id: orderflow_domain::OrderId,
+    ) -> impl Future<Output = Result<Option<ProviderCapture>, GatewayError>> + Send;
+
+    /// Cancels the order's payment at the provider: refunds a capture made under its
+    /// key (one whose record a crash may have lost) and refuses any later capture with
+    /// it. Returns the capture it found, if any. Idempotent.
+    ///
+    /// # Errors
+    /// [`GatewayError`].
+    fn cancel(
+        &self,
+        order_id: orderflow_domain::OrderId,
+    ) -> impl Future<Output = Result<Option<ProviderCapture>, GatewayError>> + Send;
 
     /// Refunds the order's capture in full.
     ///

@@ -1,0 +1,560 @@
+//! End to end through `orderflow dev` itself, as a user runs it: a real process
+//! serving the API on a local port and delivering the stream and the queues to the
+//! handlers, against DynamoDB Local and moto. Nothing here calls a handler by hand.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use orderflow_domain::OrderId;
+use orderflow_domain::order::OrderStatus;
+use orderflow_provision::Template;
+use orderflow_provision::local::{self, unique_name};
+use serde_json::{Value, json};
+use support::Inspector;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `orderflow` binary, built once per test process (a no-op when fresh).
+fn binary() -> &'static PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let output = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--locked",
+                "-p",
+                "orderflow-cli",
+                "--bin",
+                "orderflow",
+                "--message-format=json",
+            ])
+            .current_dir(workspace())
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "building orderflow failed");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|m| m["target"]["name"] == "orderflow")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported the orderflow executable")
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `orderflow dev`.
+struct Dev {
+    child: Child,
+    url: String,
+    prefix: String,
+}
+
+impl Dev {
+    async fn start(prefix: &str, state_dir: &std::path::Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let log = std::fs::File::create(state_dir.join(format!("dev-{port}.log"))).unwrap();
+        let child = Command::new(binary())
+            .current_dir(workspace())
+            .args([
+                "dev",
+                "--prefix",
+                prefix,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--state-dir", state_dir.to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let dev = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            prefix: prefix.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while reqwest::get(format!("{}/products", dev.url)).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "orderflow dev did not serve the API within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        dev
+    }
+
+    /// SIGKILL: no cleanup, no flush, as a crash.
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn state_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_name("orderflow-e2e"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn inspector(prefix: &str) -> Inspector {
+    let template = Template::load(&Template::default_path()).unwrap();
+    // Provisioning is idempotent: this only reads back what `orderflow dev` created.
+    Inspector::new(local::provision_stack(&template, prefix).await.unwrap()).await
+}
+
+fn catalog_stock() -> HashMap<String, u64> {
+    let text = std::fs::read_to_string(workspace().join("infra/local/catalog.json")).unwrap();
+    serde_json::from_str::<Vec<Value>>(&text)
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["sku"].as_str().unwrap().to_owned(),
+                p["available"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn order_request(i: usize) -> Value {
+    let tokens = [
+        "tok_visa",
+        "tok_visa",
+        "tok_decline",
+        "tok_flaky",
+        "tok_insufficient_funds",
+        "tok_mastercard",
+    ];
+    let items = match i % 4 {
+        0 => json!([{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}]),
+        1 => json!([{"sku": "SKU-RARE", "quantity": 1}]),
+        2 => json!([{"sku": "SKU-3", "quantity": 1 + i % 3}]),
+        _ => json!([{"sku": "SKU-2", "quantity": 3}, {"sku": "SKU-3", "quantity": 1}]),
+    };
+    json!({
+        "customerId": format!("c-{}", i % 7),
+        "items": items,
+        "paymentToken": tokens[i % tokens.len()],
+        "shippingAddress": {"name": "Ada", "line1": "1 Main St", "city": "Springfield", "postalCode": "12345", "country": "US"},
+    })
+}
+
+/// Places orders `range` through the API, eight at a time; some are cancelled at once.
+async fn place_orders(url: &str, range: std::ops::Range<usize>) -> Vec<OrderId> {
+    let client = reqwest::Client::new();
+    let mut placed = Vec::new();
+    let indexes: Vec<_> = range.collect();
+    for chunk in indexes.chunks(8) {
+        let replies = futures::future::join_all(chunk.iter().map(|&i| {
+            let client = client.clone();
+            let url = url.to_owned();
+            async move {
+                let reply = client
+                    .post(format!("{url}/orders"))
+                    .header("idempotency-key", format!("e2e-{i}"))
+                    .json(&order_request(i))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(reply.status(), 201);
+                let order: Value = reply.json().await.unwrap();
+                let id = OrderId::parse(order["orderId"].as_str().unwrap()).unwrap();
+                if i % 9 == 4 {
+                    // The customer changes their mind at once, racing the saga.
+                    let _ = client
+                        .post(format!("{url}/orders/{id}/cancel"))
+                        .json(&json!({"reason": "changed my mind"}))
+                        .send()
+                        .await;
+                }
+                id
+            }
+        }))
+        .await;
+        placed.extend(replies);
+    }
+    placed
+}
+
+/// Waits until every order is out of PENDING and every queue is empty, twice in a row.
+async fn quiesce(inspector: &Inspector, orders: &[OrderId], within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut quiet = 0;
+    while quiet < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the system did not settle within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let busy_queues = inspector
+            .queue_depths()
+            .await
+            .into_iter()
+            .any(|(id, depth)| !id.contains("DeadLetter") && !id.contains("Failure") && depth > 0);
+        let mut pending = false;
+        for id in orders {
+            if inspector.status(*id).await == OrderStatus::Pending {
+                pending = true;
+                break;
+            }
+        }
+        quiet = if busy_queues || pending { 0 } else { quiet + 1 };
+    }
+}
+
+/// Cancels every fourth confirmed order through the API (compensation after the fact).
+async fn cancel_some_confirmed(url: &str, inspector: &Inspector, orders: &[OrderId]) {
+    let client = reqwest::Client::new();
+    for id in orders.iter().step_by(4) {
+        if inspector.status(*id).await == OrderStatus::Confirmed {
+            let reply = client
+                .post(format!("{url}/orders/{id}/cancel"))
+                .json(&json!({"reason": "no longer needed"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 200);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_orders_with_every_message_duplicated_settle_with_the_invariants() {
+    let prefix = unique_name("e2e");
+    let dir = state_dir();
+    let dev = Dev::start(
+        &prefix,
+        &dir,
+        &["--duplicate-deliveries", "--visibility-timeout", "2"],
+    )
+    .await;
+    let inspector = inspector(&prefix).await;
+    let orders = place_orders(&dev.url, 0..200).await;
+    quiesce(&inspector, &orders, Duration::from_secs(240)).await;
+    cancel_some_confirmed(&dev.url, &inspector, &orders).await;
+    quiesce(&inspector, &orders, Duration::from_secs(120)).await;
+    // Let compensation finish (the order is CANCELLED before release and refund land).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    quiesce(&inspector, &orders, Duration::from_secs(60)).await;
+
+    inspector.assert_invariants(&orders, &catalog_stock()).await;
+    let mut statuses = HashMap::new();
+    for id in &orders {
+        *statuses
+            .entry(format!("{:?}", inspector.status(*id).await))
+            .or_insert(0) += 1;
+    }
+    assert!(
+        statuses.contains_key("Confirmed") && statuses.contains_key("Cancelled"),
+        "{statuses:?}"
+    );
+    assert_eq!(dev.prefix, prefix);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poison_message_in_each_queue_ends_in_that_queues_dlq_and_nowhere_else() {
+    let prefix = unique_name("e2e");
+    let dir = state_dir();
+    let _dev = Dev::start(&prefix, &dir, &["--visibility-timeout", "1"]).await;
+    let inspector = inspector(&prefix).await;
+    let sources = [
+        "InventoryQueue",
+        "PaymentQueue",
+        "ShippingQueue",
+        "OrderSagaQueue",
+    ];
+    for queue in sources {
+        inspector
+            .sqs
+            .send_message()
+            .queue_url(&inspector.stack.queue(queue).unwrap().url)
+            .message_body(format!("poison for {queue}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let depths = inspector.queue_depths().await;
+        let parked = sources
+            .iter()
+            .all(|q| depths[&q.replace("Queue", "DeadLetterQueue")] == 1 && depths[*q] == 0);
+        if parked {
+            break;
+        }
+        assert!(Instant::now() < deadline, "poison not parked in time: {depths:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for queue in sources {
+        let dlq = &inspector
+            .stack
+            .queue(&queue.replace("Queue", "DeadLetterQueue"))
+            .unwrap()
+            .url;
+        let messages = inspector
+            .sqs
+            .receive_message()
+            .queue_url(dlq)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        let bodies: Vec<_> = messages.iter().filter_map(|m| m.body()).collect();
+        assert_eq!(
+            bodies,
+            [format!("poison for {queue}")],
+            "each DLQ holds its own queue's poison only"
+        );
+    }
+    assert_eq!(inspector.queue_depths().await["RelayFailureQueue"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_mid_run_and_restarted_the_runner_loses_and_doubles_nothing() {
+    let prefix = unique_name("e2e");
+    let dir = state_dir();
+    let mut dev = Dev::start(&prefix, &dir, &["--visibility-timeout", "3"]).await;
+    let inspector = inspector(&prefix).await;
+    let mut orders = place_orders(&dev.url, 0..60).await;
+    // Work is in flight: stream records unrelayed, messages received and unfinished.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    dev.kill();
+    let checkpoint = dir.join(format!("{prefix}-stream-checkpoint.json"));
+    assert!(
+        checkpoint.exists(),
+        "the stream position was checkpointed before the crash"
+    );
+
+    let dev = Dev::start(&prefix, &dir, &["--visibility-timeout", "3"]).await;
+    orders.extend(place_orders(&dev.url, 60..100).await);
+    quiesce(&inspector, &orders, Duration::from_secs(180)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    quiesce(&inspector, &orders, Duration::from_secs(60)).await;
+    inspector.assert_invariants(&orders, &catalog_stock()).await;
+    // Nothing double-applied: every participant's stream has at most one of each step.
+    for id in &orders {
+        for (stream, kind) in [
+            (
+                inspector
+                    .stream::<orderflow_domain::inventory::Inventory>(*id)
+                    .await,
+                "inventory",
+            ),
+            (
+                inspector.stream::<orderflow_domain::payment::Payment>(*id).await,
+                "payment",
+            ),
+            (
+                inspector
+                    .stream::<orderflow_domain::shipment::Shipment>(*id)
+                    .await,
+                "shipment",
+            ),
+        ] {
+            let unique: BTreeSet<_> = stream.iter().collect();
+            assert_eq!(unique.len(), stream.len(), "{kind} of {id}: {stream:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_provisions_exactly_what_the_template_declares() {
+    let prefix = unique_name("e2e");
+    let output = Command::new(binary())
+        .current_dir(workspace())
+        .args(["dev", "--prefix", &prefix, "--provision-only"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let template = Template::load(&Template::default_path()).unwrap();
+    let expected = |kind: &str| -> BTreeSet<String> {
+        template
+            .logical_ids(kind)
+            .into_iter()
+            .map(|id| format!("{prefix}-{id}"))
+            .collect()
+    };
+
+    let dynamodb = local::dynamodb_client().await.unwrap();
+    let mut tables = BTreeSet::new();
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .list_tables()
+            .set_exclusive_start_table_name(start)
+            .send()
+            .await
+            .unwrap();
+        tables.extend(
+            page.table_names()
+                .iter()
+                .filter(|n| n.starts_with(&format!("{prefix}-")))
+                .cloned(),
+        );
+        start = page.last_evaluated_table_name;
+        if start.is_none() {
+            break;
+        }
+    }
+    assert_eq!(tables, expected("AWS::DynamoDB::Table"));
+
+    let sqs = local::sqs_client().await.unwrap();
+    let urls = sqs
+        .list_queues()
+        .queue_name_prefix(&prefix)
+        .send()
+        .await
+        .unwrap()
+        .queue_urls
+        .unwrap_or_default();
+    let queues: BTreeSet<_> = urls
+        .iter()
+        .filter_map(|u| u.rsplit('/').next().map(str::to_owned))
+        .collect();
+    assert_eq!(queues, expected("AWS::SQS::Queue"));
+    for url in &urls {
+        let name = url.rsplit('/').next().unwrap();
+        let logical = name.trim_start_matches(&format!("{prefix}-"));
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default();
+        let declared = template.properties(logical);
+        let visibility = declared
+            .get("VisibilityTimeout")
+            .and_then(serde_norway::Value::as_u64)
+            .unwrap_or(30);
+        assert_eq!(
+            attributes[&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout],
+            visibility.to_string(),
+            "{logical}"
+        );
+        let redrive = attributes.get(&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy);
+        assert_eq!(
+            redrive.is_some(),
+            declared.get("RedrivePolicy").is_some(),
+            "{logical}: redrive as declared"
+        );
+        if let Some(policy) = redrive {
+            let policy: Value = serde_json::from_str(policy).unwrap();
+            assert_eq!(policy["maxReceiveCount"].as_u64(), Some(5), "{logical}");
+            let dlq = format!("{prefix}-{}", logical.replace("Queue", "DeadLetterQueue"));
+            assert!(
+                policy["deadLetterTargetArn"].as_str().unwrap().ends_with(&dlq),
+                "{logical} -> {dlq}"
+            );
+        }
+    }
+
+    let events = local::eventbridge_client().await.unwrap();
+    let buses: BTreeSet<_> = events
+        .list_event_buses()
+        .name_prefix(&prefix)
+        .send()
+        .await
+        .unwrap()
+        .event_buses
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|b| b.name)
+        .collect();
+    assert_eq!(buses, expected("AWS::Events::EventBus"));
+    let bus = buses.first().unwrap();
+    let rules = events
+        .list_rules()
+        .event_bus_name(bus)
+        .send()
+        .await
+        .unwrap()
+        .rules
+        .unwrap_or_default();
+    let rule_names: BTreeSet<_> = rules.iter().filter_map(|r| r.name.clone()).collect();
+    assert_eq!(rule_names, expected("AWS::Events::Rule"));
+    for rule in &rules {
+        let name = rule.name.as_deref().unwrap();
+        let logical = name.trim_start_matches(&format!("{prefix}-"));
+        let declared: Value = serde_json::to_value(&template.properties(logical)["EventPattern"]).unwrap();
+        let actual: Value = serde_json::from_str(rule.event_pattern.as_deref().unwrap()).unwrap();
+        assert_eq!(actual, declared, "{logical}: the pattern is the template's");
+        let targets = events
+            .list_targets_by_rule()
+            .rule(name)
+            .event_bus_name(bus)
+            .send()
+            .await
+            .unwrap();
+        let arns: Vec<_> = targets
+            .targets
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.arn)
+            .collect();
+        let queue = logical.replace("Rule", "Queue");
+        assert_eq!(arns.len(), 1);
+        assert!(
+            arns[0].ends_with(&format!("{prefix}-{queue}")),
+            "{logical} targets {queue}"
+        );
+    }
+
+    let stream = dynamodb
+        .describe_table()
+        .table_name(format!("{prefix}-EventStoreTable"))
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(
+        stream
+            .stream_specification
+            .unwrap()
+            .stream_view_type
+            .unwrap()
+            .as_str(),
+        "NEW_IMAGE"
+    );
+    assert_eq!(
+        stream.global_secondary_indexes.unwrap()[0].index_name.as_deref(),
+        Some("by-time")
+    );
+}
