@@ -55,6 +55,10 @@ else
 	infra/local/with-emulators.sh cargo test --workspace --locked
 endif
 
+.PHONY: check-lambda-watch
+check-lambda-watch: install tools ## The cargo lambda watch loop, end to end (an order placed and confirmed).
+	infra/local/with-emulators.sh infra/local/lambda-watch-check.sh
+
 .PHONY: fmt
 fmt: ## Check formatting.
 	cargo fmt --all --check

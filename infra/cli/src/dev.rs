@@ -153,6 +153,29 @@ fn api(stack: &Stack, dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<Api
     ))
 }
 
+/// Writes the environment the functions get in AWS, resolved to the local stack, plus
+/// the emulator endpoints, as a file `cargo lambda watch --env-file` reads.
+fn write_function_env(template: &Template, args: &DevArgs) -> anyhow::Result<PathBuf> {
+    let mut variables = template.function_environment(&args.prefix)?;
+    for name in [
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+    ] {
+        if let Ok(value) = std::env::var(name) {
+            variables.insert(name.to_owned(), value);
+        }
+    }
+    std::fs::create_dir_all(&args.state_dir)?;
+    let path = args.state_dir.join(format!("{}.env", args.prefix));
+    let text: String = variables.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 /// Runs `orderflow dev` until `shutdown` turns true.
 ///
 /// # Errors
@@ -165,6 +188,13 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
         .context("provisioning the template in the emulators: are they running (`make emulators`)?")?;
     let products = seed_catalog(&stack, &args.catalog).await?;
     print_stack(&stack, &products, &args)?;
+    let env_file = write_function_env(&template, &args)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "\nfunction environment: {}  (cargo lambda watch --env-file {})",
+        env_file.display(),
+        env_file.display()
+    )?;
     if args.provision_only {
         return Ok(());
     }

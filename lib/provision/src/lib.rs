@@ -67,6 +67,8 @@ pub enum ProvisionError {
 #[derive(Debug, Clone)]
 pub struct Template {
     resources: BTreeMap<String, Resource>,
+    globals: Value,
+    parameters: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +103,10 @@ pub struct SqsMapping {
 #[serde(rename_all = "PascalCase")]
 struct Document {
     resources: BTreeMap<String, Resource>,
+    #[serde(default)]
+    globals: Value,
+    #[serde(default)]
+    parameters: BTreeMap<String, Value>,
 }
 
 /// A DynamoDB table as the template declares it.
@@ -235,6 +241,8 @@ impl Template {
             serde_norway::from_str(text).map_err(|e| ProvisionError::Parse(e.to_string()))?;
         Ok(Self {
             resources: document.resources,
+            globals: document.globals,
+            parameters: document.parameters,
         })
     }
 
@@ -303,6 +311,67 @@ impl Template {
             }
         }
         Ok(mappings)
+    }
+
+    /// The environment every function gets (`Globals` and each function's own
+    /// variables), with `!Ref` resolved: a resource to its local name
+    /// (`<prefix>-<LogicalId>`), a parameter to its default.
+    ///
+    /// # Errors
+    /// [`ProvisionError::Unsupported`] for a value that is neither text, a number nor a
+    /// `!Ref`.
+    pub fn function_environment(&self, prefix: &str) -> Result<BTreeMap<String, String>, ProvisionError> {
+        fn variables_of(owner: &Value) -> impl Iterator<Item = (&str, &Value)> {
+            owner
+                .get("Environment")
+                .and_then(|e| e.get("Variables"))
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flat_map(|vars| vars.iter().filter_map(|(k, v)| k.as_str().map(|k| (k, v))))
+        }
+        let functions = self
+            .resources
+            .values()
+            .filter(|r| r.kind == "AWS::Serverless::Function")
+            .map(|r| &r.properties);
+        let variables: Vec<(&str, &Value)> = self
+            .globals
+            .get("Function")
+            .into_iter()
+            .chain(functions)
+            .flat_map(variables_of)
+            .collect();
+        let mut resolved = BTreeMap::new();
+        for (name, value) in variables {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                other => match messaging::referenced(other) {
+                    Some(id) if self.resources.contains_key(&id) => messaging::local_name(prefix, &id),
+                    Some(id) => self
+                        .parameters
+                        .get(&id)
+                        .and_then(|p| p.get("Default"))
+                        .map(|d| match d {
+                            Value::String(s) => s.clone(),
+                            Value::Number(n) => n.to_string(),
+                            _ => String::new(),
+                        })
+                        .ok_or_else(|| ProvisionError::Unsupported {
+                            logical_id: id.clone(),
+                            property: format!("{name} (a parameter without a default)"),
+                        })?,
+                    None => {
+                        return Err(ProvisionError::Unsupported {
+                            logical_id: "Environment".into(),
+                            property: name.to_owned(),
+                        });
+                    }
+                },
+            };
+            resolved.insert(name.to_owned(), text);
+        }
+        Ok(resolved)
     }
 
     /// A resource's `Properties` (`Null` when it has none or does not exist).
@@ -494,6 +563,16 @@ mod tests {
                 .iter()
                 .all(|m| m.report_batch_item_failures && m.batch_size == 10)
         );
+    }
+
+    #[test]
+    fn function_environment_resolves_to_local_names() {
+        let template = Template::load(&Template::default_path()).unwrap();
+        let env = template.function_environment("dev").unwrap();
+        assert_eq!(env["EVENT_STORE_TABLE"], "dev-EventStoreTable");
+        assert_eq!(env["EVENT_BUS_NAME"], "dev-EventBus");
+        assert_eq!(env["CATALOG_TABLE"], "dev-CatalogTable");
+        assert_eq!(env["SNAPSHOT_EVERY"], "50", "a parameter resolves to its default");
     }
 
     #[test]
