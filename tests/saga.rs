@@ -178,6 +178,25 @@ fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
     event
 }
 
+/// Delivers the order's event at `index` (0: placed, 1: cancelled, …) to `binary`,
+/// as its queue would; returns the ids of the messages it failed.
+async fn deliver(f: &Fixture, binary: &str, id: orderflow_domain::OrderId, index: usize) -> Vec<String> {
+    let history = f
+        .commands
+        .repository()
+        .history::<Order>(&id.to_string())
+        .await
+        .unwrap();
+    let handler = handler_for(binary, f.runner.stack(), &f.dynamodb, 50).unwrap();
+    let message = delivery(&history[index].to_json(), &format!("m-{binary}-{index}"));
+    handler(batch(vec![message]))
+        .await
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_seen_before_the_reservation_and_the_capture_leaves_tombstones() {
     let f = Fixture::new(false).await;
@@ -297,19 +316,9 @@ async fn a_capture_whose_record_a_crash_lost_is_refunded_when_the_cancel_arrives
     );
 
     f.cancel(id).await.unwrap();
-    let history = f
-        .commands
-        .repository()
-        .history::<Order>(&id.to_string())
-        .await
-        .unwrap();
-    let handler = handler_for("payment", f.runner.stack(), &f.dynamodb, 50).unwrap();
-    let cancelled = delivery(&history[1].to_json(), "m-cancel");
     assert!(
-        handler(batch(vec![cancelled]))
-            .await
-            .batch_item_failures
-            .is_empty()
+        deliver(&f, "payment", id, 1).await.is_empty(),
+        "OrderCancelled handled"
     );
     assert_eq!(
         f.stream::<Payment>(id).await,
@@ -321,8 +330,10 @@ async fn a_capture_whose_record_a_crash_lost_is_refunded_when_the_cancel_arrives
     );
 
     // The original OrderPlaced, redelivered after the crash, changes nothing.
-    let placed = delivery(&history[0].to_json(), "m-placed");
-    assert!(handler(batch(vec![placed])).await.batch_item_failures.is_empty());
+    assert!(
+        deliver(&f, "payment", id, 0).await.is_empty(),
+        "OrderPlaced handled"
+    );
     assert_eq!(
         f.stream::<Payment>(id).await,
         ["PaymentCaptured", "PaymentRefunded"]
@@ -336,18 +347,9 @@ async fn a_capture_attempted_after_the_cancel_is_refused_by_the_provider() {
     let f = Fixture::new(false).await;
     let id = f.place(&[("SKU-2", 1)], "tok_visa").await;
     f.cancel(id).await.unwrap();
-    let history = f
-        .commands
-        .repository()
-        .history::<Order>(&id.to_string())
-        .await
-        .unwrap();
-    let handler = handler_for("payment", f.runner.stack(), &f.dynamodb, 50).unwrap();
     assert!(
-        handler(batch(vec![delivery(&history[1].to_json(), "m-cancel")]))
-            .await
-            .batch_item_failures
-            .is_empty()
+        deliver(&f, "payment", id, 1).await.is_empty(),
+        "OrderCancelled handled"
     );
     assert_eq!(f.stream::<Payment>(id).await, ["PaymentVoided"]);
     // A handler that read the state before the tombstone now reaches the provider.
@@ -374,18 +376,9 @@ async fn a_redelivered_order_finds_the_capture_a_crash_left_unrecorded() {
     // Even with the token gone (expired while the message waited), the capture the
     // provider holds is what gets recorded: no decline, no second charge.
     f.vault.forget(id).await.unwrap();
-    let history = f
-        .commands
-        .repository()
-        .history::<Order>(&id.to_string())
-        .await
-        .unwrap();
-    let handler = handler_for("payment", f.runner.stack(), &f.dynamodb, 50).unwrap();
     assert!(
-        handler(batch(vec![delivery(&history[0].to_json(), "m-placed")]))
-            .await
-            .batch_item_failures
-            .is_empty()
+        deliver(&f, "payment", id, 0).await.is_empty(),
+        "OrderPlaced handled"
     );
     assert_eq!(f.stream::<Payment>(id).await, ["PaymentCaptured"]);
     let ledger = f.ledger().await;

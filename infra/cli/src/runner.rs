@@ -510,26 +510,22 @@ impl Runner {
     /// # Errors
     /// When SQS fails.
     pub async fn pump_queue(&self, consumer: &Consumer) -> anyhow::Result<usize> {
+        let batch_size = usize::try_from(consumer.mapping.batch_size.max(1)).unwrap_or(10);
         let wait = i32::try_from(self.options.receive_wait.as_secs()).unwrap_or(1);
-        let received = self
-            .sqs
-            .receive_message()
-            .queue_url(&consumer.queue.url)
-            .max_number_of_messages(i32::try_from(consumer.mapping.batch_size.clamp(1, 10)).unwrap_or(10))
-            .wait_time_seconds(wait)
-            .set_visibility_timeout(
-                self.options
-                    .receive_visibility
-                    .and_then(|v| i32::try_from(v.as_secs()).ok()),
-            )
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .with_context(|| format!("receiving from {}", consumer.queue.name))?
-            .messages
-            .unwrap_or_default();
+        let mut received = self.receive(consumer, batch_size, wait).await?;
         if received.is_empty() {
             return Ok(0);
+        }
+        // As Lambda's batching window: keep gathering until the batch is full or the
+        // window since the first message has passed (never in tests, whose wait is 0).
+        let window = Duration::from_secs(u64::from(consumer.mapping.batching_window_seconds));
+        let started = tokio::time::Instant::now();
+        while wait > 0 && received.len() < batch_size && started.elapsed() < window {
+            let more = self.receive(consumer, batch_size - received.len(), 0).await?;
+            if more.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            received.extend(more);
         }
         let count = received.len();
         let messages: Vec<SqsMessage> = received
@@ -588,6 +584,31 @@ impl Runner {
                 .context("deleting handled messages")?;
         }
         Ok(count)
+    }
+
+    async fn receive(
+        &self,
+        consumer: &Consumer,
+        up_to: usize,
+        wait_seconds: i32,
+    ) -> anyhow::Result<Vec<aws_sdk_sqs::types::Message>> {
+        Ok(self
+            .sqs
+            .receive_message()
+            .queue_url(&consumer.queue.url)
+            .max_number_of_messages(i32::try_from(up_to.clamp(1, 10)).unwrap_or(10))
+            .wait_time_seconds(wait_seconds)
+            .set_visibility_timeout(
+                self.options
+                    .receive_visibility
+                    .and_then(|v| i32::try_from(v.as_secs()).ok()),
+            )
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .with_context(|| format!("receiving from {}", consumer.queue.name))?
+            .messages
+            .unwrap_or_default())
     }
 
     /// One round: the stream, then one batch from every queue. Returns how much work
