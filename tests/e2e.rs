@@ -346,14 +346,24 @@ async fn killed_mid_run_and_restarted_the_runner_loses_and_doubles_nothing() {
     let mut dev = Dev::start(&prefix, &dir, &["--visibility-timeout", "3"]).await;
     let inspector = inspector(&prefix).await;
     let mut orders = place_orders(&dev.url, 0..60).await;
-    // Work is in flight: stream records unrelayed, messages received and unfinished.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    dev.kill();
+    // Kill it as soon as it has relayed a first batch (so the restart resumes from a
+    // checkpoint) while most of the work is still in flight: stream records unrelayed,
+    // messages received and unfinished.
     let checkpoint = dir.join(format!("{prefix}-stream-checkpoint.json"));
-    assert!(
-        checkpoint.exists(),
-        "the stream position was checkpointed before the crash"
-    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !checkpoint.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the runner relayed nothing within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    dev.kill();
+    let mut busy = false;
+    for id in &orders {
+        busy |= inspector.status(*id).await == OrderStatus::Pending;
+    }
+    assert!(busy, "the crash came mid-run: some orders were still pending");
 
     let dev = Dev::start(&prefix, &dir, &["--visibility-timeout", "3"]).await;
     orders.extend(place_orders(&dev.url, 60..100).await);
