@@ -118,6 +118,25 @@ impl Inspector {
             .collect()
     }
 
+    /// A confirmed order that was then cancelled is compensated everywhere: stock
+    /// reserved then released, payment captured then refunded, shipment created then
+    /// cancelled.
+    pub async fn assert_compensated(&self, order_id: OrderId) {
+        use orderflow_domain::{inventory::Inventory, shipment::Shipment};
+        assert_eq!(
+            self.stream::<Inventory>(order_id).await,
+            ["StockReserved", "StockReleased"]
+        );
+        assert_eq!(
+            self.stream::<Payment>(order_id).await,
+            ["PaymentCaptured", "PaymentRefunded"]
+        );
+        assert_eq!(
+            self.stream::<Shipment>(order_id).await,
+            ["ShipmentCreated", "ShipmentCancelled"]
+        );
+    }
+
     /// Whether the vault no longer holds the order's token.
     pub async fn vault_token_gone(&self, order_id: OrderId) -> bool {
         self.vault.token(order_id).await.unwrap().is_none()
