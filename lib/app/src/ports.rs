@@ -168,6 +168,18 @@ pub trait EventStore: Send + Sync {
         after_version: u64,
     ) -> impl Future<Output = Result<Vec<EventRecord>, StoreError>> + Send;
 
+    /// At most `limit` events of `stream` with a version above `after_version`, in
+    /// order, read strongly consistently: one page of an audit trail.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn load_page(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<EventRecord>, StoreError>> + Send;
+
     /// Every event with `from <= occurredAt < until`, ordered by time then event id,
     /// through the time index (eventually consistent, as any index).
     ///

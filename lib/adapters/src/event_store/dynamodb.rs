@@ -183,6 +183,36 @@ impl DynamoEventStore {
         Ok(Some(TransactWriteItem::builder().condition_check(check).build()))
     }
 
+    /// The ids of every aggregate of a type (a scan for each stream's first event):
+    /// what a rebuild or a checker walks.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn aggregate_ids(&self, aggregate_type: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{aggregate_type}#");
+        let items = self
+            .client
+            .scan()
+            .table_name(&self.events_table)
+            .filter_expression("version = :first AND begins_with(pk, :prefix)")
+            .projection_expression("pk")
+            .expression_attribute_values(":first", AttributeValue::N("1".into()))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| StoreError::new("scan aggregate ids", e))?;
+        Ok(items
+            .into_iter()
+            .filter_map(|item| match item.get("pk") {
+                Some(AttributeValue::S(pk)) => pk.strip_prefix(&prefix).map(str::to_owned),
+                _ => None,
+            })
+            .collect())
+    }
+
     async fn query_day_shard(
         &self,
         bucket: String,
@@ -387,6 +417,39 @@ impl EventStore for DynamoEventStore {
             .map_err(|e| StoreError::new("load stream", e))?;
         let items: Vec<EventItem> = from_items(pages)?;
         Ok(items.into_iter().map(EventItem::into_record).collect())
+    }
+
+    async fn load_page(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut start = None;
+        // A query page stops at 1 MB, so a page of large events may take several.
+        while records.len() < limit {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.events_table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND version > :after")
+                .expression_attribute_values(":pk", AttributeValue::S(stream.to_string()))
+                .expression_attribute_values(":after", AttributeValue::N(after_version.to_string()))
+                .limit(i32::try_from(limit - records.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::new("load a page of a stream", e))?;
+            let items: Vec<EventItem> = from_items(output.items.unwrap_or_default())?;
+            records.extend(items.into_iter().map(EventItem::into_record));
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(records)
     }
 
     async fn read_time_range(

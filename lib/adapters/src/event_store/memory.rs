@@ -73,6 +73,17 @@ impl EventStore for MemoryEventStore {
             .unwrap_or_default())
     }
 
+    async fn load_page(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let mut events = self.load(stream, after_version).await?;
+        events.truncate(limit);
+        Ok(events)
+    }
+
     async fn read_time_range(
         &self,
         from: Timestamp,

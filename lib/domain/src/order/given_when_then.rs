@@ -602,3 +602,30 @@ fn address_is_validated_on_parse() {
         assert!(serde_json::from_str::<ShippingAddress>(json).is_err(), "{json}");
     }
 }
+
+/// The first `events` envelopes (1..=9) of an order that goes all the way to delivery,
+/// one second apart.
+pub(crate) fn sample_history(events: usize) -> Vec<crate::Envelope<OrderEvent>> {
+    history_at(FulfilmentStep::Delivered)
+        .into_iter()
+        .take(events)
+        .zip(1u64..)
+        .map(|(data, version)| crate::Envelope {
+            event_id: uuid::Uuid::from_u128(u128::from(version)),
+            aggregate_type: "order".into(),
+            aggregate_id: "0192f0a0-7c1e-7a3b-9c2d-1e2f3a4b5c6d".into(),
+            version,
+            occurred_at: Timestamp::from_micros(
+                1_700_000_000_000_000 + i64::try_from(version).unwrap() * 1_000_000,
+            )
+            .unwrap(),
+            metadata: crate::Metadata {
+                correlation_id: "c".into(),
+                causation_id: "c".into(),
+                actor: "test".into(),
+            },
+            replay: None,
+            data,
+        })
+        .collect()
+}

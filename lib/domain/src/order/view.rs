@@ -9,7 +9,7 @@ use crate::envelope::Envelope;
 use crate::ids::{CustomerId, OrderId};
 use crate::money::Money;
 use crate::order::{
-    CancellationReason, Order, OrderEvent, OrderLine, OrderState, OrderStatus, PaymentAnswer,
+    CancellationReason, Order, OrderEvent, OrderLine, OrderState, OrderStatus, PaymentAnswer, PlacedOrder,
     ShippingAddress, StockAnswer,
 };
 use crate::time::Timestamp;
@@ -84,9 +84,14 @@ impl OrderView {
     /// `OrderPlaced`.
     #[must_use]
     pub fn fold(history: &[Envelope<OrderEvent>]) -> Option<Self> {
-        let state = Order::fold(OrderState::default(), history.iter().map(|e| &e.data));
-        let order = state.placed()?;
-        let last = history.last()?;
+        let mut projection = OrderProjection::default();
+        for envelope in history {
+            projection.fold_in(envelope);
+        }
+        projection.view()
+    }
+
+    fn of(order: &PlacedOrder, version: u64, updated_at: Timestamp) -> Self {
         let payment = match &order.payment {
             PaymentAnswer::Awaiting => None,
             PaymentAnswer::Captured { payment_id, .. } => Some(PaymentView {
@@ -102,15 +107,15 @@ impl OrderView {
                 method: order.payment_ref.as_str().to_owned(),
             }),
         };
-        Some(Self {
+        Self {
             order_id: order.order_id,
             customer_id: order.customer_id.clone(),
             status: order.status,
             items: order.lines.clone(),
             total: order.total,
-            version: last.version,
+            version,
             placed_at: order.placed_at,
-            updated_at: last.occurred_at,
+            updated_at,
             cancellation_reason: order.cancellation.as_ref().map(|c| c.reason),
             cancellation_detail: order.cancellation.as_ref().and_then(|c| c.detail.clone()),
             stock: match order.stock {
@@ -125,6 +130,117 @@ impl OrderView {
                 tracking_number: s.tracking_number.clone(),
             }),
             shipping_address: order.shipping_address.clone(),
-        })
+        }
+    }
+}
+
+/// The projector's working state for one order: the aggregate state folded so far,
+/// the last version folded in and when it happened. The live projector keeps it next
+/// to the view and applies one event at a time; a rebuild folds a whole history
+/// through the same [`OrderProjection::apply`], so the two cannot differ.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderProjection {
+    /// The aggregate state after `version`.
+    pub state: OrderState,
+    /// The last version folded in (0: none).
+    pub version: u64,
+    /// When that event happened.
+    pub updated_at: Option<Timestamp>,
+}
+
+/// What [`OrderProjection::apply`] made of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The next version: folded in.
+    Folded,
+    /// At or below the current version: a duplicate or a late copy, ignored.
+    AlreadySeen,
+    /// Beyond the next version: events are missing in between, nothing changed.
+    Gap {
+        /// The version the projection needs next.
+        expected: u64,
+    },
+}
+
+impl OrderProjection {
+    /// Folds `envelope` in if it is the next version; never moves backward and never
+    /// skips a version.
+    pub fn apply(&mut self, envelope: &Envelope<OrderEvent>) -> Applied {
+        if envelope.version <= self.version {
+            return Applied::AlreadySeen;
+        }
+        if envelope.version != self.version + 1 {
+            return Applied::Gap {
+                expected: self.version + 1,
+            };
+        }
+        self.fold_in(envelope);
+        Applied::Folded
+    }
+
+    fn fold_in(&mut self, envelope: &Envelope<OrderEvent>) {
+        self.state = Order::evolve(std::mem::take(&mut self.state), &envelope.data);
+        self.version = envelope.version;
+        self.updated_at = Some(envelope.occurred_at);
+    }
+
+    /// The view, once the order is placed.
+    #[must_use]
+    pub fn view(&self) -> Option<OrderView> {
+        Some(OrderView::of(
+            self.state.placed()?,
+            self.version,
+            self.updated_at?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::order::given_when_then::sample_history;
+
+    proptest! {
+        /// Any delivery of an order's events (duplicated, shuffled), each gap answered
+        /// by catching up from the full history, ends at the fold of the history.
+        #[test]
+        fn any_delivery_order_converges_on_the_fold(
+            order in prop::collection::vec(0usize..64, 1..40),
+            steps in 1usize..=9,
+        ) {
+            let history = sample_history(steps);
+            let mut projection = OrderProjection::default();
+            let mut deliveries: Vec<_> = order.iter().map(|i| &history[i % history.len()]).collect();
+            deliveries.extend(history.iter());
+            for envelope in deliveries {
+                let before = projection.clone();
+                match projection.apply(envelope) {
+                    Applied::Folded => prop_assert_eq!(projection.version, before.version + 1),
+                    Applied::AlreadySeen => prop_assert_eq!(&projection, &before),
+                    Applied::Gap { expected } => {
+                        prop_assert_eq!(&projection, &before);
+                        for missing in &history[usize::try_from(expected - 1).unwrap()..] {
+                            prop_assert_eq!(projection.apply(missing), Applied::Folded);
+                            if missing.version == envelope.version {
+                                break;
+                            }
+                        }
+                    }
+                }
+                prop_assert!(projection.version >= before.version);
+            }
+            prop_assert_eq!(projection.view(), OrderView::fold(&history));
+        }
+    }
+
+    #[test]
+    fn nothing_before_placement() {
+        assert_eq!(OrderProjection::default().view(), None);
+        assert_eq!(OrderView::fold(&[]), None);
     }
 }
