@@ -69,6 +69,8 @@ pub struct Template {
     resources: BTreeMap<String, Resource>,
     globals: Value,
     parameters: BTreeMap<String, Value>,
+    conditions: BTreeMap<String, Value>,
+    overrides: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +109,8 @@ struct Document {
     globals: Value,
     #[serde(default)]
     parameters: BTreeMap<String, Value>,
+    #[serde(default)]
+    conditions: BTreeMap<String, Value>,
 }
 
 /// A DynamoDB table as the template declares it.
@@ -243,7 +247,105 @@ impl Template {
             resources: document.resources,
             globals: document.globals,
             parameters: document.parameters,
+            conditions: document.conditions,
+            overrides: BTreeMap::new(),
         })
+    }
+
+    /// The template deployed with `Key=Value` parameter overrides, as
+    /// `sam deploy --parameter-overrides` takes them.
+    ///
+    /// # Errors
+    /// [`ProvisionError::Unsupported`] for an unknown parameter or a value outside its
+    /// `AllowedValues`.
+    pub fn with_parameters<'a>(
+        mut self,
+        overrides: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, ProvisionError> {
+        for pair in overrides {
+            let unsupported = |why: &str| ProvisionError::Unsupported {
+                logical_id: pair.to_owned(),
+                property: why.to_owned(),
+            };
+            let (name, value) = pair.split_once('=').ok_or_else(|| unsupported("not Key=Value"))?;
+            let parameter = self
+                .parameters
+                .get(name)
+                .ok_or_else(|| unsupported("no such parameter"))?;
+            if let Some(allowed) = parameter.get("AllowedValues").and_then(Value::as_sequence)
+                && !allowed.iter().any(|a| scalar(a).as_deref() == Some(value))
+            {
+                return Err(unsupported("a value outside AllowedValues"));
+            }
+            self.overrides.insert(name.to_owned(), value.to_owned());
+        }
+        Ok(self)
+    }
+
+    /// A parameter's value: its override, else its default.
+    #[must_use]
+    pub fn parameter(&self, name: &str) -> Option<String> {
+        self.overrides
+            .get(name)
+            .cloned()
+            .or_else(|| self.parameters.get(name)?.get("Default").and_then(scalar))
+    }
+
+    /// Resolves a scalar property locally: text and numbers as they are, `!Ref` to a
+    /// resource's local name (`<prefix>-<LogicalId>`) or a parameter's value, and
+    /// `!If [Condition, a, b]` over `!Equals` conditions.
+    ///
+    /// # Errors
+    /// [`ProvisionError::Unsupported`] for anything else.
+    pub fn resolve(&self, prefix: &str, what: &str, value: &Value) -> Result<String, ProvisionError> {
+        let unsupported = |detail: &str| ProvisionError::Unsupported {
+            logical_id: what.to_owned(),
+            property: detail.to_owned(),
+        };
+        if let Some(text) = scalar(value) {
+            return Ok(text);
+        }
+        if let Value::Tagged(tagged) = value
+            && tagged.tag == "If"
+        {
+            let branches = tagged.value.as_sequence().map(Vec::as_slice).unwrap_or_default();
+            let [condition, then, otherwise] = branches else {
+                return Err(unsupported("!If takes [Condition, a, b]"));
+            };
+            let condition = condition
+                .as_str()
+                .ok_or_else(|| unsupported("!If condition name"))?;
+            let chosen = if self.condition(prefix, condition)? {
+                then
+            } else {
+                otherwise
+            };
+            return self.resolve(prefix, what, chosen);
+        }
+        match messaging::referenced(value) {
+            Some(id) if self.resources.contains_key(&id) => Ok(messaging::local_name(prefix, &id)),
+            Some(id) => self
+                .parameter(&id)
+                .ok_or_else(|| unsupported(&format!("{id} (a parameter without a default)"))),
+            None => Err(unsupported("neither text, a number, !Ref nor !If")),
+        }
+    }
+
+    fn condition(&self, prefix: &str, name: &str) -> Result<bool, ProvisionError> {
+        let unsupported = || ProvisionError::Unsupported {
+            logical_id: name.to_owned(),
+            property: "a condition other than !Equals [a, b]".to_owned(),
+        };
+        match self.conditions.get(name) {
+            Some(Value::Tagged(tagged)) if tagged.tag == "Equals" => {
+                let sides = tagged.value.as_sequence().ok_or_else(unsupported)?;
+                let [a, b] = sides.as_slice() else {
+                    return Err(unsupported());
+                };
+                Ok(self.resolve(prefix, name, a)? == self.resolve(prefix, name, b)?)
+            }
+            _ => Err(unsupported()),
+        }
     }
 
     /// The logical ids of every resource of a CloudFormation type.
@@ -343,33 +445,7 @@ impl Template {
             .collect();
         let mut resolved = BTreeMap::new();
         for (name, value) in variables {
-            let text = match value {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                other => match messaging::referenced(other) {
-                    Some(id) if self.resources.contains_key(&id) => messaging::local_name(prefix, &id),
-                    Some(id) => self
-                        .parameters
-                        .get(&id)
-                        .and_then(|p| p.get("Default"))
-                        .map(|d| match d {
-                            Value::String(s) => s.clone(),
-                            Value::Number(n) => n.to_string(),
-                            _ => String::new(),
-                        })
-                        .ok_or_else(|| ProvisionError::Unsupported {
-                            logical_id: id.clone(),
-                            property: format!("{name} (a parameter without a default)"),
-                        })?,
-                    None => {
-                        return Err(ProvisionError::Unsupported {
-                            logical_id: "Environment".into(),
-                            property: name.to_owned(),
-                        });
-                    }
-                },
-            };
-            resolved.insert(name.to_owned(), text);
+            resolved.insert(name.to_owned(), self.resolve(prefix, name, value)?);
         }
         Ok(resolved)
     }
@@ -422,6 +498,16 @@ fn keys(specs: &[KeySpec]) -> Result<Vec<KeySchemaElement>, ProvisionError> {
                 .map_err(|e| emulator("key schema", e))
         })
         .collect()
+}
+
+/// Text or a number as text.
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 pub(crate) fn emulator(what: &str, source: impl std::error::Error + Send + Sync + 'static) -> ProvisionError {
@@ -555,6 +641,7 @@ mod tests {
                 ("inventory", "InventoryQueue"),
                 ("order-saga", "OrderSagaQueue"),
                 ("payment", "PaymentQueue"),
+                ("projector", "ProjectorQueue"),
                 ("shipping", "ShippingQueue"),
             ]
         );
@@ -573,6 +660,31 @@ mod tests {
         assert_eq!(env["EVENT_BUS_NAME"], "dev-EventBus");
         assert_eq!(env["CATALOG_TABLE"], "dev-CatalogTable");
         assert_eq!(env["SNAPSHOT_EVERY"], "50", "a parameter resolves to its default");
+        assert_eq!(
+            env["ORDER_VIEW_TABLE"], "dev-OrderViewTable",
+            "!If on the default"
+        );
+    }
+
+    #[test]
+    fn parameter_overrides_switch_conditions_and_are_checked() {
+        let template = Template::load(&Template::default_path()).unwrap();
+        let shadow = template
+            .clone()
+            .with_parameters(["OrderViewSource=shadow", "SnapshotEvery=7"])
+            .unwrap();
+        let env = shadow.function_environment("dev").unwrap();
+        assert_eq!(env["ORDER_VIEW_TABLE"], "dev-OrderViewShadowTable");
+        assert_eq!(env["SNAPSHOT_EVERY"], "7");
+        for bad in ["OrderViewSource=green", "NoSuchParameter=1", "OrderViewSource"] {
+            assert!(
+                matches!(
+                    template.clone().with_parameters([bad]),
+                    Err(ProvisionError::Unsupported { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub struct Stack {
     pub tables: HashMap<String, String>,
     /// Queues, bus and rules.
     pub messaging: crate::messaging::Messaging,
+    /// The functions' environment, resolved to these names (with the template's
+    /// parameter overrides).
+    pub environment: std::collections::BTreeMap<String, String>,
 }
 
 impl Stack {
@@ -139,6 +142,12 @@ impl Stack {
     #[must_use]
     pub fn queue(&self, logical_id: &str) -> Option<&crate::messaging::Queue> {
         self.messaging.queues.get(logical_id)
+    }
+
+    /// A function environment variable, as the template sets it.
+    #[must_use]
+    pub fn env(&self, name: &str) -> Option<&str> {
+        self.environment.get(name).map(String::as_str)
     }
 
     /// The bus's name (the template declares one).
@@ -180,5 +189,6 @@ pub async fn provision_stack(template: &Template, prefix: &str) -> Result<Stack,
         prefix: prefix.to_owned(),
         tables,
         messaging,
+        environment: template.function_environment(prefix)?,
     })
 }
