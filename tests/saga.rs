@@ -7,12 +7,11 @@
 
 mod support;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use orderflow_cli::runner::handler_for;
 use orderflow_domain::inventory::Inventory;
 use orderflow_domain::order::{CancellationReason, Order, OrderStatus, PaymentAnswer};
 use orderflow_domain::payment::Payment;
-use support::Fixture;
+use support::{Fixture, batch, delivery};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_and_reserved_order_is_confirmed_and_shipped() {
@@ -145,27 +144,6 @@ async fn a_flaky_provider_is_retried_and_captures_once() {
 }
 
 /// Wraps an order event as the bus delivers it to a queue.
-fn delivery(envelope_json: &str, message_id: &str) -> SqsMessage {
-    let detail: serde_json::Value = serde_json::from_str(envelope_json).unwrap();
-    let body = serde_json::json!({
-        "version": "0", "id": message_id, "source": "orderflow.order",
-        "detail-type": detail["eventType"], "account": "000000000000",
-        "time": "2026-11-21T06:30:00Z", "region": "us-east-1", "resources": [], "detail": detail,
-    });
-    serde_json::from_value(serde_json::json!({
-        "messageId": message_id, "receiptHandle": message_id, "body": body.to_string(),
-        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:test",
-    }))
-    .unwrap()
-}
-
-fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = messages;
-    event
-}
-
 /// Delivers the order's event at `index` (0: placed, 1: cancelled, …) to `binary`,
 /// as its queue would; returns the ids of the messages it failed.
 async fn deliver(f: &Fixture, binary: &str, id: orderflow_domain::OrderId, index: usize) -> Vec<String> {

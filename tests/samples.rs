@@ -65,6 +65,18 @@ async fn api_gateway_samples_run_through_the_router() {
         .await;
     let (status, body) = invoke_api(&f, "api/get-order.json").await;
     assert_eq!((status, body["orderId"].as_str()), (200, Some(SAMPLE_ORDER)));
+    let (status, body) = invoke_api(&f, "api/get-order-at.json").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("PENDING")));
+    f.settle().await;
+    let (status, body) = invoke_api(&f, "api/list-customer-orders.json").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["orderId"] == SAMPLE_ORDER)
+    );
     let (status, body) = invoke_api(&f, "api/get-order-events.json").await;
     assert_eq!(
         (status, body["events"][0]["actor"].as_str()),
@@ -102,6 +114,12 @@ async fn sqs_samples_run_through_their_consumers() {
     );
     assert_eq!(f.stream::<Inventory>(id).await, ["StockReserved"]);
     assert_eq!(f.stream::<Payment>(id).await, ["PaymentCaptured"]);
+    assert!(
+        invoke_sqs(&f, "projector", "sqs/projector-order-placed.json")
+            .await
+            .is_empty()
+    );
+    assert_eq!(f.views.get(id).await.unwrap().unwrap().view.version, 1);
 
     assert!(
         invoke_sqs(&f, "order-saga", "sqs/order-saga-answers.json")

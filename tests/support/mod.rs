@@ -12,11 +12,14 @@ use std::collections::HashMap;
 use std::ops::Deref;
 use std::time::Duration;
 
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use orderflow_adapters::DynamoEventStore;
 use orderflow_adapters::catalog::{DynamoCatalog, Product};
 use orderflow_adapters::payment::{DynamoVault, LedgerEntry, SimulatedGateway};
+use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_app::{Clock, CommandService, PaymentVault, Repository, SystemClock};
 use orderflow_cli::runner::{Options, Runner};
+use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{
     Order, OrderCommand, OrderState, OrderStatus, PaymentToken, PlaceOrder, PlacedOrder, PricedLine,
 };
@@ -39,6 +42,8 @@ pub struct Inspector {
     pub catalog: DynamoCatalog,
     pub gateway: SimulatedGateway,
     pub vault: DynamoVault,
+    /// The read model the API serves.
+    pub views: DynamoOrderViews,
     pub commands: CommandService<DynamoEventStore, SystemClock>,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -53,6 +58,7 @@ impl Inspector {
             catalog: DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")),
             gateway: SimulatedGateway::new(dynamodb.clone(), table("PaymentProviderTable")),
             vault: DynamoVault::new(dynamodb.clone(), table("PaymentVaultTable")),
+            views: orderflow_cli::runner::order_views(&stack, &dynamodb).unwrap(),
             commands: CommandService::new(Repository::new(store, 50), SystemClock, 5),
             sqs: local::sqs_client().await.unwrap(),
             dynamodb,
@@ -96,6 +102,35 @@ impl Inspector {
             .iter()
             .map(|e| orderflow_domain::DomainEvent::event_type(&e.data))
             .collect()
+    }
+
+    /// Every order's view in `views` equals the fold of its events in the store.
+    pub async fn assert_read_models(&self, views: &DynamoOrderViews, orders: &[OrderId]) {
+        let mut wrong = Vec::new();
+        for id in orders {
+            let history = self
+                .commands
+                .repository()
+                .history::<Order>(&id.to_string())
+                .await
+                .unwrap();
+            let folded = OrderView::fold(&history);
+            let stored = views.get(*id).await.unwrap().map(|s| s.view);
+            if stored != folded {
+                wrong.push(format!(
+                    "{id}: stored version {:?}, store at {}",
+                    stored.map(|v| v.version),
+                    history.len()
+                ));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} of {} views differ from the fold of the store in {}: {wrong:?}",
+            wrong.len(),
+            orders.len(),
+            views.table()
+        );
     }
 
     pub async fn stock(&self) -> HashMap<String, Product> {
@@ -339,6 +374,15 @@ impl Fixture {
 
     /// The order API over this stack, as Lambda runs it (JWT principal).
     pub fn api(&self) -> axum::Router {
+        self.api_with(order_api::AuthMode::Jwt)
+    }
+
+    /// The order API with the local authorizer (`X-Orderflow-Actor`).
+    pub fn local_api(&self) -> axum::Router {
+        self.api_with(order_api::AuthMode::Local)
+    }
+
+    fn api_with(&self, auth: order_api::AuthMode) -> axum::Router {
         let table = |id: &str| self.stack.table(id).unwrap().to_owned();
         let store = DynamoEventStore::new(
             self.dynamodb.clone(),
@@ -353,7 +397,8 @@ impl Fixture {
             )),
             self.catalog.clone(),
             self.vault.clone(),
-            order_api::AuthMode::Jwt,
+            self.views.clone(),
+            auth,
         );
         order_api::router(std::sync::Arc::new(api))
     }
@@ -368,6 +413,11 @@ impl Fixture {
 
     /// Places an order with a given id (the one the sample payloads name).
     pub async fn place_with_id(&self, order_id: OrderId, lines: &[(&str, u64)], token: &str) {
+        self.place_for(order_id, "c-1", lines, token).await;
+    }
+
+    /// Places an order of `customer`.
+    pub async fn place_for(&self, order_id: OrderId, customer: &str, lines: &[(&str, u64)], token: &str) {
         let skus: Vec<_> = lines.iter().map(|(s, _)| Sku::parse(*s).unwrap()).collect();
         let products = self.catalog.products(&skus).await.unwrap();
         let token = PaymentToken::parse(token).unwrap();
@@ -392,7 +442,7 @@ impl Fixture {
             .collect();
         let command = OrderCommand::Place(PlaceOrder {
             order_id,
-            customer_id: CustomerId::parse("c-1").unwrap(),
+            customer_id: CustomerId::parse(customer).unwrap(),
             lines,
             payment: token.masked(),
             shipping_address: serde_json::from_str(
@@ -430,4 +480,90 @@ impl Fixture {
     pub async fn settle(&self) {
         self.runner.run_until_quiet(3, 400).await.unwrap();
     }
+}
+
+/// An SQS message carrying an order event as the bus delivers it.
+pub fn delivery(envelope_json: &str, message_id: &str) -> SqsMessage {
+    let detail: serde_json::Value = serde_json::from_str(envelope_json).unwrap();
+    let body = serde_json::json!({
+        "version": "0", "id": message_id, "source": "orderflow.order",
+        "detail-type": detail["eventType"], "account": "000000000000",
+        "time": "2026-11-21T06:30:00Z", "region": "us-east-1", "resources": [], "detail": detail,
+    });
+    serde_json::from_value(serde_json::json!({
+        "messageId": message_id, "receiptHandle": message_id, "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:test",
+    }))
+    .unwrap()
+}
+
+/// An SQS batch.
+pub fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages;
+    event
+}
+
+/// A small deterministic generator (xorshift64*), so a failing shuffle can be rerun.
+pub struct Shuffler(u64);
+
+impl Shuffler {
+    pub const fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// `true` one time in `n`.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.next().is_multiple_of(n)
+    }
+
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = usize::try_from(self.next() % (i as u64 + 1)).unwrap();
+            items.swap(i, j);
+        }
+    }
+}
+
+/// The worst deliveries a queue could make of these orders' events: every event of
+/// every order, in one shuffled sequence, a third of them twice and a third of them
+/// never (except each order's last, so every view can reach the end; the rest arrive
+/// only through the projector's catch-up from the store).
+pub async fn adversarial_deliveries(inspector: &Inspector, orders: &[OrderId], seed: u64) -> Vec<SqsMessage> {
+    let mut random = Shuffler::new(seed);
+    let mut messages = Vec::new();
+    for id in orders {
+        let history = inspector
+            .commands
+            .repository()
+            .history::<Order>(&id.to_string())
+            .await
+            .unwrap();
+        for (i, envelope) in history.iter().enumerate() {
+            let last = i + 1 == history.len();
+            let copies = if last {
+                1 + usize::from(random.one_in(3))
+            } else if random.one_in(3) {
+                0
+            } else {
+                1 + usize::from(random.one_in(2))
+            };
+            for copy in 0..copies {
+                messages.push(delivery(
+                    &envelope.to_json(),
+                    &format!("{id}-{}-{copy}", envelope.version),
+                ));
+            }
+        }
+    }
+    random.shuffle(&mut messages);
+    messages
 }

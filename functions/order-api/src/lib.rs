@@ -4,10 +4,11 @@
 //! | route | does |
 //! |---|---|
 //! | `POST /orders` | place an order (`Idempotency-Key`), 201 + `Location` |
-//! | `GET /orders/{id}` | the order, folded from its events |
-//! | `GET /orders/{id}/events` | its audit trail |
+//! | `GET /orders/{id}` | the order from the read model; `?consistent=true` folded from the store now; `?at=<RFC 3339>` as it stood then |
+//! | `GET /orders/{id}/events` | its audit trail, paginated (`limit`, `cursor`) |
 //! | `POST /orders/{id}/cancel` | cancel with a reason (`If-Match` optional) |
 //! | `POST /orders/{id}/status` | operator transition (`If-Match` optional) |
+//! | `GET /customers/{id}/orders` | a customer's orders, newest first, paginated |
 //! | `GET /products` | the catalog |
 //!
 //! Prices come from the catalog, never from the client. The actor of every command is
@@ -20,7 +21,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::header::{ETAG, LOCATION};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -30,13 +31,14 @@ use axum::{Json, Router};
 use jiff::SignedDuration;
 use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::payment::DynamoVault;
+use orderflow_adapters::read_model::{CustomerCursor, DynamoOrderViews, decode_cursor, encode_cursor};
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
 use orderflow_app::{Clock, CommandService, Idempotency, PaymentVault, SystemClock, fingerprint};
-use orderflow_domain::order::view::OrderView;
+use orderflow_domain::order::view::{OrderProjection, OrderView};
 use orderflow_domain::order::{
-    FulfilmentStep, Order, OrderCommand, OrderEvent, PaymentToken, PlaceOrder, PricedLine, ShippingAddress,
+    FulfilmentStep, Order, OrderCommand, PaymentToken, PlaceOrder, PricedLine, ShippingAddress,
 };
-use orderflow_domain::{CustomerId, Envelope, IdempotencyKey, Metadata, OrderId, Quantity, Sku};
+use orderflow_domain::{CustomerId, IdempotencyKey, Metadata, OrderId, Quantity, Sku, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -65,6 +67,7 @@ pub struct Api {
     idempotency: Idempotency<DynamoIdempotencyStore, SystemClock>,
     catalog: DynamoCatalog,
     vault: DynamoVault,
+    views: DynamoOrderViews,
     auth: AuthMode,
 }
 
@@ -76,6 +79,7 @@ impl Api {
         idempotency: Idempotency<DynamoIdempotencyStore, SystemClock>,
         catalog: DynamoCatalog,
         vault: DynamoVault,
+        views: DynamoOrderViews,
         auth: AuthMode,
     ) -> Self {
         Self {
@@ -83,6 +87,7 @@ impl Api {
             idempotency,
             catalog,
             vault,
+            views,
             auth,
         }
     }
@@ -108,6 +113,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/orders/{id}/events", get(get_events))
         .route("/orders/{id}/cancel", post(cancel_order))
         .route("/orders/{id}/status", post(advance_order))
+        .route("/customers/{id}/orders", get(list_customer_orders))
         .route("/products", get(list_products))
         .fallback(|| async {
             ApiError {
@@ -401,37 +407,185 @@ impl Api {
         Ok(Placed { order })
     }
 
-    async fn history(&self, id: OrderId) -> Result<Vec<Envelope<OrderEvent>>, ApiError> {
-        Ok(self
+    /// The order folded from the store now.
+    async fn view(&self, id: OrderId) -> Result<OrderView, ApiError> {
+        let history = self
             .commands
             .repository()
             .history::<Order>(&id.to_string())
-            .await?)
+            .await?;
+        OrderView::fold(&history).ok_or_else(ApiError::order_not_found)
     }
 
-    async fn view(&self, id: OrderId) -> Result<OrderView, ApiError> {
-        OrderView::fold(&self.history(id).await?).ok_or_else(ApiError::order_not_found)
+    /// The order as it stood at `at`.
+    async fn view_at(&self, id: OrderId, at: Timestamp) -> Result<OrderView, ApiError> {
+        let as_of = self
+            .commands
+            .repository()
+            .as_of::<Order>(&id.to_string(), at)
+            .await?;
+        OrderProjection {
+            state: as_of.state,
+            version: as_of.version,
+            updated_at: as_of.occurred_at,
+        }
+        .view()
+        .ok_or_else(ApiError::order_not_found)
     }
+}
+
+/// Where an answer came from: `read-model`, or `event-store` when folded.
+const SOURCE: &str = "orderflow-source";
+
+/// The default and the largest page of a list.
+const DEFAULT_PAGE: u16 = 20;
+const MAX_PAGE: u16 = 100;
+
+/// The query string, checked by hand so every malformed parameter gets its own 400.
+type Params = Query<std::collections::HashMap<String, String>>;
+
+fn limit(params: &Params, default: u16) -> Result<u16, ApiError> {
+    params.get("limit").map_or(Ok(default), |raw| {
+        raw.parse()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::invalid("invalid_limit", format!("limit: 1 to {MAX_PAGE}")))
+    })
+}
+
+fn cursor<T: serde::de::DeserializeOwned>(params: &Params) -> Result<Option<T>, ApiError> {
+    params
+        .get("cursor")
+        .map(|raw| {
+            decode_cursor(raw).ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_cursor",
+                    "cursor: pass back a nextCursor this list returned",
+                )
+            })
+        })
+        .transpose()
 }
 
 async fn get_order(
     State(api): State<Arc<Api>>,
     _actor: Actor,
     Path(id): Path<String>,
+    params: Params,
 ) -> Result<Response, ApiError> {
-    order_response(StatusCode::OK, api.view(order_id(&id)?).await?)
+    let id = order_id(&id)?;
+    let consistent = match params.get("consistent").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_consistent",
+                "consistent: true or false",
+            ));
+        }
+    };
+    let (view, source) = if let Some(raw) = params.get("at") {
+        let at = Timestamp::parse(raw).map_err(|_| {
+            ApiError::invalid("invalid_time", "at: an RFC 3339 time, e.g. 2026-11-21T09:30:00Z")
+        })?;
+        (api.view_at(id, at).await?, "event-store")
+    } else if consistent {
+        (api.view(id).await?, "event-store")
+    } else {
+        match api.views.get(id).await? {
+            Some(stored) => (stored.view, "read-model"),
+            // Placed a moment ago, not projected yet: its creator can read it anyway.
+            None => (api.view(id).await?, "event-store"),
+        }
+    };
+    let mut response = order_response(StatusCode::OK, view)?;
+    response
+        .headers_mut()
+        .insert(SOURCE, HeaderValue::from_static(source));
+    Ok(response)
+}
+
+/// A page: `{"<name>": [...], "nextCursor"?}`.
+fn list(name: &str, items: serde_json::Value, next: Option<String>) -> serde_json::Value {
+    let mut page = serde_json::Map::from_iter([(name.to_owned(), items)]);
+    if let Some(next) = next {
+        page.insert("nextCursor".into(), next.into());
+    }
+    page.into()
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct EventsCursor {
+    #[serde(rename = "o")]
+    order_id: OrderId,
+    #[serde(rename = "v")]
+    after_version: u64,
 }
 
 async fn get_events(
     State(api): State<Arc<Api>>,
     _actor: Actor,
     Path(id): Path<String>,
+    params: Params,
 ) -> Result<Response, ApiError> {
-    let history = api.history(order_id(&id)?).await?;
-    if history.is_empty() {
+    let id = order_id(&id)?;
+    let limit = limit(&params, MAX_PAGE)?;
+    let after = match cursor::<EventsCursor>(&params)? {
+        Some(c) if c.order_id == id => c.after_version,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_cursor",
+                "this cursor belongs to another order",
+            ));
+        }
+        None => 0,
+    };
+    // One more than asked: whether there is a next page, without an empty one.
+    let mut events = api
+        .commands
+        .repository()
+        .history_page::<Order>(&id.to_string(), after, usize::from(limit) + 1)
+        .await?;
+    if events.is_empty() && after == 0 {
         return Err(ApiError::order_not_found());
     }
-    Ok(Json(json!({ "events": history })).into_response())
+    let more = events.len() > usize::from(limit);
+    events.truncate(usize::from(limit));
+    let next = events.last().filter(|_| more).map(|last| {
+        encode_cursor(&EventsCursor {
+            order_id: id,
+            after_version: last.version,
+        })
+    });
+    Ok(Json(list("events", json!(events), next)).into_response())
+}
+
+async fn list_customer_orders(
+    State(api): State<Arc<Api>>,
+    _actor: Actor,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let customer =
+        CustomerId::parse(id).map_err(|e| ApiError::invalid("invalid_customer_id", e.to_string()))?;
+    let limit = limit(&params, DEFAULT_PAGE)?;
+    let after = cursor::<CustomerCursor>(&params)?;
+    if after
+        .as_ref()
+        .is_some_and(|c| c.customer_id != customer.to_string())
+    {
+        return Err(ApiError::invalid(
+            "invalid_cursor",
+            "this cursor belongs to another customer",
+        ));
+    }
+    let page = api.views.by_customer(&customer, limit, after.as_ref()).await?;
+    let next = page.next.as_ref().map(encode_cursor);
+    let mut response = Json(list("orders", json!(page.orders), next)).into_response();
+    response
+        .headers_mut()
+        .insert(SOURCE, HeaderValue::from_static("read-model"));
+    Ok(response)
 }
 
 /// Runs an operator or customer command on an order and answers with the order.

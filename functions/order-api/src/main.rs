@@ -7,6 +7,7 @@ use order_api::{Api, AuthMode};
 use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::config::{repository_from_env, required};
 use orderflow_adapters::payment::DynamoVault;
+use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_adapters::{DynamoIdempotencyStore, aws_sdk_config, telemetry};
 use orderflow_app::{CommandService, SystemClock, command::DEFAULT_MAX_ATTEMPTS};
 
@@ -21,7 +22,8 @@ async fn main() -> Result<(), Error> {
             required("IDEMPOTENCY_TABLE")?,
         )),
         DynamoCatalog::new(client.clone(), required("CATALOG_TABLE")?),
-        DynamoVault::new(client, required("PAYMENT_VAULT_TABLE")?),
+        DynamoVault::new(client.clone(), required("PAYMENT_VAULT_TABLE")?),
+        DynamoOrderViews::new(client, required("ORDER_VIEW_TABLE")?),
         AuthMode::Jwt,
     );
     run(order_api::router(Arc::new(api))).await

@@ -37,6 +37,7 @@ async fn app(auth: AuthMode) -> App {
             "IdempotencyTable",
             "CatalogTable",
             "PaymentVaultTable",
+            "OrderViewTable",
         ],
     )
     .await
@@ -69,6 +70,7 @@ async fn app(auth: AuthMode) -> App {
         )),
         catalog,
         DynamoVault::new(dynamodb.clone(), &tables["PaymentVaultTable"]),
+        orderflow_adapters::read_model::DynamoOrderViews::new(dynamodb.clone(), &tables["OrderViewTable"]),
         auth,
     );
     App {

@@ -58,6 +58,10 @@ pub struct DevArgs {
     /// Visibility timeout per receive, seconds (default: each queue's own).
     #[arg(long)]
     pub visibility_timeout: Option<u64>,
+    /// Template parameters, as `sam deploy --parameter-overrides` takes them (e.g.
+    /// `OrderViewSource=shadow` to serve the rebuilt read model).
+    #[arg(long, num_args = 1..)]
+    pub parameter_overrides: Vec<String>,
     /// Where the stream checkpoint lives.
     #[arg(long, default_value = ".local/run")]
     pub state_dir: PathBuf,
@@ -149,6 +153,7 @@ fn api(stack: &Stack, dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<Api
         )),
         DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")?),
         DynamoVault::new(dynamodb.clone(), table("PaymentVaultTable")?),
+        crate::runner::order_views(stack, dynamodb)?,
         AuthMode::Local,
     ))
 }
@@ -181,8 +186,9 @@ fn write_function_env(template: &Template, args: &DevArgs) -> anyhow::Result<Pat
 /// # Errors
 /// When provisioning fails, the port is taken, or the template is unreadable.
 pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
-    let template =
-        Template::load(&args.template).with_context(|| format!("reading {}", args.template.display()))?;
+    let template = Template::load(&args.template)
+        .with_context(|| format!("reading {}", args.template.display()))?
+        .with_parameters(args.parameter_overrides.iter().map(String::as_str))?;
     let stack = provision_stack(&template, &args.prefix)
         .await
         .context("provisioning the template in the emulators: are they running (`make emulators`)?")?;

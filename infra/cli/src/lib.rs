@@ -3,8 +3,10 @@
 //! - [`dev`]: `orderflow dev`, the whole system on a laptop.
 //! - [`runner`]: Lambda's event source mappings, locally: the event store's stream
 //!   into the relay, each function's SQS queue into its handler.
+//! - [`rebuild`]: `orderflow rebuild`, the order read model rebuilt from the store.
 
 pub mod dev;
+pub mod rebuild;
 pub mod runner;
 
 /// Logs for the CLI: JSON lines (with each handler's correlation id) or, with
@@ -13,7 +15,7 @@ pub mod runner;
 pub fn init_logging(pretty: bool) {
     orderflow_adapters::telemetry::init_with(
         "warn,orderflow=info,orderflow_cli=info,orderflow_provision=info,inventory=info,payment=info,\
-         shipping=info,order_saga=info,order_api=info,relay=warn",
+         shipping=info,order_saga=info,order_api=info,projector=warn,relay=warn",
         pretty,
     );
 }

@@ -1,7 +1,7 @@
 //! `orderflow`: the operator's command line.
 
 use clap::{Parser, Subcommand};
-use orderflow_cli::dev;
+use orderflow_cli::{dev, rebuild};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
@@ -17,6 +17,9 @@ struct Cli {
 enum Command {
     /// Run the whole system locally: resources from template.yaml, the API, the handlers.
     Dev(dev::DevArgs),
+    /// Rebuild the order read model from the event store into the side not served, and
+    /// compare it with the served one.
+    Rebuild(rebuild::RebuildArgs),
 }
 
 #[tokio::main]
@@ -32,5 +35,11 @@ async fn main() -> anyhow::Result<()> {
     });
     match cli.command {
         Command::Dev(args) => dev::run(args, shutdown).await,
+        Command::Rebuild(args) => {
+            drop(shutdown);
+            let rebuilt = rebuild::run(&args).await?;
+            rebuild::report(&rebuilt)?;
+            Ok(())
+        }
     }
 }

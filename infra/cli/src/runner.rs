@@ -22,6 +22,7 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::payment::{DynamoVault, SimulatedGateway};
+use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_adapters::{DynamoEventStore, EventBridgePublisher};
 use orderflow_app::{Repository, SystemClock};
 use orderflow_provision::local::{self, Stack};
@@ -128,6 +129,17 @@ fn table<'a>(stack: &'a Stack, logical_id: &str) -> anyhow::Result<&'a str> {
         .with_context(|| format!("the template has no table {logical_id}"))
 }
 
+/// The order read model the template's functions use (`ORDER_VIEW_TABLE`).
+///
+/// # Errors
+/// When the template sets no `ORDER_VIEW_TABLE`.
+pub fn order_views(stack: &Stack, dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<DynamoOrderViews> {
+    let table = stack
+        .env("ORDER_VIEW_TABLE")
+        .context("the template sets no ORDER_VIEW_TABLE for its functions")?;
+    Ok(DynamoOrderViews::new(dynamodb.clone(), table))
+}
+
 fn boxed<S, F, Fut>(service: S, call: F) -> BatchHandler
 where
     S: Send + Sync + 'static,
@@ -232,6 +244,10 @@ pub fn handler_for(
         ),
         "order-saga" => boxed(
             order_saga::OrderSaga::new(repository()?, SystemClock),
+            |s, e| async move { s.handle(e).await },
+        ),
+        "projector" => boxed(
+            projector::Projector::new(repository()?, order_views(stack, dynamodb)?),
             |s, e| async move { s.handle(e).await },
         ),
         other => anyhow::bail!("no in-process handler for function binary {other:?}"),

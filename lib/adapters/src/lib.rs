@@ -9,6 +9,7 @@ pub mod config;
 pub mod event_store;
 pub mod idempotency;
 pub mod payment;
+pub mod read_model;
 pub mod sqs;
 pub mod telemetry;
 pub mod transactional;

@@ -1,0 +1,160 @@
+//! The projector: keeps the order read model (one view per order and the by-customer
+//! index) from the order events on its queue.
+//!
+//! Correct under duplicates and any delivery order. The stored view carries the
+//! version of the last event folded in: an event at or below it changes nothing; the
+//! next version is folded onto the stored projection; an event beyond it (a gap: an
+//! earlier event is late or lost) makes the projector read what it lacks from the
+//! event store, so a view never skips an event. Writes are conditional on the stored
+//! version being lower, so a view never goes backward. The fold is
+//! [`OrderProjection::apply`], the same one a rebuild uses.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use orderflow_adapters::event_store::DynamoEventStore;
+use orderflow_adapters::read_model::{DynamoOrderViews, Written};
+use orderflow_adapters::sqs::{Failure, decode_message, process_batch};
+use orderflow_app::Repository;
+use orderflow_domain::order::view::{Applied, OrderProjection};
+use orderflow_domain::order::{Order, OrderEvent};
+use orderflow_domain::{Envelope, OrderId};
+use tracing::Instrument;
+
+/// The projector's name in logs (it records no events).
+pub const ACTOR: &str = "service:projector";
+
+/// What projecting one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The view moved forward by this event alone.
+    Applied,
+    /// The view was behind by more than one event and caught up from the store.
+    CaughtUp {
+        /// How many events were read from the store.
+        read: usize,
+    },
+    /// Already in the view (a duplicate or a late copy).
+    Duplicate,
+}
+
+/// Folds an order's events into its view.
+#[derive(Debug, Clone)]
+pub struct Projector {
+    repository: Repository<DynamoEventStore>,
+    views: DynamoOrderViews,
+}
+
+impl Projector {
+    /// The projector over the event store and the views table.
+    pub const fn new(repository: Repository<DynamoEventStore>, views: DynamoOrderViews) -> Self {
+        Self { repository, views }
+    }
+
+    /// Handles an SQS batch of order events.
+    pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
+        process_batch(batch, |message| self.handle_message(message)).await
+    }
+
+    async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
+        let (envelope, metadata) = decode_message::<OrderEvent>(&message, ACTOR)?;
+        let span = tracing::info_span!(
+            "projector",
+            correlation_id = %metadata.correlation_id,
+            order_id = %envelope.aggregate_id,
+            event_type = envelope.event_type(),
+            version = envelope.version,
+        );
+        async {
+            let outcome = self.project(&envelope).await?;
+            tracing::info!(?outcome, "projected");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Brings the view of the event's order up to at least the event's version.
+    ///
+    /// # Errors
+    /// [`Failure::Poison`] for an event that is not of an order; [`Failure::Retry`]
+    /// when a store fails or does not hold the event yet.
+    pub async fn project(&self, envelope: &Envelope<OrderEvent>) -> Result<Outcome, Failure> {
+        let order_id =
+            OrderId::parse(&envelope.aggregate_id).map_err(|e| Failure::Poison(format!("order id: {e}")))?;
+        let stored = self.views.get(order_id).await?;
+        let mut projection = match stored {
+            Some(stored) => match stored.projection {
+                Some(projection) => projection,
+                None if stored.view.version >= envelope.version => return Ok(Outcome::Duplicate),
+                // Written by another state schema: fold the order again from the start.
+                None => OrderProjection::default(),
+            },
+            None => OrderProjection::default(),
+        };
+        let outcome = match projection.apply(envelope) {
+            Applied::AlreadySeen => return Ok(Outcome::Duplicate),
+            Applied::Folded => Outcome::Applied,
+            Applied::Gap { expected } => {
+                let missing = self
+                    .repository
+                    .history_after::<Order>(&envelope.aggregate_id, expected - 1)
+                    .await
+                    .map_err(|e| Failure::Retry(format!("catching up from the event store: {e}")))?;
+                for event in &missing {
+                    if projection.apply(event) != Applied::Folded {
+                        return Err(Failure::Retry(format!(
+                            "the event store returned version {} after {}",
+                            event.version, projection.version
+                        )));
+                    }
+                }
+                if projection.version < envelope.version {
+                    return Err(Failure::Retry(format!(
+                        "the event store holds {} events, the message is version {}",
+                        projection.version, envelope.version
+                    )));
+                }
+                tracing::info!(
+                    from = expected,
+                    to = projection.version,
+                    "gap: caught up from the event store"
+                );
+                Outcome::CaughtUp { read: missing.len() }
+            }
+        };
+        match self.views.put(&projection).await? {
+            Written::Updated => Ok(outcome),
+            // Another delivery got there first with this version or a later one.
+            Written::AlreadyCurrent => Ok(Outcome::Duplicate),
+        }
+    }
+
+    /// Folds an order's whole history from the store into its view (a rebuild): the
+    /// same [`OrderProjection::apply`] the live path uses, and the same conditional
+    /// write, so a rebuild racing the live projector can only move a view forward.
+    ///
+    /// # Errors
+    /// When the store fails or holds a gap.
+    pub async fn rebuild(&self, order_id: OrderId) -> Result<Written, Failure> {
+        let history = self
+            .repository
+            .history::<Order>(&order_id.to_string())
+            .await
+            .map_err(|e| Failure::Retry(format!("reading {order_id}: {e}")))?;
+        let mut projection = OrderProjection::default();
+        for event in &history {
+            if projection.apply(event) != Applied::Folded {
+                return Err(Failure::Poison(format!(
+                    "{order_id}: version {} after {}",
+                    event.version, projection.version
+                )));
+            }
+        }
+        Ok(self.views.put(&projection).await?)
+    }
+
+    /// The views this projector writes.
+    #[must_use]
+    pub const fn views(&self) -> &DynamoOrderViews {
+        &self.views
+    }
+}

@@ -1,0 +1,20 @@
+//! Lambda entry point of the projector.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use orderflow_adapters::config::{repository_from_env, required};
+use orderflow_adapters::read_model::DynamoOrderViews;
+use orderflow_adapters::{aws_sdk_config, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
+    let views = DynamoOrderViews::new(client.clone(), required("ORDER_VIEW_TABLE")?);
+    let service = projector::Projector::new(repository_from_env(&client)?, views);
+    run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let service = &service;
+        async move { Ok::<_, Error>(service.handle(event.payload).await) }
+    }))
+    .await
+}

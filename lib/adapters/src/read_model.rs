@@ -1,0 +1,315 @@
+//! The order read model in DynamoDB: one item per order, kept by the projector and
+//! served by the API.
+//!
+//! An item holds the view's fields at the top level (what the API returns, readable
+//! in the console), `version` (the last event folded in), `customerOrderKey`
+//! (`<placedAt>#<orderId>`, the sort key of the `by-customer` index, newest first)
+//! and `projection`: the projector's [`OrderProjection`] as JSON, tagged with the
+//! order state's schema, so the next event is folded onto it without reading the
+//! store. Every write is conditional on the stored version being lower, so a view
+//! never goes backward, whichever writer (projector or rebuild) comes last.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use orderflow_app::StoreError;
+use orderflow_domain::order::Order;
+use orderflow_domain::order::view::{OrderProjection, OrderView};
+use orderflow_domain::{Aggregate, CustomerId, OrderId};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The customer index's name.
+pub const BY_CUSTOMER: &str = "by-customer";
+
+/// Encodes a position in a list as an opaque, URL-safe cursor.
+#[must_use]
+pub fn encode_cursor<T: Serialize>(position: &T) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).unwrap_or_default())
+}
+
+/// Decodes a cursor made by [`encode_cursor`]; `None` for anything else.
+#[must_use]
+pub fn decode_cursor<T: DeserializeOwned>(cursor: &str) -> Option<T> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// A stored view with the projector's state, when it is of this build's schema.
+#[derive(Debug, Clone)]
+pub struct StoredView {
+    /// What the API serves.
+    pub view: OrderView,
+    /// The projector's state; `None` when written by another state schema or
+    /// unreadable (the projector then folds the order again from the store).
+    pub projection: Option<OrderProjection>,
+}
+
+/// What a conditional write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The view moved forward.
+    Updated,
+    /// The table already held this version or a later one; nothing changed.
+    AlreadyCurrent,
+}
+
+/// Where a customer's list continues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerCursor {
+    /// Whose list (a cursor of another customer is refused).
+    #[serde(rename = "c")]
+    pub customer_id: String,
+    /// The last key returned.
+    #[serde(rename = "k")]
+    pub customer_order_key: String,
+    /// The last order returned.
+    #[serde(rename = "o")]
+    pub order_id: String,
+}
+
+/// A page of a customer's orders, newest first.
+#[derive(Debug, Clone)]
+pub struct CustomerPage {
+    /// The orders.
+    pub orders: Vec<OrderView>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<CustomerCursor>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemOut<'a> {
+    #[serde(flatten)]
+    view: &'a OrderView,
+    customer_order_key: String,
+    projection: String,
+    projection_schema: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemIn {
+    #[serde(flatten)]
+    view: OrderView,
+    #[serde(default)]
+    projection: Option<String>,
+    #[serde(default)]
+    projection_schema: Option<u32>,
+}
+
+fn customer_order_key(view: &OrderView) -> String {
+    format!("{}#{}", view.placed_at, view.order_id)
+}
+
+/// The order views table.
+#[derive(Debug, Clone)]
+pub struct DynamoOrderViews {
+    client: Client,
+    table: String,
+}
+
+impl DynamoOrderViews {
+    /// The views in `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table's name.
+    #[must_use]
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn decode(item: HashMap<String, AttributeValue>) -> Result<StoredView, StoreError> {
+        let item: ItemIn =
+            serde_dynamo::from_item(item).map_err(|e| StoreError::new("decode order view", e))?;
+        let projection = match (item.projection, item.projection_schema) {
+            (Some(json), Some(schema)) if schema == Order::STATE_SCHEMA => serde_json::from_str(&json).ok(),
+            _ => None,
+        };
+        Ok(StoredView {
+            view: item.view,
+            projection,
+        })
+    }
+
+    /// The view of one order, read strongly consistently.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn get(&self, order_id: OrderId) -> Result<Option<StoredView>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("orderId", AttributeValue::S(order_id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::new("get order view", e))?;
+        output.item.map(Self::decode).transpose()
+    }
+
+    /// Writes the view of `projection` unless the table already holds that version
+    /// or a later one. A projection of an order not placed yet writes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn put(&self, projection: &OrderProjection) -> Result<Written, StoreError> {
+        let Some(view) = projection.view() else {
+            return Ok(Written::AlreadyCurrent);
+        };
+        let item = serde_dynamo::to_item(ItemOut {
+            view: &view,
+            customer_order_key: customer_order_key(&view),
+            projection: serde_json::to_string(projection)
+                .map_err(|e| StoreError::new("encode projection", e))?,
+            projection_schema: Order::STATE_SCHEMA,
+        })
+        .map_err(|e| StoreError::new("encode order view", e))?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(orderId) OR #version < :version")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":version", AttributeValue::N(view.version.to_string()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Written::Updated),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Written::AlreadyCurrent)
+            }
+            Err(e) => Err(StoreError::new("put order view", e)),
+        }
+    }
+
+    /// A page of `customer`'s orders, newest first, continuing after `after`.
+    ///
+    /// The cursor is the last key returned, so orders placed while a client pages
+    /// (they sort first) never shift the pages it has not read yet.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn by_customer(
+        &self,
+        customer: &CustomerId,
+        limit: u16,
+        after: Option<&CustomerCursor>,
+    ) -> Result<CustomerPage, StoreError> {
+        let limit = usize::from(limit.max(1));
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_CUSTOMER)
+            .key_condition_expression("customerId = :customer")
+            .expression_attribute_values(":customer", AttributeValue::S(customer.to_string()))
+            .scan_index_forward(false)
+            // One more than asked: whether there is a next page, without an empty one.
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+        if let Some(after) = after {
+            query = query.set_exclusive_start_key(Some(HashMap::from([
+                (
+                    "customerId".to_owned(),
+                    AttributeValue::S(after.customer_id.clone()),
+                ),
+                (
+                    "customerOrderKey".to_owned(),
+                    AttributeValue::S(after.customer_order_key.clone()),
+                ),
+                ("orderId".to_owned(), AttributeValue::S(after.order_id.clone())),
+            ])));
+        }
+        let output = query
+            .send()
+            .await
+            .map_err(|e| StoreError::new("query a customer's orders", e))?;
+        let mut orders = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| Self::decode(item).map(|s| s.view))
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = orders.len() > limit;
+        orders.truncate(limit);
+        let next = orders.last().filter(|_| more).map(|last| CustomerCursor {
+            customer_id: customer.to_string(),
+            customer_order_key: customer_order_key(last),
+            order_id: last.order_id.to_string(),
+        });
+        Ok(CustomerPage { orders, next })
+    }
+
+    /// Every view in the table (a paginated scan), for comparisons and checks.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn all(&self) -> Result<HashMap<OrderId, OrderView>, StoreError> {
+        let mut views = HashMap::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| StoreError::new("scan order views", e))?;
+            for item in output.items.unwrap_or_default() {
+                let stored = Self::decode(item)?;
+                views.insert(stored.view.order_id, stored.view);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(views);
+            }
+        }
+    }
+
+    /// Deletes every item (a rebuild's fresh start); how many.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn clear(&self) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .projection_expression("orderId")
+                .send()
+                .await
+                .map_err(|e| StoreError::new("scan order views", e))?;
+            let items = output.items.unwrap_or_default();
+            if items.is_empty() {
+                return Ok(deleted);
+            }
+            for key in items {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::new("delete order view", e))?;
+                deleted += 1;
+            }
+        }
+    }
+}
