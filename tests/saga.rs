@@ -351,3 +351,58 @@ async fn a_redelivered_order_finds_the_capture_a_crash_left_unrecorded() {
     assert_eq!(ledger.len(), 1);
     assert!(!ledger[&id.to_string()].refunded);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_still_pending_past_its_deadline_is_cancelled_with_reason_timeout_and_compensated() {
+    let f = Fixture::new(false).await;
+    let done = f.place(&[("SKU-2", 1)], "tok_visa").await;
+    f.settle().await;
+    let stuck = f.place(&[("SKU-1", 2)], "tok_visa").await;
+    // Inventory answers and the saga records it; payment never gets to run.
+    f.runner.pump_stream().await.unwrap();
+    for binary in ["inventory", "order-saga", "inventory", "order-saga"] {
+        let consumer = f
+            .runner
+            .consumers()
+            .iter()
+            .find(|c| c.mapping.binary == binary)
+            .unwrap();
+        f.runner.pump_queue(consumer).await.unwrap();
+        f.runner.pump_stream().await.unwrap();
+    }
+    assert_eq!(f.status(stuck).await, OrderStatus::Pending);
+    assert_eq!(f.stock().await["SKU-1"].reserved, 2);
+
+    // Within the deadline nothing happens.
+    let now = orderflow_domain::Timestamp::from_jiff(jiff::Timestamp::now());
+    let early = f.runner.sweep_pending(now).await.unwrap();
+    assert!(early.expired.is_empty(), "{early:?}");
+
+    // Sixteen minutes on, the stuck order expires; the confirmed one is left alone.
+    let later = now.plus(jiff::SignedDuration::from_mins(16));
+    let swept = f.runner.sweep_pending(later).await.unwrap();
+    assert_eq!(swept.expired, [stuck.to_string()]);
+    assert_eq!((swept.examined, swept.failed), (2, 0));
+    let again = f.runner.sweep_pending(later).await.unwrap();
+    assert!(again.expired.is_empty(), "a second sweep changes nothing");
+
+    f.settle().await;
+    let order = f.order(stuck).await;
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(order.cancellation.unwrap().reason, CancellationReason::Timeout);
+    assert_eq!(f.status(done).await, OrderStatus::Confirmed);
+    let stock = f.stock().await;
+    assert_eq!(
+        (stock["SKU-1"].available, stock["SKU-1"].reserved),
+        (100, 0),
+        "released"
+    );
+    assert!(
+        f.ledger()
+            .await
+            .get(&stuck.to_string())
+            .is_none_or(|e| e.refunded),
+        "not left charged"
+    );
+    assert!(f.dead_letters().await.is_empty());
+}

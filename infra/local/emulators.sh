@@ -68,6 +68,7 @@ cmd_install() {
 cmd_install_tools() {
   mkdir -p "$local_dir"
   install_venv "$local_dir/venv-tools" "$here/requirements-tools.txt"
+  install_venv "$local_dir/venv-checkov" "$here/requirements-checkov.txt"
 }
 
 answers() {

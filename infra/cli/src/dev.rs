@@ -229,6 +229,7 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
             .lambda_watch
             .clone()
             .map_or(Invoke::InProcess, |url| Invoke::LambdaWatch { url }),
+        sweep_every: Some(Duration::from_secs(30)),
     };
     let runner = Runner::new(stack, &template, options).await?;
     {

@@ -24,10 +24,11 @@ use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::payment::{DynamoVault, SimulatedGateway};
 use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_adapters::{DynamoEventStore, EventBridgePublisher};
-use orderflow_app::{Repository, SystemClock};
+use orderflow_app::{Clock, Repository, SystemClock};
 use orderflow_provision::local::{self, Stack};
 use orderflow_provision::messaging::Queue;
 use orderflow_provision::{SqsMapping, Template};
+use pending_timeout::{PendingTimeout, Swept};
 use tokio::sync::Mutex;
 
 /// A function's batch handler, as the runner calls it.
@@ -70,6 +71,9 @@ pub struct Options {
     pub summaries: bool,
     /// In-process handlers, or `cargo lambda watch`.
     pub invoke: Invoke,
+    /// How often the pending-order timeout sweeps, as its schedule does in AWS
+    /// (`None`: never; tests sweep by hand).
+    pub sweep_every: Option<Duration>,
 }
 
 impl Default for Options {
@@ -83,6 +87,7 @@ impl Default for Options {
             checkpoint: None,
             summaries: false,
             invoke: Invoke::InProcess,
+            sweep_every: None,
         }
     }
 }
@@ -121,6 +126,7 @@ pub struct Runner {
     stream_arn: String,
     shards: Mutex<HashMap<String, ShardPosition>>,
     consumers: Vec<Consumer>,
+    sweeper: PendingTimeout<SystemClock>,
 }
 
 fn table<'a>(stack: &'a Stack, logical_id: &str) -> anyhow::Result<&'a str> {
@@ -293,7 +299,26 @@ impl Runner {
             });
         }
         let shards = load_checkpoint(options.checkpoint.as_deref(), &stream_arn);
+        let minutes: i64 = stack
+            .env("PENDING_TIMEOUT_MINUTES")
+            .unwrap_or("15")
+            .parse()
+            .context("PENDING_TIMEOUT_MINUTES is not a number")?;
+        let sweeper = PendingTimeout::new(
+            Repository::new(
+                DynamoEventStore::new(
+                    dynamodb.clone(),
+                    table(&stack, "EventStoreTable")?,
+                    table(&stack, "SnapshotTable")?,
+                ),
+                options.snapshot_every,
+            ),
+            SystemClock,
+            jiff::SignedDuration::from_mins(minutes),
+            pending_timeout::DEFAULT_LOOKBACK,
+        );
         Ok(Self {
+            sweeper,
             publisher: EventBridgePublisher::new(events, stack.bus()),
             http: reqwest::Client::new(),
             stack,
@@ -697,8 +722,41 @@ impl Runner {
                 }
             }
         });
-        tokio::join!(stream, futures::future::join_all(queues));
+        let sweeps = async {
+            let Some(every) = self.options.sweep_every else {
+                return;
+            };
+            let mut shutdown = shutdown.clone();
+            while !*shutdown.borrow() {
+                tokio::select! {
+                    _ = shutdown.changed() => {}
+                    () = tokio::time::sleep(every) => {
+                        if let Err(error) = self.sweep_pending(SystemClock.now()).await {
+                            tracing::warn!(error = format!("{error:#}"), "pending-order sweep failed; the next one retries");
+                        }
+                    }
+                }
+            }
+        };
+        tokio::join!(stream, futures::future::join_all(queues), sweeps);
         Ok(())
+    }
+
+    /// Runs the pending-order timeout once, as its schedule would at `now`.
+    ///
+    /// # Errors
+    /// When the event store's time index cannot be read.
+    pub async fn sweep_pending(&self, now: orderflow_domain::Timestamp) -> anyhow::Result<Swept> {
+        let swept = self.sweeper.sweep(now).await?;
+        if !swept.expired.is_empty() || swept.failed > 0 {
+            tracing::info!(
+                examined = swept.examined,
+                expired = swept.expired.len(),
+                failed = swept.failed,
+                "pending orders swept"
+            );
+        }
+        Ok(swept)
     }
 }
 

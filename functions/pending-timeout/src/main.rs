@@ -1,0 +1,43 @@
+//! Lambda entry point of the pending-order timeout (an EventBridge schedule).
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use jiff::SignedDuration;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use orderflow_adapters::config::{number_or, repository_from_env};
+use orderflow_adapters::{aws_sdk_config, telemetry};
+use orderflow_app::{Clock, SystemClock};
+use pending_timeout::{DEFAULT_LOOKBACK, PendingTimeout};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
+    let minutes = number_or("PENDING_TIMEOUT_MINUTES", 15)?;
+    let deadline = SignedDuration::from_mins(i64::try_from(minutes).map_err(|e| Error::from(e.to_string()))?);
+    let sweeper = PendingTimeout::new(
+        repository_from_env(&client)?,
+        SystemClock,
+        deadline,
+        DEFAULT_LOOKBACK,
+    );
+    run(service_fn(|_: LambdaEvent<EventBridgeEvent>| {
+        let sweeper = &sweeper;
+        async move {
+            let swept = sweeper.sweep(SystemClock.now()).await?;
+            tracing::info!(
+                examined = swept.examined,
+                expired = swept.expired.len(),
+                failed = swept.failed,
+                "swept"
+            );
+            if swept.failed > 0 {
+                return Err(Error::from(format!(
+                    "{} orders could not be expired",
+                    swept.failed
+                )));
+            }
+            Ok::<_, Error>(())
+        }
+    }))
+    .await
+}
