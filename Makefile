@@ -32,7 +32,7 @@ install: ## Install the pinned emulators (DynamoDB Local, moto) into .local/.
 	@infra/local/emulators.sh install
 
 .PHONY: tools
-tools: ## Install the pinned template linters (sam, cfn-lint) into .local/.
+tools: ## Install the pinned template tools (sam, cfn-lint, checkov, cargo-lambda) into .local/.
 	@infra/local/emulators.sh install-tools
 
 .PHONY: emulators
@@ -72,9 +72,12 @@ doc: ## API docs, warnings as errors.
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 .PHONY: lint-template
-lint-template: tools ## cfn-lint and `sam validate --lint` on template.yaml.
+lint-template: tools ## cfn-lint, `sam validate --lint` and checkov on template.yaml.
 	$(TOOLS)/cfn-lint template.yaml
 	$(TOOLS)/sam validate --lint --template-file template.yaml --region $(AWS_REGION)
+	@# checkov exits 0 on a template it cannot parse: that counts as a failure here.
+	@out="$$($(LOCAL)/venv-checkov/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download 2>&1)"; \
+	  rc=$$?; echo "$$out"; test $$rc -eq 0 && ! echo "$$out" | grep -q "Parsing errors"
 
 .PHONY: build
 build: tools ## sam build: every function's bootstrap, built by cargo-lambda.
