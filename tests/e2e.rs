@@ -289,6 +289,18 @@ async fn two_hundred_orders_with_every_message_duplicated_settle_with_the_invari
     // fold of the store.
     inspector.assert_read_models(&inspector.views, &orders).await;
     project_adversarially(&inspector, &orders).await;
+    // The consistency checker, as an operator runs it: nothing to report.
+    let check = Command::new(binary())
+        .args(["check", "--prefix", &prefix, "--grace", "0"])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "orderflow check: {report}");
+    assert!(
+        report.contains("checked 200 orders") && report.contains(": 0 finding(s)"),
+        "{report}"
+    );
     let mut statuses = HashMap::new();
     for id in &orders {
         *statuses

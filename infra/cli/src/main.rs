@@ -1,7 +1,7 @@
 //! `orderflow`: the operator's command line.
 
 use clap::{Parser, Subcommand};
-use orderflow_cli::{dev, rebuild};
+use orderflow_cli::{check, dev, rebuild};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
@@ -20,6 +20,9 @@ enum Command {
     /// Rebuild the order read model from the event store into the side not served, and
     /// compare it with the served one.
     Rebuild(rebuild::RebuildArgs),
+    /// Check the invariants, the read model against the store, and every transition;
+    /// exits 1 on any finding.
+    Check(check::CheckArgs),
 }
 
 #[tokio::main]
@@ -35,6 +38,15 @@ async fn main() -> anyhow::Result<()> {
     });
     match cli.command {
         Command::Dev(args) => dev::run(args, shutdown).await,
+        Command::Check(args) => {
+            drop(shutdown);
+            let report = check::run(&args).await?;
+            check::print(&report)?;
+            if !report.clean() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Rebuild(args) => {
             drop(shutdown);
             let rebuilt = rebuild::run(&args).await?;

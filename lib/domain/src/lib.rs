@@ -9,6 +9,7 @@
 //! Cargo keeps this crate pure: its dependency tree has no `aws-*`, `lambda_*` or
 //! `tokio` crate, and a test in `tests/` fails if one ever appears.
 
+pub mod audit;
 pub mod envelope;
 pub mod ids;
 pub mod inventory;

@@ -811,6 +811,6 @@ fn decide_placed(order: &PlacedOrder, command: OrderCommand) -> Result<Vec<Order
 }
 
 #[cfg(test)]
-mod given_when_then;
+pub(crate) mod given_when_then;
 #[cfg(test)]
 mod model;

@@ -1,0 +1,316 @@
+//! `orderflow check`: the consistency checker. Over every order (or those placed in a
+//! time range) it verifies:
+//!
+//! - each order's four streams against the brief's rules ([`audit_order`]): no gap, no
+//!   impossible transition, captured once for the total when confirmed, not charged
+//!   and not holding stock when cancelled, nothing shipped unpaid;
+//! - the payment provider's ledger against the payment streams (charged exactly when
+//!   the stream says captured and not refunded);
+//! - the read model against the fold of the store (orders whose last event is younger
+//!   than `--grace` are left out: the projector may still be on its way);
+//! - over all orders only: the catalog's reserved stock equals what the inventory
+//!   streams hold, and the read model holds no view of an order the store lacks.
+//!
+//! It prints a report and exits non-zero on any finding.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
+use orderflow_adapters::DynamoEventStore;
+use orderflow_adapters::catalog::DynamoCatalog;
+use orderflow_adapters::payment::SimulatedGateway;
+use orderflow_adapters::read_model::DynamoOrderViews;
+use orderflow_app::{EventStore, Repository};
+use orderflow_domain::audit::{OrderStreams, audit_order, held_stock};
+use orderflow_domain::inventory::Inventory;
+use orderflow_domain::order::Order;
+use orderflow_domain::order::view::OrderView;
+use orderflow_domain::payment::{Payment, PaymentEvent};
+use orderflow_domain::shipment::Shipment;
+use orderflow_domain::{Aggregate, OrderId, Timestamp};
+use orderflow_provision::Template;
+use orderflow_provision::local;
+
+/// Orders read at once.
+const IN_FLIGHT: usize = 16;
+
+/// Options of `orderflow check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// The SAM template the stack comes from.
+    #[arg(long, default_value = "template.yaml")]
+    pub template: PathBuf,
+    /// Prefix of the stack's resource names.
+    #[arg(long, env = "ORDERFLOW_PREFIX", default_value = "orderflow")]
+    pub prefix: String,
+    /// Parameters as deployed (`OrderViewSource=shadow`).
+    #[arg(long, num_args = 1..)]
+    pub parameter_overrides: Vec<String>,
+    /// Only orders placed at or after this time (RFC 3339); with `--until` (default:
+    /// now), the range is read from the event store's time index.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only orders placed before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Leave out of the read-model comparison orders changed in the last N seconds.
+    #[arg(long, default_value_t = 30)]
+    pub grace: u64,
+}
+
+/// One finding, on one order or on the whole system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The order, when it is about one.
+    pub order_id: Option<OrderId>,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// What a check found.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Orders checked.
+    pub orders: usize,
+    /// Orders left out of the read-model comparison (changed within the grace period).
+    pub recent: usize,
+    /// Everything wrong.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    fn order(&mut self, order_id: OrderId, what: impl Into<String>) {
+        self.findings.push(Finding {
+            order_id: Some(order_id),
+            what: what.into(),
+        });
+    }
+
+    /// Whether nothing was found.
+    #[must_use]
+    pub const fn clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "checked {} orders ({} too recent for the read-model comparison): {} finding(s)",
+            self.orders,
+            self.recent,
+            self.findings.len()
+        )?;
+        for finding in &self.findings {
+            match finding.order_id {
+                Some(id) => writeln!(f, "  order {id}: {}", finding.what)?,
+                None => writeln!(f, "  {}", finding.what)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_time(flag: &str, text: Option<&str>) -> anyhow::Result<Option<Timestamp>> {
+    text.map(|t| Timestamp::parse(t).with_context(|| format!("--{flag}: an RFC 3339 time")))
+        .transpose()
+}
+
+struct Checked {
+    order_id: OrderId,
+    findings: Vec<String>,
+    held: Vec<(String, u64)>,
+    charged: bool,
+    recent: bool,
+}
+
+/// Runs the checker.
+///
+/// # Errors
+/// When the stack cannot be read (findings are in the report, not errors).
+pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
+    let (from, until) = (
+        parse_time("from", args.from.as_deref())?,
+        parse_time("until", args.until.as_deref())?,
+    );
+    let template = Template::load(&args.template)
+        .with_context(|| format!("reading {}", args.template.display()))?
+        .with_parameters(args.parameter_overrides.iter().map(String::as_str))?;
+    let stack = local::provision_stack(&template, &args.prefix)
+        .await
+        .context("resolving the stack in the emulators: are they running (`make emulators`)?")?;
+    let dynamodb = local::dynamodb_client().await?;
+    let table = |id: &str| {
+        stack
+            .table(id)
+            .map(str::to_owned)
+            .with_context(|| format!("no {id}"))
+    };
+    let store = DynamoEventStore::new(
+        dynamodb.clone(),
+        table("EventStoreTable")?,
+        table("SnapshotTable")?,
+    );
+    let repository = Repository::new(store.clone(), 0);
+    let views = crate::runner::order_views(&stack, &dynamodb)?;
+    let whole = from.is_none() && until.is_none();
+
+    let ids: Vec<OrderId> = if whole {
+        store
+            .aggregate_ids(Order::TYPE)
+            .await?
+            .iter()
+            .filter_map(|id| OrderId::parse(id).ok())
+            .collect()
+    } else {
+        // The time index is read a day at a time: a range has a start.
+        let from = from.context("--until needs --from")?;
+        let until = until.unwrap_or_else(|| Timestamp::from_jiff(jiff::Timestamp::now()));
+        store
+            .read_time_range(from, until)
+            .await?
+            .iter()
+            .filter(|r| r.event_type == "OrderPlaced")
+            .filter_map(|r| OrderId::parse(&r.stream.aggregate_id).ok())
+            .collect()
+    };
+    let horizon = Timestamp::from_jiff(jiff::Timestamp::now()).plus(-jiff::SignedDuration::from_secs(
+        i64::try_from(args.grace).unwrap_or(i64::MAX),
+    ));
+
+    let checked: Vec<Checked> = futures::stream::iter(ids.iter().copied())
+        .map(|order_id| check_order(&repository, &views, order_id, horizon))
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect()
+        .await?;
+
+    let mut report = Report {
+        orders: checked.len(),
+        ..Report::default()
+    };
+    let mut held: BTreeMap<String, u64> = BTreeMap::new();
+    let mut charged: HashMap<OrderId, bool> = HashMap::new();
+    for order in checked {
+        report.recent += usize::from(order.recent);
+        for what in order.findings {
+            report.order(order.order_id, what);
+        }
+        for (sku, quantity) in order.held {
+            *held.entry(sku).or_default() += quantity;
+        }
+        charged.insert(order.order_id, order.charged);
+    }
+
+    let ledger = SimulatedGateway::new(dynamodb.clone(), table("PaymentProviderTable")?)
+        .ledger()
+        .await?;
+    for entry in &ledger {
+        let Ok(order_id) = OrderId::parse(&entry.order_id) else {
+            continue;
+        };
+        match charged.get(&order_id) {
+            Some(&expected) if expected == entry.refunded => report.order(
+                order_id,
+                format!(
+                    "the provider says {}, the payment stream says {}",
+                    if entry.refunded { "refunded" } else { "charged" },
+                    if expected { "charged" } else { "not charged" }
+                ),
+            ),
+            None if whole && !entry.refunded => {
+                report.order(order_id, "charged at the provider, but no such order");
+            }
+            _ => {}
+        }
+    }
+    if whole {
+        for product in DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")?)
+            .all()
+            .await?
+        {
+            let expected = held.get(product.sku.as_str()).copied().unwrap_or(0);
+            if product.reserved != expected {
+                report.findings.push(Finding {
+                    order_id: None,
+                    what: format!(
+                        "{}: the catalog holds {} reserved, the inventory streams {}",
+                        product.sku, product.reserved, expected
+                    ),
+                });
+            }
+        }
+        let known: std::collections::HashSet<OrderId> = ids.iter().copied().collect();
+        for id in views.all().await?.into_keys().filter(|id| !known.contains(id)) {
+            report.order(
+                id,
+                format!("a view in {} of an order the store lacks", views.table()),
+            );
+        }
+    }
+    Ok(report)
+}
+
+async fn check_order(
+    repository: &Repository<DynamoEventStore>,
+    views: &DynamoOrderViews,
+    order_id: OrderId,
+    horizon: Timestamp,
+) -> anyhow::Result<Checked> {
+    let id = order_id.to_string();
+    let (order, inventory, payment, shipment) = tokio::try_join!(
+        repository.history::<Order>(&id),
+        repository.history::<Inventory>(&id),
+        repository.history::<Payment>(&id),
+        repository.history::<Shipment>(&id),
+    )?;
+    let mut findings: Vec<String> = audit_order(OrderStreams {
+        order: &order,
+        inventory: &inventory,
+        payment: &payment,
+        shipment: &shipment,
+    })
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let recent = order.last().is_some_and(|e| e.occurred_at > horizon);
+    if !recent {
+        let folded = OrderView::fold(&order);
+        let stored = views.get(order_id).await?.map(|s| s.view);
+        match (&stored, &folded) {
+            (None, Some(f)) => findings.push(format!("no view (the store is at v{})", f.version)),
+            (Some(s), Some(f)) if s != f => findings.push(format!(
+                "the view (v{}, {}) differs from the fold of the store (v{}, {})",
+                s.version, s.status, f.version, f.status
+            )),
+            _ => {}
+        }
+    }
+    let refunded = payment
+        .iter()
+        .any(|e| matches!(e.data, PaymentEvent::Refunded(_)));
+    let captured = payment
+        .iter()
+        .any(|e| matches!(e.data, PaymentEvent::Captured(_)));
+    Ok(Checked {
+        order_id,
+        findings,
+        held: held_stock(&inventory)
+            .into_iter()
+            .map(|l| (l.sku.to_string(), u64::from(l.quantity.get())))
+            .collect(),
+        charged: captured && !refunded,
+        recent,
+    })
+}
+
+/// Prints the report.
+///
+/// # Errors
+/// When stdout is closed.
+pub fn print(report: &Report) -> std::io::Result<()> {
+    write!(std::io::stdout().lock(), "{report}")
+}
