@@ -8,7 +8,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_adapters::sqs::{Failure, decode_message, process_batch};
+use orderflow_adapters::sqs::{Failure, FailureLog, decode_message, process_batch};
 use orderflow_adapters::transactional::{Applied, execute_with_effects};
 use orderflow_app::{Clock, CommandService, Repository, StoreError};
 use orderflow_domain::inventory::{Inventory, InventoryCommand, InventoryEvent, ShortageReason, StockLine};
@@ -24,6 +24,7 @@ pub const ACTOR: &str = "service:inventory";
 pub struct InventoryService<C> {
     commands: CommandService<DynamoEventStore, C>,
     catalog: DynamoCatalog,
+    failures: Option<FailureLog>,
 }
 
 impl<C: Clock> InventoryService<C> {
@@ -32,12 +33,23 @@ impl<C: Clock> InventoryService<C> {
         Self {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
             catalog,
+            failures: None,
         }
+    }
+
+    /// Records every failed message in `log`, for the DLQ tooling.
+    #[must_use]
+    pub fn with_failure_log(mut self, log: FailureLog) -> Self {
+        self.failures = Some(log);
+        self
     }
 
     /// Handles an SQS batch of order events.
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        process_batch(batch, |message| self.handle_message(message)).await
+        process_batch(batch, self.failures.as_ref(), |message| {
+            self.handle_message(message)
+        })
+        .await
     }
 
     async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {

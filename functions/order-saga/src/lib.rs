@@ -5,7 +5,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use orderflow_adapters::bus::BusEvent;
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_adapters::sqs::{Failure, process_batch};
+use orderflow_adapters::sqs::{Failure, FailureLog, process_batch};
 use orderflow_app::{Clock, CommandService, Repository};
 use orderflow_domain::inventory::InventoryEvent;
 use orderflow_domain::order::{Order, OrderCommand};
@@ -71,6 +71,7 @@ pub fn command_for(raw: RawEnvelope<'_>) -> Result<Option<(OrderId, OrderCommand
 #[derive(Debug, Clone)]
 pub struct OrderSaga<C> {
     commands: CommandService<DynamoEventStore, C>,
+    failures: Option<FailureLog>,
 }
 
 impl<C: Clock> OrderSaga<C> {
@@ -78,12 +79,23 @@ impl<C: Clock> OrderSaga<C> {
     pub const fn new(repository: Repository<DynamoEventStore>, clock: C) -> Self {
         Self {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
+            failures: None,
         }
+    }
+
+    /// Records every failed message in `log`, for the DLQ tooling.
+    #[must_use]
+    pub fn with_failure_log(mut self, log: FailureLog) -> Self {
+        self.failures = Some(log);
+        self
     }
 
     /// Handles an SQS batch of answers.
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        process_batch(batch, |message| self.handle_message(message)).await
+        process_batch(batch, self.failures.as_ref(), |message| {
+            self.handle_message(message)
+        })
+        .await
     }
 
     async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {

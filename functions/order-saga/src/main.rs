@@ -2,7 +2,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use orderflow_adapters::config::repository_from_env;
+use orderflow_adapters::config::{failure_log_from_env, repository_from_env};
 use orderflow_adapters::{aws_sdk_config, telemetry};
 use orderflow_app::SystemClock;
 
@@ -10,7 +10,8 @@ use orderflow_app::SystemClock;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
-    let service = order_saga::OrderSaga::new(repository_from_env(&client)?, SystemClock);
+    let service = order_saga::OrderSaga::new(repository_from_env(&client)?, SystemClock)
+        .with_failure_log(failure_log_from_env(&client, order_saga::ACTOR)?);
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let service = &service;
         async move { Ok::<_, Error>(service.handle(event.payload).await) }

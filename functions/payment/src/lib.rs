@@ -13,7 +13,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_adapters::sqs::{Failure, decode_message, process_batch};
+use orderflow_adapters::sqs::{Failure, FailureLog, decode_message, process_batch};
 use orderflow_app::{CaptureOutcome, Clock, CommandService, PaymentGateway, PaymentVault, Repository};
 use orderflow_domain::order::OrderEvent;
 use orderflow_domain::payment::{
@@ -34,6 +34,7 @@ pub struct PaymentService<G, V, C> {
     commands: CommandService<DynamoEventStore, C>,
     gateway: G,
     vault: V,
+    failures: Option<FailureLog>,
 }
 
 impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
@@ -43,12 +44,23 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
             gateway,
             vault,
+            failures: None,
         }
+    }
+
+    /// Records every failed message in `log`, for the DLQ tooling.
+    #[must_use]
+    pub fn with_failure_log(mut self, log: FailureLog) -> Self {
+        self.failures = Some(log);
+        self
     }
 
     /// Handles an SQS batch of order events.
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        process_batch(batch, |message| self.handle_message(message)).await
+        process_batch(batch, self.failures.as_ref(), |message| {
+            self.handle_message(message)
+        })
+        .await
     }
 
     async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {

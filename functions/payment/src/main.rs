@@ -2,7 +2,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use orderflow_adapters::config::{repository_from_env, required};
+use orderflow_adapters::config::{failure_log_from_env, repository_from_env, required};
 use orderflow_adapters::payment::{DynamoVault, SimulatedGateway};
 use orderflow_adapters::{aws_sdk_config, telemetry};
 use orderflow_app::SystemClock;
@@ -13,7 +13,8 @@ async fn main() -> Result<(), Error> {
     let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
     let gateway = SimulatedGateway::new(client.clone(), required("PAYMENT_PROVIDER_TABLE")?);
     let vault = DynamoVault::new(client.clone(), required("PAYMENT_VAULT_TABLE")?);
-    let service = payment::PaymentService::new(repository_from_env(&client)?, SystemClock, gateway, vault);
+    let service = payment::PaymentService::new(repository_from_env(&client)?, SystemClock, gateway, vault)
+        .with_failure_log(failure_log_from_env(&client, payment::ACTOR)?);
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let service = &service;
         async move { Ok::<_, Error>(service.handle(event.payload).await) }

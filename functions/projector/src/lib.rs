@@ -12,7 +12,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::read_model::{DynamoOrderViews, Written};
-use orderflow_adapters::sqs::{Failure, decode_message, process_batch};
+use orderflow_adapters::sqs::{Failure, FailureLog, decode_message, process_batch};
 use orderflow_app::Repository;
 use orderflow_domain::order::view::{Applied, OrderProjection};
 use orderflow_domain::order::{Order, OrderEvent};
@@ -41,17 +41,32 @@ pub enum Outcome {
 pub struct Projector {
     repository: Repository<DynamoEventStore>,
     views: DynamoOrderViews,
+    failures: Option<FailureLog>,
 }
 
 impl Projector {
     /// The projector over the event store and the views table.
     pub const fn new(repository: Repository<DynamoEventStore>, views: DynamoOrderViews) -> Self {
-        Self { repository, views }
+        Self {
+            repository,
+            views,
+            failures: None,
+        }
+    }
+
+    /// Records every failed message in `log`, for the DLQ tooling.
+    #[must_use]
+    pub fn with_failure_log(mut self, log: FailureLog) -> Self {
+        self.failures = Some(log);
+        self
     }
 
     /// Handles an SQS batch of order events.
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        process_batch(batch, |message| self.handle_message(message)).await
+        process_batch(batch, self.failures.as_ref(), |message| {
+            self.handle_message(message)
+        })
+        .await
     }
 
     async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {

@@ -2,7 +2,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use orderflow_adapters::config::{repository_from_env, required};
+use orderflow_adapters::config::{failure_log_from_env, repository_from_env, required};
 use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_adapters::{aws_sdk_config, telemetry};
 
@@ -11,7 +11,8 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
     let views = DynamoOrderViews::new(client.clone(), required("ORDER_VIEW_TABLE")?);
-    let service = projector::Projector::new(repository_from_env(&client)?, views);
+    let service = projector::Projector::new(repository_from_env(&client)?, views)
+        .with_failure_log(failure_log_from_env(&client, projector::ACTOR)?);
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let service = &service;
         async move { Ok::<_, Error>(service.handle(event.payload).await) }

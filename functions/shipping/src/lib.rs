@@ -4,7 +4,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_adapters::sqs::{Failure, decode_message, process_batch};
+use orderflow_adapters::sqs::{Failure, FailureLog, decode_message, process_batch};
 use orderflow_app::{Clock, CommandService, Repository};
 use orderflow_domain::order::OrderEvent;
 use orderflow_domain::shipment::{Shipment, ShipmentCommand, ShipmentCreated};
@@ -26,6 +26,7 @@ pub fn tracking_number(order_id: OrderId) -> String {
 #[derive(Debug, Clone)]
 pub struct ShippingService<C> {
     commands: CommandService<DynamoEventStore, C>,
+    failures: Option<FailureLog>,
 }
 
 impl<C: Clock> ShippingService<C> {
@@ -33,12 +34,23 @@ impl<C: Clock> ShippingService<C> {
     pub const fn new(repository: Repository<DynamoEventStore>, clock: C) -> Self {
         Self {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
+            failures: None,
         }
+    }
+
+    /// Records every failed message in `log`, for the DLQ tooling.
+    #[must_use]
+    pub fn with_failure_log(mut self, log: FailureLog) -> Self {
+        self.failures = Some(log);
+        self
     }
 
     /// Handles an SQS batch of order events.
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        process_batch(batch, |message| self.handle_message(message)).await
+        process_batch(batch, self.failures.as_ref(), |message| {
+            self.handle_message(message)
+        })
+        .await
     }
 
     async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {

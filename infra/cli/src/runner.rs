@@ -23,6 +23,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeN
 use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::payment::{DynamoVault, SimulatedGateway};
 use orderflow_adapters::read_model::DynamoOrderViews;
+use orderflow_adapters::sqs::FailureLog;
 use orderflow_adapters::{DynamoEventStore, EventBridgePublisher};
 use orderflow_app::{Clock, Repository, SystemClock};
 use orderflow_provision::local::{self, Stack};
@@ -226,13 +227,21 @@ pub fn handler_for(
             snapshot_every,
         ))
     };
+    let failures = |consumer: &str| -> anyhow::Result<FailureLog> {
+        Ok(FailureLog::new(
+            dynamodb.clone(),
+            table(stack, "FailureLogTable")?,
+            consumer,
+        ))
+    };
     Ok(match binary {
         "inventory" => boxed(
             inventory::InventoryService::new(
                 repository()?,
                 SystemClock,
                 DynamoCatalog::new(dynamodb.clone(), table(stack, "CatalogTable")?),
-            ),
+            )
+            .with_failure_log(failures(inventory::ACTOR)?),
             |s, e| async move { s.handle(e).await },
         ),
         "payment" => boxed(
@@ -241,19 +250,23 @@ pub fn handler_for(
                 SystemClock,
                 SimulatedGateway::new(dynamodb.clone(), table(stack, "PaymentProviderTable")?),
                 DynamoVault::new(dynamodb.clone(), table(stack, "PaymentVaultTable")?),
-            ),
+            )
+            .with_failure_log(failures(payment::ACTOR)?),
             |s, e| async move { s.handle(e).await },
         ),
         "shipping" => boxed(
-            shipping::ShippingService::new(repository()?, SystemClock),
+            shipping::ShippingService::new(repository()?, SystemClock)
+                .with_failure_log(failures(shipping::ACTOR)?),
             |s, e| async move { s.handle(e).await },
         ),
         "order-saga" => boxed(
-            order_saga::OrderSaga::new(repository()?, SystemClock),
+            order_saga::OrderSaga::new(repository()?, SystemClock)
+                .with_failure_log(failures(order_saga::ACTOR)?),
             |s, e| async move { s.handle(e).await },
         ),
         "projector" => boxed(
-            projector::Projector::new(repository()?, order_views(stack, dynamodb)?),
+            projector::Projector::new(repository()?, order_views(stack, dynamodb)?)
+                .with_failure_log(failures(projector::ACTOR)?),
             |s, e| async move { s.handle(e).await },
         ),
         other => anyhow::bail!("no in-process handler for function binary {other:?}"),

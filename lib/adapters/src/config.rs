@@ -78,6 +78,21 @@ pub async fn aws_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
+/// The failure log (`FAILURE_LOG_TABLE`) a consumer records its failed messages in.
+///
+/// # Errors
+/// [`ConfigError`] naming the variable.
+pub fn failure_log_from_env(
+    client: &aws_sdk_dynamodb::Client,
+    consumer: &str,
+) -> Result<crate::sqs::FailureLog, ConfigError> {
+    Ok(crate::sqs::FailureLog::new(
+        client.clone(),
+        required("FAILURE_LOG_TABLE")?,
+        consumer,
+    ))
+}
+
 /// The event store repository the environment names (`EVENT_STORE_TABLE`,
 /// `SNAPSHOT_TABLE`, `SNAPSHOT_EVERY`), over `client`: what every function starts with.
 ///

@@ -3,7 +3,9 @@
 //! Every message is handled on its own; the ones that fail are reported in
 //! `batchItemFailures`, so SQS redelivers only those (after the visibility timeout)
 //! and the redrive policy moves a message that keeps failing to its DLQ. A failure is
-//! logged with its reason where it happens: nothing fails silently.
+//! logged with its reason where it happens, and recorded in the failure log (keyed by
+//! message id) so `orderflow dlq show` can say why a parked message is there: nothing
+//! fails silently.
 
 use std::future::Future;
 
@@ -81,7 +83,11 @@ pub fn decode_message<E: orderflow_domain::DomainEvent>(
 
 /// Handles each message of `event` with `handle`, concurrently, and reports the
 /// failures for SQS to redeliver.
-pub async fn process_batch<F, Fut>(event: SqsEvent, handle: F) -> SqsBatchResponse
+pub async fn process_batch<F, Fut>(
+    event: SqsEvent,
+    failures: Option<&FailureLog>,
+    handle: F,
+) -> SqsBatchResponse
 where
     F: Fn(SqsMessage) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
@@ -98,20 +104,137 @@ where
     }))
     .await;
     let mut response = SqsBatchResponse::default();
+    let mut failed = Vec::new();
     for (id, receives, outcome) in outcomes {
-        match outcome {
-            Ok(()) => {}
-            Err(Failure::Retry(reason)) => {
+        let Err(error) = outcome else { continue };
+        match &error {
+            Failure::Retry(reason) => {
                 tracing::warn!(message_id = %id, receive_count = %receives, %reason, "message failed; SQS will redeliver it");
-                response.batch_item_failures.push(failure(id));
             }
-            Err(Failure::Poison(reason)) => {
+            Failure::Poison(reason) => {
                 tracing::error!(message_id = %id, receive_count = %receives, %reason, "poison message; it will reach the DLQ");
-                response.batch_item_failures.push(failure(id));
             }
         }
+        failed.push((id.clone(), receives, error));
+        response.batch_item_failures.push(failure(id));
+    }
+    if let Some(log) = failures {
+        join_all(
+            failed
+                .iter()
+                .map(|(id, receives, error)| log.record(id, receives, error)),
+        )
+        .await;
     }
     response
+}
+
+/// Where consumers record why a message failed, for the DLQ tooling: one item per
+/// message id (the last failure wins), kept as long as a DLQ keeps a message.
+#[derive(Debug, Clone)]
+pub struct FailureLog {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    consumer: String,
+}
+
+/// A recorded failure.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedFailure {
+    /// The SQS message id.
+    pub message_id: String,
+    /// The function that failed it.
+    pub consumer: String,
+    /// `retry` or `poison`.
+    pub kind: String,
+    /// The reason, as logged.
+    pub reason: String,
+    /// Its receive count then.
+    pub receive_count: String,
+    /// When (RFC 3339).
+    pub failed_at: String,
+    /// TTL, epoch seconds.
+    pub expiration: i64,
+}
+
+/// How long a failure is kept: as long as the DLQs keep messages (14 days).
+const FAILURE_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hours(14 * 24);
+
+impl FailureLog {
+    /// The log in `table`, written by `consumer`.
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        consumer: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            consumer: consumer.into(),
+        }
+    }
+
+    /// Records a failure; a failure to record is logged, never returned (the message
+    /// has failed either way and SQS keeps it).
+    pub async fn record(&self, message_id: &str, receive_count: &str, error: &Failure) {
+        let now = jiff::Timestamp::now();
+        let (kind, reason) = match error {
+            Failure::Retry(reason) => ("retry", reason),
+            Failure::Poison(reason) => ("poison", reason),
+        };
+        let record = RecordedFailure {
+            message_id: message_id.to_owned(),
+            consumer: self.consumer.clone(),
+            kind: kind.to_owned(),
+            reason: reason.clone(),
+            receive_count: receive_count.to_owned(),
+            failed_at: orderflow_domain::Timestamp::from_jiff(now).to_string(),
+            expiration: now.as_second() + FAILURE_RETENTION.as_secs(),
+        };
+        let item = match serde_dynamo::to_item(&record) {
+            Ok(item) => item,
+            Err(error) => {
+                tracing::warn!(message_id, %error, "failure not recorded");
+                return;
+            }
+        };
+        if let Err(error) = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+        {
+            tracing::warn!(message_id, error = %error, "failure not recorded");
+        }
+    }
+
+    /// The last failure recorded for a message.
+    ///
+    /// # Errors
+    /// [`orderflow_app::StoreError`].
+    pub async fn get(&self, message_id: &str) -> Result<Option<RecordedFailure>, orderflow_app::StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "messageId",
+                aws_sdk_dynamodb::types::AttributeValue::S(message_id.to_owned()),
+            )
+            .send()
+            .await
+            .map_err(|e| orderflow_app::StoreError::new("read the failure log", e))?;
+        output
+            .item
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|e| orderflow_app::StoreError::new("decode a failure", e))
+            })
+            .transpose()
+    }
 }
 
 fn failure(id: String) -> BatchItemFailure {
