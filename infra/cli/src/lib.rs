@@ -3,11 +3,13 @@
 //! - [`dev`]: `orderflow dev`, the whole system on a laptop.
 //! - [`runner`]: Lambda's event source mappings, locally: the event store's stream
 //!   into the relay, each function's SQS queue into its handler.
+//! - [`dlq`]: `orderflow dlq list | show | redrive`.
 //! - [`check`]: `orderflow check`, the consistency checker.
 //! - [`rebuild`]: `orderflow rebuild`, the order read model rebuilt from the store.
 
 pub mod check;
 pub mod dev;
+pub mod dlq;
 pub mod rebuild;
 pub mod runner;
 

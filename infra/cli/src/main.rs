@@ -1,7 +1,7 @@
 //! `orderflow`: the operator's command line.
 
 use clap::{Parser, Subcommand};
-use orderflow_cli::{check, dev, rebuild};
+use orderflow_cli::{check, dev, dlq, rebuild};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
@@ -23,6 +23,8 @@ enum Command {
     /// Check the invariants, the read model against the store, and every transition;
     /// exits 1 on any finding.
     Check(check::CheckArgs),
+    /// The dead-letter queues: list, show, redrive.
+    Dlq(dlq::DlqArgs),
 }
 
 #[tokio::main]
@@ -38,6 +40,10 @@ async fn main() -> anyhow::Result<()> {
     });
     match cli.command {
         Command::Dev(args) => dev::run(args, shutdown).await,
+        Command::Dlq(args) => {
+            drop(shutdown);
+            dlq::run(&args).await
+        }
         Command::Check(args) => {
             drop(shutdown);
             let report = check::run(&args).await?;
