@@ -65,12 +65,23 @@ struct Dev {
     child: Child,
     url: String,
     prefix: String,
+    /// Its stderr (the JSON logs) and stdout (the summaries).
+    outputs: [PathBuf; 2],
 }
 
 impl Dev {
     async fn start(prefix: &str, state_dir: &std::path::Path, extra: &[&str]) -> Self {
+        Self::start_with(prefix, state_dir, extra, &[]).await
+    }
+
+    async fn start_with(prefix: &str, state_dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let log = std::fs::File::create(state_dir.join(format!("dev-{port}.log"))).unwrap();
+        let outputs = [
+            state_dir.join(format!("dev-{port}.log")),
+            state_dir.join(format!("dev-{port}.out")),
+        ];
+        let log = std::fs::File::create(&outputs[0]).unwrap();
+        let out = std::fs::File::create(&outputs[1]).unwrap();
         let child = Command::new(binary())
             .current_dir(workspace())
             .args([
@@ -82,7 +93,8 @@ impl Dev {
             ])
             .args(["--state-dir", state_dir.to_str().unwrap()])
             .args(extra)
-            .stdout(Stdio::null())
+            .envs(env.iter().copied())
+            .stdout(out)
             .stderr(log)
             .spawn()
             .unwrap();
@@ -90,6 +102,7 @@ impl Dev {
             child,
             url: format!("http://127.0.0.1:{port}"),
             prefix: prefix.to_owned(),
+            outputs,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while reqwest::get(format!("{}/products", dev.url)).await.is_err() {
@@ -605,4 +618,65 @@ async fn the_runner_provisions_exactly_what_the_template_declares() {
         stream.global_secondary_indexes.unwrap()[0].index_name.as_deref(),
         Some("by-time")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_payment_token_address_or_name_reaches_any_log_line() {
+    const TOKEN: &str = "tok_canary7f3a9c2e";
+    const SECRETS: &[&str] = &["canary7f3a", "Canary-Name-4b1d", "Canary-Street-4b1d", "Canaryville-4b1d"];
+    let prefix = unique_name("e2e-pii");
+    let dir = state_dir();
+    // Production's level (info), and debug for every orderflow crate on top.
+    let level = "info,orderflow=debug,orderflow_cli=debug,orderflow_adapters=debug,orderflow_app=debug,\
+                 order_api=debug,inventory=debug,payment=debug,shipping=debug,order_saga=debug,projector=debug,\
+                 relay=debug,pending_timeout=debug";
+    let mut dev = Dev::start_with(&prefix, &dir, &["--visibility-timeout", "2"], &[("RUST_LOG", level)]).await;
+    let inspector = inspector(&prefix).await;
+    let client = reqwest::Client::new();
+    let mut orders = Vec::new();
+    for (i, token) in [TOKEN, TOKEN, "tok_decline", "tok_flaky", TOKEN, "tok_insufficient_funds"]
+        .iter()
+        .enumerate()
+    {
+        let mut request = order_request(i);
+        request["paymentToken"] = json!(token);
+        request["shippingAddress"] = json!({
+            "name": "Zed Canary-Name-4b1d", "line1": "99 Canary-Street-4b1d",
+            "city": "Canaryville-4b1d", "postalCode": "40401", "country": "US",
+        });
+        let reply = client.post(format!("{}/orders", dev.url)).json(&request).send().await.unwrap();
+        assert_eq!(reply.status(), 201);
+        let order: Value = reply.json().await.unwrap();
+        orders.push(OrderId::parse(order["orderId"].as_str().unwrap()).unwrap());
+    }
+    // Bad input carrying the same values is refused, and not logged either.
+    let bad = client
+        .post(format!("{}/orders", dev.url))
+        .json(&json!({"customerId": "c-1", "items": [], "paymentToken": TOKEN,
+                       "shippingAddress": {"name": "Zed Canary-Name-4b1d"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    quiesce(&inspector, &orders, Duration::from_secs(120)).await;
+    let cancel = client
+        .post(format!("{}/orders/{}/cancel", dev.url, orders[0]))
+        .json(&json!({"reason": "no longer needed"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(cancel.status().is_success() || cancel.status() == 409);
+    quiesce(&inspector, &orders, Duration::from_secs(60)).await;
+    dev.kill();
+
+    let logs: String = dev.outputs.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    // The capture works: every order and the masked token are there.
+    for id in &orders {
+        assert!(logs.contains(&id.to_string()), "{id} is not in the logs");
+    }
+    assert!(logs.lines().count() > 50, "too little was logged to prove anything");
+    for secret in SECRETS {
+        let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(secret)).take(3).collect();
+        assert!(leaks.is_empty(), "{secret} reached the logs: {leaks:#?}");
+    }
 }
