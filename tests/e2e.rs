@@ -74,7 +74,12 @@ impl Dev {
         Self::start_with(prefix, state_dir, extra, &[]).await
     }
 
-    async fn start_with(prefix: &str, state_dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+    async fn start_with(
+        prefix: &str,
+        state_dir: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let outputs = [
             state_dir.join(format!("dev-{port}.log")),
@@ -623,20 +628,38 @@ async fn the_runner_provisions_exactly_what_the_template_declares() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_payment_token_address_or_name_reaches_any_log_line() {
     const TOKEN: &str = "tok_canary7f3a9c2e";
-    const SECRETS: &[&str] = &["canary7f3a", "Canary-Name-4b1d", "Canary-Street-4b1d", "Canaryville-4b1d"];
+    const SECRETS: &[&str] = &[
+        "canary7f3a",
+        "Canary-Name-4b1d",
+        "Canary-Street-4b1d",
+        "Canaryville-4b1d",
+    ];
     let prefix = unique_name("e2e-pii");
     let dir = state_dir();
     // Production's level (info), and debug for every orderflow crate on top.
     let level = "info,orderflow=debug,orderflow_cli=debug,orderflow_adapters=debug,orderflow_app=debug,\
                  order_api=debug,inventory=debug,payment=debug,shipping=debug,order_saga=debug,projector=debug,\
                  relay=debug,pending_timeout=debug";
-    let mut dev = Dev::start_with(&prefix, &dir, &["--visibility-timeout", "2"], &[("RUST_LOG", level)]).await;
+    let mut dev = Dev::start_with(
+        &prefix,
+        &dir,
+        &["--visibility-timeout", "2"],
+        &[("RUST_LOG", level)],
+    )
+    .await;
     let inspector = inspector(&prefix).await;
     let client = reqwest::Client::new();
     let mut orders = Vec::new();
-    for (i, token) in [TOKEN, TOKEN, "tok_decline", "tok_flaky", TOKEN, "tok_insufficient_funds"]
-        .iter()
-        .enumerate()
+    for (i, token) in [
+        TOKEN,
+        TOKEN,
+        "tok_decline",
+        "tok_flaky",
+        TOKEN,
+        "tok_insufficient_funds",
+    ]
+    .iter()
+    .enumerate()
     {
         let mut request = order_request(i);
         request["paymentToken"] = json!(token);
@@ -644,7 +667,12 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
             "name": "Zed Canary-Name-4b1d", "line1": "99 Canary-Street-4b1d",
             "city": "Canaryville-4b1d", "postalCode": "40401", "country": "US",
         });
-        let reply = client.post(format!("{}/orders", dev.url)).json(&request).send().await.unwrap();
+        let reply = client
+            .post(format!("{}/orders", dev.url))
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(reply.status(), 201);
         let order: Value = reply.json().await.unwrap();
         orders.push(OrderId::parse(order["orderId"].as_str().unwrap()).unwrap());
@@ -669,12 +697,19 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
     quiesce(&inspector, &orders, Duration::from_secs(60)).await;
     dev.kill();
 
-    let logs: String = dev.outputs.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    let logs: String = dev
+        .outputs
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
     // The capture works: every order and the masked token are there.
     for id in &orders {
         assert!(logs.contains(&id.to_string()), "{id} is not in the logs");
     }
-    assert!(logs.lines().count() > 50, "too little was logged to prove anything");
+    assert!(
+        logs.lines().count() > 50,
+        "too little was logged to prove anything"
+    );
     for secret in SECRETS {
         let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(secret)).take(3).collect();
         assert!(leaks.is_empty(), "{secret} reached the logs: {leaks:#?}");

@@ -1,7 +1,7 @@
 //! Lambda entry point of inventory.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::config::{failure_log_from_env, repository_from_env, required};
 use orderflow_adapters::{aws_sdk_config, telemetry};
@@ -14,9 +14,10 @@ async fn main() -> Result<(), Error> {
     let catalog = DynamoCatalog::new(client.clone(), required("CATALOG_TABLE")?);
     let service = inventory::InventoryService::new(repository_from_env(&client)?, SystemClock, catalog)
         .with_failure_log(failure_log_from_env(&client, inventory::ACTOR)?);
-    run(service_fn(|event: LambdaEvent<SqsEvent>| {
+    let metrics = orderflow_adapters::metrics::init_lambda("inventory")?;
+    orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<SqsEvent>| {
         let service = &service;
         async move { Ok::<_, Error>(service.handle(event.payload).await) }
-    }))
+    })
     .await
 }

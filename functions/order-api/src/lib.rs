@@ -122,7 +122,16 @@ pub fn router(api: Arc<Api>) -> Router {
                 message: "no such route".into(),
             }
         })
+        .layer(axum::middleware::from_fn(timed))
         .with_state(api)
+}
+
+/// Every request's duration, as a metric.
+async fn timed(request: Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    orderflow_adapters::metrics::handler_duration(started.elapsed());
+    response
 }
 
 /// The principal behind a request.
@@ -403,6 +412,7 @@ impl Api {
             .execute::<Order>(&order_id.to_string(), command, &metadata, None)
             .await?;
         tracing::info!(order_id = %order_id, correlation_id = %metadata.correlation_id, actor = %metadata.actor, "order placed");
+        orderflow_adapters::metrics::order_events(&executed.events);
         let order = OrderView::fold(&executed.events).ok_or_else(ApiError::order_not_found)?;
         Ok(Placed { order })
     }
@@ -598,9 +608,11 @@ async fn order_command(
 ) -> Result<Response, ApiError> {
     let expected = if_match(headers)?;
     let metadata = request_metadata(headers, actor);
-    api.commands
+    let executed = api
+        .commands
         .execute::<Order>(&id.to_string(), command, &metadata, expected)
         .await?;
+    orderflow_adapters::metrics::order_events(&executed.events);
     tracing::info!(order_id = %id, actor = %actor.0, "order command applied");
     order_response(StatusCode::OK, api.view(id).await?)
 }

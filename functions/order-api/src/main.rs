@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lambda_http::{Error, run};
+use lambda_http::Error;
 use order_api::{Api, AuthMode};
 use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::config::{repository_from_env, required};
@@ -26,5 +26,7 @@ async fn main() -> Result<(), Error> {
         DynamoOrderViews::new(client, required("ORDER_VIEW_TABLE")?),
         AuthMode::Jwt,
     );
-    run(order_api::router(Arc::new(api))).await
+    let metrics = orderflow_adapters::metrics::init_lambda("order-api")?;
+    orderflow_adapters::metrics::emf::lambda::service::run_http(metrics, order_api::router(Arc::new(api)))
+        .await
 }

@@ -122,6 +122,7 @@ impl<C: Clock> OrderSaga<C> {
                 .commands
                 .execute::<Order>(&order_id.to_string(), command, &metadata, None)
                 .await?;
+            orderflow_adapters::metrics::order_events(&executed.events);
             let recorded: Vec<_> = executed.events.iter().map(|e| e.data.event_type()).collect();
             let status = executed
                 .state

@@ -149,9 +149,11 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
                 command,
                 PaymentCommand::RecordCapture(_) | PaymentCommand::RecordDecline(_)
             );
-            self.commands
+            let executed = self
+                .commands
                 .execute::<Payment>(&id, command, metadata, None)
                 .await?;
+            orderflow_adapters::metrics::payment_events(&executed.events);
             // The token outlives the call to the provider until its outcome is recorded:
             // a crash in between retries with the token, and the provider's idempotency
             // key makes that retry return the same capture.

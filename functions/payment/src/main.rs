@@ -1,7 +1,7 @@
 //! Lambda entry point of payment.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use orderflow_adapters::config::{failure_log_from_env, repository_from_env, required};
 use orderflow_adapters::payment::{DynamoVault, SimulatedGateway};
 use orderflow_adapters::{aws_sdk_config, telemetry};
@@ -15,9 +15,10 @@ async fn main() -> Result<(), Error> {
     let vault = DynamoVault::new(client.clone(), required("PAYMENT_VAULT_TABLE")?);
     let service = payment::PaymentService::new(repository_from_env(&client)?, SystemClock, gateway, vault)
         .with_failure_log(failure_log_from_env(&client, payment::ACTOR)?);
-    run(service_fn(|event: LambdaEvent<SqsEvent>| {
+    let metrics = orderflow_adapters::metrics::init_lambda("payment")?;
+    orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<SqsEvent>| {
         let service = &service;
         async move { Ok::<_, Error>(service.handle(event.payload).await) }
-    }))
+    })
     .await
 }

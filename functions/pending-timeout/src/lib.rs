@@ -89,6 +89,7 @@ impl<C: Clock> PendingTimeout<C> {
                 .await;
             match executed {
                 Ok(executed) if !executed.events.is_empty() => {
+                    orderflow_adapters::metrics::order_events(&executed.events);
                     tracing::info!(%order_id, correlation_id = %metadata.correlation_id, "pending past the deadline: cancelled (timeout)");
                     swept.expired.push(order_id);
                 }

@@ -2,7 +2,7 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use jiff::SignedDuration;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use orderflow_adapters::config::{number_or, repository_from_env};
 use orderflow_adapters::{aws_sdk_config, telemetry};
 use orderflow_app::{Clock, SystemClock};
@@ -20,7 +20,8 @@ async fn main() -> Result<(), Error> {
         deadline,
         DEFAULT_LOOKBACK,
     );
-    run(service_fn(|_: LambdaEvent<EventBridgeEvent>| {
+    let metrics = orderflow_adapters::metrics::init_lambda("pending-timeout")?;
+    orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |_: LambdaEvent<EventBridgeEvent>| {
         let sweeper = &sweeper;
         async move {
             let swept = sweeper.sweep(SystemClock.now()).await?;
@@ -38,6 +39,6 @@ async fn main() -> Result<(), Error> {
             }
             Ok::<_, Error>(())
         }
-    }))
+    })
     .await
 }

@@ -1,7 +1,7 @@
 //! Lambda entry point of the projector.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use orderflow_adapters::config::{failure_log_from_env, repository_from_env, required};
 use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_adapters::{aws_sdk_config, telemetry};
@@ -13,9 +13,10 @@ async fn main() -> Result<(), Error> {
     let views = DynamoOrderViews::new(client.clone(), required("ORDER_VIEW_TABLE")?);
     let service = projector::Projector::new(repository_from_env(&client)?, views)
         .with_failure_log(failure_log_from_env(&client, projector::ACTOR)?);
-    run(service_fn(|event: LambdaEvent<SqsEvent>| {
+    let metrics = orderflow_adapters::metrics::init_lambda("projector")?;
+    orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<SqsEvent>| {
         let service = &service;
         async move { Ok::<_, Error>(service.handle(event.payload).await) }
-    }))
+    })
     .await
 }

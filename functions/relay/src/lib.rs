@@ -38,6 +38,7 @@ pub async fn relay(publisher: &impl EventPublisher, batch: Event) -> DynamoDbEve
         tracing::error!(sequence, event_id = %event.event_id, stream = %event.stream, "event not published; failing its record");
         failed_sequences.push(sequence.clone());
     }
+    orderflow_adapters::metrics::events_relayed(records.len() - unpublished.len());
     tracing::info!(
         published = records.len() - unpublished.len(),
         failed = failed_sequences.len(),

@@ -1,7 +1,7 @@
 //! Lambda entry point of the relay.
 
 use aws_lambda_events::event::dynamodb::Event;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use orderflow_adapters::{EventBridgePublisher, aws_sdk_config, config, telemetry};
 
 #[tokio::main]
@@ -10,9 +10,10 @@ async fn main() -> Result<(), Error> {
     let bus_name = config::required("EVENT_BUS_NAME")?;
     let sdk = aws_sdk_config().await;
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), bus_name);
-    run(service_fn(|event: LambdaEvent<Event>| {
+    let metrics = orderflow_adapters::metrics::init_lambda("relay")?;
+    orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<Event>| {
         let publisher = &publisher;
         async move { Ok::<_, Error>(relay::relay(publisher, event.payload).await) }
-    }))
+    })
     .await
 }

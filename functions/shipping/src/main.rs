@@ -1,7 +1,7 @@
 //! Lambda entry point of shipping.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use orderflow_adapters::config::{failure_log_from_env, repository_from_env};
 use orderflow_adapters::{aws_sdk_config, telemetry};
 use orderflow_app::SystemClock;
@@ -12,9 +12,10 @@ async fn main() -> Result<(), Error> {
     let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
     let service = shipping::ShippingService::new(repository_from_env(&client)?, SystemClock)
         .with_failure_log(failure_log_from_env(&client, shipping::ACTOR)?);
-    run(service_fn(|event: LambdaEvent<SqsEvent>| {
+    let metrics = orderflow_adapters::metrics::init_lambda("shipping")?;
+    orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<SqsEvent>| {
         let service = &service;
         async move { Ok::<_, Error>(service.handle(event.payload).await) }
-    }))
+    })
     .await
 }

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod config;
 pub mod event_store;
 pub mod idempotency;
+pub mod metrics;
 pub mod payment;
 pub mod read_model;
 pub mod sqs;

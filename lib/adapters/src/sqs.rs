@@ -100,7 +100,12 @@ where
             .cloned()
             .unwrap_or_default();
         let fut = handle(message);
-        async move { (id, receives, fut.await) }
+        async move {
+            let started = std::time::Instant::now();
+            let outcome = fut.await;
+            crate::metrics::handler_duration(started.elapsed());
+            (id, receives, outcome)
+        }
     }))
     .await;
     let mut response = SqsBatchResponse::default();
@@ -109,9 +114,11 @@ where
         let Err(error) = outcome else { continue };
         match &error {
             Failure::Retry(reason) => {
+                crate::metrics::message_failed("retry");
                 tracing::warn!(message_id = %id, receive_count = %receives, %reason, "message failed; SQS will redeliver it");
             }
             Failure::Poison(reason) => {
+                crate::metrics::message_failed("poison");
                 tracing::error!(message_id = %id, receive_count = %receives, %reason, "poison message; it will reach the DLQ");
             }
         }

@@ -450,6 +450,7 @@ impl<S: EventStore, C: Clock> CommandService<S, C> {
                     });
                 }
                 Err(AppendError::Conflict { .. }) if attempt < self.max_attempts => {
+                    metrics::counter!("ConflictsRetried").increment(1);
                     tracing::debug!(%stream, attempt, "lost an append race; re-deciding");
                 }
                 Err(AppendError::Conflict { .. }) => {
