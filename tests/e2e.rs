@@ -564,20 +564,30 @@ async fn the_runner_provisions_exactly_what_the_template_declares() {
         .filter_map(|b| b.name)
         .collect();
     assert_eq!(buses, expected("AWS::Events::EventBus"));
-    let bus = buses.first().unwrap();
-    let rules = events
-        .list_rules()
-        .event_bus_name(bus)
-        .send()
-        .await
-        .unwrap()
-        .rules
-        .unwrap_or_default();
-    let rule_names: BTreeSet<_> = rules.iter().filter_map(|r| r.name.clone()).collect();
+    let mut rules = Vec::new();
+    for bus in &buses {
+        let on_bus = events
+            .list_rules()
+            .event_bus_name(bus)
+            .send()
+            .await
+            .unwrap()
+            .rules
+            .unwrap_or_default();
+        rules.extend(on_bus.into_iter().map(|rule| (bus.clone(), rule)));
+    }
+    let rule_names: BTreeSet<_> = rules.iter().filter_map(|(_, r)| r.name.clone()).collect();
     assert_eq!(rule_names, expected("AWS::Events::Rule"));
-    for rule in &rules {
+    for (bus, rule) in &rules {
         let name = rule.name.as_deref().unwrap();
         let logical = name.trim_start_matches(&format!("{prefix}-"));
+        let declared_bus = serde_json::to_value(&template.properties(logical)["EventBusName"]).unwrap();
+        let declared_bus = declared_bus["!Ref"].as_str().unwrap();
+        assert_eq!(
+            bus,
+            &format!("{prefix}-{declared_bus}"),
+            "{logical} is on the bus it declares"
+        );
         let declared: Value = serde_json::to_value(&template.properties(logical)["EventPattern"]).unwrap();
         let actual: Value = serde_json::from_str(rule.event_pattern.as_deref().unwrap()).unwrap();
         assert_eq!(actual, declared, "{logical}: the pattern is the template's");

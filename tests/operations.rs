@@ -253,3 +253,305 @@ async fn a_parked_message_is_shown_with_its_error_and_redriven_after_the_fix() {
     assert!(f.views.get(later).await.unwrap().is_some());
     assert!(dlq::show(&target, "nope", 1).await.is_err());
 }
+
+async fn drain(f: &Fixture, queue_logical_id: &str) -> Vec<serde_json::Value> {
+    let url = &f.stack.queue(queue_logical_id).unwrap().url;
+    let mut bodies = Vec::new();
+    let mut empty = 0;
+    while empty < 2 {
+        let messages = f
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        empty = if messages.is_empty() { empty + 1 } else { 0 };
+        for message in messages {
+            bodies.push(serde_json::from_str(message.body.as_deref().unwrap()).unwrap());
+            f.sqs
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(message.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    bodies
+}
+
+fn never() -> tokio::sync::watch::Receiver<bool> {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    std::mem::forget(stop);
+    shutdown
+}
+
+fn done(replayed: orderflow_cli::replay::Replayed) -> orderflow_cli::replay::ReplayRecord {
+    match replayed {
+        orderflow_cli::replay::Replayed::Done(record) => *record,
+        other @ orderflow_cli::replay::Replayed::DryRun { .. } => panic!("not a replay: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_bounded_rate_limited_recorded_marked_and_resumable() {
+    use orderflow_cli::replay::{ReplayArgs, Replayed, run};
+    use std::time::{Duration, Instant};
+
+    let f = Fixture::new(false).await;
+    let now = || orderflow_domain::Timestamp::from_jiff(jiff::Timestamp::now());
+    let from = now().plus(jiff::SignedDuration::from_secs(-1));
+    let mut orders = Vec::new();
+    for token in ["tok_visa", "tok_decline", "tok_visa"] {
+        orders.push(f.place(&[("SKU-2", 1)], token).await);
+    }
+    f.settle().await;
+    let until = now().plus(jiff::SignedDuration::from_secs(1));
+    let in_range = f
+        .commands
+        .repository()
+        .store()
+        .read_time_range(from, until)
+        .await
+        .unwrap()
+        .len();
+    let args = ReplayArgs {
+        template: orderflow_provision::Template::default_path(),
+        prefix: f.stack.prefix.clone(),
+        owner: Some("ops-ann".into()),
+        reason: Some("projector fix #42".into()),
+        from: Some(from.to_string()),
+        until: Some(until.to_string()),
+        aggregate_ids: vec![],
+        event_types: vec![],
+        target: "replay-bus".into(),
+        into: None,
+        allow_live: false,
+        rate: 20,
+        dry_run: false,
+        resume: None,
+        quiet: true,
+    };
+    let records =
+        orderflow_cli::replay::Records::new(f.dynamodb.clone(), f.stack.table("ReplayTable").unwrap());
+
+    // A dry run counts and records nothing.
+    let Replayed::DryRun { matched, by_type } = run(
+        &ReplayArgs {
+            dry_run: true,
+            ..args.clone()
+        },
+        never(),
+    )
+    .await
+    .unwrap() else {
+        panic!("a dry run")
+    };
+    assert_eq!(matched, in_range);
+    assert_eq!(by_type["OrderPlaced"], 3);
+    assert!(records.all().await.unwrap().is_empty());
+    let narrowed = run(
+        &ReplayArgs {
+            dry_run: true,
+            event_types: vec!["OrderPlaced".into()],
+            aggregate_ids: vec![orders[0].to_string(), orders[1].to_string()],
+            ..args.clone()
+        },
+        never(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(narrowed, Replayed::DryRun { matched: 2, .. }),
+        "{narrowed:?}"
+    );
+    // The live bus only when asked for; no owner, no replay.
+    let live = run(
+        &ReplayArgs {
+            target: "live-bus".into(),
+            ..args.clone()
+        },
+        never(),
+    )
+    .await;
+    assert!(live.unwrap_err().to_string().contains("--allow-live"));
+    assert!(
+        run(
+            &ReplayArgs {
+                owner: None,
+                ..args.clone()
+            },
+            never()
+        )
+        .await
+        .is_err()
+    );
+
+    // To the replay bus, at 20 events a second.
+    let started = Instant::now();
+    let record = done(run(&args, never()).await.unwrap());
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(500 * ((in_range as u64 - 1) / 10)),
+        "{in_range} events at 20/s took {elapsed:?}"
+    );
+    assert_eq!(
+        (record.outcome.as_str(), record.sent, record.matched),
+        ("completed", in_range as u64, in_range as u64)
+    );
+    assert_eq!(
+        (record.owner.as_str(), record.reason.as_str(), record.rate),
+        ("ops-ann", "projector fix #42", 20)
+    );
+    assert!(record.ended_at.is_some());
+    assert_eq!(
+        records.get(&record.replay_id).await.unwrap().as_ref(),
+        Some(&record),
+        "recorded as it ended"
+    );
+    let delivered = drain(&f, "ReplayQueue").await;
+    assert_eq!(delivered.len(), in_range);
+    for body in &delivered {
+        assert_eq!(body["detail"]["replay"]["id"], record.replay_id.as_str());
+        assert_eq!(body["detail"]["replay"]["reason"], "projector fix #42");
+    }
+    let depths = f.queue_depths().await;
+    assert!(
+        depths
+            .iter()
+            .filter(|(q, _)| !q.starts_with("Replay"))
+            .all(|(_, d)| *d == 0),
+        "no live consumer saw the replay: {depths:?}"
+    );
+
+    // Interrupted half-way, then resumed from its record: every event once.
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let slow = ReplayArgs {
+        rate: 5,
+        ..args.clone()
+    };
+    let interrupted = tokio::spawn(async move { run(&slow, shutdown).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    stop.send(true).unwrap();
+    let interrupted = done(interrupted.await.unwrap());
+    assert_eq!(interrupted.outcome, "interrupted");
+    assert!(
+        interrupted.sent > 0 && interrupted.sent < interrupted.matched,
+        "{interrupted:?}"
+    );
+    let resumed = done(
+        run(
+            &ReplayArgs {
+                resume: Some(interrupted.replay_id.clone()),
+                owner: None,
+                reason: None,
+                ..args.clone()
+            },
+            never(),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        (resumed.outcome.as_str(), resumed.sent),
+        ("completed", in_range as u64)
+    );
+    let mut ids: Vec<String> = drain(&f, "ReplayQueue")
+        .await
+        .iter()
+        .map(|b| b["detail"]["eventId"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        in_range,
+        "the resume sent what the interruption had not"
+    );
+    assert!(
+        run(
+            &ReplayArgs {
+                resume: Some(resumed.replay_id),
+                ..args.clone()
+            },
+            never()
+        )
+        .await
+        .is_err()
+    );
+
+    // Into the read model's other side: the projector's fold of the replayed events.
+    let rebuilt = done(
+        run(
+            &ReplayArgs {
+                target: "read-model".into(),
+                ..args.clone()
+            },
+            never(),
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(
+        rebuilt.target.ends_with("OrderViewShadowTable"),
+        "{}",
+        rebuilt.target
+    );
+    assert!(
+        rebuilt.skipped > 0,
+        "inventory and payment events are not the read model's"
+    );
+    let shadow = orderflow_adapters::read_model::DynamoOrderViews::new(
+        f.dynamodb.clone(),
+        f.stack.table("OrderViewShadowTable").unwrap(),
+    );
+    f.assert_read_models(&shadow, &orders).await;
+    assert_eq!(records.all().await.unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_makes_no_payment_for_a_replayed_event() {
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-2", 1)], "tok_visa").await;
+    let history = f
+        .commands
+        .repository()
+        .history::<Order>(&id.to_string())
+        .await
+        .unwrap();
+    let mut replayed = history[0].clone();
+    replayed.replay = Some(orderflow_domain::envelope::ReplayMark {
+        id: "rpl_test".into(),
+        reason: "drill".into(),
+    });
+    let payment = orderflow_cli::runner::handler_for("payment", f.runner.stack(), &f.dynamodb, 50).unwrap();
+    let response = payment(support::batch(vec![support::delivery(
+        &replayed.to_json(),
+        "m-replayed",
+    )]))
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(
+        f.stream::<orderflow_domain::payment::Payment>(id)
+            .await
+            .is_empty(),
+        "no payment for a replay"
+    );
+    assert!(f.ledger().await.is_empty());
+    // The live event itself is paid, as ever.
+    let response = payment(support::batch(vec![support::delivery(
+        &history[0].to_json(),
+        "m-live",
+    )]))
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        f.stream::<orderflow_domain::payment::Payment>(id).await,
+        ["PaymentCaptured"]
+    );
+}

@@ -35,6 +35,7 @@ pub struct PaymentService<G, V, C> {
     gateway: G,
     vault: V,
     failures: Option<FailureLog>,
+    replayed_side_effects: bool,
 }
 
 impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
@@ -45,7 +46,16 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
             gateway,
             vault,
             failures: None,
+            replayed_side_effects: false,
         }
+    }
+
+    /// Makes payments for replayed events too (off by default: a replay is not a
+    /// customer paying again).
+    #[must_use]
+    pub const fn with_replayed_side_effects(mut self, apply: bool) -> Self {
+        self.replayed_side_effects = apply;
+        self
     }
 
     /// Records every failed message in `log`, for the DLQ tooling.
@@ -67,6 +77,12 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
         let (envelope, metadata) = decode_message::<OrderEvent>(&message, ACTOR)?;
         let order_id =
             OrderId::parse(&envelope.aggregate_id).map_err(|e| Failure::Poison(format!("order id: {e}")))?;
+        if let Some(replay) = &envelope.replay
+            && !self.replayed_side_effects
+        {
+            tracing::info!(%order_id, replay_id = %replay.id, "replayed event: no payment side effects");
+            return Ok(());
+        }
         let span = tracing::info_span!(
             "payment",
             correlation_id = %metadata.correlation_id,

@@ -14,7 +14,8 @@ async fn main() -> Result<(), Error> {
     let gateway = SimulatedGateway::new(client.clone(), required("PAYMENT_PROVIDER_TABLE")?);
     let vault = DynamoVault::new(client.clone(), required("PAYMENT_VAULT_TABLE")?);
     let service = payment::PaymentService::new(repository_from_env(&client)?, SystemClock, gateway, vault)
-        .with_failure_log(failure_log_from_env(&client, payment::ACTOR)?);
+        .with_failure_log(failure_log_from_env(&client, payment::ACTOR)?)
+        .with_replayed_side_effects(std::env::var("REPLAY_SIDE_EFFECTS").is_ok_and(|v| v == "apply"));
     let metrics = orderflow_adapters::metrics::init_lambda("payment")?;
     orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<SqsEvent>| {
         let service = &service;

@@ -5,12 +5,14 @@
 //!   into the relay, each function's SQS queue into its handler.
 //! - [`dlq`]: `orderflow dlq list | show | redrive`.
 //! - [`check`]: `orderflow check`, the consistency checker.
+//! - [`replay`]: `orderflow replay`, governed replay of stored events.
 //! - [`rebuild`]: `orderflow rebuild`, the order read model rebuilt from the store.
 
 pub mod check;
 pub mod dev;
 pub mod dlq;
 pub mod rebuild;
+pub mod replay;
 pub mod runner;
 
 /// Logs for the CLI: JSON lines (with each handler's correlation id) or, with

@@ -1,7 +1,7 @@
 //! `orderflow`: the operator's command line.
 
 use clap::{Parser, Subcommand};
-use orderflow_cli::{check, dev, dlq, rebuild};
+use orderflow_cli::{check, dev, dlq, rebuild, replay};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
@@ -25,6 +25,9 @@ enum Command {
     Check(check::CheckArgs),
     /// The dead-letter queues: list, show, redrive.
     Dlq(dlq::DlqArgs),
+    /// Replay stored events (bounded, rate-limited, recorded) to the replay bus, a read
+    /// model, or (explicitly) the live bus.
+    Replay(replay::ReplayArgs),
 }
 
 #[tokio::main]
@@ -40,6 +43,11 @@ async fn main() -> anyhow::Result<()> {
     });
     match cli.command {
         Command::Dev(args) => dev::run(args, shutdown).await,
+        Command::Replay(args) => {
+            let replayed = replay::run(&args, shutdown).await?;
+            replay::report(&replayed)?;
+            Ok(())
+        }
         Command::Dlq(args) => {
             drop(shutdown);
             dlq::run(&args).await
