@@ -14,9 +14,7 @@ use uuid::Uuid;
 
 fn args(f: &Fixture) -> CheckArgs {
     CheckArgs {
-        template: orderflow_provision::Template::default_path(),
-        prefix: f.stack.prefix.clone(),
-        parameter_overrides: vec![],
+        on: orderflow_cli::target::Target::local(&f.stack.prefix),
         from: None,
         until: None,
         grace: 0,
@@ -135,10 +133,7 @@ async fn send_to(f: &Fixture, queue_logical_id: &str, body: String) {
 }
 
 fn dlq_target(f: &Fixture) -> orderflow_cli::dlq::Target {
-    orderflow_cli::dlq::Target {
-        template: orderflow_provision::Template::default_path(),
-        prefix: f.stack.prefix.clone(),
-    }
+    orderflow_cli::dlq::Target::local(&f.stack.prefix)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,8 +316,7 @@ async fn a_replay_is_bounded_rate_limited_recorded_marked_and_resumable() {
         .unwrap()
         .len();
     let args = ReplayArgs {
-        template: orderflow_provision::Template::default_path(),
-        prefix: f.stack.prefix.clone(),
+        on: orderflow_cli::target::Target::local(&f.stack.prefix),
         owner: Some("ops-ann".into()),
         reason: Some("projector fix #42".into()),
         from: Some(from.to_string()),
@@ -554,4 +548,68 @@ async fn payment_makes_no_payment_for_a_replayed_event() {
         f.stream::<orderflow_domain::payment::Payment>(id).await,
         ["PaymentCaptured"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commands_act_unchanged_on_a_deployed_stack_found_through_cloudformation() {
+    use orderflow_provision::local;
+
+    let sdk = local::sdk_config().await;
+    let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
+    let name = local::unique_name("deployed");
+    // No event bus: the emulator reports none's physical id.
+    let template = serde_json::json!({
+        "Resources": {
+            "WorkQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+                "VisibilityTimeout": 60,
+                "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["WorkDeadLetterQueue", "Arn"]}, "maxReceiveCount": 5}}},
+            "WorkDeadLetterQueue": {"Type": "AWS::SQS::Queue"},
+            "Views": {"Type": "AWS::DynamoDB::Table", "Properties": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "orderId", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "orderId", "KeyType": "HASH"}]}}
+        },
+        "Outputs": {"OrderViewTableName": {"Value": {"Ref": "Views"}}}
+    });
+    cloudformation
+        .create_stack()
+        .stack_name(&name)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let sqs = local::sqs_client().await.unwrap();
+    let stack = orderflow_cli::target::from_cloudformation(&cloudformation, &sqs, &name)
+        .await
+        .unwrap();
+    let work = stack.queue("WorkQueue").unwrap();
+    assert_eq!(work.redrive, Some(("WorkDeadLetterQueue".to_owned(), 5)));
+    assert_eq!(work.visibility_timeout, 60);
+    assert!(work.arn.starts_with("arn:aws:sqs:") && work.url.ends_with(&work.name));
+    let views = stack.table("Views").unwrap();
+    assert_eq!(
+        stack.env("ORDER_VIEW_TABLE"),
+        Some(views),
+        "from the stack's output"
+    );
+
+    // A command, as an operator runs it against AWS: `--stack`, nothing else.
+    sqs.send_message()
+        .queue_url(&stack.queue("WorkDeadLetterQueue").unwrap().url)
+        .message_body("{}")
+        .send()
+        .await
+        .unwrap();
+    let on_stack = orderflow_cli::target::Target {
+        stack: Some(name.clone()),
+        ..orderflow_cli::target::Target::local("unused")
+    };
+    let depths = orderflow_cli::dlq::list(&on_stack).await.unwrap();
+    assert_eq!(depths.len(), 1, "{depths:?}");
+    assert_eq!(
+        (depths[0].logical_id.as_str(), depths[0].messages),
+        ("WorkDeadLetterQueue", 1)
+    );
+    assert_eq!(depths[0].source, work.name);
 }

@@ -223,6 +223,29 @@ async fn at_each_moment_of_its_history_an_order_is_in_the_state_it_was_then() {
         ]
     );
 
+    // The view keeps the moment of each step: when the event that moved it happened.
+    let now = get(&f, &format!("/orders/{id}?consistent=true")).await.body;
+    let timeline = now["timeline"].as_object().unwrap();
+    assert_eq!(timeline.keys().cloned().collect::<Vec<_>>().len(), statuses.len());
+    for status in &statuses {
+        let moved = history
+            .iter()
+            .find(|e| {
+                let upto: Vec<_> = history
+                    .iter()
+                    .take_while(|x| x.version <= e.version)
+                    .cloned()
+                    .collect();
+                OrderView::fold(&upto).is_some_and(|v| v.status.as_str() == status.as_str())
+            })
+            .unwrap();
+        assert_eq!(
+            timeline[status.as_str()],
+            moved.occurred_at.to_string(),
+            "{status}"
+        );
+    }
+
     let before = history[0].occurred_at.plus(jiff::SignedDuration::from_micros(-1));
     let reply = get(&f, &format!("/orders/{id}?at={before}")).await;
     assert_eq!(
@@ -478,9 +501,7 @@ async fn a_rebuild_folds_the_store_into_the_other_side_at_a_bounded_rate_and_rep
         .unwrap();
 
     let args = RebuildArgs {
-        template: orderflow_provision::Template::default_path(),
-        prefix: f.stack.prefix.clone(),
-        parameter_overrides: vec![],
+        on: orderflow_cli::target::Target::local(&f.stack.prefix),
         into: None,
         rate: 20,
         keep: false,
@@ -512,7 +533,10 @@ async fn a_rebuild_folds_the_store_into_the_other_side_at_a_bounded_rate_and_rep
     .await;
     assert!(refused.unwrap_err().to_string().contains("serves"));
     let switched = run(&RebuildArgs {
-        parameter_overrides: vec!["OrderViewSource=shadow".into()],
+        on: orderflow_cli::target::Target {
+            parameter_overrides: vec!["OrderViewSource=shadow".into()],
+            ..args.on.clone()
+        },
         ..args
     })
     .await

@@ -34,7 +34,7 @@ use orderflow_adapters::payment::DynamoVault;
 use orderflow_adapters::read_model::{CustomerCursor, DynamoOrderViews, decode_cursor, encode_cursor};
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
 use orderflow_app::{Clock, CommandService, Idempotency, PaymentVault, SystemClock, fingerprint};
-use orderflow_domain::order::view::{OrderProjection, OrderView};
+use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{
     FulfilmentStep, Order, OrderCommand, PaymentToken, PlaceOrder, PricedLine, ShippingAddress,
 };
@@ -427,20 +427,17 @@ impl Api {
         OrderView::fold(&history).ok_or_else(ApiError::order_not_found)
     }
 
-    /// The order as it stood at `at`.
+    /// The order as it stood at `at`: the projection of the events that had happened
+    /// by then (a snapshot holds the state but not when each step happened, so the
+    /// events are read either way).
     async fn view_at(&self, id: OrderId, at: Timestamp) -> Result<OrderView, ApiError> {
-        let as_of = self
+        let history = self
             .commands
             .repository()
-            .as_of::<Order>(&id.to_string(), at)
+            .history::<Order>(&id.to_string())
             .await?;
-        OrderProjection {
-            state: as_of.state,
-            version: as_of.version,
-            updated_at: as_of.occurred_at,
-        }
-        .view()
-        .ok_or_else(ApiError::order_not_found)
+        let happened = history.iter().take_while(|e| e.occurred_at <= at).count();
+        OrderView::fold(&history[..happened]).ok_or_else(ApiError::order_not_found)
     }
 }
 

@@ -15,7 +15,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
@@ -31,8 +30,6 @@ use orderflow_domain::order::view::OrderView;
 use orderflow_domain::payment::{Payment, PaymentEvent};
 use orderflow_domain::shipment::Shipment;
 use orderflow_domain::{Aggregate, OrderId, Timestamp};
-use orderflow_provision::Template;
-use orderflow_provision::local;
 
 /// Orders read at once.
 const IN_FLIGHT: usize = 16;
@@ -40,15 +37,9 @@ const IN_FLIGHT: usize = 16;
 /// Options of `orderflow check`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
-    /// The SAM template the stack comes from.
-    #[arg(long, default_value = "template.yaml")]
-    pub template: PathBuf,
-    /// Prefix of the stack's resource names.
-    #[arg(long, env = "ORDERFLOW_PREFIX", default_value = "orderflow")]
-    pub prefix: String,
-    /// Parameters as deployed (`OrderViewSource=shadow`).
-    #[arg(long, num_args = 1..)]
-    pub parameter_overrides: Vec<String>,
+    /// The stack.
+    #[command(flatten)]
+    pub on: crate::target::Target,
     /// Only orders placed at or after this time (RFC 3339); with `--until` (default:
     /// now), the range is read from the event store's time index.
     #[arg(long)]
@@ -137,13 +128,9 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
         parse_time("from", args.from.as_deref())?,
         parse_time("until", args.until.as_deref())?,
     );
-    let template = Template::load(&args.template)
-        .with_context(|| format!("reading {}", args.template.display()))?
-        .with_parameters(args.parameter_overrides.iter().map(String::as_str))?;
-    let stack = local::provision_stack(&template, &args.prefix)
-        .await
-        .context("resolving the stack in the emulators: are they running (`make emulators`)?")?;
-    let dynamodb = local::dynamodb_client().await?;
+    let resolved = crate::target::resolve(&args.on).await?;
+    let stack = &resolved.stack;
+    let dynamodb = resolved.dynamodb.clone();
     let table = |id: &str| {
         stack
             .table(id)
@@ -156,7 +143,7 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
         table("SnapshotTable")?,
     );
     let repository = Repository::new(store.clone(), 0);
-    let views = crate::runner::order_views(&stack, &dynamodb)?;
+    let views = crate::runner::order_views(stack, &dynamodb)?;
     let whole = from.is_none() && until.is_none();
 
     let ids: Vec<OrderId> = if whole {

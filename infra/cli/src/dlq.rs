@@ -10,30 +10,20 @@
 //!   duplicate a message (which every consumer tolerates) and never lose one.
 //!
 //! A queue is named by its logical id (`InventoryDeadLetterQueue`), its source's
-//! (`InventoryQueue`), or its name.
+//! (`InventoryQueue`), or its name. `--stack` acts on a deployed stack, `--prefix` on a
+//! local one ([`crate::target`]).
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use orderflow_adapters::sqs::FailureLog;
-use orderflow_provision::Template;
-use orderflow_provision::local::{self, Stack};
+use orderflow_provision::local::Stack;
 use orderflow_provision::messaging::Queue;
 
-/// Options every `dlq` command takes.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Target {
-    /// The SAM template the stack comes from.
-    #[arg(long, default_value = "template.yaml", global = true)]
-    pub template: PathBuf,
-    /// Prefix of the stack's resource names.
-    #[arg(long, env = "ORDERFLOW_PREFIX", default_value = "orderflow", global = true)]
-    pub prefix: String,
-}
+pub use crate::target::Target;
 
 /// `orderflow dlq …`.
 #[derive(Debug, Clone, clap::Args)]
@@ -154,14 +144,6 @@ fn find(stack: &Stack, name: &str) -> anyhow::Result<DeadLetters> {
         })
 }
 
-async fn stack(target: &Target) -> anyhow::Result<Stack> {
-    let template =
-        Template::load(&target.template).with_context(|| format!("reading {}", target.template.display()))?;
-    local::provision_stack(&template, &target.prefix)
-        .await
-        .context("resolving the stack in the emulators: are they running (`make emulators`)?")
-}
-
 async fn depth(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> anyhow::Result<u64> {
     let attributes = sqs
         .get_queue_attributes()
@@ -220,15 +202,15 @@ fn attribute(message: &aws_sdk_sqs::types::Message, name: MessageSystemAttribute
 /// # Errors
 /// When the stack or a queue cannot be read.
 pub async fn list(target: &Target) -> anyhow::Result<Vec<Depth>> {
-    let stack = stack(target).await?;
-    let sqs = local::sqs_client().await?;
+    let resolved = crate::target::resolve(target).await?;
+    let (stack, sqs) = (&resolved.stack, &resolved.sqs);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let mut depths = Vec::new();
-    for dlq in dead_letter_queues(&stack) {
-        let messages = depth(&sqs, &dlq.queue).await?;
-        let oldest = receive(&sqs, &dlq.queue, 10, Duration::ZERO)
+    for dlq in dead_letter_queues(stack) {
+        let messages = depth(sqs, &dlq.queue).await?;
+        let oldest = receive(sqs, &dlq.queue, 10, Duration::ZERO)
             .await?
             .iter()
             .filter_map(|m| {
@@ -254,18 +236,17 @@ pub async fn list(target: &Target) -> anyhow::Result<Vec<Depth>> {
 /// # Errors
 /// When the stack or the queue cannot be read.
 pub async fn show(target: &Target, queue: &str, max: usize) -> anyhow::Result<Vec<Parked>> {
-    let stack = stack(target).await?;
-    let dlq = find(&stack, queue)?;
-    let sqs = local::sqs_client().await?;
-    let dynamodb = local::dynamodb_client().await?;
+    let resolved = crate::target::resolve(target).await?;
+    let (stack, sqs) = (&resolved.stack, &resolved.sqs);
+    let dlq = find(stack, queue)?;
     let failures = FailureLog::new(
-        dynamodb,
+        resolved.dynamodb.clone(),
         stack
             .table("FailureLogTable")
             .context("the template has no FailureLogTable")?,
         "orderflow dlq",
     );
-    let messages = receive(&sqs, &dlq.queue, max, Duration::from_secs(30)).await?;
+    let messages = receive(sqs, &dlq.queue, max, Duration::from_secs(30)).await?;
     let mut parked = Vec::new();
     for message in &messages {
         let body: serde_json::Value = message
@@ -308,10 +289,10 @@ pub async fn show(target: &Target, queue: &str, max: usize) -> anyhow::Result<Ve
 /// When the queue is unknown, the method unsupported, or SQS fails (what was moved
 /// stays moved; run it again for the rest).
 pub async fn redrive(target: &Target, queue: &str, rate: u32, method: &str) -> anyhow::Result<Redriven> {
-    let stack = stack(target).await?;
-    let dlq = find(&stack, queue)?;
-    let sqs = local::sqs_client().await?;
-    let before = depth(&sqs, &dlq.queue).await?;
+    let resolved = crate::target::resolve(target).await?;
+    let (stack, sqs) = (&resolved.stack, &resolved.sqs);
+    let dlq = find(stack, queue)?;
+    let before = depth(sqs, &dlq.queue).await?;
     if method != "receive-send" {
         let task = sqs
             .start_message_move_task()
@@ -322,7 +303,7 @@ pub async fn redrive(target: &Target, queue: &str, rate: u32, method: &str) -> a
             .await;
         match task {
             Ok(_) => {
-                wait_until_empty(&sqs, &dlq.queue, before, rate).await?;
+                wait_until_empty(sqs, &dlq.queue, before, rate).await?;
                 return Ok(Redriven {
                     moved: usize::try_from(before).unwrap_or(usize::MAX),
                     method: "move-task",
@@ -334,7 +315,7 @@ pub async fn redrive(target: &Target, queue: &str, rate: u32, method: &str) -> a
             Err(error) => return Err(error).context("StartMessageMoveTask"),
         }
     }
-    let moved = receive_send_delete(&sqs, &dlq, rate).await?;
+    let moved = receive_send_delete(sqs, &dlq, rate).await?;
     Ok(Redriven {
         moved,
         method: "receive-send",

@@ -6,6 +6,7 @@
 //! - [`dlq`]: `orderflow dlq list | show | redrive`.
 //! - [`check`]: `orderflow check`, the consistency checker.
 //! - [`replay`]: `orderflow replay`, governed replay of stored events.
+//! - [`target`]: where those commands act: a deployed stack (`--stack`) or a local one.
 //! - [`rebuild`]: `orderflow rebuild`, the order read model rebuilt from the store.
 
 pub mod check;
@@ -14,6 +15,7 @@ pub mod dlq;
 pub mod rebuild;
 pub mod replay;
 pub mod runner;
+pub mod target;
 
 /// Logs for the CLI: JSON lines (with each handler's correlation id) or, with
 /// `pretty`, human-readable ones. `RUST_LOG` filters (default: info for orderflow's

@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -24,8 +23,7 @@ use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_app::Repository;
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::{Aggregate, OrderId};
-use orderflow_provision::Template;
-use orderflow_provision::local::{self, Stack};
+use orderflow_provision::local::Stack;
 
 /// The two sides of the read model in the template.
 const SIDES: [(&str, &str); 2] = [("primary", "OrderViewTable"), ("shadow", "OrderViewShadowTable")];
@@ -36,15 +34,9 @@ const IN_FLIGHT: usize = 16;
 /// Options of `orderflow rebuild`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RebuildArgs {
-    /// The SAM template the stack comes from.
-    #[arg(long, default_value = "template.yaml")]
-    pub template: PathBuf,
-    /// Prefix of the stack's resource names.
-    #[arg(long, env = "ORDERFLOW_PREFIX", default_value = "orderflow")]
-    pub prefix: String,
-    /// Parameters as deployed (`OrderViewSource=shadow`), as `sam deploy` takes them.
-    #[arg(long, num_args = 1..)]
-    pub parameter_overrides: Vec<String>,
+    /// The stack.
+    #[command(flatten)]
+    pub on: crate::target::Target,
     /// The side to rebuild (`primary` or `shadow`); default: the one not served.
     #[arg(long)]
     pub into: Option<String>,
@@ -177,18 +169,14 @@ fn progress(quiet: bool, total: usize) -> ProgressBar {
 /// When the stack is incomplete, a store fails, or the target is the served table and
 /// would be cleared.
 pub async fn run(args: &RebuildArgs) -> anyhow::Result<Rebuilt> {
-    let template = Template::load(&args.template)
-        .with_context(|| format!("reading {}", args.template.display()))?
-        .with_parameters(args.parameter_overrides.iter().map(String::as_str))?;
-    let stack = local::provision_stack(&template, &args.prefix)
-        .await
-        .context("resolving the stack in the emulators: are they running (`make emulators`)?")?;
+    let resolved = crate::target::resolve(&args.on).await?;
+    let stack = &resolved.stack;
     let served = stack
         .env("ORDER_VIEW_TABLE")
         .context("the template sets no ORDER_VIEW_TABLE")?
         .to_owned();
     let into = match &args.into {
-        Some(side) => side_table(&stack, side)?,
+        Some(side) => side_table(stack, side)?,
         None => SIDES
             .iter()
             .filter_map(|(_, id)| stack.table(id))
@@ -200,7 +188,7 @@ pub async fn run(args: &RebuildArgs) -> anyhow::Result<Rebuilt> {
         into != served || args.keep,
         "{into} is the table the API serves: rebuild the other side, or pass --keep to top it up in place"
     );
-    let dynamodb = local::dynamodb_client().await?;
+    let dynamodb = resolved.dynamodb.clone();
     let table = |id: &str| {
         stack
             .table(id)

@@ -18,9 +18,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::target::Resolved;
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -29,8 +29,6 @@ use orderflow_adapters::{DynamoEventStore, EventBridgePublisher};
 use orderflow_app::{EventPublisher, EventRecord, EventStore, Repository};
 use orderflow_domain::order::OrderEvent;
 use orderflow_domain::{Envelope, Timestamp};
-use orderflow_provision::Template;
-use orderflow_provision::local::{self, Stack};
 use serde::{Deserialize, Serialize};
 
 /// Events sent per step (EventBridge takes ten per `PutEvents`).
@@ -39,12 +37,9 @@ const CHUNK: usize = 10;
 /// Options of `orderflow replay`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplayArgs {
-    /// The SAM template the stack comes from.
-    #[arg(long, default_value = "template.yaml")]
-    pub template: PathBuf,
-    /// Prefix of the stack's resource names.
-    #[arg(long, env = "ORDERFLOW_PREFIX", default_value = "orderflow")]
-    pub prefix: String,
+    /// The stack.
+    #[command(flatten)]
+    pub on: crate::target::Target,
     /// Who is replaying (a person or a team).
     #[arg(long, required_unless_present = "resume")]
     pub owner: Option<String>,
@@ -273,8 +268,8 @@ impl Sink {
     }
 }
 
-async fn sink(args: &ReplayArgs, stack: &Stack, target: &str) -> anyhow::Result<(Sink, String)> {
-    let dynamodb = local::dynamodb_client().await?;
+async fn sink(args: &ReplayArgs, resolved: &Resolved, target: &str) -> anyhow::Result<(Sink, String)> {
+    let (stack, dynamodb) = (&resolved.stack, resolved.dynamodb.clone());
     let table = |id: &str| {
         stack
             .table(id)
@@ -293,9 +288,8 @@ async fn sink(args: &ReplayArgs, stack: &Stack, target: &str) -> anyhow::Result<
                 .buses
                 .get(logical)
                 .with_context(|| format!("the template has no {logical}"))?;
-            let events = local::eventbridge_client().await?;
             (
-                Sink::Bus(EventBridgePublisher::new(events, bus)),
+                Sink::Bus(EventBridgePublisher::new(resolved.events.clone(), bus)),
                 target.to_owned(),
             )
         }
@@ -350,12 +344,8 @@ pub async fn run(
     args: &ReplayArgs,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Replayed> {
-    let template =
-        Template::load(&args.template).with_context(|| format!("reading {}", args.template.display()))?;
-    let stack = local::provision_stack(&template, &args.prefix)
-        .await
-        .context("resolving the stack in the emulators: are they running (`make emulators`)?")?;
-    let dynamodb = local::dynamodb_client().await?;
+    let resolved = crate::target::resolve(&args.on).await?;
+    let (stack, dynamodb) = (&resolved.stack, resolved.dynamodb.clone());
     let records = Records::new(
         dynamodb.clone(),
         stack
@@ -442,7 +432,7 @@ pub async fn run(
         });
     }
 
-    let (sink, target) = sink(args, &stack, &record.target).await?;
+    let (sink, target) = sink(args, &resolved, &record.target).await?;
     if args.resume.is_none() {
         record.target = target;
         record.matched = events.len() as u64;

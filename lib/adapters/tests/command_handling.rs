@@ -206,45 +206,6 @@ mod suite {
         assert_eq!(types.last(), Some(&"OrderConfirmed"));
     }
 
-    pub(crate) async fn the_past_is_folded_from_events_and_snapshots_help_when_old_enough(
-        store: impl EventStore,
-    ) {
-        let service = service(store, 2);
-        let (id, key) = new_order();
-        for command in [place(id), reserved(), captured()] {
-            service
-                .execute::<Order>(&key, command, &metadata(), None)
-                .await
-                .unwrap();
-        }
-        let repository = service.repository();
-        let history = repository.history::<Order>(&key).await.unwrap();
-        assert_eq!(history.len(), 4, "the capture also confirms");
-        let fold_until = |n: usize| Order::fold(OrderState::default(), history[..n].iter().map(|e| &e.data));
-
-        // Before the snapshot's event: every event is folded, up to the moment.
-        let at = history[1].occurred_at;
-        let past = repository.as_of::<Order>(&key, at).await.unwrap();
-        assert_eq!((past.version, past.from_snapshot), (2, None));
-        assert_eq!(past.state, fold_until(2));
-        assert_eq!(past.occurred_at, Some(at));
-
-        // At or after it: the snapshot (taken at 4) is the starting point.
-        let now = repository
-            .as_of::<Order>(&key, history[3].occurred_at)
-            .await
-            .unwrap();
-        assert_eq!((now.version, now.from_snapshot), (4, Some(4)));
-        assert_eq!(now.state, fold_until(4));
-        assert_eq!(status(&now.state), OrderStatus::Confirmed);
-
-        // Before the first event, nothing had happened.
-        let before = history[0].occurred_at.plus(jiff::SignedDuration::from_micros(-1));
-        let nothing = repository.as_of::<Order>(&key, before).await.unwrap();
-        assert_eq!((nothing.version, nothing.occurred_at), (0, None));
-        assert_eq!(nothing.state, OrderState::NotPlaced);
-    }
-
     pub(crate) async fn a_stream_reads_in_bounded_pages(store: impl EventStore) {
         let service = service(store, 0);
         let (id, key) = new_order();
@@ -420,7 +381,6 @@ against_both!(
         if_match_is_checked_against_the_stored_version,
         concurrent_answers_are_re_decided_not_lost_or_doubled,
         snapshots_are_taken_every_n_events_and_used,
-        the_past_is_folded_from_events_and_snapshots_help_when_old_enough,
         a_stream_reads_in_bounded_pages,
         unusable_snapshots_are_ignored,
         old_schema_versions_are_upcast_on_load,

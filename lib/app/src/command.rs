@@ -2,7 +2,7 @@
 //! load, decide, append at the expected version, and on a lost race re-load and
 //! re-decide a bounded number of times.
 
-use orderflow_domain::{Aggregate, DecodeError, Envelope, Metadata, RawEnvelope, Timestamp};
+use orderflow_domain::{Aggregate, DecodeError, Envelope, Metadata, RawEnvelope};
 use uuid::Uuid;
 
 use crate::ports::{AppendError, Clock, EventRecord, EventStore, SnapshotRecord, StoreError, StreamId};
@@ -15,19 +15,6 @@ pub struct Loaded<A: Aggregate> {
     /// The last version folded in (0: no events).
     pub version: u64,
     /// The snapshot version the load started from, if one was used.
-    pub from_snapshot: Option<u64>,
-}
-
-/// An aggregate as it stood at a moment in the past.
-#[derive(Debug, Clone)]
-pub struct AsOf<A: Aggregate> {
-    /// The fold of the events up to the moment.
-    pub state: A::State,
-    /// The last version folded in (0: none had happened).
-    pub version: u64,
-    /// When that event happened.
-    pub occurred_at: Option<Timestamp>,
-    /// The snapshot version the fold started from, if one was usable.
     pub from_snapshot: Option<u64>,
 }
 
@@ -211,50 +198,6 @@ impl<S: EventStore> Repository<S> {
         records.iter().map(|r| decode_record::<A>(&stream, r)).collect()
     }
 
-    /// The aggregate as it stood at `at`: the fold of its events, in version order, up
-    /// to the first one that happened after `at`.
-    ///
-    /// The latest snapshot is used when the event it was taken at happened at or
-    /// before `at` (then only the events after it are folded); otherwise every event
-    /// is.
-    ///
-    /// # Errors
-    /// [`LoadError`].
-    pub async fn as_of<A: Aggregate>(&self, aggregate_id: &str, at: Timestamp) -> Result<AsOf<A>, LoadError> {
-        let stream = StreamId::new(A::TYPE, aggregate_id);
-        let snapshot = match self.store.latest_snapshot(&stream).await {
-            Ok(snapshot) => snapshot.and_then(|s| usable_snapshot::<A>(&s)),
-            Err(error) => {
-                tracing::warn!(%stream, error = %error, "snapshot unavailable; folding every event");
-                None
-            }
-        };
-        if let Some((state, version)) = snapshot {
-            // From the snapshot's own event, to learn when it happened.
-            let records = self.store.load(&stream, version.saturating_sub(1)).await?;
-            if let Some(first) = records
-                .first()
-                .filter(|r| r.version == version && r.occurred_at <= at)
-            {
-                let start = AsOf {
-                    state,
-                    version,
-                    occurred_at: Some(first.occurred_at),
-                    from_snapshot: Some(version),
-                };
-                return fold_until::<A>(&stream, start, &records[1..], at);
-            }
-        }
-        let records = self.store.load(&stream, 0).await?;
-        let start = AsOf {
-            state: A::State::default(),
-            version: 0,
-            occurred_at: None,
-            from_snapshot: None,
-        };
-        fold_until::<A>(&stream, start, &records, at)
-    }
-
     /// Saves a snapshot when `from..=to` crossed a multiple of `snapshot_every`.
     /// Failure is logged, never returned: the append it follows already succeeded.
     async fn maybe_snapshot<A: Aggregate>(&self, stream: &StreamId, from: u64, to: u64, state: &A::State) {
@@ -310,23 +253,6 @@ fn decode_record<A: Aggregate>(
             version: record.version,
             source,
         })
-}
-
-fn fold_until<A: Aggregate>(
-    stream: &StreamId,
-    mut as_of: AsOf<A>,
-    records: &[EventRecord],
-    at: Timestamp,
-) -> Result<AsOf<A>, LoadError> {
-    let happened = records.iter().take_while(|r| r.occurred_at <= at);
-    for record in happened {
-        let (state, version) =
-            fold_records::<A>(stream, as_of.state, as_of.version, std::slice::from_ref(record))?;
-        as_of.state = state;
-        as_of.version = version;
-        as_of.occurred_at = Some(record.occurred_at);
-    }
-    Ok(as_of)
 }
 
 /// Folds stored records onto `state` at `version`, checking there is no gap.

@@ -12,7 +12,7 @@ pub mod command;
 pub mod idempotency;
 pub mod ports;
 
-pub use command::{AsOf, CommandError, CommandService, Executed, LoadError, Loaded, Repository};
+pub use command::{CommandError, CommandService, Executed, LoadError, Loaded, Repository};
 pub use idempotency::{Idempotency, IdempotentError, Outcome, fingerprint};
 pub use ports::{
     AppendError, BoxError, CaptureOutcome, Claim, Clock, EventPublisher, EventRecord, EventStore,

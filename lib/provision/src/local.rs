@@ -150,10 +150,14 @@ impl Stack {
         self.environment.get(name).map(String::as_str)
     }
 
-    /// The bus's name (the template declares one).
+    /// The live bus's name (`EventBus`; else the first the template declares).
     #[must_use]
     pub fn bus(&self) -> &str {
-        self.messaging.buses.values().next().map_or("", String::as_str)
+        self.messaging
+            .buses
+            .get("EventBus")
+            .or_else(|| self.messaging.buses.values().next())
+            .map_or("", String::as_str)
     }
 }
 

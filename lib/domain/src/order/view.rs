@@ -2,6 +2,8 @@
 //! happened), in the API's camelCase shape. Pure, so the API's "folded from the store"
 //! answer and a projected read model cannot differ.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::Aggregate;
@@ -60,6 +62,9 @@ pub struct OrderView {
     pub placed_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// When it entered each status it has been in (`{"PENDING": …, "CONFIRMED": …}`).
+    #[serde(default)]
+    pub timeline: BTreeMap<OrderStatus, Timestamp>,
     /// Why it was cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancellation_reason: Option<CancellationReason>,
@@ -91,7 +96,12 @@ impl OrderView {
         projection.view()
     }
 
-    fn of(order: &PlacedOrder, version: u64, updated_at: Timestamp) -> Self {
+    fn of(
+        order: &PlacedOrder,
+        version: u64,
+        updated_at: Timestamp,
+        timeline: BTreeMap<OrderStatus, Timestamp>,
+    ) -> Self {
         let payment = match &order.payment {
             PaymentAnswer::Awaiting => None,
             PaymentAnswer::Captured { payment_id, .. } => Some(PaymentView {
@@ -116,6 +126,7 @@ impl OrderView {
             version,
             placed_at: order.placed_at,
             updated_at,
+            timeline,
             cancellation_reason: order.cancellation.as_ref().map(|c| c.reason),
             cancellation_detail: order.cancellation.as_ref().and_then(|c| c.detail.clone()),
             stock: match order.stock {
@@ -147,6 +158,9 @@ pub struct OrderProjection {
     pub version: u64,
     /// When that event happened.
     pub updated_at: Option<Timestamp>,
+    /// When the order entered each status.
+    #[serde(default)]
+    pub timeline: BTreeMap<OrderStatus, Timestamp>,
 }
 
 /// What [`OrderProjection::apply`] made of an event.
@@ -183,6 +197,9 @@ impl OrderProjection {
         self.state = Order::evolve(std::mem::take(&mut self.state), &envelope.data);
         self.version = envelope.version;
         self.updated_at = Some(envelope.occurred_at);
+        if let Some(order) = self.state.placed() {
+            self.timeline.entry(order.status).or_insert(envelope.occurred_at);
+        }
     }
 
     /// The view, once the order is placed.
@@ -192,6 +209,7 @@ impl OrderProjection {
             self.state.placed()?,
             self.version,
             self.updated_at?,
+            self.timeline.clone(),
         ))
     }
 }
@@ -236,6 +254,25 @@ mod tests {
             }
             prop_assert_eq!(projection.view(), OrderView::fold(&history));
         }
+    }
+
+    #[test]
+    fn the_timeline_holds_when_each_status_was_entered() {
+        let history = sample_history(9);
+        let view = OrderView::fold(&history).unwrap();
+        let at = |i: usize| history[i].occurred_at;
+        // placed (0), confirmed with the 4th event (3), then one step per event (5..=8).
+        assert_eq!(
+            view.timeline.into_iter().collect::<Vec<_>>(),
+            [
+                (OrderStatus::Pending, at(0)),
+                (OrderStatus::Confirmed, at(3)),
+                (OrderStatus::Preparing, at(5)),
+                (OrderStatus::Ready, at(6)),
+                (OrderStatus::OutForDelivery, at(7)),
+                (OrderStatus::Delivered, at(8)),
+            ]
+        );
     }
 
     #[test]
