@@ -319,6 +319,32 @@ async fn two_hundred_orders_with_every_message_duplicated_settle_with_the_invari
         report.contains("checked 200 orders") && report.contains(": 0 finding(s)"),
         "{report}"
     );
+    // A view corrupted on purpose: the checker says which, and exits 1.
+    inspector
+        .dynamodb
+        .update_item()
+        .table_name(inspector.views.table())
+        .key(
+            "orderId",
+            aws_sdk_dynamodb::types::AttributeValue::S(orders[0].to_string()),
+        )
+        .update_expression("SET #s = :s")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":s", aws_sdk_dynamodb::types::AttributeValue::S("READY".into()))
+        .send()
+        .await
+        .unwrap();
+    let check = Command::new(binary())
+        .args(["check", "--prefix", &prefix, "--grace", "0"])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(&format!("order {}: the view", orders[0])) && report.contains(": 1 finding(s)"),
+        "{report}"
+    );
     let mut statuses = HashMap::new();
     for id in &orders {
         *statuses
