@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use order_api::{Api, AuthMode};
+use orderflow_adapters::DynamoIdempotencyStore;
 use orderflow_adapters::catalog::{DynamoCatalog, Product};
 use orderflow_adapters::payment::DynamoVault;
-use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
 use orderflow_app::{CommandService, Repository, SystemClock};
 use orderflow_provision::local::{self, Stack};
 use orderflow_provision::{Template, local::provision_stack};
@@ -130,17 +130,8 @@ fn print_stack(stack: &Stack, products: &[Product], args: &DevArgs) -> std::io::
 }
 
 fn api(stack: &Stack, dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<Api> {
-    let table = |id: &str| {
-        stack
-            .table(id)
-            .map(str::to_owned)
-            .with_context(|| format!("no {id}"))
-    };
-    let store = DynamoEventStore::new(
-        dynamodb.clone(),
-        table("EventStoreTable")?,
-        table("SnapshotTable")?,
-    );
+    let table = |id: &str| crate::runner::table(stack, id);
+    let store = crate::runner::event_store(stack, dynamodb)?;
     Ok(Api::new(
         CommandService::new(
             Repository::new(store, 50),

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use orderflow_adapters::DynamoEventStore;
 use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_app::Repository;
 use orderflow_domain::order::view::OrderView;
@@ -137,15 +136,31 @@ pub struct Rebuilt {
     pub comparison: Comparison,
 }
 
-fn side_table<'a>(stack: &'a Stack, side: &str) -> anyhow::Result<&'a str> {
-    let logical_id = SIDES
-        .iter()
-        .find(|(name, _)| *name == side)
-        .map(|(_, id)| *id)
-        .with_context(|| format!("--into: primary or shadow, not {side:?}"))?;
-    stack
-        .table(logical_id)
-        .with_context(|| format!("the template has no {logical_id}"))
+/// The read-model table of `side` (`primary` or `shadow`), or by default the side the
+/// API does not serve; with the table served now.
+///
+/// # Errors
+/// For another side, or a stack without both tables or `ORDER_VIEW_TABLE`.
+pub fn read_model_side<'a>(stack: &'a Stack, side: Option<&str>) -> anyhow::Result<(&'a str, &'a str)> {
+    let served = stack
+        .env("ORDER_VIEW_TABLE")
+        .context("the template sets no ORDER_VIEW_TABLE")?;
+    let into = match side {
+        Some(side) => {
+            let logical_id = SIDES
+                .iter()
+                .find(|(name, _)| *name == side)
+                .map(|(_, id)| *id)
+                .with_context(|| format!("--into: primary or shadow, not {side:?}"))?;
+            crate::runner::table(stack, logical_id)?
+        }
+        None => SIDES
+            .iter()
+            .filter_map(|(_, id)| stack.table(id))
+            .find(|table| *table != served)
+            .context("the template has no second read-model table")?,
+    };
+    Ok((into, served))
 }
 
 fn progress(quiet: bool, total: usize) -> ProgressBar {
@@ -171,35 +186,14 @@ fn progress(quiet: bool, total: usize) -> ProgressBar {
 pub async fn run(args: &RebuildArgs) -> anyhow::Result<Rebuilt> {
     let resolved = crate::target::resolve(&args.on).await?;
     let stack = &resolved.stack;
-    let served = stack
-        .env("ORDER_VIEW_TABLE")
-        .context("the template sets no ORDER_VIEW_TABLE")?
-        .to_owned();
-    let into = match &args.into {
-        Some(side) => side_table(stack, side)?,
-        None => SIDES
-            .iter()
-            .filter_map(|(_, id)| stack.table(id))
-            .find(|table| *table != served)
-            .context("the template has no second read-model table")?,
-    }
-    .to_owned();
+    let (into, served) = read_model_side(stack, args.into.as_deref())?;
+    let (into, served) = (into.to_owned(), served.to_owned());
     anyhow::ensure!(
         into != served || args.keep,
         "{into} is the table the API serves: rebuild the other side, or pass --keep to top it up in place"
     );
     let dynamodb = resolved.dynamodb.clone();
-    let table = |id: &str| {
-        stack
-            .table(id)
-            .map(str::to_owned)
-            .with_context(|| format!("no {id}"))
-    };
-    let store = DynamoEventStore::new(
-        dynamodb.clone(),
-        table("EventStoreTable")?,
-        table("SnapshotTable")?,
-    );
+    let store = crate::runner::event_store(stack, &dynamodb)?;
     let target = DynamoOrderViews::new(dynamodb.clone(), &into);
     let projector = projector::Projector::new(Repository::new(store.clone(), 0), target.clone());
 

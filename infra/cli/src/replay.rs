@@ -24,8 +24,8 @@ use crate::target::Resolved;
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
 use indicatif::{ProgressBar, ProgressStyle};
+use orderflow_adapters::EventBridgePublisher;
 use orderflow_adapters::read_model::DynamoOrderViews;
-use orderflow_adapters::{DynamoEventStore, EventBridgePublisher};
 use orderflow_app::{EventPublisher, EventRecord, EventStore, Repository};
 use orderflow_domain::order::OrderEvent;
 use orderflow_domain::{Envelope, Timestamp};
@@ -270,12 +270,6 @@ impl Sink {
 
 async fn sink(args: &ReplayArgs, resolved: &Resolved, target: &str) -> anyhow::Result<(Sink, String)> {
     let (stack, dynamodb) = (&resolved.stack, resolved.dynamodb.clone());
-    let table = |id: &str| {
-        stack
-            .table(id)
-            .map(str::to_owned)
-            .with_context(|| format!("no {id}"))
-    };
     Ok(match target {
         "replay-bus" | "live-bus" => {
             let logical = if target == "live-bus" {
@@ -294,25 +288,10 @@ async fn sink(args: &ReplayArgs, resolved: &Resolved, target: &str) -> anyhow::R
             )
         }
         "read-model" => {
-            let served = stack.env("ORDER_VIEW_TABLE").context("no ORDER_VIEW_TABLE")?;
-            let into = match args.into.as_deref() {
-                Some("primary") => table("OrderViewTable")?,
-                Some("shadow") => table("OrderViewShadowTable")?,
-                Some(other) => anyhow::bail!("--into: primary or shadow, not {other:?}"),
-                None => ["OrderViewTable", "OrderViewShadowTable"]
-                    .iter()
-                    .filter_map(|id| stack.table(id))
-                    .find(|t| *t != served)
-                    .context("no second read-model table")?
-                    .to_owned(),
-            };
-            let store = DynamoEventStore::new(
-                dynamodb.clone(),
-                table("EventStoreTable")?,
-                table("SnapshotTable")?,
-            );
+            let (into, _) = crate::rebuild::read_model_side(stack, args.into.as_deref())?;
+            let store = crate::runner::event_store(stack, &dynamodb)?;
             let projector =
-                projector::Projector::new(Repository::new(store, 0), DynamoOrderViews::new(dynamodb, &into));
+                projector::Projector::new(Repository::new(store, 0), DynamoOrderViews::new(dynamodb, into));
             (Sink::ReadModel(projector), format!("read-model:{into}"))
         }
         other => anyhow::bail!("--target: replay-bus, read-model or live-bus, not {other:?}"),
@@ -404,11 +383,7 @@ pub async fn run(
         "a replay covers at most a year; split it"
     );
 
-    let store = DynamoEventStore::new(
-        dynamodb.clone(),
-        stack.table("EventStoreTable").context("no EventStoreTable")?,
-        stack.table("SnapshotTable").context("no SnapshotTable")?,
-    );
+    let store = crate::runner::event_store(stack, &dynamodb)?;
     let mut events: Vec<EventRecord> = store
         .read_time_range(from, until)
         .await?

@@ -130,10 +130,26 @@ pub struct Runner {
     sweeper: PendingTimeout<SystemClock>,
 }
 
-fn table<'a>(stack: &'a Stack, logical_id: &str) -> anyhow::Result<&'a str> {
+/// The name of table `logical_id` in `stack`.
+///
+/// # Errors
+/// When the stack has no such table.
+pub fn table<'a>(stack: &'a Stack, logical_id: &str) -> anyhow::Result<&'a str> {
     stack
         .table(logical_id)
         .with_context(|| format!("the template has no table {logical_id}"))
+}
+
+/// The stack's event store (events and snapshots).
+///
+/// # Errors
+/// When the stack lacks either table.
+pub fn event_store(stack: &Stack, dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<DynamoEventStore> {
+    Ok(DynamoEventStore::new(
+        dynamodb.clone(),
+        table(stack, "EventStoreTable")?,
+        table(stack, "SnapshotTable")?,
+    ))
 }
 
 /// The order read model the template's functions use (`ORDER_VIEW_TABLE`).
@@ -218,14 +234,7 @@ pub fn handler_for(
     snapshot_every: u64,
 ) -> anyhow::Result<BatchHandler> {
     let repository = || -> anyhow::Result<Repository<DynamoEventStore>> {
-        Ok(Repository::new(
-            DynamoEventStore::new(
-                dynamodb.clone(),
-                table(stack, "EventStoreTable")?,
-                table(stack, "SnapshotTable")?,
-            ),
-            snapshot_every,
-        ))
+        Ok(Repository::new(event_store(stack, dynamodb)?, snapshot_every))
     };
     let failures = |consumer: &str| -> anyhow::Result<FailureLog> {
         Ok(FailureLog::new(
@@ -318,14 +327,7 @@ impl Runner {
             .parse()
             .context("PENDING_TIMEOUT_MINUTES is not a number")?;
         let sweeper = PendingTimeout::new(
-            Repository::new(
-                DynamoEventStore::new(
-                    dynamodb.clone(),
-                    table(&stack, "EventStoreTable")?,
-                    table(&stack, "SnapshotTable")?,
-                ),
-                options.snapshot_every,
-            ),
+            Repository::new(event_store(&stack, &dynamodb)?, options.snapshot_every),
             SystemClock,
             jiff::SignedDuration::from_mins(minutes),
             pending_timeout::DEFAULT_LOOKBACK,
