@@ -183,6 +183,21 @@ impl DynamoEventStore {
         Ok(Some(TransactWriteItem::builder().condition_check(check).build()))
     }
 
+    /// A strongly consistent query for the events of `stream` above `after_version`.
+    fn stream_after(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.events_table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND version > :after")
+            .expression_attribute_values(":pk", AttributeValue::S(stream.to_string()))
+            .expression_attribute_values(":after", AttributeValue::N(after_version.to_string()))
+    }
+
     /// The ids of every aggregate of a type (a scan for each stream's first event):
     /// what a rebuild or a checker walks.
     ///
@@ -402,13 +417,7 @@ impl EventStore for DynamoEventStore {
 
     async fn load(&self, stream: &StreamId, after_version: u64) -> Result<Vec<EventRecord>, StoreError> {
         let pages = self
-            .client
-            .query()
-            .table_name(&self.events_table)
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk AND version > :after")
-            .expression_attribute_values(":pk", AttributeValue::S(stream.to_string()))
-            .expression_attribute_values(":after", AttributeValue::N(after_version.to_string()))
+            .stream_after(stream, after_version)
             .into_paginator()
             .items()
             .send()
@@ -430,13 +439,7 @@ impl EventStore for DynamoEventStore {
         // A query page stops at 1 MB, so a page of large events may take several.
         while records.len() < limit {
             let output = self
-                .client
-                .query()
-                .table_name(&self.events_table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk AND version > :after")
-                .expression_attribute_values(":pk", AttributeValue::S(stream.to_string()))
-                .expression_attribute_values(":after", AttributeValue::N(after_version.to_string()))
+                .stream_after(stream, after_version)
                 .limit(i32::try_from(limit - records.len()).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start)
                 .send()
