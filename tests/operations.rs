@@ -8,7 +8,6 @@ mod support;
 use aws_sdk_dynamodb::types::AttributeValue;
 use orderflow_app::{EventRecord, EventStore, StreamId};
 use orderflow_cli::check::{CheckArgs, run};
-use orderflow_domain::order::Order;
 use support::Fixture;
 use uuid::Uuid;
 
@@ -54,12 +53,7 @@ async fn check_finds_a_corrupted_read_model_a_broken_invariant_and_an_impossible
         .await
         .unwrap();
     // 3. A second OrderPlaced appended to a placed order's stream.
-    let history = f
-        .commands
-        .repository()
-        .history::<Order>(&other.to_string())
-        .await
-        .unwrap();
+    let history = f.order_history(other).await;
     let mut again = history[0].clone();
     again.version = history.len() as u64 + 1;
     again.event_id = Uuid::now_v7();
@@ -146,12 +140,7 @@ async fn a_parked_message_is_shown_with_its_error_and_redriven_after_the_fix() {
     let model = f.place(&[("SKU-2", 1)], "tok_visa").await;
     f.cancel(model).await.unwrap();
     f.settle().await;
-    let history = f
-        .commands
-        .repository()
-        .history::<Order>(&model.to_string())
-        .await
-        .unwrap();
+    let history = f.order_history(model).await;
     let missing = orderflow_domain::OrderId::from_uuid(Uuid::now_v7());
     let mut cancelled = history[1].clone();
     cancelled.aggregate_id = missing.to_string();
@@ -512,12 +501,7 @@ async fn a_replay_is_bounded_rate_limited_recorded_marked_and_resumable() {
 async fn payment_makes_no_payment_for_a_replayed_event() {
     let f = Fixture::new(false).await;
     let id = f.place(&[("SKU-2", 1)], "tok_visa").await;
-    let history = f
-        .commands
-        .repository()
-        .history::<Order>(&id.to_string())
-        .await
-        .unwrap();
+    let history = f.order_history(id).await;
     let mut replayed = history[0].clone();
     replayed.replay = Some(orderflow_domain::envelope::ReplayMark {
         id: "rpl_test".into(),
@@ -612,4 +596,41 @@ async fn the_commands_act_unchanged_on_a_deployed_stack_found_through_cloudforma
         ("WorkDeadLetterQueue", 1)
     );
     assert_eq!(depths[0].source, work.name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_on_a_local_stack_that_does_not_exist_says_so_and_creates_nothing() {
+    use orderflow_provision::local;
+
+    let prefix = local::unique_name("typo");
+    let error = orderflow_cli::dlq::list(&orderflow_cli::target::Target::local(&prefix))
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains(&format!("orderflow dev --prefix {prefix}")),
+        "{error:#}"
+    );
+    let dynamodb = local::dynamodb_client().await.unwrap();
+    let table = dynamodb
+        .describe_table()
+        .table_name(format!("{prefix}-EventStoreTable"))
+        .send()
+        .await;
+    assert!(
+        table.is_err_and(|e| e
+            .as_service_error()
+            .is_some_and(|s| s.is_resource_not_found_exception())),
+        "no table was created for {prefix}"
+    );
+    let queues = local::sqs_client()
+        .await
+        .unwrap()
+        .list_queues()
+        .queue_name_prefix(&prefix)
+        .send()
+        .await
+        .unwrap()
+        .queue_urls
+        .unwrap_or_default();
+    assert!(queues.is_empty(), "{queues:?}");
 }

@@ -9,6 +9,7 @@
 //! - otherwise `--prefix <p>` (default `orderflow`): the stack `orderflow dev` created in
 //!   the emulators as `<p>-<LogicalId>`, from `template.yaml` (with any
 //!   `--parameter-overrides`), at the endpoints `infra/local/emulators.sh env` exports.
+//!   It is looked up, never created: a mistyped prefix is an error, not an empty stack.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -86,9 +87,9 @@ pub async fn resolve(target: &Target) -> anyhow::Result<Resolved> {
             let template = Template::load(&target.template)
                 .with_context(|| format!("reading {}", target.template.display()))?
                 .with_parameters(target.parameter_overrides.iter().map(String::as_str))?;
-            let stack = local::provision_stack(&template, &target.prefix)
+            let stack = local::existing_stack(&template, &target.prefix)
                 .await
-                .context("resolving the stack in the emulators: are they running (`make emulators`)?")?;
+                .context("finding the local stack in the emulators (are they running? `make emulators`)")?;
             Ok(Resolved {
                 stack,
                 dynamodb: local::dynamodb_client().await?,

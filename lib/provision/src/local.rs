@@ -170,6 +170,53 @@ pub enum StackError {
     /// The template or an emulator failed.
     #[error(transparent)]
     Provision(#[from] ProvisionError),
+    /// No local stack has this prefix.
+    #[error("no local stack {prefix:?} ({missing} is missing): run `orderflow dev --prefix {prefix}` first")]
+    Missing {
+        /// The prefix asked for.
+        prefix: String,
+        /// The first resource not found.
+        missing: String,
+    },
+}
+
+/// The stack `orderflow dev` created under `prefix`, looked up without creating
+/// anything: what operator commands act on.
+///
+/// # Errors
+/// [`StackError::Missing`] when a table or queue of the template is not there.
+pub async fn existing_stack(template: &Template, prefix: &str) -> Result<Stack, StackError> {
+    let dynamodb = dynamodb_client().await?;
+    let tables = crate::messaging::table_names(template, prefix);
+    let mut names: Vec<&String> = tables.values().collect();
+    names.sort();
+    for name in names {
+        match dynamodb.describe_table().table_name(name).send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                return Err(StackError::Missing {
+                    prefix: prefix.to_owned(),
+                    missing: name.clone(),
+                });
+            }
+            Err(e) => return Err(crate::emulator(&format!("table {name}"), e).into()),
+        }
+    }
+    let messaging = crate::messaging::existing_messaging(template, prefix, &sqs_client().await?)
+        .await?
+        .ok_or_else(|| StackError::Missing {
+            prefix: prefix.to_owned(),
+            missing: "a queue".into(),
+        })?;
+    Ok(Stack {
+        prefix: prefix.to_owned(),
+        tables,
+        messaging,
+        environment: template.function_environment(prefix)?,
+    })
 }
 
 /// Creates every table, queue, bus and rule of `template` as `<prefix>-<LogicalId>`.

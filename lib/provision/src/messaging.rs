@@ -87,6 +87,77 @@ fn unsupported(logical_id: &str, property: &str) -> ProvisionError {
     }
 }
 
+/// A queue's redrive policy as the template declares it: its DLQ's logical id and
+/// `maxReceiveCount`.
+fn declared_redrive(template: &Template, logical_id: &str) -> Result<Option<(String, u32)>, ProvisionError> {
+    let Some(policy) = property(template.properties(logical_id), "RedrivePolicy") else {
+        return Ok(None);
+    };
+    let target = property(policy, "deadLetterTargetArn")
+        .and_then(referenced)
+        .ok_or_else(|| unsupported(logical_id, "RedrivePolicy.deadLetterTargetArn"))?;
+    Ok(Some((target, number(property(policy, "maxReceiveCount"), 5))))
+}
+
+/// The queues, buses and rules of `template` as `orderflow dev` created them, looked
+/// up, never created: `None` when a queue is missing (no such local stack).
+///
+/// # Errors
+/// [`ProvisionError`] when an emulator fails.
+pub async fn existing_messaging(
+    template: &Template,
+    prefix: &str,
+    sqs: &aws_sdk_sqs::Client,
+) -> Result<Option<Messaging>, ProvisionError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let mut messaging = Messaging::default();
+    for logical_id in template.logical_ids("AWS::SQS::Queue") {
+        let name = local_name(prefix, logical_id);
+        let url = match sqs.get_queue_url().queue_name(&name).send().await {
+            Ok(found) => found.queue_url.unwrap_or_default(),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => return Ok(None),
+            Err(e) => return Err(emulator(&format!("queue {name}"), e)),
+        };
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await
+            .map_err(|e| emulator(&format!("attributes of {name}"), e))?
+            .attributes
+            .unwrap_or_default();
+        messaging.queues.insert(
+            logical_id.to_owned(),
+            Queue {
+                arn: attributes
+                    .get(&QueueAttributeName::QueueArn)
+                    .cloned()
+                    .unwrap_or_default(),
+                visibility_timeout: attributes
+                    .get(&QueueAttributeName::VisibilityTimeout)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(30),
+                redrive: declared_redrive(template, logical_id)?,
+                name,
+                url,
+            },
+        );
+    }
+    for logical_id in template.logical_ids("AWS::Events::EventBus") {
+        messaging
+            .buses
+            .insert(logical_id.to_owned(), local_name(prefix, logical_id));
+    }
+    for logical_id in template.logical_ids("AWS::Events::Rule") {
+        messaging
+            .rules
+            .insert(logical_id.to_owned(), local_name(prefix, logical_id));
+    }
+    Ok(Some(messaging))
+}
+
 /// Creates every queue, bus and rule of `template` (harmless when they exist).
 ///
 /// # Errors
@@ -139,15 +210,7 @@ pub async fn provision_messaging(
             .attributes
             .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
             .unwrap_or_default();
-        let redrive = property(properties, "RedrivePolicy").map(|policy| {
-            let target = property(policy, "deadLetterTargetArn").and_then(referenced);
-            (target, number(property(policy, "maxReceiveCount"), 5))
-        });
-        let redrive = match redrive {
-            Some((Some(target), max)) => Some((target, max)),
-            Some((None, _)) => return Err(unsupported(logical_id, "RedrivePolicy.deadLetterTargetArn")),
-            None => None,
-        };
+        let redrive = declared_redrive(template, logical_id)?;
         messaging.queues.insert(
             (*logical_id).to_owned(),
             Queue {
