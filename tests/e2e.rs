@@ -262,6 +262,19 @@ async fn cancel_some_confirmed(url: &str, inspector: &Inspector, orders: &[Order
     }
 }
 
+/// Runs `orderflow check` on a local stack, as an operator does: its exit code and report.
+fn orderflow_check(prefix: &str) -> (Option<i32>, String) {
+    let check = Command::new(binary())
+        .args(["check", "--prefix", prefix, "--grace", "0"])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    (
+        check.status.code(),
+        String::from_utf8_lossy(&check.stdout).into_owned(),
+    )
+}
+
 /// Projects the same orders' events again into the (empty) shadow table, delivered as
 /// badly as a queue could: shuffled across orders, some twice, a third never (gaps the
 /// projector fills from the store). The result is the fold of the store again.
@@ -308,13 +321,8 @@ async fn two_hundred_orders_with_every_message_duplicated_settle_with_the_invari
     inspector.assert_read_models(&inspector.views, &orders).await;
     project_adversarially(&inspector, &orders).await;
     // The consistency checker, as an operator runs it: nothing to report.
-    let check = Command::new(binary())
-        .args(["check", "--prefix", &prefix, "--grace", "0"])
-        .current_dir(workspace())
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "orderflow check: {report}");
+    let (code, report) = orderflow_check(&prefix);
+    assert_eq!(code, Some(0), "orderflow check: {report}");
     assert!(
         report.contains("checked 200 orders") && report.contains(": 0 finding(s)"),
         "{report}"
@@ -334,13 +342,8 @@ async fn two_hundred_orders_with_every_message_duplicated_settle_with_the_invari
         .send()
         .await
         .unwrap();
-    let check = Command::new(binary())
-        .args(["check", "--prefix", &prefix, "--grace", "0"])
-        .current_dir(workspace())
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&check.stdout);
-    assert_eq!(check.status.code(), Some(1), "{report}");
+    let (code, report) = orderflow_check(&prefix);
+    assert_eq!(code, Some(1), "{report}");
     assert!(
         report.contains(&format!("order {}: the view", orders[0])) && report.contains(": 1 finding(s)"),
         "{report}"

@@ -11,7 +11,6 @@ use axum::http::Request;
 use http_body_util::BodyExt;
 use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_domain::OrderId;
-use orderflow_domain::order::Order;
 use orderflow_domain::order::view::OrderView;
 use serde_json::{Value, json};
 use support::{Fixture, batch, delivery};
@@ -84,12 +83,7 @@ async fn the_projector_catches_up_over_gaps_and_ignores_duplicates_and_late_even
     let f = Fixture::new(false).await;
     let id = f.place(&[("SKU-1", 1)], "tok_visa").await;
     f.cancel(id).await.unwrap();
-    let history = f
-        .commands
-        .repository()
-        .history::<Order>(&id.to_string())
-        .await
-        .unwrap();
+    let history = f.order_history(id).await;
     assert_eq!(history.len(), 2);
     let shadow = f.stack.table("OrderViewShadowTable").unwrap();
     let projector = projector(&f, shadow);
@@ -113,12 +107,7 @@ async fn the_projector_catches_up_over_gaps_and_ignores_duplicates_and_late_even
 
     // Through the handler: a poison message fails alone, the good one is projected.
     let other = f.place(&[("SKU-2", 1)], "tok_visa").await;
-    let placed = f
-        .commands
-        .repository()
-        .history::<Order>(&other.to_string())
-        .await
-        .unwrap();
+    let placed = f.order_history(other).await;
     let mut poison = delivery(&placed[0].to_json(), "m-poison");
     poison.body = Some("{\"detail\": 1}".into());
     let response = projector
@@ -186,12 +175,7 @@ async fn reads_come_from_the_read_model_with_version_and_etag_or_consistently_fr
 async fn at_each_moment_of_its_history_an_order_is_in_the_state_it_was_then() {
     let f = Fixture::new(false).await;
     let id = shipped_order(&f).await;
-    let history = f
-        .commands
-        .repository()
-        .history::<Order>(&id.to_string())
-        .await
-        .unwrap();
+    let history = f.order_history(id).await;
     let mut statuses = Vec::new();
     for event in &history {
         let at = event.occurred_at.to_string();
@@ -398,12 +382,7 @@ async fn the_audit_trail_pages_in_version_order_with_who_and_why() {
     let expected: Vec<u64> = (1..=u64::try_from(events.len()).unwrap()).collect();
     assert_eq!(versions, expected, "every version once, in order");
     assert!(pages.iter().all(|p| p.len() <= 2));
-    let history = f
-        .commands
-        .repository()
-        .history::<Order>(&id.to_string())
-        .await
-        .unwrap();
+    let history = f.order_history(id).await;
     assert_eq!(events.len(), history.len());
     let types: Vec<&str> = events.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
     let stored: Vec<&str> = history.iter().map(|e| e.event_type()).collect();

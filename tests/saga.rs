@@ -9,7 +9,7 @@ mod support;
 
 use orderflow_cli::runner::handler_for;
 use orderflow_domain::inventory::Inventory;
-use orderflow_domain::order::{CancellationReason, Order, OrderStatus, PaymentAnswer};
+use orderflow_domain::order::{CancellationReason, OrderStatus, PaymentAnswer};
 use orderflow_domain::payment::Payment;
 use support::{Fixture, batch, delivery};
 
@@ -147,12 +147,7 @@ async fn a_flaky_provider_is_retried_and_captures_once() {
 /// Delivers the order's event at `index` (0: placed, 1: cancelled, …) to `binary`,
 /// as its queue would; returns the ids of the messages it failed.
 async fn deliver(f: &Fixture, binary: &str, id: orderflow_domain::OrderId, index: usize) -> Vec<String> {
-    let history = f
-        .commands
-        .repository()
-        .history::<Order>(&id.to_string())
-        .await
-        .unwrap();
+    let history = f.order_history(id).await;
     let handler = handler_for(binary, f.runner.stack(), &f.dynamodb, 50).unwrap();
     let message = delivery(&history[index].to_json(), &format!("m-{binary}-{index}"));
     handler(batch(vec![message]))
@@ -168,12 +163,7 @@ async fn a_cancel_seen_before_the_reservation_and_the_capture_leaves_tombstones(
     let f = Fixture::new(false).await;
     let id = f.place(&[("SKU-1", 1)], "tok_visa").await;
     f.cancel(id).await.unwrap();
-    let history = f
-        .commands
-        .repository()
-        .history::<Order>(&id.to_string())
-        .await
-        .unwrap();
+    let history = f.order_history(id).await;
     let placed = history[0].to_json();
     let cancelled = history[1].to_json();
     let stack = f.runner.stack();
@@ -211,12 +201,7 @@ async fn a_cancel_seen_before_the_reservation_and_the_capture_leaves_tombstones(
 async fn a_poison_message_fails_alone_and_the_rest_of_the_batch_is_not_reprocessed() {
     let f = Fixture::new(false).await;
     let id = f.place(&[("SKU-2", 1)], "tok_visa").await;
-    let history = f
-        .commands
-        .repository()
-        .history::<Order>(&id.to_string())
-        .await
-        .unwrap();
+    let history = f.order_history(id).await;
     let handler = handler_for("inventory", f.runner.stack(), &f.dynamodb, 50).unwrap();
     let mut poison = delivery(&history[0].to_json(), "m-poison");
     poison.body = Some("{not an event".into());

@@ -104,16 +104,23 @@ impl Inspector {
             .collect()
     }
 
+    /// An order's events, decoded, in version order.
+    pub async fn order_history(
+        &self,
+        order_id: OrderId,
+    ) -> Vec<orderflow_domain::Envelope<orderflow_domain::order::OrderEvent>> {
+        self.commands
+            .repository()
+            .history::<Order>(&order_id.to_string())
+            .await
+            .unwrap()
+    }
+
     /// Every order's view in `views` equals the fold of its events in the store.
     pub async fn assert_read_models(&self, views: &DynamoOrderViews, orders: &[OrderId]) {
         let mut wrong = Vec::new();
         for id in orders {
-            let history = self
-                .commands
-                .repository()
-                .history::<Order>(&id.to_string())
-                .await
-                .unwrap();
+            let history = self.order_history(*id).await;
             let folded = OrderView::fold(&history);
             let stored = views.get(*id).await.unwrap().map(|s| s.view);
             if stored != folded {
@@ -541,12 +548,7 @@ pub async fn adversarial_deliveries(inspector: &Inspector, orders: &[OrderId], s
     let mut random = Shuffler::new(seed);
     let mut messages = Vec::new();
     for id in orders {
-        let history = inspector
-            .commands
-            .repository()
-            .history::<Order>(&id.to_string())
-            .await
-            .unwrap();
+        let history = inspector.order_history(*id).await;
         for (i, envelope) in history.iter().enumerate() {
             let last = i + 1 == history.len();
             let copies = if last {
