@@ -52,6 +52,26 @@ async fn check_finds_a_corrupted_read_model_a_broken_invariant_and_an_impossible
         .send()
         .await
         .unwrap();
+    // 2b. A view of an order the store never had.
+    let ghost = orderflow_domain::OrderId::from_uuid(Uuid::now_v7());
+    let mut item = f
+        .dynamodb
+        .get_item()
+        .table_name(f.views.table())
+        .key("orderId", AttributeValue::S(declined.to_string()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    item.insert("orderId".into(), AttributeValue::S(ghost.to_string()));
+    f.dynamodb
+        .put_item()
+        .table_name(f.views.table())
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
     // 3. A second OrderPlaced appended to a placed order's stream.
     let history = f.order_history(other).await;
     let mut again = history[0].clone();
@@ -96,6 +116,12 @@ async fn check_finds_a_corrupted_read_model_a_broken_invariant_and_an_impossible
         "{text}"
     );
     assert!(about(declined).is_empty(), "the untouched order is clean: {text}");
+    assert!(
+        about(ghost)
+            .iter()
+            .any(|w| w.contains("of an order the store lacks")),
+        "{text}"
+    );
 
     // A time range that holds none of them checks none of them.
     let none = run(&CheckArgs {

@@ -160,8 +160,11 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
         i64::try_from(args.grace).unwrap_or(i64::MAX),
     ));
 
+    // Over every order, one scan of the read model serves every comparison; over a time
+    // range, each order's view is read on its own.
+    let scanned = if whole { Some(views.all().await?) } else { None };
     let checked: Vec<Checked> = futures::stream::iter(ids.iter().copied())
-        .map(|order_id| check_order(&repository, &views, order_id, horizon))
+        .map(|order_id| check_order(&repository, &views, scanned.as_ref(), order_id, horizon))
         .buffer_unordered(IN_FLIGHT)
         .try_collect()
         .await?;
@@ -222,7 +225,12 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
             }
         }
         let known: std::collections::HashSet<OrderId> = ids.iter().copied().collect();
-        for id in views.all().await?.into_keys().filter(|id| !known.contains(id)) {
+        let stored = scanned.iter().flat_map(HashMap::keys);
+        for id in stored
+            .filter(|id| !known.contains(id))
+            .copied()
+            .collect::<Vec<_>>()
+        {
             report.order(
                 id,
                 format!("a view in {} of an order the store lacks", views.table()),
@@ -235,6 +243,7 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
 async fn check_order(
     repository: &Repository<DynamoEventStore>,
     views: &DynamoOrderViews,
+    scanned: Option<&HashMap<OrderId, OrderView>>,
     order_id: OrderId,
     horizon: Timestamp,
 ) -> anyhow::Result<Checked> {
@@ -257,7 +266,10 @@ async fn check_order(
     let recent = order.last().is_some_and(|e| e.occurred_at > horizon);
     if !recent {
         let folded = OrderView::fold(&order);
-        let stored = views.get(order_id).await?.map(|s| s.view);
+        let stored = match scanned {
+            Some(all) => all.get(&order_id).cloned(),
+            None => views.get(order_id).await?.map(|s| s.view),
+        };
         match (&stored, &folded) {
             (None, Some(f)) => findings.push(format!("no view (the store is at v{})", f.version)),
             (Some(s), Some(f)) if s != f => findings.push(format!(
