@@ -166,10 +166,4 @@ impl Projector {
         }
         Ok(self.views.put(&projection).await?)
     }
-
-    /// The views this projector writes.
-    #[must_use]
-    pub const fn views(&self) -> &DynamoOrderViews {
-        &self.views
-    }
 }
