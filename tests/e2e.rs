@@ -65,6 +65,7 @@ struct Dev {
     child: Child,
     url: String,
     prefix: String,
+    state_dir: PathBuf,
     /// Its stderr (the JSON logs) and stdout (the summaries).
     outputs: [PathBuf; 2],
 }
@@ -107,6 +108,7 @@ impl Dev {
             child,
             url: format!("http://127.0.0.1:{port}"),
             prefix: prefix.to_owned(),
+            state_dir: state_dir.to_owned(),
             outputs,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -118,6 +120,42 @@ impl Dev {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         dev
+    }
+
+    /// A token from `orderflow token`, as a user mints one: `["--customer", "c-1"]` or
+    /// `["--operator", "ops-1"]`.
+    fn token(&self, who: &[&str]) -> String {
+        let output = Command::new(binary())
+            .current_dir(workspace())
+            .args(["token", "--prefix", &self.prefix])
+            .args(["--state-dir", self.state_dir.to_str().unwrap()])
+            .args(who)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "orderflow token: {output:?}");
+        let token = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(token.lines().count(), 1, "the token and nothing else: {token}");
+        token.trim().to_owned()
+    }
+
+    /// An HTTP client that sends `who`'s token with every request.
+    fn client(&self, who: &[&str]) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", self.token(who)).parse().unwrap(),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
+    /// A client for each customer `order_request` places for.
+    fn customer_clients(&self) -> Vec<reqwest::Client> {
+        (0..CUSTOMERS)
+            .map(|c| self.client(&["--customer", &format!("c-{c}")]))
+            .collect()
     }
 
     /// SIGKILL: no cleanup, no flush, as a crash.
@@ -160,6 +198,9 @@ fn catalog_stock() -> HashMap<String, u64> {
         .collect()
 }
 
+/// How many customers `order_request` spreads orders over: `c-0` …
+const CUSTOMERS: usize = 7;
+
 fn order_request(i: usize) -> Value {
     let tokens = [
         "tok_visa",
@@ -176,22 +217,23 @@ fn order_request(i: usize) -> Value {
         _ => json!([{"sku": "SKU-2", "quantity": 3}, {"sku": "SKU-3", "quantity": 1}]),
     };
     json!({
-        "customerId": format!("c-{}", i % 7),
+        "customerId": format!("c-{}", i % CUSTOMERS),
         "items": items,
         "paymentToken": tokens[i % tokens.len()],
         "shippingAddress": {"name": "Ada", "line1": "1 Main St", "city": "Springfield", "postalCode": "12345", "country": "US"},
     })
 }
 
-/// Places orders `range` through the API, eight at a time; some are cancelled at once.
-async fn place_orders(url: &str, range: std::ops::Range<usize>) -> Vec<OrderId> {
-    let client = reqwest::Client::new();
+/// Places orders `range` through the API, eight at a time, each with its customer's
+/// token; some are cancelled at once by their customer.
+async fn place_orders(dev: &Dev, range: std::ops::Range<usize>) -> Vec<OrderId> {
+    let clients = dev.customer_clients();
     let mut placed = Vec::new();
     let indexes: Vec<_> = range.collect();
     for chunk in indexes.chunks(8) {
         let replies = futures::future::join_all(chunk.iter().map(|&i| {
-            let client = client.clone();
-            let url = url.to_owned();
+            let client = clients[i % CUSTOMERS].clone();
+            let url = dev.url.clone();
             async move {
                 let reply = client
                     .post(format!("{url}/orders"))
@@ -220,6 +262,52 @@ async fn place_orders(url: &str, range: std::ops::Range<usize>) -> Vec<OrderId> 
     placed
 }
 
+/// A customer with no orders tries every other customer's: each read, audit trail and
+/// cancellation answers exactly what an order that does not exist answers, and every
+/// other customer's list is refused; then their own token, without the operator
+/// scope, moves nothing on.
+async fn a_stranger_reaches_none_of_them(dev: &Dev, orders: &[OrderId]) {
+    let stranger = dev.client(&["--customer", "c-stranger"]);
+    let url = &dev.url;
+    let get = |path: String| {
+        let stranger = stranger.clone();
+        async move {
+            let reply = stranger.get(format!("{url}{path}")).send().await.unwrap();
+            (reply.status().as_u16(), reply.json::<Value>().await.unwrap())
+        }
+    };
+    let nowhere = get(format!("/orders/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(nowhere.0, 404);
+    for id in orders {
+        for path in [
+            format!("/orders/{id}"),
+            format!("/orders/{id}?consistent=true"),
+            format!("/orders/{id}?at=2099-01-01T00:00:00Z"),
+            format!("/orders/{id}/events"),
+        ] {
+            assert_eq!(get(path.clone()).await, nowhere, "{path}");
+        }
+        for (path, body) in [
+            ("cancel", json!({"reason": "not mine"})),
+            ("status", json!({"status": "PREPARING"})),
+        ] {
+            let reply = stranger
+                .post(format!("{url}/orders/{id}/{path}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let expected = if path == "cancel" { 404 } else { 403 };
+            assert_eq!(reply.status().as_u16(), expected, "{path} of {id}");
+        }
+    }
+    for c in 0..CUSTOMERS {
+        assert_eq!(get(format!("/customers/c-{c}/orders")).await.0, 403);
+    }
+    let own = get("/customers/c-stranger/orders".to_owned()).await;
+    assert_eq!((own.0, own.1["orders"].as_array().map(Vec::len)), (200, Some(0)));
+}
+
 /// Waits until every order is out of PENDING and every queue is empty, twice in a row.
 async fn quiesce(inspector: &Inspector, orders: &[OrderId], within: Duration) {
     let deadline = Instant::now() + within;
@@ -246,9 +334,11 @@ async fn quiesce(inspector: &Inspector, orders: &[OrderId], within: Duration) {
     }
 }
 
-/// Cancels every fourth confirmed order through the API (compensation after the fact).
-async fn cancel_some_confirmed(url: &str, inspector: &Inspector, orders: &[OrderId]) {
-    let client = reqwest::Client::new();
+/// An operator cancels every fourth confirmed order through the API (compensation
+/// after the fact).
+async fn cancel_some_confirmed(dev: &Dev, inspector: &Inspector, orders: &[OrderId]) {
+    let client = dev.client(&["--operator", "ops-e2e"]);
+    let url = &dev.url;
     for id in orders.iter().step_by(4) {
         if inspector.status(*id).await == OrderStatus::Confirmed {
             let reply = client
@@ -307,9 +397,10 @@ async fn two_hundred_orders_with_every_message_duplicated_settle_with_the_invari
     )
     .await;
     let inspector = inspector(&prefix).await;
-    let orders = place_orders(&dev.url, 0..200).await;
+    let orders = place_orders(&dev, 0..200).await;
     quiesce(&inspector, &orders, Duration::from_secs(240)).await;
-    cancel_some_confirmed(&dev.url, &inspector, &orders).await;
+    a_stranger_reaches_none_of_them(&dev, &orders).await;
+    cancel_some_confirmed(&dev, &inspector, &orders).await;
     quiesce(&inspector, &orders, Duration::from_secs(120)).await;
     // Let compensation finish (the order is CANCELLED before release and refund land).
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -430,7 +521,7 @@ async fn killed_mid_run_and_restarted_the_runner_loses_and_doubles_nothing() {
     let dir = state_dir();
     let mut dev = Dev::start(&prefix, &dir, &["--visibility-timeout", "3"]).await;
     let inspector = inspector(&prefix).await;
-    let mut orders = place_orders(&dev.url, 0..60).await;
+    let mut orders = place_orders(&dev, 0..60).await;
     // Kill it as soon as it has relayed a first batch (so the restart resumes from a
     // checkpoint) while most of the work is still in flight: stream records unrelayed,
     // messages received and unfinished.
@@ -451,7 +542,7 @@ async fn killed_mid_run_and_restarted_the_runner_loses_and_doubles_nothing() {
     assert!(busy, "the crash came mid-run: some orders were still pending");
 
     let dev = Dev::start(&prefix, &dir, &["--visibility-timeout", "3"]).await;
-    orders.extend(place_orders(&dev.url, 60..100).await);
+    orders.extend(place_orders(&dev, 60..100).await);
     quiesce(&inspector, &orders, Duration::from_secs(180)).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     quiesce(&inspector, &orders, Duration::from_secs(60)).await;
@@ -687,7 +778,7 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
     )
     .await;
     let inspector = inspector(&prefix).await;
-    let client = reqwest::Client::new();
+    let clients = dev.customer_clients();
     let mut orders = Vec::new();
     for (i, token) in [
         TOKEN,
@@ -706,7 +797,7 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
             "name": "Zed Canary-Name-4b1d", "line1": "99 Canary-Street-4b1d",
             "city": "Canaryville-4b1d", "postalCode": "40401", "country": "US",
         });
-        let reply = client
+        let reply = clients[i % CUSTOMERS]
             .post(format!("{}/orders", dev.url))
             .json(&request)
             .send()
@@ -717,7 +808,7 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
         orders.push(OrderId::parse(order["orderId"].as_str().unwrap()).unwrap());
     }
     // Bad input carrying the same values is refused, and not logged either.
-    let bad = client
+    let bad = clients[1]
         .post(format!("{}/orders", dev.url))
         .json(&json!({"customerId": "c-1", "items": [], "paymentToken": TOKEN,
                        "shippingAddress": {"name": "Zed Canary-Name-4b1d"}}))
@@ -726,7 +817,7 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
         .unwrap();
     assert_eq!(bad.status(), 400);
     quiesce(&inspector, &orders, Duration::from_secs(120)).await;
-    let cancel = client
+    let cancel = clients[0]
         .post(format!("{}/orders/{}/cancel", dev.url, orders[0]))
         .json(&json!({"reason": "no longer needed"}))
         .send()

@@ -28,11 +28,15 @@ async fn call(f: &Fixture, method: &str, uri: &str, body: Option<Value>) -> Repl
     let request = Request::builder()
         .method(method)
         .uri(uri)
-        .header("x-orderflow-actor", "ops-ann")
         .header("content-type", "application/json")
         .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
         .unwrap();
-    let response = f.local_api().oneshot(request).await.unwrap();
+    let operator = json!({"sub": "ops-ann", "scope": "orderflow/operator"});
+    let response = f
+        .api()
+        .oneshot(support::as_principal(request, operator))
+        .await
+        .unwrap();
     let header = |name: &str| {
         response
             .headers()
@@ -396,7 +400,7 @@ async fn the_audit_trail_pages_in_version_order_with_who_and_why() {
         }
     }
     let last = events.last().unwrap();
-    assert_eq!(last["actor"], "local:ops-ann", "the operator is on record");
+    assert_eq!(last["actor"], "operator:ops-ann", "the operator is on record");
     assert_eq!(events[0]["actor"], "user-1", "so is the customer");
 
     let other = f.place(&[("SKU-1", 1)], "tok_visa").await;

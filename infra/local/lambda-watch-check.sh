@@ -25,13 +25,16 @@ target/debug/orderflow dev --prefix "$prefix" --state-dir "$state" --listen "127
   --lambda-watch "http://127.0.0.1:$invoke_port" >"$state/$prefix-dev.out" 2>"$state/$prefix-dev.err" &
 pids+=($!)
 
-for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$api_port/products" >/dev/null && break; sleep 0.5; done
-order=$(curl -sf -X POST "http://127.0.0.1:$api_port/orders" -H 'content-type: application/json' \
+for _ in $(seq 1 120); do curl -s -o /dev/null "http://127.0.0.1:$api_port/products" && break; sleep 0.5; done
+# Every route needs a token of the local issuer, as API Gateway's JWT authorizer does.
+token=$(target/debug/orderflow token --prefix "$prefix" --state-dir "$state" --customer c-1)
+auth=(-H "Authorization: Bearer $token")
+order=$(curl -sf "${auth[@]}" -X POST "http://127.0.0.1:$api_port/orders" -H 'content-type: application/json' \
   -d '{"customerId":"c-1","items":[{"sku":"SKU-1","quantity":1}],"paymentToken":"tok_visa","shippingAddress":{"name":"Ada","line1":"1 Main St","city":"Springfield","postalCode":"12345","country":"US"}}')
 id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["orderId"])' "$order")
 echo "lambda-watch check: order $id placed; waiting for cargo lambda watch to build and run the functions"
 for _ in $(seq 1 120); do
-  state_now=$(curl -sf "http://127.0.0.1:$api_port/orders/$id" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["status"], "shipped" if d.get("shipment") else "")')
+  state_now=$(curl -sf "${auth[@]}" "http://127.0.0.1:$api_port/orders/$id" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["status"], "shipped" if d.get("shipment") else "")')
   if [[ "$state_now" == "CONFIRMED shipped" ]]; then
     grep -q '"target":"payment"' "$state/$prefix-watch.log" || { echo "payment did not run under cargo lambda watch"; exit 1; }
     echo "lambda-watch check: order $id CONFIRMED and shipped through cargo lambda watch"

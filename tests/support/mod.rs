@@ -379,23 +379,21 @@ impl Fixture {
             .collect()
     }
 
-    /// The order API over this stack, as Lambda runs it (JWT principal).
+    /// The order API over this stack, as Lambda runs it: the principal comes from the
+    /// request context API Gateway's JWT authorizer hands on (see [`as_principal`]).
     pub fn api(&self) -> axum::Router {
-        self.api_with(order_api::AuthMode::Jwt)
-    }
-
-    /// The order API with the local authorizer (`X-Orderflow-Actor`).
-    pub fn local_api(&self) -> axum::Router {
-        self.api_with(order_api::AuthMode::Local)
-    }
-
-    fn api_with(&self, auth: order_api::AuthMode) -> axum::Router {
         let table = |id: &str| self.stack.table(id).unwrap().to_owned();
         let store = DynamoEventStore::new(
             self.dynamodb.clone(),
             table("EventStoreTable"),
             table("SnapshotTable"),
         );
+        let access = order_api::Access::from_variables(
+            |name| (name == "RATE_LIMIT_TABLE").then(|| table("RateLimitTable")),
+            self.dynamodb.clone(),
+            order_api::paging::CursorKey::new(*b"the fixture's cursor key").unwrap(),
+        )
+        .unwrap();
         let api = order_api::Api::new(
             CommandService::new(Repository::new(store, 50), SystemClock, 5),
             order_api::Api::idempotency(orderflow_adapters::DynamoIdempotencyStore::new(
@@ -405,7 +403,7 @@ impl Fixture {
             self.catalog.clone(),
             self.vault.clone(),
             self.views.clone(),
-            auth,
+            access,
         );
         order_api::router(std::sync::Arc::new(api))
     }
@@ -568,4 +566,23 @@ pub async fn adversarial_deliveries(inspector: &Inspector, orders: &[OrderId], s
     }
     random.shuffle(&mut messages);
     messages
+}
+
+/// `request` as API Gateway hands it to Lambda once its JWT authorizer verified a
+/// token with `claims` (an operator's when `scope` holds `orderflow/operator`).
+pub fn as_principal<B>(
+    mut request: axum::http::Request<B>,
+    claims: serde_json::Value,
+) -> axum::http::Request<B> {
+    let context: aws_lambda_events::event::apigw::ApiGatewayV2httpRequestContext =
+        serde_json::from_value(serde_json::json!({
+            "routeKey": "$default",
+            "http": {"method": request.method().as_str(), "path": request.uri().path()},
+            "authorizer": {"jwt": {"claims": claims, "scopes": null}},
+        }))
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(lambda_http::request::RequestContext::ApiGatewayV2(context));
+    request
 }

@@ -18,36 +18,49 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable message, safe to show.
     pub message: String,
+    /// Seconds after which a retry can succeed (`Retry-After`), for 429s.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    /// A 400.
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with a status, a code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
+            status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// A 429: too many requests; retry after `seconds`.
+    #[must_use]
+    pub fn too_many_requests(message: impl Into<String>, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+        }
+    }
+
+    /// A 400.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// A 404 for an order.
     #[must_use]
     pub fn order_not_found() -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            code: "order_not_found",
-            message: "no such order".into(),
-        }
+        Self::new(StatusCode::NOT_FOUND, "order_not_found", "no such order")
     }
 
     /// A 503 for anything internal; the detail is logged here, not returned.
     pub fn unavailable(detail: &dyn std::error::Error) -> Self {
         tracing::error!(error = %error_chain(detail), "request failed on an internal error");
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "unavailable",
-            message: "the service is temporarily unavailable; retry with the same Idempotency-Key".into(),
-        }
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the service is temporarily unavailable; retry with the same Idempotency-Key",
+        )
     }
 }
 
@@ -65,7 +78,14 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 
@@ -82,11 +102,7 @@ impl From<OrderError> for ApiError {
             | OrderError::DuplicateSku(_)
             | OrderError::Money(_) => (StatusCode::BAD_REQUEST, "invalid_order"),
         };
-        Self {
-            status,
-            code,
-            message: error.to_string(),
-        }
+        Self::new(status, code, error.to_string())
     }
 }
 
@@ -94,16 +110,16 @@ impl From<CommandError<OrderError>> for ApiError {
     fn from(error: CommandError<OrderError>) -> Self {
         match error {
             CommandError::Domain(e) => e.into(),
-            CommandError::VersionMismatch { expected, actual } => Self {
-                status: StatusCode::PRECONDITION_FAILED,
-                code: "version_mismatch",
-                message: format!("If-Match was {expected} but the order is at version {actual}"),
-            },
-            CommandError::Contention { .. } => Self {
-                status: StatusCode::CONFLICT,
-                code: "concurrent_change",
-                message: "the order kept changing concurrently; retry".into(),
-            },
+            CommandError::VersionMismatch { expected, actual } => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "version_mismatch",
+                format!("If-Match was {expected} but the order is at version {actual}"),
+            ),
+            CommandError::Contention { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "concurrent_change",
+                "the order kept changing concurrently; retry",
+            ),
             CommandError::Rejected(e) => Self::invalid("invalid_order", e.to_string()),
             CommandError::Load(e) => Self::from(e),
             CommandError::Store(e) => Self::unavailable(&e),
@@ -127,16 +143,16 @@ impl From<IdempotentError<Self>> for ApiError {
     fn from(error: IdempotentError<Self>) -> Self {
         match error {
             IdempotentError::Work(e) => e,
-            IdempotentError::Key(IdempotencyError::KeyReused) => Self {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "idempotency_key_reused",
-                message: "this Idempotency-Key was used with a different request".into(),
-            },
-            IdempotentError::Key(IdempotencyError::InProgress | IdempotencyError::ClaimLost) => Self {
-                status: StatusCode::CONFLICT,
-                code: "request_in_progress",
-                message: "a request with this Idempotency-Key is being processed; retry shortly".into(),
-            },
+            IdempotentError::Key(IdempotencyError::KeyReused) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request",
+            ),
+            IdempotentError::Key(IdempotencyError::InProgress | IdempotencyError::ClaimLost) => Self::new(
+                StatusCode::CONFLICT,
+                "request_in_progress",
+                "a request with this Idempotency-Key is being processed; retry shortly",
+            ),
             IdempotentError::Key(IdempotencyError::Store(e)) => Self::unavailable(&e),
             IdempotentError::StoredResponse(e) => Self::unavailable(&e),
         }

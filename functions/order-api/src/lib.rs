@@ -11,19 +11,20 @@
 //! | `GET /customers/{id}/orders` | a customer's orders, newest first, paginated |
 //! | `GET /products` | the catalog |
 //!
-//! Prices come from the catalog, never from the client. The actor of every command is
-//! the JWT authorizer's `sub` (in local mode: a dev principal, logged as such), and it
-//! is recorded in the events' metadata.
+//! Prices come from the catalog, never from the client. Who may do what is decided in
+//! [`access`]; the actor of every command (`customer:<id>` or `operator:<sub>`) is
+//! recorded in the events' metadata.
 
+pub mod access;
 pub mod error;
+pub mod paging;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::header::{ETAG, LOCATION};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,19 +32,24 @@ use axum::{Json, Router};
 use jiff::SignedDuration;
 use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::payment::DynamoVault;
-use orderflow_adapters::read_model::{CustomerCursor, DynamoOrderViews, decode_cursor, encode_cursor};
+use orderflow_adapters::rate_limit::{Admission, DynamoRateLimiter};
+use orderflow_adapters::read_model::{CustomerCursor, DynamoOrderViews};
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
-use orderflow_app::{Clock, CommandService, Idempotency, PaymentVault, SystemClock, fingerprint};
+use orderflow_app::{Clock, CommandService, Idempotency, PaymentVault, SystemClock, fingerprint, scoped_key};
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{
-    FulfilmentStep, Order, OrderCommand, PaymentToken, PlaceOrder, PricedLine, ShippingAddress,
+    FulfilmentStep, Order, OrderCommand, OrderError, OrderState, PaymentToken, PlaceOrder, PricedLine,
+    ShippingAddress,
 };
 use orderflow_domain::{CustomerId, IdempotencyKey, Metadata, OrderId, Quantity, Sku, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use access::HasPrincipalClaims;
+pub use access::{Action, Decision, Principal, PrincipalClaims, authorize};
 pub use error::ApiError;
+use paging::{CursorKey, DEFAULT_PAGE, MAX_PAGE, Params, cursor, limit, list};
 
 /// The largest request body accepted; larger ones get a 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -51,13 +57,15 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How long a payment token waits in the vault for the payment service.
 const TOKEN_RETENTION: SignedDuration = SignedDuration::from_hours(24);
 
-/// Where the actor of a request comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
-    /// The API Gateway JWT authorizer's `sub` claim; no principal, no service.
-    Jwt,
-    /// Local runs: the `X-Orderflow-Actor` header, or `local-dev`.
-    Local,
+/// How the API authorizes and pages: everything it needs besides its stores.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Which claim holds a customer's id.
+    pub claims: PrincipalClaims,
+    /// The key cursors are signed with.
+    pub cursors: CursorKey,
+    /// Orders per minute per principal.
+    pub placements: DynamoRateLimiter,
 }
 
 /// What the API needs.
@@ -68,7 +76,7 @@ pub struct Api {
     catalog: DynamoCatalog,
     vault: DynamoVault,
     views: DynamoOrderViews,
-    auth: AuthMode,
+    access: Access,
 }
 
 impl Api {
@@ -80,7 +88,7 @@ impl Api {
         catalog: DynamoCatalog,
         vault: DynamoVault,
         views: DynamoOrderViews,
-        auth: AuthMode,
+        access: Access,
     ) -> Self {
         Self {
             commands,
@@ -88,7 +96,7 @@ impl Api {
             catalog,
             vault,
             views,
-            auth,
+            access,
         }
     }
 
@@ -105,6 +113,15 @@ impl Api {
     }
 }
 
+impl HasPrincipalClaims for Api {
+    fn principal_claims(&self) -> &PrincipalClaims {
+        &self.access.claims
+    }
+}
+
+/// The rate-limit scope of placements in the rate-limit table.
+pub const PLACEMENT_SCOPE: &str = "place-order";
+
 /// The router, with every route of the API.
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
@@ -115,13 +132,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/orders/{id}/status", post(advance_order))
         .route("/customers/{id}/orders", get(list_customer_orders))
         .route("/products", get(list_products))
-        .fallback(|| async {
-            ApiError {
-                status: StatusCode::NOT_FOUND,
-                code: "route_not_found",
-                message: "no such route".into(),
-            }
-        })
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route") })
         .layer(axum::middleware::from_fn(timed))
         .with_state(api)
 }
@@ -132,45 +143,6 @@ async fn timed(request: Request, next: axum::middleware::Next) -> Response {
     let response = next.run(request).await;
     orderflow_adapters::metrics::handler_duration(started.elapsed());
     response
-}
-
-/// The principal behind a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor(pub String);
-
-impl FromRequestParts<Arc<Api>> for Actor {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, Self::Rejection> {
-        let from_jwt = parts
-            .extensions
-            .get::<lambda_http::request::RequestContext>()
-            .and_then(|context| match context {
-                lambda_http::request::RequestContext::ApiGatewayV2(v2) => v2
-                    .authorizer
-                    .as_ref()
-                    .and_then(|a| a.jwt.as_ref())
-                    .and_then(|jwt| jwt.claims.get("sub").cloned()),
-                _ => None,
-            });
-        match (from_jwt, api.auth) {
-            (Some(sub), _) => Ok(Self(sub)),
-            (None, AuthMode::Local) => {
-                let actor = parts
-                    .headers
-                    .get("x-orderflow-actor")
-                    .and_then(|v| v.to_str().ok())
-                    .filter(|v| !v.is_empty() && v.len() <= 128)
-                    .unwrap_or("local-dev");
-                Ok(Self(format!("local:{actor}")))
-            }
-            (None, AuthMode::Jwt) => Err(ApiError {
-                status: StatusCode::UNAUTHORIZED,
-                code: "unauthenticated",
-                message: "no authenticated principal".into(),
-            }),
-        }
-    }
 }
 
 /// A JSON body of at most [`MAX_BODY_BYTES`], with its raw bytes (for fingerprints).
@@ -186,10 +158,12 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody
     async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
         let raw = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
             .await
-            .map_err(|_| ApiError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "payload_too_large",
-                message: format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+                )
             })?;
         let value = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::invalid("malformed_request", e.to_string()))?;
@@ -201,7 +175,8 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlaceOrderRequest {
-    customer_id: String,
+    #[serde(default)]
+    customer_id: Option<String>,
     items: Vec<ItemRequest>,
     payment_token: String,
     shipping_address: serde_json::Value,
@@ -215,7 +190,7 @@ struct ItemRequest {
 
 /// The request, parsed into domain types.
 struct ValidOrder {
-    customer_id: CustomerId,
+    customer_id: Option<CustomerId>,
     items: Vec<(Sku, Quantity)>,
     token: PaymentToken,
     address: ShippingAddress,
@@ -244,7 +219,12 @@ impl PlaceOrderRequest {
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         Ok(ValidOrder {
-            customer_id: CustomerId::parse(self.customer_id).map_err(|e| invalid(&e))?,
+            customer_id: self
+                .customer_id
+                .map(|id| {
+                    CustomerId::parse(id).map_err(|e| ApiError::invalid("invalid_customer_id", e.to_string()))
+                })
+                .transpose()?,
             items,
             token: PaymentToken::parse(self.payment_token).map_err(|e| invalid(&e))?,
             address: serde_json::from_value(self.shipping_address).map_err(|e| invalid(&e))?,
@@ -258,7 +238,7 @@ struct Placed {
     order: OrderView,
 }
 
-fn request_metadata(headers: &HeaderMap, actor: &Actor) -> Metadata {
+fn request_metadata(headers: &HeaderMap, principal: &Principal) -> Metadata {
     let header = |name: &str| {
         headers
             .get(name)
@@ -270,7 +250,7 @@ fn request_metadata(headers: &HeaderMap, actor: &Actor) -> Metadata {
     Metadata {
         correlation_id: header("x-correlation-id").unwrap_or_else(|| request_id.clone()),
         causation_id: format!("request:{request_id}"),
-        actor: actor.0.clone(),
+        actor: principal.actor(),
     }
 }
 
@@ -316,7 +296,7 @@ fn order_response(status: StatusCode, view: OrderView) -> Result<Response, ApiEr
 
 async fn place_order(
     State(api): State<Arc<Api>>,
-    actor: Actor,
+    principal: Principal,
     headers: HeaderMap,
     body: JsonBody<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
@@ -335,8 +315,16 @@ async fn place_order(
         })
         .transpose()?;
     let order = body.value.parse()?;
-    let metadata = request_metadata(&headers, &actor);
-    let work = || api.place(order, metadata);
+    let customer = authorize(
+        &principal,
+        Action::PlaceOrder {
+            for_customer: order.customer_id.as_ref(),
+        },
+    )
+    .into_result()?
+    .ok_or_else(|| ApiError::invalid("missing_customer_id", "customerId: required"))?;
+    let metadata = request_metadata(&headers, &principal);
+    let work = || api.place(&principal, customer, order, metadata);
     let (placed, replayed) = match key {
         Some(key) => {
             // The same body in another key order or spacing is the same request.
@@ -346,7 +334,7 @@ async fn place_order(
             let outcome = api
                 .idempotency
                 .run(
-                    &format!("{}#{}", actor.0, key.as_str()),
+                    &scoped_key(&principal.actor(), key.as_str()),
                     &fingerprint(canonical.as_bytes()),
                     work,
                 )
@@ -365,7 +353,28 @@ async fn place_order(
 }
 
 impl Api {
-    async fn place(&self, order: ValidOrder, metadata: Metadata) -> Result<Placed, ApiError> {
+    /// Places `order` for `customer`: within the principal's rate, priced from the
+    /// catalog, decided, the token kept, the event appended. A replayed idempotent
+    /// request never gets here, so it costs no rate.
+    async fn place(
+        &self,
+        principal: &Principal,
+        customer: CustomerId,
+        order: ValidOrder,
+        metadata: Metadata,
+    ) -> Result<Placed, ApiError> {
+        let now = self.commands.clock().now();
+        if let Admission::Limited { retry_after } =
+            self.access.placements.take(&principal.actor(), now).await?
+        {
+            return Err(ApiError::too_many_requests(
+                format!(
+                    "at most {} orders a minute; retry in {retry_after} s",
+                    self.access.placements.per_minute()
+                ),
+                retry_after,
+            ));
+        }
         let mut seen = HashSet::new();
         let skus: Vec<Sku> = order
             .items
@@ -389,10 +398,9 @@ impl Api {
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         let order_id = OrderId::from_uuid(Uuid::now_v7());
-        let now = self.commands.clock().now();
         let command = OrderCommand::Place(PlaceOrder {
             order_id,
-            customer_id: order.customer_id,
+            customer_id: customer,
             lines,
             payment: order.token.masked(),
             shipping_address: order.address,
@@ -444,39 +452,21 @@ impl Api {
 /// Where an answer came from: `read-model`, or `event-store` when folded.
 const SOURCE: &str = "orderflow-source";
 
-/// The default and the largest page of a list.
-const DEFAULT_PAGE: u16 = 20;
-const MAX_PAGE: u16 = 100;
-
-/// The query string, checked by hand so every malformed parameter gets its own 400.
-type Params = Query<std::collections::HashMap<String, String>>;
-
-fn limit(params: &Params, default: u16) -> Result<u16, ApiError> {
-    params.get("limit").map_or(Ok(default), |raw| {
-        raw.parse()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| ApiError::invalid("invalid_limit", format!("limit: 1 to {MAX_PAGE}")))
-    })
-}
-
-fn cursor<T: serde::de::DeserializeOwned>(params: &Params) -> Result<Option<T>, ApiError> {
-    params
-        .get("cursor")
-        .map(|raw| {
-            decode_cursor(raw).ok_or_else(|| {
-                ApiError::invalid(
-                    "invalid_cursor",
-                    "cursor: pass back a nextCursor this list returned",
-                )
-            })
-        })
-        .transpose()
+/// The order for `principal`: an order that is not theirs is, to them, no order.
+fn owned_by(principal: &Principal, view: OrderView) -> Result<OrderView, ApiError> {
+    authorize(
+        principal,
+        Action::ReadOrder {
+            owner: &view.customer_id,
+        },
+    )
+    .into_result()?;
+    Ok(view)
 }
 
 async fn get_order(
     State(api): State<Arc<Api>>,
-    _actor: Actor,
+    principal: Principal,
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
@@ -495,14 +485,21 @@ async fn get_order(
         let at = Timestamp::parse(raw).map_err(|_| {
             ApiError::invalid("invalid_time", "at: an RFC 3339 time, e.g. 2026-11-21T09:30:00Z")
         })?;
-        (api.view_at(id, at).await?, "event-store")
+        (owned_by(&principal, api.view_at(id, at).await?)?, "event-store")
     } else if consistent {
-        (api.view(id).await?, "event-store")
+        (owned_by(&principal, api.view(id).await?)?, "event-store")
     } else {
-        match api.views.get(id).await? {
-            Some(stored) => (stored.view, "read-model"),
+        match api
+            .views
+            .get(id)
+            .await?
+            .map(|stored| owned_by(&principal, stored.view))
+        {
+            Some(Ok(view)) => (view, "read-model"),
             // Placed a moment ago, not projected yet: its creator can read it anyway.
-            None => (api.view(id).await?, "event-store"),
+            // Another's order takes the same path, so that it answers the same 404
+            // after the same reads as an order that does not exist.
+            None | Some(Err(_)) => (owned_by(&principal, api.view(id).await?)?, "event-store"),
         }
     };
     let mut response = order_response(StatusCode::OK, view)?;
@@ -512,40 +509,30 @@ async fn get_order(
     Ok(response)
 }
 
-/// A page: `{"<name>": [...], "nextCursor"?}`.
-fn list(name: &str, items: serde_json::Value, next: Option<String>) -> serde_json::Value {
-    let mut page = serde_json::Map::from_iter([(name.to_owned(), items)]);
-    if let Some(next) = next {
-        page.insert("nextCursor".into(), next.into());
-    }
-    page.into()
-}
-
+/// Where an order's audit trail continues. It names the order's owner, checked when
+/// the first page was served, so later pages are authorized without another read.
 #[derive(Debug, Serialize, Deserialize)]
 struct EventsCursor {
     #[serde(rename = "o")]
     order_id: OrderId,
+    #[serde(rename = "c")]
+    owner: CustomerId,
     #[serde(rename = "v")]
     after_version: u64,
 }
 
 async fn get_events(
     State(api): State<Arc<Api>>,
-    _actor: Actor,
+    principal: Principal,
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
     let id = order_id(&id)?;
     let limit = limit(&params, MAX_PAGE)?;
-    let after = match cursor::<EventsCursor>(&params)? {
-        Some(c) if c.order_id == id => c.after_version,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "invalid_cursor",
-                "this cursor belongs to another order",
-            ));
-        }
-        None => 0,
+    let (after, owner) = match cursor::<EventsCursor>(&api.access.cursors, &params)? {
+        Some(c) if c.order_id == id => (c.after_version, Some(c.owner)),
+        Some(_) => return Err(paging::foreign_cursor()),
+        None => (0, None),
     };
     // One more than asked: whether there is a next page, without an empty one.
     let mut events = api
@@ -553,14 +540,18 @@ async fn get_events(
         .repository()
         .history_page::<Order>(&id.to_string(), after, usize::from(limit) + 1)
         .await?;
-    if events.is_empty() && after == 0 {
-        return Err(ApiError::order_not_found());
-    }
+    let owner = match (owner, events.first().map(|e| &e.data)) {
+        (Some(owner), _) => owner,
+        (None, Some(orderflow_domain::order::OrderEvent::Placed(placed))) => placed.customer_id.clone(),
+        (None, _) => return Err(ApiError::order_not_found()),
+    };
+    authorize(&principal, Action::ReadOrder { owner: &owner }).into_result()?;
     let more = events.len() > usize::from(limit);
     events.truncate(usize::from(limit));
     let next = events.last().filter(|_| more).map(|last| {
-        encode_cursor(&EventsCursor {
+        api.access.cursors.seal(&EventsCursor {
             order_id: id,
+            owner: owner.clone(),
             after_version: last.version,
         })
     });
@@ -569,25 +560,23 @@ async fn get_events(
 
 async fn list_customer_orders(
     State(api): State<Arc<Api>>,
-    _actor: Actor,
+    principal: Principal,
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
     let customer =
         CustomerId::parse(id).map_err(|e| ApiError::invalid("invalid_customer_id", e.to_string()))?;
+    authorize(&principal, Action::ListOrders { of: &customer }).into_result()?;
     let limit = limit(&params, DEFAULT_PAGE)?;
-    let after = cursor::<CustomerCursor>(&params)?;
+    let after = cursor::<CustomerCursor>(&api.access.cursors, &params)?;
     if after
         .as_ref()
         .is_some_and(|c| c.customer_id != customer.to_string())
     {
-        return Err(ApiError::invalid(
-            "invalid_cursor",
-            "this cursor belongs to another customer",
-        ));
+        return Err(paging::foreign_cursor());
     }
     let page = api.views.by_customer(&customer, limit, after.as_ref()).await?;
-    let next = page.next.as_ref().map(encode_cursor);
+    let next = page.next.as_ref().map(|c| api.access.cursors.seal(c));
     let mut response = Json(list("orders", json!(page.orders), next)).into_response();
     response
         .headers_mut()
@@ -595,22 +584,41 @@ async fn list_customer_orders(
     Ok(response)
 }
 
-/// Runs an operator or customer command on an order and answers with the order.
+/// Runs a command on an order the principal may act on (`action` of its owner), and
+/// answers with the order. One that is not theirs is refused before anything is
+/// decided, as the same 404 as an order that does not exist.
 async fn order_command(
     api: &Api,
-    actor: &Actor,
+    principal: &Principal,
     id: OrderId,
     headers: &HeaderMap,
     command: OrderCommand,
+    action: fn(&CustomerId) -> Action<'_>,
 ) -> Result<Response, ApiError> {
     let expected = if_match(headers)?;
-    let metadata = request_metadata(headers, actor);
+    let metadata = request_metadata(headers, principal);
     let executed = api
         .commands
-        .execute::<Order>(&id.to_string(), command, &metadata, expected)
+        .execute_guarded::<Order>(
+            &id.to_string(),
+            command,
+            &metadata,
+            expected,
+            |state| match state {
+                OrderState::Placed(order)
+                    if matches!(
+                        authorize(principal, action(&order.customer_id)),
+                        Decision::Allow { .. }
+                    ) =>
+                {
+                    Ok(())
+                }
+                _ => Err(OrderError::NotPlaced),
+            },
+        )
         .await?;
     orderflow_adapters::metrics::order_events(&executed.events);
-    tracing::info!(order_id = %id, actor = %actor.0, "order command applied");
+    tracing::info!(order_id = %id, actor = %metadata.actor, "order command applied");
     order_response(StatusCode::OK, api.view(id).await?)
 }
 
@@ -621,7 +629,7 @@ struct CancelRequest {
 
 async fn cancel_order(
     State(api): State<Arc<Api>>,
-    actor: Actor,
+    principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: JsonBody<CancelRequest>,
@@ -633,10 +641,11 @@ async fn cancel_order(
     }
     order_command(
         &api,
-        &actor,
+        &principal,
         id,
         &headers,
         OrderCommand::Cancel { detail: Some(reason) },
+        |owner| Action::CancelOrder { owner },
     )
     .await
 }
@@ -648,11 +657,12 @@ struct StatusRequest {
 
 async fn advance_order(
     State(api): State<Arc<Api>>,
-    actor: Actor,
+    principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: JsonBody<StatusRequest>,
 ) -> Result<Response, ApiError> {
+    authorize(&principal, Action::Operate).into_result()?;
     let id = order_id(&id)?;
     let step = FulfilmentStep::parse(&body.value.status).ok_or_else(|| {
         ApiError::invalid(
@@ -660,10 +670,19 @@ async fn advance_order(
             "status: PREPARING, READY, OUT_FOR_DELIVERY or DELIVERED",
         )
     })?;
-    order_command(&api, &actor, id, &headers, OrderCommand::Advance(step)).await
+    order_command(
+        &api,
+        &principal,
+        id,
+        &headers,
+        OrderCommand::Advance(step),
+        |_| Action::Operate,
+    )
+    .await
 }
 
-async fn list_products(State(api): State<Arc<Api>>, _actor: Actor) -> Result<Response, ApiError> {
+async fn list_products(State(api): State<Arc<Api>>, principal: Principal) -> Result<Response, ApiError> {
+    authorize(&principal, Action::BrowseCatalog).into_result()?;
     let products: Vec<_> = api
         .catalog
         .all()
@@ -672,4 +691,100 @@ async fn list_products(State(api): State<Arc<Api>>, _actor: Actor) -> Result<Res
         .map(|p| json!({"sku": p.sku, "name": p.name, "price": p.price(), "available": p.available}))
         .collect();
     Ok(Json(json!({ "products": products })).into_response())
+}
+
+/// Why the API's access settings could not be read at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessConfigError {
+    /// A variable is missing or malformed.
+    #[error(transparent)]
+    Config(#[from] orderflow_adapters::ConfigError),
+    /// The cursor key's secret could not be read.
+    #[error("reading the cursor key secret {secret_id} failed")]
+    Secret {
+        /// The secret's id or ARN.
+        secret_id: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The secret is not a usable key.
+    #[error("the cursor key secret {secret_id}: {reason}")]
+    WeakKey {
+        /// The secret's id or ARN.
+        secret_id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl Access {
+    /// The settings from the function's variables (`CUSTOMER_ID_CLAIM`,
+    /// `RATE_LIMIT_TABLE`, `ORDERS_PER_MINUTE`), read through `variable` so that the
+    /// dev runner can hand over the template's values as Lambda gets them.
+    ///
+    /// # Errors
+    /// [`AccessConfigError::Config`] for a missing table or a malformed number.
+    pub fn from_variables(
+        variable: impl Fn(&str) -> Option<String>,
+        dynamodb: aws_sdk_dynamodb::Client,
+        cursors: CursorKey,
+    ) -> Result<Self, AccessConfigError> {
+        use orderflow_adapters::ConfigError;
+        let present = |name: &'static str| variable(name).filter(|v| !v.trim().is_empty());
+        let per_minute = match present("ORDERS_PER_MINUTE") {
+            None => DEFAULT_ORDERS_PER_MINUTE,
+            Some(raw) => {
+                raw.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "ORDERS_PER_MINUTE",
+                        reason: format!("{raw:?} is not a positive whole number"),
+                    })?
+            }
+        };
+        Ok(Self {
+            claims: PrincipalClaims {
+                customer_id_claim: present("CUSTOMER_ID_CLAIM")
+                    .unwrap_or_else(|| access::DEFAULT_CUSTOMER_ID_CLAIM.to_owned()),
+            },
+            cursors,
+            placements: DynamoRateLimiter::new(
+                dynamodb,
+                present("RATE_LIMIT_TABLE").ok_or(ConfigError::Missing("RATE_LIMIT_TABLE"))?,
+                PLACEMENT_SCOPE,
+                per_minute,
+            ),
+        })
+    }
+}
+
+/// Orders a principal may place per minute unless `ORDERS_PER_MINUTE` says otherwise.
+pub const DEFAULT_ORDERS_PER_MINUTE: u64 = 60;
+
+/// The cursor key from a Secrets Manager secret (its `SecretString`).
+///
+/// # Errors
+/// [`AccessConfigError::Secret`] when it cannot be read, [`AccessConfigError::WeakKey`]
+/// when it is too short to be a key.
+pub async fn cursor_key_from_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<CursorKey, AccessConfigError> {
+    let secret = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| AccessConfigError::Secret {
+            secret_id: secret_id.to_owned(),
+            source: Box::new(e),
+        })?;
+    let text = secret.secret_string().unwrap_or_default();
+    CursorKey::new(text.as_bytes()).map_err(|reason| AccessConfigError::WeakKey {
+        secret_id: secret_id.to_owned(),
+        reason,
+    })
 }

@@ -1,6 +1,7 @@
 //! The order API through its router, against DynamoDB Local tables created from
-//! `template.yaml`: shapes, idempotency, the principal, and every bad input answered
-//! with the right 4xx JSON error and nothing written.
+//! `template.yaml`: shapes, idempotency, the principal (from the request context API
+//! Gateway's JWT authorizer hands Lambda), rate limits, signed cursors, and every bad
+//! input answered with the right 4xx JSON error and nothing written.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
@@ -10,7 +11,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use order_api::{Api, AuthMode, router};
+use order_api::paging::CursorKey;
+use order_api::{Access, Api, router};
 use orderflow_adapters::catalog::{DynamoCatalog, Product};
 use orderflow_adapters::payment::DynamoVault;
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
@@ -20,6 +22,33 @@ use orderflow_provision::local;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+/// Who sends a request: what the JWT authorizer verified, or nobody.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Customer(&'static str),
+    Operator(&'static str),
+    Nobody,
+}
+
+/// The request context API Gateway gives Lambda for `who`'s verified token.
+fn context(who: Who) -> Option<lambda_http::request::RequestContext> {
+    let claims = match who {
+        Who::Customer(id) => json!({"sub": id, "iss": "https://issuer.example.com/", "exp": "4102444800"}),
+        Who::Operator(name) => json!({"sub": name, "scope": "openid orderflow/operator"}),
+        Who::Nobody => return None,
+    };
+    let context: aws_lambda_events::event::apigw::ApiGatewayV2httpRequestContext = serde_json::from_value(json!({
+        "routeKey": "$default", "accountId": "123", "stage": "$default", "requestId": "r-1",
+        "apiId": "api", "domainName": "x", "domainPrefix": "x", "time": "t", "timeEpoch": 0,
+        "http": {"method": "GET", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+        "authorizer": {"jwt": {"claims": claims, "scopes": null}}
+    }))
+    .unwrap();
+    Some(lambda_http::request::RequestContext::ApiGatewayV2(context))
+}
+
+const C1: Who = Who::Customer("c-1");
+
 struct App {
     router: Router,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -27,7 +56,11 @@ struct App {
     vault_table: String,
 }
 
-async fn app(auth: AuthMode) -> App {
+async fn app() -> App {
+    app_limited(60).await
+}
+
+async fn app_limited(orders_per_minute: u64) -> App {
     let dynamodb = local::dynamodb_client().await.unwrap();
     let tables = local::fresh_tables(
         &dynamodb,
@@ -38,6 +71,7 @@ async fn app(auth: AuthMode) -> App {
             "CatalogTable",
             "PaymentVaultTable",
             "OrderViewTable",
+            "RateLimitTable",
         ],
     )
     .await
@@ -71,7 +105,16 @@ async fn app(auth: AuthMode) -> App {
         catalog,
         DynamoVault::new(dynamodb.clone(), &tables["PaymentVaultTable"]),
         orderflow_adapters::read_model::DynamoOrderViews::new(dynamodb.clone(), &tables["OrderViewTable"]),
-        auth,
+        Access::from_variables(
+            |name| match name {
+                "RATE_LIMIT_TABLE" => Some(tables["RateLimitTable"].clone()),
+                "ORDERS_PER_MINUTE" => Some(orders_per_minute.to_string()),
+                _ => None,
+            },
+            dynamodb.clone(),
+            CursorKey::new(*b"a cursor key for the API tests").unwrap(),
+        )
+        .unwrap(),
     );
     App {
         router: router(Arc::new(api)),
@@ -101,16 +144,28 @@ impl App {
         }
     }
 
+    /// A request from customer c-1.
     async fn call(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: Option<String>) -> Reply {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("x-orderflow-actor", "tester");
+        self.call_as(C1, method, uri, headers, body).await
+    }
+
+    async fn call_as(
+        &self,
+        who: Who,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let body = body.map_or_else(Body::empty, Body::from);
-        self.send(request.body(body).unwrap()).await
+        let mut request = request.body(body.map_or_else(Body::empty, Body::from)).unwrap();
+        if let Some(context) = context(who) {
+            request.extensions_mut().insert(context);
+        }
+        self.send(request).await
     }
 
     async fn count(&self, table: &str) -> i32 {
@@ -141,7 +196,7 @@ fn order_body() -> Value {
 
 #[tokio::test]
 async fn placing_an_order_prices_it_from_the_catalog_and_records_the_actor() {
-    let app = app(AuthMode::Local).await;
+    let app = app().await;
     let placed = app.place(&order_body(), &[("x-correlation-id", "corr-42")]).await;
     assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
     let order = &placed.body;
@@ -175,14 +230,14 @@ async fn placing_an_order_prices_it_from_the_catalog_and_records_the_actor() {
     let events = trail.body["events"].as_array().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["eventType"], "OrderPlaced");
-    assert_eq!(events[0]["actor"], "local:tester");
+    assert_eq!(events[0]["actor"], "customer:c-1");
     assert_eq!(events[0]["correlationId"], "corr-42");
     assert_eq!(events[0]["data"]["payment"], "tok_****visa");
 }
 
 #[tokio::test]
 async fn the_same_key_and_body_replays_and_another_body_is_refused() {
-    let app = app(AuthMode::Local).await;
+    let app = app().await;
     let first = app.place(&order_body(), &[("idempotency-key", "k-1")]).await;
     assert_eq!(first.status, StatusCode::CREATED);
     // The same request again, with its keys in another order: the first response.
@@ -202,7 +257,7 @@ async fn the_same_key_and_body_replays_and_another_body_is_refused() {
 
 #[tokio::test]
 async fn bad_input_is_a_json_4xx_and_writes_nothing() {
-    let app = app(AuthMode::Local).await;
+    let app = app().await;
     let with = |path: &str, value: Value| {
         let mut body = order_body();
         let mut target = &mut body;
@@ -295,7 +350,7 @@ async fn bad_input_is_a_json_4xx_and_writes_nothing() {
             "bad customer",
             with("customerId", json!("c 1")),
             StatusCode::BAD_REQUEST,
-            "invalid_order",
+            "invalid_customer_id",
         ),
         (
             "oversized body",
@@ -319,7 +374,7 @@ async fn bad_input_is_a_json_4xx_and_writes_nothing() {
 
 #[tokio::test]
 async fn unknown_orders_invalid_transitions_and_stale_versions() {
-    let app = app(AuthMode::Local).await;
+    let app = app().await;
     let missing = app
         .call("GET", "/orders/0192f0a0-7c1e-7a3b-9c2d-1e2f3a4b5c6d", &[], None)
         .await;
@@ -344,7 +399,8 @@ async fn unknown_orders_invalid_transitions_and_stale_versions() {
         .unwrap()
         .to_owned();
     let skip = app
-        .call(
+        .call_as(
+            Who::Operator("ops-1"),
             "POST",
             &format!("/orders/{id}/status"),
             &[],
@@ -356,7 +412,8 @@ async fn unknown_orders_invalid_transitions_and_stale_versions() {
         (StatusCode::CONFLICT, Some("invalid_transition"))
     );
     let nonsense = app
-        .call(
+        .call_as(
+            Who::Operator("ops-1"),
             "POST",
             &format!("/orders/{id}/status"),
             &[],
@@ -408,7 +465,7 @@ async fn unknown_orders_invalid_transitions_and_stale_versions() {
 
 #[tokio::test]
 async fn products_list_the_catalog() {
-    let app = app(AuthMode::Local).await;
+    let app = app().await;
     let reply = app.call("GET", "/products", &[], None).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
@@ -418,43 +475,196 @@ async fn products_list_the_catalog() {
 }
 
 #[tokio::test]
-async fn outside_local_mode_the_actor_is_the_jwt_subject_and_is_required() {
-    let app = app(AuthMode::Jwt).await;
-    let anonymous = app.place(&order_body(), &[]).await;
+async fn the_principal_comes_from_the_authorizer_and_is_on_record() {
+    let app = app().await;
+    let anonymous = app
+        .call_as(
+            Who::Nobody,
+            "POST",
+            "/orders",
+            &[],
+            Some(order_body().to_string()),
+        )
+        .await;
     assert_eq!(
         (anonymous.status, anonymous.body["error"]["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
     );
-
-    let context: aws_lambda_events::event::apigw::ApiGatewayV2httpRequestContext = serde_json::from_value(json!({
-        "routeKey": "POST /orders", "accountId": "123", "stage": "$default", "requestId": "r-1",
-        "apiId": "api", "domainName": "x", "domainPrefix": "x", "time": "t", "timeEpoch": 0,
-        "http": {"method": "POST", "path": "/orders", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
-        "authorizer": {"jwt": {"claims": {"sub": "user-7"}, "scopes": null}}
-    }))
-    .unwrap();
-    let mut request = Request::builder()
-        .method("POST")
-        .uri("/orders")
-        .body(Body::from(order_body().to_string()))
-        .unwrap();
-    request
-        .extensions_mut()
-        .insert(lambda_http::request::RequestContext::ApiGatewayV2(context));
-    let placed = app.send(request).await;
+    // A customer may leave customerId out: the order is theirs.
+    let mut mine = order_body();
+    mine.as_object_mut().unwrap().remove("customerId");
+    let placed = app
+        .call_as(
+            Who::Customer("c-7"),
+            "POST",
+            "/orders",
+            &[],
+            Some(mine.to_string()),
+        )
+        .await;
     assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
-    let id = placed.body["orderId"].as_str().unwrap();
-    let mut read = Request::builder()
-        .uri(format!("/orders/{id}/events"))
-        .body(Body::empty())
-        .unwrap();
-    read.extensions_mut()
-        .insert(lambda_http::request::RequestContext::ApiGatewayV2(
-            serde_json::from_value(
-                json!({"authorizer": {"jwt": {"claims": {"sub": "user-7"}}}, "http": {"method": "GET"}}),
-            )
-            .unwrap(),
-        ));
-    let trail = app.send(read).await;
-    assert_eq!(trail.body["events"][0]["actor"], "user-7");
+    assert_eq!(placed.body["customerId"], "c-7");
+    // An operator places for the customer they name, and must name one.
+    let for_c1 = app
+        .call_as(
+            Who::Operator("ops-7"),
+            "POST",
+            "/orders",
+            &[],
+            Some(order_body().to_string()),
+        )
+        .await;
+    assert_eq!(for_c1.status, StatusCode::CREATED, "{}", for_c1.body);
+    assert_eq!(for_c1.body["customerId"], "c-1");
+    let unnamed = app
+        .call_as(
+            Who::Operator("ops-7"),
+            "POST",
+            "/orders",
+            &[],
+            Some(mine.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (unnamed.status, unnamed.body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("missing_customer_id"))
+    );
+    let id = for_c1.body["orderId"].as_str().unwrap();
+    let trail = app.call("GET", &format!("/orders/{id}/events"), &[], None).await;
+    assert_eq!(trail.body["events"][0]["actor"], "operator:ops-7");
+}
+
+#[tokio::test]
+async fn one_idempotency_key_used_by_two_customers_makes_two_orders() {
+    let app = app().await;
+    let mut body = order_body();
+    body.as_object_mut().unwrap().remove("customerId");
+    let key = [("idempotency-key", "shared-key")];
+    let first = app
+        .call_as(
+            Who::Customer("c-1"),
+            "POST",
+            "/orders",
+            &key,
+            Some(body.to_string()),
+        )
+        .await;
+    let second = app
+        .call_as(
+            Who::Customer("c-2"),
+            "POST",
+            "/orders",
+            &key,
+            Some(body.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (first.status, second.status),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_ne!(first.body["orderId"], second.body["orderId"]);
+    assert_eq!(second.body["customerId"], "c-2", "each their own");
+    assert!(second.headers.get("idempotent-replayed").is_none());
+    assert_eq!(app.count(&app.events_table).await, 2);
+}
+
+#[tokio::test]
+async fn placements_over_the_principals_rate_get_a_429_with_retry_after() {
+    let app = app_limited(3).await;
+    let key = |i: usize| format!("rate-{i}");
+    for i in 0..3 {
+        let placed = app.place(&order_body(), &[("idempotency-key", &key(i))]).await;
+        assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
+    }
+    let over = app.place(&order_body(), &[("idempotency-key", &key(3))]).await;
+    assert_eq!(
+        (over.status, over.body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_requests"))
+    );
+    let retry_after: u64 = over.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // A replay of an earlier request costs nothing and still answers.
+    let replay = app.place(&order_body(), &[("idempotency-key", &key(0))]).await;
+    assert_eq!(replay.status, StatusCode::CREATED);
+    // The limit is per principal: another customer is not held back.
+    let other = app
+        .call_as(
+            Who::Customer("c-2"),
+            "POST",
+            "/orders",
+            &[],
+            Some({
+                let mut b = order_body();
+                b["customerId"] = json!("c-2");
+                b.to_string()
+            }),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
+    assert_eq!(
+        app.count(&app.events_table).await,
+        4,
+        "the refused order was not placed"
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_or_made_up_cursor_is_a_400() {
+    let app = app().await;
+    for i in 0..3 {
+        let placed = app
+            .place(&order_body(), &[("idempotency-key", &format!("p-{i}"))])
+            .await;
+        assert_eq!(placed.status, StatusCode::CREATED);
+    }
+    let id = app.place(&order_body(), &[]).await.body["orderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.call(
+        "POST",
+        &format!("/orders/{id}/cancel"),
+        &[],
+        Some(json!({"reason": "x"}).to_string()),
+    )
+    .await;
+    let page = app
+        .call("GET", &format!("/orders/{id}/events?limit=1"), &[], None)
+        .await;
+    let cursor = page.body["nextCursor"].as_str().unwrap().to_owned();
+    let next = app
+        .call(
+            "GET",
+            &format!("/orders/{id}/events?limit=1&cursor={cursor}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(next.status, StatusCode::OK, "{}", next.body);
+    assert_eq!(next.body["events"][0]["version"], 2);
+    // A cursor made up from a plausible position, unsigned: what a client could forge.
+    let (position, _) = cursor.split_once('.').unwrap();
+    let forged = [
+        position.to_owned(),
+        format!("{position}.AAAA"),
+        format!(
+            "{}.{}",
+            position.replace('A', "B"),
+            cursor.split_once('.').unwrap().1
+        ),
+        "%00%ff".to_owned(),
+    ];
+    for bad in forged {
+        for uri in [
+            format!("/orders/{id}/events?cursor={bad}"),
+            format!("/customers/c-1/orders?cursor={bad}"),
+        ] {
+            let reply = app.call("GET", &uri, &[], None).await;
+            assert_eq!(
+                (reply.status, reply.body["error"]["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_cursor")),
+                "{uri}"
+            );
+        }
+    }
 }

@@ -10,12 +10,16 @@
 //! lost. So the tombstone is never laid on the record alone: the provider first
 //! cancels the order's key, refunding such a capture (which is then recorded and
 //! refunded here) and refusing any capture that comes after.
+//!
+//! The amount captured is the order's total as the event store records it, read from
+//! the order's own stream: never the figure a bus message carries, which anyone able
+//! to put a message on the queue could have written.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::sqs::{Failure, FailureLog, decode_message, process_batch};
 use orderflow_app::{CaptureOutcome, Clock, CommandService, PaymentGateway, PaymentVault, Repository};
-use orderflow_domain::order::OrderEvent;
+use orderflow_domain::order::{Order, OrderEvent};
 use orderflow_domain::payment::{
     Payment, PaymentCaptured, PaymentCommand, PaymentDeclined, PaymentRefunded, Step, Trigger, next_step,
 };
@@ -89,9 +93,9 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
             order_id = %order_id,
             event_type = envelope.event_type()
         );
-        let (trigger, amount) = match &envelope.data {
-            OrderEvent::Placed(placed) => (Trigger::Placed, Some(placed.total)),
-            OrderEvent::Cancelled(_) => (Trigger::Cancelled, None),
+        let trigger = match &envelope.data {
+            OrderEvent::Placed(_) => Trigger::Placed,
+            OrderEvent::Cancelled(_) => Trigger::Cancelled,
             other => {
                 return Err(Failure::Poison(format!(
                     "payment does not handle {}",
@@ -99,20 +103,18 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
                 )));
             }
         };
-        self.settle(order_id, trigger, amount, &metadata)
-            .instrument(span)
-            .await
+        self.settle(order_id, trigger, &metadata).instrument(span).await
     }
 
     /// Takes every step `trigger` calls for until none is left.
     ///
     /// # Errors
-    /// [`Failure::Retry`] when the provider or the store is unavailable.
+    /// [`Failure::Retry`] when the provider or the store is unavailable;
+    /// [`Failure::Poison`] for a capture of an order the store does not hold.
     pub async fn settle(
         &self,
         order_id: OrderId,
         trigger: Trigger,
-        amount: Option<Money>,
         metadata: &Metadata,
     ) -> Result<(), Failure> {
         let id = order_id.to_string();
@@ -126,8 +128,7 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
             let command = match next_step(&loaded.state, trigger) {
                 Step::Done => return Ok(()),
                 Step::Capture => {
-                    let amount =
-                        amount.ok_or_else(|| Failure::Poison("a capture needs the order's total".into()))?;
+                    let amount = self.order_total(order_id).await?;
                     self.capture(order_id, amount).await?
                 }
                 Step::Refund(capture) => {
@@ -180,6 +181,21 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
         Err(Failure::Poison(format!(
             "payment of {order_id} did not settle in {MAX_STEPS} steps"
         )))
+    }
+
+    /// The order's total, from its stream in the event store.
+    async fn order_total(&self, order_id: OrderId) -> Result<Money, Failure> {
+        let order = self
+            .commands
+            .repository()
+            .load::<Order>(&order_id.to_string())
+            .await
+            .map_err(orderflow_app::CommandError::<orderflow_domain::payment::PaymentError>::Load)?;
+        order.state.placed().map(|placed| placed.total).ok_or_else(|| {
+            Failure::Poison(format!(
+                "{order_id} is not in the event store; nothing to capture"
+            ))
+        })
     }
 
     async fn capture(&self, order_id: OrderId, amount: Money) -> Result<PaymentCommand, Failure> {

@@ -1,4 +1,7 @@
 //! Lambda entry point of the pending-order timeout (an EventBridge schedule).
+// The handler's future nests the command service's guarded execution inside the
+// runtime's; computing its layout needs more than the default depth.
+#![recursion_limit = "256"]
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use jiff::SignedDuration;

@@ -5,8 +5,11 @@
 //!    (harmless when they exist).
 //! 2. Seeds the catalog from `infra/local/catalog.json` (only SKUs that are missing, so
 //!    a restart never resets stock) and prints it.
-//! 3. Serves the order API on `--listen` through the same axum router as Lambda, with
-//!    the local authorizer (the actor from `X-Orderflow-Actor`, or `local-dev`).
+//! 3. Serves the order API on `--listen` through the same axum router as Lambda,
+//!    behind the local JWT authorizer ([`crate::authorizer`]): the stack's own signing
+//!    key (made once under the state directory), the template's route scopes and
+//!    throttles. `orderflow token` mints tokens with that key. Only loopback addresses
+//!    unless `--allow-remote`.
 //! 4. Runs the event source mappings: the event store's stream into the relay, each
 //!    function's queue into its handler (in-process, or `cargo lambda watch`).
 //!
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use order_api::{Api, AuthMode};
+use order_api::{Access, Api};
 use orderflow_adapters::DynamoIdempotencyStore;
 use orderflow_adapters::catalog::{DynamoCatalog, Product};
 use orderflow_adapters::payment::DynamoVault;
@@ -28,7 +31,9 @@ use orderflow_app::{CommandService, Repository, SystemClock};
 use orderflow_provision::local::{self, Stack};
 use orderflow_provision::{Template, local::provision_stack};
 
+use crate::authorizer::{self, LocalAuthorizer, LocalKeys};
 use crate::runner::{Invoke, Options, Runner};
+use order_api::paging::CursorKey;
 
 /// Options of `orderflow dev`.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,9 +44,13 @@ pub struct DevArgs {
     /// Prefix of every local resource name.
     #[arg(long, env = "ORDERFLOW_PREFIX", default_value = "orderflow")]
     pub prefix: String,
-    /// Where the order API listens.
+    /// Where the order API listens (loopback only, unless `--allow-remote`).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
+    /// Serve the API on a non-loopback `--listen` address: the local stack, its test
+    /// catalog and its tokens reachable from other machines. Say so only when meant.
+    #[arg(long)]
+    pub allow_remote: bool,
     /// The products to seed.
     #[arg(long, default_value = "infra/local/catalog.json")]
     pub catalog: PathBuf,
@@ -129,12 +138,33 @@ fn print_stack(stack: &Stack, products: &[Product], args: &DevArgs) -> std::io::
     Ok(())
 }
 
-fn api(stack: &Stack, dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<Api> {
+/// The order API of the local stack as API Gateway and Lambda serve it: the router,
+/// configured from the template's function environment, behind the local JWT
+/// authorizer with the template's routes, scopes and throttles.
+///
+/// # Errors
+/// When the template lacks a table or a route setting, or the key cannot be read.
+pub fn api_router(
+    stack: &Stack,
+    template: &Template,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    keys: LocalKeys,
+) -> anyhow::Result<axum::Router> {
     let table = |id: &str| crate::runner::table(stack, id);
     let store = crate::runner::event_store(stack, dynamodb)?;
-    Ok(Api::new(
+    let environment = template.function_environment(&stack.prefix)?;
+    let snapshot_every = environment
+        .get("SNAPSHOT_EVERY")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50);
+    let access = Access::from_variables(
+        |name| environment.get(name).cloned(),
+        dynamodb.clone(),
+        CursorKey::new(keys.cursor_key()).map_err(anyhow::Error::msg)?,
+    )?;
+    let api = Api::new(
         CommandService::new(
-            Repository::new(store, 50),
+            Repository::new(store, snapshot_every),
             SystemClock,
             orderflow_app::command::DEFAULT_MAX_ATTEMPTS,
         ),
@@ -145,8 +175,36 @@ fn api(stack: &Stack, dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<Api
         DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")?),
         DynamoVault::new(dynamodb.clone(), table("PaymentVaultTable")?),
         crate::runner::order_views(stack, dynamodb)?,
-        AuthMode::Local,
+        access,
+    );
+    let authorizer = LocalAuthorizer::new(keys, template.http_routes(HTTP_API)?);
+    Ok(authorizer::protect(
+        order_api::router(Arc::new(api)),
+        Arc::new(authorizer),
     ))
+}
+
+/// The HTTP API of the template.
+pub const HTTP_API: &str = "OrderHttpApi";
+
+/// The stack's signing keys, made on first use with the template's audience and
+/// customer id claim.
+///
+/// # Errors
+/// When the key file cannot be read or written.
+pub fn local_keys(
+    template: &Template,
+    state_dir: &std::path::Path,
+    prefix: &str,
+) -> anyhow::Result<LocalKeys> {
+    LocalKeys::load_or_create(
+        state_dir,
+        prefix,
+        &template.parameter("JwtAudience").unwrap_or_default(),
+        &template
+            .parameter("CustomerIdClaim")
+            .unwrap_or_else(|| order_api::access::DEFAULT_CUSTOMER_ID_CLAIM.to_owned()),
+    )
 }
 
 /// Writes the environment the functions get in AWS, resolved to the local stack, plus
@@ -177,6 +235,12 @@ fn write_function_env(template: &Template, args: &DevArgs) -> anyhow::Result<Pat
 /// # Errors
 /// When provisioning fails, the port is taken, or the template is unreadable.
 pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.listen.ip().is_loopback() || args.allow_remote,
+        "--listen {} is reachable from other machines; the local stack trusts its own test tokens and catalog. \
+         Use a loopback address (127.0.0.1), or add --allow-remote if that is really meant",
+        args.listen
+    );
     let template = Template::load(&args.template)
         .with_context(|| format!("reading {}", args.template.display()))?
         .with_parameters(args.parameter_overrides.iter().map(String::as_str))?;
@@ -197,13 +261,11 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
     }
 
     let dynamodb = local::dynamodb_client().await?;
-    let router = order_api::router(Arc::new(api(&stack, &dynamodb)?));
+    let keys = local_keys(&template, &args.state_dir, &args.prefix)?;
+    let router = api_router(&stack, &template, &dynamodb, keys)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    tracing::warn!(
-        "local authorizer: the actor is the X-Orderflow-Actor header or local-dev; no JWT is checked"
-    );
     std::fs::create_dir_all(&args.state_dir)?;
     let options = Options {
         failed_visibility: None,
@@ -225,10 +287,17 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
     let runner = Runner::new(stack, &template, options).await?;
     {
         let mut out = std::io::stdout().lock();
+        let prefix = if args.prefix == "orderflow" {
+            String::new()
+        } else {
+            format!(" --prefix {}", args.prefix)
+        };
         writeln!(
             out,
-            "\norder API: http://{}  (try: curl http://{}/products)",
-            args.listen, args.listen
+            "\norder API: http://{listen}  (every route needs a token from the local issuer)\n  \
+             TOKEN=$(cargo run -q -p orderflow-cli -- token{prefix} --customer c-1)\n  \
+             curl -H \"Authorization: Bearer $TOKEN\" http://{listen}/products",
+            listen = args.listen,
         )?;
         writeln!(
             out,

@@ -1,6 +1,7 @@
 //! The library behind the `orderflow` CLI, callable in-process by the system tests.
 //!
 //! - [`dev`]: `orderflow dev`, the whole system on a laptop.
+//! - [`authorizer`]: API Gateway's JWT authorizer, locally; [`token`]: `orderflow token`.
 //! - [`runner`]: Lambda's event source mappings, locally: the event store's stream
 //!   into the relay, each function's SQS queue into its handler.
 //! - [`dlq`]: `orderflow dlq list | show | redrive`.
@@ -9,6 +10,7 @@
 //! - [`target`]: where those commands act: a deployed stack (`--stack`) or a local one.
 //! - [`rebuild`]: `orderflow rebuild`, the order read model rebuilt from the store.
 
+pub mod authorizer;
 pub mod check;
 pub mod dev;
 pub mod dlq;
@@ -16,6 +18,7 @@ pub mod rebuild;
 pub mod replay;
 pub mod runner;
 pub mod target;
+pub mod token;
 
 /// Logs for the CLI: JSON lines (with each handler's correlation id) or, with
 /// `pretty`, human-readable ones. `RUST_LOG` filters (default: info for orderflow's

@@ -1,7 +1,7 @@
 //! `orderflow`: the operator's command line.
 
 use clap::{Parser, Subcommand};
-use orderflow_cli::{check, dev, dlq, rebuild, replay};
+use orderflow_cli::{check, dev, dlq, rebuild, replay, token};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
@@ -28,6 +28,8 @@ enum Command {
     /// Replay stored events (bounded, rate-limited, recorded) to the replay bus, a read
     /// model, or (explicitly) the live bus.
     Replay(replay::ReplayArgs),
+    /// Print a token for the local stack: `--customer <id>` or `--operator <name>`.
+    Token(token::TokenArgs),
 }
 
 #[tokio::main]
@@ -42,6 +44,10 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     match cli.command {
+        Command::Token(args) => {
+            drop(shutdown);
+            token::run(&args)
+        }
         Command::Dev(args) => dev::run(args, shutdown).await,
         Command::Replay(args) => {
             let replayed = replay::run(&args, shutdown).await?;

@@ -10,6 +10,7 @@ pub mod event_store;
 pub mod idempotency;
 pub mod metrics;
 pub mod payment;
+pub mod rate_limit;
 pub mod read_model;
 pub mod sqs;
 pub mod telemetry;

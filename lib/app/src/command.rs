@@ -327,11 +327,32 @@ impl<S: EventStore, C: Clock> CommandService<S, C> {
         metadata: &Metadata,
         expected_version: Option<u64>,
     ) -> Result<Executed<A>, CommandError<A::Error>> {
+        self.execute_guarded(aggregate_id, command, metadata, expected_version, |_| Ok(()))
+            .await
+    }
+
+    /// [`execute`](Self::execute), but only where `guard` accepts the loaded state
+    /// (say, the caller owns the aggregate). The guard runs on every attempt, before
+    /// `If-Match` is compared and before anything is decided, so a refused caller
+    /// learns nothing about the aggregate beyond the guard's error.
+    ///
+    /// # Errors
+    /// The guard's error as [`CommandError::Domain`]; otherwise as
+    /// [`execute`](Self::execute).
+    pub async fn execute_guarded<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &Metadata,
+        expected_version: Option<u64>,
+        guard: impl Fn(&A::State) -> Result<(), A::Error>,
+    ) -> Result<Executed<A>, CommandError<A::Error>> {
         let stream = StreamId::new(A::TYPE, aggregate_id);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let loaded = self.repository.load::<A>(aggregate_id).await?;
+            guard(&loaded.state).map_err(CommandError::Domain)?;
             if let Some(expected) = expected_version
                 && expected != loaded.version
             {

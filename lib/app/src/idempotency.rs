@@ -20,6 +20,15 @@ pub fn fingerprint(request: &[u8]) -> String {
     hex::encode(Sha256::digest(request))
 }
 
+/// The record key of a client's `key` within `scope` (the principal that sent it).
+///
+/// The scope is length-prefixed, so no two (scope, key) pairs map to one record
+/// however they are spelled: `("a:b", "c")` and `("a", "b:c")` stay apart.
+#[must_use]
+pub fn scoped_key(scope: &str, key: &str) -> String {
+    format!("{}:{scope}:{key}", scope.len())
+}
+
 /// Why an idempotent run did not produce a response.
 #[derive(Debug, thiserror::Error)]
 pub enum IdempotentError<E: std::error::Error + 'static> {
@@ -115,5 +124,28 @@ impl<S: IdempotencyStore, C: Clock> Idempotency<S, C> {
                 Err(IdempotentError::Work(error))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scoped_key;
+
+    #[test]
+    fn scoped_keys_of_different_principals_never_collide() {
+        // Each pair would meet under a plain "scope#key" or "scope:key" join.
+        let pairs = [
+            (("customer:a#b", "c"), ("customer:a", "b#c")),
+            (("customer:a:b", "c"), ("customer:a", "b:c")),
+            (("1:x", "y"), ("1", "x:y")),
+        ];
+        for (one, two) in pairs {
+            assert_ne!(
+                scoped_key(one.0, one.1),
+                scoped_key(two.0, two.1),
+                "{one:?} {two:?}"
+            );
+        }
+        assert_eq!(scoped_key("customer:c-1", "k"), scoped_key("customer:c-1", "k"));
     }
 }

@@ -13,7 +13,7 @@ pub mod idempotency;
 pub mod ports;
 
 pub use command::{CommandError, CommandService, Executed, LoadError, Loaded, Repository};
-pub use idempotency::{Idempotency, IdempotentError, Outcome, fingerprint};
+pub use idempotency::{Idempotency, IdempotentError, Outcome, fingerprint, scoped_key};
 pub use ports::{
     AppendError, BoxError, CaptureOutcome, Claim, Clock, EventPublisher, EventRecord, EventStore,
     GatewayError, IdempotencyError, IdempotencyStore, KeyRecord, KeyStatus, MAX_EVENTS_PER_APPEND,

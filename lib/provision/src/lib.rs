@@ -113,6 +113,54 @@ struct Document {
     conditions: BTreeMap<String, Value>,
 }
 
+/// An HTTP API route, as the template declares it on a function's `HttpApi` event and
+/// the API's route settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The path, with `{name}` parameters.
+    pub path: String,
+    /// The OAuth scopes the JWT authorizer requires (`AuthorizationScopes`).
+    pub scopes: Vec<String>,
+    /// The route's throttle: its `RouteSettings` (on the event, or the API's for its
+    /// route key), else the API's `DefaultRouteSettings`.
+    pub throttle: Option<Throttle>,
+}
+
+/// A token bucket: `burst` requests at once, refilled at `rate` a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    /// `ThrottlingBurstLimit`.
+    pub burst: u64,
+    /// `ThrottlingRateLimit`, whole requests per second.
+    pub rate: u64,
+}
+
+impl HttpRoute {
+    /// The route key, as API Gateway writes it: `POST /orders`.
+    #[must_use]
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    /// Whether `method` and `path` are this route (`{name}` matches one segment).
+    #[must_use]
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        let mut ours = self.path.trim_matches('/').split('/');
+        let mut theirs = path.trim_matches('/').split('/');
+        self.method.eq_ignore_ascii_case(method)
+            && loop {
+                match (ours.next(), theirs.next()) {
+                    (None, None) => break true,
+                    (Some(p), Some(s)) if p.starts_with('{') && p.ends_with('}') && !s.is_empty() => {}
+                    (Some(p), Some(s)) if p == s => {}
+                    _ => break false,
+                }
+            }
+    }
+}
+
 /// A DynamoDB table as the template declares it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -413,6 +461,101 @@ impl Template {
             }
         }
         Ok(mappings)
+    }
+
+    /// Every route of the HTTP API `api` (its functions' `HttpApi` events), with the
+    /// scopes each requires and its throttle, parameters resolved.
+    ///
+    /// # Errors
+    /// [`ProvisionError::NoSuchResource`] when there is no such API,
+    /// [`ProvisionError::Unsupported`] for a route without a path or method, or a
+    /// throttle that is not a whole number.
+    pub fn http_routes(&self, api: &str) -> Result<Vec<HttpRoute>, ProvisionError> {
+        let properties = self
+            .resources
+            .get(api)
+            .filter(|r| r.kind == "AWS::Serverless::HttpApi")
+            .map(|r| &r.properties)
+            .ok_or_else(|| ProvisionError::NoSuchResource {
+                kind: "AWS::Serverless::HttpApi",
+                logical_id: api.to_owned(),
+            })?;
+        let throttle = |settings: Option<&Value>| -> Result<Option<Throttle>, ProvisionError> {
+            let Some(settings) = settings else {
+                return Ok(None);
+            };
+            let number = |name: &str| -> Result<Option<u64>, ProvisionError> {
+                settings
+                    .get(name)
+                    .map(|v| {
+                        let text = self.resolve("", name, v)?;
+                        text.parse::<u64>().map_err(|_| ProvisionError::Unsupported {
+                            logical_id: api.to_owned(),
+                            property: format!("{name} = {text} (whole numbers only)"),
+                        })
+                    })
+                    .transpose()
+            };
+            Ok(
+                match (number("ThrottlingBurstLimit")?, number("ThrottlingRateLimit")?) {
+                    (Some(burst), Some(rate)) => Some(Throttle { burst, rate }),
+                    _ => None,
+                },
+            )
+        };
+        let default = throttle(properties.get("DefaultRouteSettings"))?;
+        let mut routes = Vec::new();
+        for (logical_id, resource) in &self.resources {
+            if resource.kind != "AWS::Serverless::Function" {
+                continue;
+            }
+            let Some(events) = resource.properties.get("Events").and_then(Value::as_mapping) else {
+                continue;
+            };
+            for event in events.values() {
+                let event_properties = event.get("Properties").unwrap_or(&Value::Null);
+                if event.get("Type").and_then(Value::as_str) != Some("HttpApi")
+                    || event_properties
+                        .get("ApiId")
+                        .and_then(messaging::referenced)
+                        .as_deref()
+                        != Some(api)
+                {
+                    continue;
+                }
+                let text = |name: &str| {
+                    event_properties
+                        .get(name)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or_else(|| ProvisionError::Unsupported {
+                            logical_id: logical_id.clone(),
+                            property: format!("Events.*.Properties.{name}"),
+                        })
+                };
+                let (method, path) = (text("Method")?.to_ascii_uppercase(), text("Path")?);
+                let scopes = event_properties
+                    .get("Auth")
+                    .and_then(|a| a.get("AuthorizationScopes"))
+                    .and_then(Value::as_sequence)
+                    .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                    .unwrap_or_default();
+                let key = format!("{method} {path}");
+                // The event's own RouteSettings, else the API's for this route key.
+                let own = throttle(
+                    event_properties
+                        .get("RouteSettings")
+                        .or_else(|| properties.get("RouteSettings").and_then(|r| r.get(key.as_str()))),
+                )?;
+                routes.push(HttpRoute {
+                    method,
+                    path,
+                    scopes,
+                    throttle: own.or(default),
+                });
+            }
+        }
+        Ok(routes)
     }
 
     /// The environment every function gets (`Globals` and each function's own

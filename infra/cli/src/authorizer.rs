@@ -1,0 +1,644 @@
+//! API Gateway's JWT authorizer, played locally by `orderflow dev`.
+//!
+//! The local stack has its own signing key (RS256, made once and kept in
+//! `<state-dir>/<prefix>-auth.json`, readable by its owner only), and `orderflow token`
+//! mints tokens with it. On every request to a route of the template's HTTP API, the
+//! authorizer does what API Gateway does before Lambda runs:
+//! - the route's throttle (`DefaultRouteSettings` / `RouteSettings`): over it, a 429;
+//! - `Authorization: Bearer <jwt>`: signature, `iss`, `aud`, `exp` (and `nbf`);
+//!   missing or invalid, a 401;
+//! - the route's `AuthorizationScopes`: the token's `scope` must hold one; if not, a
+//!   403;
+//! - then the claims reach the router in the request context API Gateway gives Lambda
+//!   (`requestContext.authorizer.jwt.claims` and `.scopes`), so the code that reads the
+//!   principal is the code that runs in AWS.
+//!
+//! Requests to paths that are no route of the API go to the router unauthenticated,
+//! as API Gateway answers them with a 404 of its own.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use order_api::ApiError;
+use order_api::access::OPERATOR_SCOPE;
+use orderflow_provision::HttpRoute;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The issuer of local tokens.
+pub const LOCAL_ISSUER: &str = "https://orderflow.local/";
+
+/// The key file of a local stack.
+#[must_use]
+pub fn key_path(state_dir: &Path, prefix: &str) -> PathBuf {
+    state_dir.join(format!("{prefix}-auth.json"))
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyFile {
+    kid: String,
+    issuer: String,
+    audience: String,
+    customer_id_claim: String,
+    /// PKCS#8, DER, base64.
+    private_key: String,
+    /// The cursor signing key, base64.
+    cursor_key: String,
+}
+
+/// Who a token is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A customer, by customer id.
+    Customer(String),
+    /// An operator, by name.
+    Operator(String),
+}
+
+/// Why a request was not let through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No `Authorization: Bearer` header.
+    #[error("no bearer token: send Authorization: Bearer <token> (mint one with `orderflow token`)")]
+    MissingToken,
+    /// The token is not one this stack issued, or no longer valid.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// A valid token without the scope the route needs.
+    #[error("this route needs the {0} scope")]
+    MissingScope(String),
+    /// Over the route's throttle.
+    #[error("too many requests on this route; retry in a second")]
+    Throttled,
+}
+
+impl Refusal {
+    fn into_error(self) -> ApiError {
+        let message = self.to_string();
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+            }
+            Self::MissingScope(_) => order_api::access::forbidden(&message),
+            Self::Throttled => ApiError::too_many_requests(message, 1),
+        }
+    }
+}
+
+/// The local stack's keys.
+#[derive(Clone)]
+pub struct LocalKeys {
+    kid: String,
+    issuer: String,
+    audience: String,
+    customer_id_claim: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    cursor_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for LocalKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalKeys")
+            .field("kid", &self.kid)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl LocalKeys {
+    /// The keys of the stack whose state is in `state_dir`, made on first use; the
+    /// audience and the customer id claim are brought up to date with the template's.
+    ///
+    /// # Errors
+    /// When the file cannot be read, written, or parsed.
+    pub fn load_or_create(
+        state_dir: &Path,
+        prefix: &str,
+        audience: &str,
+        customer_id_claim: &str,
+    ) -> anyhow::Result<Self> {
+        let path = key_path(state_dir, prefix);
+        let mut file = if path.exists() {
+            read_key_file(&path)?
+        } else {
+            let pair = KeyPair::generate(KeySize::Rsa2048)
+                .map_err(|_| anyhow::anyhow!("generating an RSA key failed"))?;
+            let der = pair
+                .as_der()
+                .map_err(|_| anyhow::anyhow!("encoding the RSA key failed"))?;
+            let mut cursor_key = [0_u8; 32];
+            aws_lc_rs::rand::fill(&mut cursor_key).map_err(|_| anyhow::anyhow!("no randomness"))?;
+            KeyFile {
+                kid: format!("local-{}", uuid::Uuid::now_v7().simple()),
+                issuer: LOCAL_ISSUER.to_owned(),
+                audience: String::new(),
+                customer_id_claim: String::new(),
+                private_key: STANDARD.encode(der.as_ref()),
+                cursor_key: STANDARD.encode(cursor_key),
+            }
+        };
+        if file.audience != audience || file.customer_id_claim != customer_id_claim {
+            audience.clone_into(&mut file.audience);
+            customer_id_claim.clone_into(&mut file.customer_id_claim);
+            write_key_file(&path, &file)?;
+        }
+        Self::from_file(file)
+    }
+
+    /// The keys `orderflow dev` made for this stack.
+    ///
+    /// # Errors
+    /// When there are none yet (start `make dev` first) or the file is unreadable.
+    pub fn load(state_dir: &Path, prefix: &str) -> anyhow::Result<Self> {
+        let path = key_path(state_dir, prefix);
+        anyhow::ensure!(
+            path.exists(),
+            "no signing key for the local stack {prefix:?} at {}: start it first (`make dev`, or `orderflow dev --prefix {prefix}`), from the project root",
+            path.display()
+        );
+        Self::from_file(read_key_file(&path)?)
+    }
+
+    fn from_file(file: KeyFile) -> anyhow::Result<Self> {
+        let der = STANDARD
+            .decode(&file.private_key)
+            .context("the private key is not base64")?;
+        let pair =
+            KeyPair::from_pkcs8(&der).map_err(|e| anyhow::anyhow!("the private key is unusable: {e}"))?;
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            STANDARD.encode(&der)
+        );
+        let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).context("loading the signing key")?;
+        let public = aws_lc_rs::signature::KeyPair::public_key(&pair);
+        let decoding = DecodingKey::from_rsa_raw_components(
+            public.modulus().big_endian_without_leading_zero(),
+            public.exponent().big_endian_without_leading_zero(),
+        );
+        Ok(Self {
+            kid: file.kid,
+            issuer: file.issuer,
+            audience: file.audience,
+            customer_id_claim: file.customer_id_claim,
+            encoding,
+            decoding,
+            cursor_key: STANDARD
+                .decode(&file.cursor_key)
+                .context("the cursor key is not base64")?,
+        })
+    }
+
+    /// The key the local API signs its cursors with.
+    #[must_use]
+    pub fn cursor_key(&self) -> &[u8] {
+        &self.cursor_key
+    }
+
+    /// The claims of a token for `subject`, valid for `ttl`.
+    #[must_use]
+    pub fn claims(&self, subject: &Subject, ttl: Duration) -> Value {
+        let now = now_seconds();
+        let mut claims = json!({
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            "jti": uuid::Uuid::now_v7().to_string(),
+            "token_use": "access",
+        });
+        match subject {
+            Subject::Customer(id) => {
+                claims["sub"] = json!(id);
+                if !self.customer_id_claim.is_empty() {
+                    claims[self.customer_id_claim.as_str()] = json!(id);
+                }
+            }
+            Subject::Operator(name) => {
+                claims["sub"] = json!(name);
+                claims["scope"] = json!(OPERATOR_SCOPE);
+            }
+        }
+        claims
+    }
+
+    /// A signed token for `subject`, valid for `ttl`.
+    ///
+    /// # Errors
+    /// When signing fails.
+    pub fn mint(&self, subject: &Subject, ttl: Duration) -> anyhow::Result<String> {
+        self.sign(&self.claims(subject, ttl))
+    }
+
+    /// Signs any claims with this stack's key (tests use it for tokens that must fail).
+    ///
+    /// # Errors
+    /// When signing fails.
+    pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).context("signing a token")
+    }
+
+    /// Verifies `token` as API Gateway's JWT authorizer would for a route that needs
+    /// one of `scopes` (none: any valid token): its claims, as API Gateway hands them
+    /// to Lambda (every value a string), and its scopes.
+    ///
+    /// # Errors
+    /// [`Refusal::InvalidToken`], [`Refusal::MissingScope`].
+    pub fn verify(
+        &self,
+        token: &str,
+        scopes: &[String],
+    ) -> Result<(HashMap<String, String>, Vec<String>), Refusal> {
+        let invalid = |why: &str| Refusal::InvalidToken(why.to_owned());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("not a JWT"))?;
+        if header.alg != Algorithm::RS256 || header.kid.as_deref() != Some(self.kid.as_str()) {
+            return Err(invalid("not signed by this stack's key"));
+        }
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.validate_nbf = true;
+        validation.leeway = 5;
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &self.decoding, &validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                invalid(match e.kind() {
+                    ErrorKind::ExpiredSignature => "expired",
+                    ErrorKind::ImmatureSignature => "not valid yet",
+                    ErrorKind::InvalidIssuer => "wrong issuer",
+                    ErrorKind::InvalidAudience => "wrong audience",
+                    ErrorKind::InvalidSignature => "bad signature",
+                    ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+                    _ => "malformed",
+                })
+            })?;
+        let granted: Vec<String> = data
+            .claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if let Some(first) = scopes.first()
+            && !scopes.iter().any(|s| granted.contains(s))
+        {
+            return Err(Refusal::MissingScope(first.clone()));
+        }
+        let claims = data
+            .claims
+            .into_iter()
+            .map(|(name, value)| {
+                let text = match value {
+                    Value::String(s) => s,
+                    // API Gateway flattens lists as "[a b]".
+                    Value::Array(items) => format!(
+                        "[{}]",
+                        items
+                            .iter()
+                            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                    other => other.to_string(),
+                };
+                (name, text)
+            })
+            .collect();
+        Ok((claims, granted))
+    }
+}
+
+fn read_key_file(path: &Path) -> anyhow::Result<KeyFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn write_key_file(path: &Path, file: &KeyFile) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = serde_json::to_string_pretty(file)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A token bucket, in thousandths of a request.
+#[derive(Debug)]
+struct Bucket {
+    milli_tokens: u64,
+    at: Instant,
+}
+
+/// The authorizer: the stack's keys and the template's routes.
+#[derive(Debug)]
+pub struct LocalAuthorizer {
+    keys: LocalKeys,
+    routes: Vec<HttpRoute>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl LocalAuthorizer {
+    /// An authorizer for `routes` with `keys`.
+    #[must_use]
+    pub fn new(keys: LocalKeys, routes: Vec<HttpRoute>) -> Self {
+        Self {
+            keys,
+            routes,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request from the route's bucket.
+    fn admit(&self, route: &HttpRoute) -> bool {
+        let Some(throttle) = route.throttle else {
+            return true;
+        };
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let full = throttle.burst.saturating_mul(1000);
+        let bucket = buckets.entry(route.key()).or_insert(Bucket {
+            milli_tokens: full,
+            at: now,
+        });
+        let elapsed_ms = u64::try_from(now.duration_since(bucket.at).as_millis()).unwrap_or(u64::MAX);
+        bucket.milli_tokens = bucket
+            .milli_tokens
+            .saturating_add(elapsed_ms.saturating_mul(throttle.rate))
+            .min(full);
+        bucket.at = now;
+        if bucket.milli_tokens >= 1000 {
+            bucket.milli_tokens -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// What API Gateway decides about `request` before Lambda runs: `Ok` with the
+    /// request context to hand on, or the refusal.
+    fn authorize(
+        &self,
+        route: &HttpRoute,
+        request: &Request,
+    ) -> Result<lambda_http::request::RequestContext, Refusal> {
+        if !self.admit(route) {
+            return Err(Refusal::Throttled);
+        }
+        let token = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(Refusal::MissingToken)?;
+        let (claims, scopes) = self.keys.verify(token, &route.scopes)?;
+        let context = json!({
+            "routeKey": route.key(),
+            "stage": "$default",
+            "requestId": uuid::Uuid::now_v7().to_string(),
+            "apiId": "local",
+            "domainName": "localhost",
+            "timeEpoch": now_seconds().saturating_mul(1000),
+            "http": {
+                "method": request.method().as_str(),
+                "path": request.uri().path(),
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": request.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default(),
+            },
+            "authorizer": {"jwt": {"claims": claims, "scopes": scopes}},
+        });
+        serde_json::from_value(context)
+            .map(lambda_http::request::RequestContext::ApiGatewayV2)
+            .map_err(|e| Refusal::InvalidToken(format!("claims: {e}")))
+    }
+}
+
+/// The middleware: authorizes every request to a route of the API, as API Gateway
+/// does, and hands the claims on in the request context.
+pub async fn authorize(
+    axum::extract::State(authorizer): axum::extract::State<Arc<LocalAuthorizer>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = authorizer
+        .routes
+        .iter()
+        .find(|r| r.matches(&method, request.uri().path()));
+    let Some(route) = route else {
+        return next.run(request).await;
+    };
+    // Claims come only from the authorizer, never from the client.
+    request
+        .extensions_mut()
+        .remove::<lambda_http::request::RequestContext>();
+    match authorizer.authorize(route, &request) {
+        Ok(context) => {
+            request.extensions_mut().insert(context);
+            next.run(request).await
+        }
+        Err(refusal) => {
+            let mut response = refusal.clone().into_error().into_response();
+            if matches!(refusal, Refusal::MissingToken | Refusal::InvalidToken(_)) {
+                response
+                    .headers_mut()
+                    .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+            }
+            response
+        }
+    }
+}
+
+/// `router` behind the local authorizer.
+pub fn protect(router: axum::Router, authorizer: Arc<LocalAuthorizer>) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(authorizer, authorize))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+    use super::*;
+
+    fn keys(dir: &Path) -> LocalKeys {
+        LocalKeys::load_or_create(dir, "t", "orderflow", "sub").unwrap()
+    }
+
+    fn dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("orderflow-auth-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn operator_scope() -> Vec<String> {
+        vec![OPERATOR_SCOPE.to_owned()]
+    }
+
+    #[test]
+    fn a_minted_token_verifies_with_its_claims_as_api_gateway_hands_them_on() {
+        let keys = keys(&dir());
+        let token = keys
+            .mint(&Subject::Customer("c-1".into()), Duration::from_secs(60))
+            .unwrap();
+        let (claims, scopes) = keys.verify(&token, &[]).unwrap();
+        assert_eq!(claims["sub"], "c-1");
+        assert_eq!(claims["iss"], LOCAL_ISSUER);
+        assert!(claims["exp"].parse::<i64>().is_ok(), "numbers arrive as text");
+        assert!(scopes.is_empty());
+        let operator = keys
+            .mint(&Subject::Operator("ops-7".into()), Duration::from_secs(60))
+            .unwrap();
+        let (claims, scopes) = keys.verify(&operator, &operator_scope()).unwrap();
+        assert_eq!(claims["sub"], "ops-7");
+        assert_eq!(scopes, operator_scope());
+    }
+
+    #[test]
+    fn expired_wrong_audience_wrong_issuer_wrong_signature_and_missing_scope_are_refused() {
+        let dir = dir();
+        let keys = keys(&dir);
+        let good = keys.claims(&Subject::Customer("c-1".into()), Duration::from_secs(60));
+        let with = |name: &str, value: Value| {
+            let mut claims = good.clone();
+            claims[name] = value;
+            keys.sign(&claims).unwrap()
+        };
+        let invalid = |why: &str| Err(Refusal::InvalidToken(why.into()));
+        let expired = with("exp", json!(now_seconds() - 120));
+        assert_eq!(keys.verify(&expired, &[]), invalid("expired"));
+        let early = with("nbf", json!(now_seconds() + 600));
+        assert_eq!(keys.verify(&early, &[]), invalid("not valid yet"));
+        assert_eq!(
+            keys.verify(&with("aud", json!("someone-else")), &[]),
+            invalid("wrong audience")
+        );
+        assert_eq!(
+            keys.verify(&with("iss", json!("https://evil.example/")), &[]),
+            invalid("wrong issuer")
+        );
+        let mut no_exp = good.clone();
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert_eq!(
+            keys.verify(&keys.sign(&no_exp).unwrap(), &[]),
+            invalid("a required claim is missing")
+        );
+        // Another stack's key, with this stack's kid: the signature does not hold.
+        let other = LocalKeys::load_or_create(&dir, "other", "orderflow", "sub").unwrap();
+        let mut forged_header = Header::new(Algorithm::RS256);
+        forged_header.kid = Some(keys.kid.clone());
+        let forged = jsonwebtoken::encode(&forged_header, &good, &other.encoding).unwrap();
+        assert_eq!(keys.verify(&forged, &[]), invalid("bad signature"));
+        // A changed payload under the original signature.
+        let token = keys.sign(&good).unwrap();
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let tampered_claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(
+                &json!({"sub": "c-2", "iss": LOCAL_ISSUER, "aud": "orderflow", "exp": now_seconds() + 60}),
+            )
+            .unwrap(),
+        );
+        parts[1] = &tampered_claims;
+        assert_eq!(keys.verify(&parts.join("."), &[]), invalid("bad signature"));
+        // Unsigned ("alg": "none") and garbage.
+        let none = format!(
+            "{}.{}.",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            parts[1]
+        );
+        assert!(matches!(keys.verify(&none, &[]), Err(Refusal::InvalidToken(_))));
+        assert!(matches!(
+            keys.verify("garbage", &[]),
+            Err(Refusal::InvalidToken(_))
+        ));
+        // A valid customer token on an operator route.
+        assert_eq!(
+            keys.verify(&keys.sign(&good).unwrap(), &operator_scope()),
+            Err(Refusal::MissingScope(OPERATOR_SCOPE.into()))
+        );
+        assert_eq!(
+            keys.verify(
+                &with("scope", json!("openid orderflow/operators")),
+                &operator_scope()
+            ),
+            Err(Refusal::MissingScope(OPERATOR_SCOPE.into()))
+        );
+    }
+
+    #[test]
+    fn the_key_is_made_once_and_kept_across_restarts() {
+        let dir = dir();
+        let first = keys(&dir);
+        let token = first
+            .mint(&Subject::Customer("c-1".into()), Duration::from_secs(60))
+            .unwrap();
+        let again = LocalKeys::load(&dir, "t").unwrap();
+        assert!(again.verify(&token, &[]).is_ok());
+        assert_eq!(first.cursor_key(), again.cursor_key());
+        assert!(LocalKeys::load(&dir, "never-started").is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(key_path(&dir, "t"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "the key file is private to its owner");
+        }
+    }
+
+    #[test]
+    fn a_route_bucket_lets_the_burst_through_then_refills_at_the_rate() {
+        let route = HttpRoute {
+            method: "POST".into(),
+            path: "/orders".into(),
+            scopes: Vec::new(),
+            throttle: Some(orderflow_provision::Throttle { burst: 3, rate: 1000 }),
+        };
+        let authorizer = LocalAuthorizer::new(keys(&dir()), vec![route.clone()]);
+        let admitted = (0..3).filter(|_| authorizer.admit(&route)).count();
+        assert_eq!(admitted, 3);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(authorizer.admit(&route), "refilled at 1,000 a second");
+        let slow = HttpRoute {
+            path: "/products".into(),
+            throttle: Some(orderflow_provision::Throttle { burst: 1, rate: 0 }),
+            ..route
+        };
+        assert!(authorizer.admit(&slow));
+        assert!(!authorizer.admit(&slow), "no refill at a rate of 0");
+    }
+}

@@ -1,0 +1,101 @@
+//! A per-principal rate limit that holds across Lambda instances: a fixed window of
+//! one minute, counted in one DynamoDB item per (principal, window), each taken with a
+//! conditional `ADD`, so concurrent instances can never let more through than the
+//! limit. Items expire by TTL a window after their own.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use orderflow_app::StoreError;
+use orderflow_domain::Timestamp;
+use sha2::{Digest, Sha256};
+
+/// The length of a window, seconds.
+const WINDOW_SECONDS: i64 = 60;
+
+/// What taking one unit decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Under the limit: go ahead.
+    Admitted,
+    /// Over the limit: try again in this many seconds (when the window turns).
+    Limited {
+        /// Seconds until the next window.
+        retry_after: u64,
+    },
+}
+
+/// A limit of `per_minute` units per key and minute, in `table`.
+#[derive(Debug, Clone)]
+pub struct DynamoRateLimiter {
+    client: Client,
+    table: String,
+    per_minute: u64,
+    scope: &'static str,
+}
+
+impl DynamoRateLimiter {
+    /// `per_minute` units a minute per key, counted in `table` under `scope` (so that
+    /// several limits can share one table).
+    pub fn new(client: Client, table: impl Into<String>, scope: &'static str, per_minute: u64) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            per_minute,
+            scope,
+        }
+    }
+
+    /// The limit per minute.
+    #[must_use]
+    pub const fn per_minute(&self) -> u64 {
+        self.per_minute
+    }
+
+    /// Takes one unit for `key` at `now`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the table cannot be written (the caller decides whether to
+    /// fail open or closed; the API fails closed with a 503).
+    pub async fn take(&self, key: &str, now: Timestamp) -> Result<Admission, StoreError> {
+        let second = now.as_micros().div_euclid(1_000_000);
+        let window = second.div_euclid(WINDOW_SECONDS);
+        let window_end = (window + 1) * WINDOW_SECONDS;
+        // The key is hashed: no principal's name is stored, and no two principals'
+        // keys can collide however they are spelled.
+        let id = format!(
+            "{}#{}#{window}",
+            self.scope,
+            hex::encode(Sha256::digest(key.as_bytes()))
+        );
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(HashMap::from([("id".to_owned(), AttributeValue::S(id))])))
+            .update_expression("ADD used :one SET expiration = if_not_exists(expiration, :expires)")
+            .condition_expression("attribute_not_exists(used) OR used < :limit")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(self.per_minute.to_string()))
+            .expression_attribute_values(
+                ":expires",
+                AttributeValue::N((window_end + WINDOW_SECONDS).to_string()),
+            )
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(Admission::Admitted),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Admission::Limited {
+                    retry_after: u64::try_from(window_end - second).unwrap_or(1).max(1),
+                })
+            }
+            Err(error) => Err(StoreError::new("take a rate-limit unit", error)),
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Authorization, route by route, through the local stack's API exactly as `orderflow
+//! dev` serves it: the local JWT authorizer (tokens of the stack's own key, the
+//! template's scopes and throttles) in front of the router, against DynamoDB Local and
+//! moto. Every route is walked with no token, a bad token, the owner, another customer
+//! and an operator.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
+
+mod support;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use orderflow_cli::authorizer::{LocalKeys, Subject};
+use orderflow_cli::dev;
+use orderflow_domain::OrderId;
+use orderflow_domain::order::OrderStatus;
+use orderflow_provision::Template;
+use serde_json::{Value, json};
+use support::Fixture;
+use tower::ServiceExt;
+
+/// Who calls: the columns of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    NoToken,
+    BadToken,
+    Owner,
+    OtherCustomer,
+    Operator,
+}
+
+const CALLERS: [Caller; 5] = [
+    Caller::NoToken,
+    Caller::BadToken,
+    Caller::Owner,
+    Caller::OtherCustomer,
+    Caller::Operator,
+];
+
+struct Stack {
+    router: axum::Router,
+    keys: LocalKeys,
+    /// Another stack's keys: their tokens are well-formed and signed, by the wrong key.
+    foreign: LocalKeys,
+}
+
+fn state_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(orderflow_provision::local::unique_name("orderflow-access"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stack(f: &Fixture, template: &Template) -> Stack {
+    let dir = state_dir();
+    let keys = dev::local_keys(template, &dir, &f.stack.prefix).unwrap();
+    let foreign = dev::local_keys(template, &dir, "another-stack").unwrap();
+    let router = dev::api_router(&f.stack, template, &f.dynamodb, keys.clone()).unwrap();
+    Stack {
+        router,
+        keys,
+        foreign,
+    }
+}
+
+impl Stack {
+    fn token(&self, caller: Caller) -> Option<String> {
+        let hour = Duration::from_secs(3600);
+        match caller {
+            Caller::NoToken => None,
+            Caller::BadToken => Some(self.foreign.mint(&Subject::Customer("c-1".into()), hour).unwrap()),
+            Caller::Owner => Some(self.keys.mint(&Subject::Customer("c-1".into()), hour).unwrap()),
+            Caller::OtherCustomer => Some(self.keys.mint(&Subject::Customer("c-2".into()), hour).unwrap()),
+            Caller::Operator => Some(self.keys.mint(&Subject::Operator("ops-7".into()), hour).unwrap()),
+        }
+    }
+
+    async fn call(&self, caller: Caller, method: &str, uri: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json");
+        if let Some(token) = self.token(caller) {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+}
+
+/// One row: a route, how to call it as each caller, and what each must get.
+struct Row {
+    route: &'static str,
+    method: &'static str,
+    /// The URI for a caller (mutating routes act on an order of their own column).
+    uri: Box<dyn Fn(Caller) -> String>,
+    body: Option<Value>,
+    /// Status and error code for: no token, bad token, owner, other customer, operator.
+    expect: [(u16, Option<&'static str>); 5],
+}
+
+const UNAUTHORIZED: (u16, Option<&str>) = (401, Some("unauthorized"));
+const NOT_FOUND: (u16, Option<&str>) = (404, Some("order_not_found"));
+const FORBIDDEN: (u16, Option<&str>) = (403, Some("forbidden"));
+
+fn order_body(customer: Option<&str>) -> Value {
+    let mut body = json!({
+        "items": [{"sku": "SKU-1", "quantity": 1}],
+        "paymentToken": "tok_visa",
+        "shippingAddress": {"name": "Ada", "line1": "1 Main St", "city": "Springfield", "postalCode": "12345", "country": "US"},
+    });
+    if let Some(customer) = customer {
+        body["customerId"] = json!(customer);
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_for_no_token_a_bad_token_the_owner_another_customer_and_an_operator() {
+    let f = Fixture::new(false).await;
+    let template = Template::load(&Template::default_path()).unwrap();
+    let stack = stack(&f, &template);
+    // c-1's orders: one confirmed (reads, status), one for each canceller.
+    let confirmed = OrderId::from_uuid(uuid::Uuid::now_v7());
+    f.place_for(confirmed, "c-1", &[("SKU-1", 1)], "tok_visa").await;
+    let by_owner = OrderId::from_uuid(uuid::Uuid::now_v7());
+    f.place_for(by_owner, "c-1", &[("SKU-1", 1)], "tok_visa").await;
+    let by_operator = OrderId::from_uuid(uuid::Uuid::now_v7());
+    f.place_for(by_operator, "c-1", &[("SKU-1", 1)], "tok_visa").await;
+    f.settle().await;
+    assert_eq!(f.status(confirmed).await, OrderStatus::Confirmed);
+    let ok = |status| (status, None);
+    let read = |path: &'static str| -> Box<dyn Fn(Caller) -> String> {
+        Box::new(move |_| path.replace("{id}", &confirmed.to_string()))
+    };
+    let rows = vec![
+        Row {
+            route: "POST /orders (for c-1)",
+            method: "POST",
+            uri: Box::new(|_| "/orders".into()),
+            body: Some(order_body(Some("c-1"))),
+            expect: [UNAUTHORIZED, UNAUTHORIZED, ok(201), FORBIDDEN, ok(201)],
+        },
+        Row {
+            route: "POST /orders (no customerId)",
+            method: "POST",
+            uri: Box::new(|_| "/orders".into()),
+            body: Some(order_body(None)),
+            expect: [
+                UNAUTHORIZED,
+                UNAUTHORIZED,
+                ok(201),
+                ok(201),
+                (400, Some("missing_customer_id")),
+            ],
+        },
+        Row {
+            route: "GET /orders/{id}",
+            method: "GET",
+            uri: read("/orders/{id}"),
+            body: None,
+            expect: [UNAUTHORIZED, UNAUTHORIZED, ok(200), NOT_FOUND, ok(200)],
+        },
+        Row {
+            route: "GET /orders/{id}?consistent=true",
+            method: "GET",
+            uri: read("/orders/{id}?consistent=true"),
+            body: None,
+            expect: [UNAUTHORIZED, UNAUTHORIZED, ok(200), NOT_FOUND, ok(200)],
+        },
+        Row {
+            route: "GET /orders/{id}?at=",
+            method: "GET",
+            uri: read("/orders/{id}?at=2099-01-01T00:00:00Z"),
+            body: None,
+            expect: [UNAUTHORIZED, UNAUTHORIZED, ok(200), NOT_FOUND, ok(200)],
+        },
+        Row {
+            route: "GET /orders/{id}/events",
+            method: "GET",
+            uri: read("/orders/{id}/events"),
+            body: None,
+            expect: [UNAUTHORIZED, UNAUTHORIZED, ok(200), NOT_FOUND, ok(200)],
+        },
+        Row {
+            route: "POST /orders/{id}/cancel",
+            method: "POST",
+            // Everyone tries the owner's order; the operator cancels another of c-1's.
+            uri: Box::new(move |caller| {
+                let id = if caller == Caller::Operator {
+                    by_operator
+                } else {
+                    by_owner
+                };
+                format!("/orders/{id}/cancel")
+            }),
+            body: Some(json!({"reason": "changed my mind"})),
+            expect: [UNAUTHORIZED, UNAUTHORIZED, ok(200), NOT_FOUND, ok(200)],
+        },
+        Row {
+            route: "POST /orders/{id}/status",
+            method: "POST",
+            uri: read("/orders/{id}/status"),
+            body: Some(json!({"status": "PREPARING"})),
+            expect: [UNAUTHORIZED, UNAUTHORIZED, FORBIDDEN, FORBIDDEN, ok(200)],
+        },
+        Row {
+            route: "GET /customers/c-1/orders",
+            method: "GET",
+            uri: Box::new(|_| "/customers/c-1/orders".into()),
+            body: None,
+            expect: [UNAUTHORIZED, UNAUTHORIZED, ok(200), FORBIDDEN, ok(200)],
+        },
+        Row {
+            route: "GET /products",
+            method: "GET",
+            uri: Box::new(|_| "/products".into()),
+            body: None,
+            expect: [UNAUTHORIZED, UNAUTHORIZED, ok(200), ok(200), ok(200)],
+        },
+    ];
+    // Another customer's order answers what no order answers, byte for byte.
+    let (_, nowhere) = stack
+        .call(
+            Caller::OtherCustomer,
+            "GET",
+            &format!("/orders/{}", uuid::Uuid::now_v7()),
+            None,
+        )
+        .await;
+    let mut failures = Vec::new();
+    // The other customer goes before the owner, so a mutation by the wrong caller
+    // would show in the owner's answer.
+    let order = [
+        Caller::NoToken,
+        Caller::BadToken,
+        Caller::OtherCustomer,
+        Caller::Owner,
+        Caller::Operator,
+    ];
+    for row in &rows {
+        for caller in order {
+            let column = CALLERS.iter().position(|c| *c == caller).unwrap();
+            let (status, body) = stack
+                .call(caller, row.method, &(row.uri)(caller), row.body.as_ref())
+                .await;
+            let got = (status, body["error"]["code"].as_str().map(str::to_owned));
+            let want = row.expect[column];
+            if (got.0, got.1.as_deref()) != want {
+                failures.push(format!(
+                    "{} as {caller:?}: got {got:?}, want {want:?}: {body}",
+                    row.route
+                ));
+            }
+            if want == NOT_FOUND && body != nowhere {
+                failures.push(format!(
+                    "{} as {caller:?}: {body} differs from {nowhere}",
+                    row.route
+                ));
+            }
+            if want.0 >= 400 && !body["error"]["message"].is_string() {
+                failures.push(format!("{} as {caller:?}: no JSON error: {body}", row.route));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    // What the owner and the operator did is on record as theirs.
+    let (_, trail) = stack
+        .call(
+            Caller::Operator,
+            "GET",
+            &format!("/orders/{by_owner}/events"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        trail["events"].as_array().unwrap().last().unwrap()["actor"],
+        "customer:c-1"
+    );
+    let (_, trail) = stack
+        .call(Caller::Owner, "GET", &format!("/orders/{confirmed}/events"), None)
+        .await;
+    assert_eq!(
+        trail["events"].as_array().unwrap().last().unwrap()["actor"],
+        "operator:ops-7"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_the_authorizer_refuses_are_401s_and_a_missing_scope_a_403() {
+    let f = Fixture::new(false).await;
+    let template = Template::load(&Template::default_path()).unwrap();
+    let stack = stack(&f, &template);
+    let now = jiff::Timestamp::now().as_second();
+    let claims = stack
+        .keys
+        .claims(&Subject::Customer("c-1".into()), Duration::from_secs(600));
+    let with = |name: &str, value: Value| {
+        let mut claims = claims.clone();
+        claims[name] = value;
+        stack.keys.sign(&claims).unwrap()
+    };
+    let cases = [
+        ("expired", with("exp", json!(now - 300)), 401),
+        ("wrong audience", with("aud", json!("not-orderflow")), 401),
+        (
+            "wrong issuer",
+            with("iss", json!("https://elsewhere.example/")),
+            401,
+        ),
+        ("not a JWT", "abc.def.ghi".to_owned(), 401),
+        (
+            "a customer on an operator route",
+            stack.keys.sign(&claims).unwrap(),
+            403,
+        ),
+    ];
+    for (name, token, status) in cases {
+        let request = Request::builder()
+            .method("POST")
+            .uri(format!("/orders/{}/status", uuid::Uuid::now_v7()))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(json!({"status": "PREPARING"}).to_string()))
+            .unwrap();
+        let response = stack.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        if status == 401 {
+            assert_eq!(response.headers()["www-authenticate"], "Bearer", "{name}");
+        }
+        let body: Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert!(body["error"]["code"].is_string(), "{name}: {body}");
+    }
+    // A client cannot bring its own claims: a forged request context is replaced by
+    // what the authorizer verified (here: nothing, so a 401).
+    let forged = support::as_principal(
+        Request::builder().uri("/products").body(Body::empty()).unwrap(),
+        json!({"sub": "ops", "scope": "orderflow/operator"}),
+    );
+    let response = stack.router.clone().oneshot(forged).await.unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route_throttle_of_the_template_holds_locally() {
+    let f = Fixture::new(false).await;
+    let template = Template::load(&Template::default_path())
+        .unwrap()
+        .with_parameters(["PlaceOrderThrottleBurst=2", "PlaceOrderThrottleRate=1"])
+        .unwrap();
+    let stack = stack(&f, &template);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let (status, body) = stack
+            .call(Caller::Owner, "POST", "/orders", Some(&order_body(None)))
+            .await;
+        statuses.push((status, body["error"]["code"].as_str().map(str::to_owned)));
+    }
+    assert_eq!(&statuses[..2], &[(201, None), (201, None)]);
+    assert!(
+        statuses[2..]
+            .iter()
+            .all(|s| *s == (429, Some("too_many_requests".into()))),
+        "{statuses:?}"
+    );
+    // Other routes have their own bucket.
+    let (status, _) = stack.call(Caller::Owner, "GET", "/products", None).await;
+    assert_eq!(status, 200);
+}

@@ -1,0 +1,255 @@
+//! What `template.yaml` promises about trust, read from the file as deployed: the
+//! operator routes' scopes, the throttles, each function appending only to the event
+//! streams it owns, the bus policy, and the cursor key.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
+
+use std::collections::BTreeMap;
+
+use orderflow_provision::{HttpRoute, Template, Throttle};
+use serde_norway::Value;
+
+fn document() -> Value {
+    let text = std::fs::read_to_string(Template::default_path()).unwrap();
+    serde_norway::from_str(&text).unwrap()
+}
+
+fn tag_name(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(t) => Some(format!(
+            "!{} {}",
+            t.tag.to_string().trim_start_matches('!'),
+            serde_norway::to_string(&t.value).unwrap().trim()
+        )),
+        _ => value.as_str().map(str::to_owned),
+    }
+}
+
+#[test]
+fn only_operator_routes_need_the_operator_scope() {
+    let template = Template::load(&Template::default_path()).unwrap();
+    let routes: BTreeMap<String, HttpRoute> = template
+        .http_routes("OrderHttpApi")
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key(), r))
+        .collect();
+    let operator_only = ["POST /orders/{id}/status"];
+    let everyone = [
+        "POST /orders",
+        "GET /orders/{id}",
+        "GET /orders/{id}/events",
+        "POST /orders/{id}/cancel",
+        "GET /customers/{id}/orders",
+        "GET /products",
+    ];
+    for key in operator_only {
+        assert_eq!(routes[key].scopes, ["orderflow/operator"], "{key}");
+    }
+    for key in everyone {
+        assert!(routes[key].scopes.is_empty(), "{key}: {:?}", routes[key].scopes);
+    }
+    assert_eq!(
+        routes.len(),
+        operator_only.len() + everyone.len(),
+        "a new route must be placed in one of the lists: {:?}",
+        routes.keys()
+    );
+    // Every route sits behind the JWT authorizer.
+    let doc = document();
+    let auth = &doc["Resources"]["OrderHttpApi"]["Properties"]["Auth"];
+    assert_eq!(auth["DefaultAuthorizer"].as_str(), Some("JwtAuthorizer"));
+    let jwt = &auth["Authorizers"]["JwtAuthorizer"];
+    assert_eq!(
+        jwt["IdentitySource"].as_str(),
+        Some("$request.header.Authorization")
+    );
+    assert_eq!(
+        tag_name(&jwt["JwtConfiguration"]["issuer"]).as_deref(),
+        Some("!Ref JwtIssuer")
+    );
+}
+
+#[test]
+fn the_api_is_throttled_per_stage_and_placements_per_route_and_per_principal() {
+    let template = Template::load(&Template::default_path())
+        .unwrap()
+        .with_parameters([
+            "ApiThrottleBurst=11",
+            "ApiThrottleRate=12",
+            "PlaceOrderThrottleBurst=3",
+            "PlaceOrderThrottleRate=4",
+        ])
+        .unwrap();
+    for route in template.http_routes("OrderHttpApi").unwrap() {
+        let expected = if route.key() == "POST /orders" {
+            Throttle { burst: 3, rate: 4 }
+        } else {
+            Throttle { burst: 11, rate: 12 }
+        };
+        assert_eq!(route.throttle, Some(expected), "{}", route.key());
+    }
+    let doc = document();
+    let env = &doc["Resources"]["OrderApiFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        tag_name(&env["ORDERS_PER_MINUTE"]).as_deref(),
+        Some("!Ref OrdersPerMinute")
+    );
+    assert_eq!(
+        tag_name(&env["RATE_LIMIT_TABLE"]).as_deref(),
+        Some("!Ref RateLimitTable")
+    );
+    assert_eq!(
+        tag_name(&env["CUSTOMER_ID_CLAIM"]).as_deref(),
+        Some("!Ref CustomerIdClaim")
+    );
+    assert_eq!(
+        doc["Parameters"]["CustomerIdClaim"]["Default"].as_str(),
+        Some("sub")
+    );
+    let ttl = &doc["Resources"]["RateLimitTable"]["Properties"]["TimeToLiveSpecification"];
+    assert_eq!(ttl["Enabled"].as_bool(), Some(true));
+}
+
+/// The statements of a role's inline policies.
+fn statements<'a>(doc: &'a Value, role: &str) -> Vec<&'a Value> {
+    doc["Resources"][role]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_sequence().unwrap())
+        .collect()
+}
+
+fn actions(statement: &Value) -> Vec<&str> {
+    match &statement["Action"] {
+        Value::Sequence(items) => items.iter().filter_map(Value::as_str).collect(),
+        other => other.as_str().into_iter().collect(),
+    }
+}
+
+fn resources(statement: &Value) -> Vec<String> {
+    match &statement["Resource"] {
+        Value::Sequence(items) => items.iter().filter_map(tag_name).collect(),
+        other => tag_name(other).into_iter().collect(),
+    }
+}
+
+#[test]
+fn each_function_appends_only_to_the_event_streams_it_owns() {
+    let doc = document();
+    let owners = [
+        ("OrderApiRole", "order"),
+        ("OrderSagaRole", "order"),
+        ("PendingTimeoutRole", "order"),
+        ("InventoryRole", "inventory"),
+        ("PaymentRole", "payment"),
+        ("ShippingRole", "shipment"),
+    ];
+    let writes = [
+        "dynamodb:PutItem",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+    ];
+    for (role, stream) in owners {
+        let mut guarded = 0;
+        for statement in statements(&doc, role) {
+            let on_store = resources(statement)
+                .iter()
+                .any(|r| r == "!GetAtt EventStoreTable.Arn" || r == "!GetAtt SnapshotTable.Arn");
+            if !on_store || !actions(statement).iter().any(|a| writes.contains(a)) {
+                continue;
+            }
+            let keys = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+            let keys: Vec<&str> = keys
+                .as_sequence()
+                .map(|k| k.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            assert_eq!(keys, [format!("{stream}#*")], "{role}: {statement:?}");
+            guarded += 1;
+        }
+        assert_eq!(
+            guarded, 2,
+            "{role}: one guarded write to the events, one to the snapshots"
+        );
+    }
+    // Roles that only read the store write nothing to it.
+    for role in ["RelayRole", "ProjectorRole"] {
+        for statement in statements(&doc, role) {
+            let on_events = resources(statement)
+                .iter()
+                .any(|r| r == "!GetAtt EventStoreTable.Arn");
+            assert!(
+                !on_events || actions(statement).iter().all(|a| !writes.contains(a)),
+                "{role} must not write the event store: {statement:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn only_the_relay_puts_events_on_the_live_bus() {
+    let doc = document();
+    let policy = &doc["Resources"]["EventBusPublishers"];
+    assert_eq!(policy["Type"].as_str(), Some("AWS::Events::EventBusPolicy"));
+    let properties = &policy["Properties"];
+    assert_eq!(
+        tag_name(&properties["EventBusName"]).as_deref(),
+        Some("!Ref EventBus")
+    );
+    let statement = &properties["Statement"];
+    assert_eq!(statement["Effect"].as_str(), Some("Deny"));
+    assert_eq!(statement["Principal"].as_str(), Some("*"));
+    assert_eq!(statement["Action"].as_str(), Some("events:PutEvents"));
+    let allowed = &statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"];
+    let text = serde_norway::to_string(allowed).unwrap();
+    assert!(text.contains("RelayRole.Arn"), "{text}");
+    assert!(
+        text.contains("HasLivePublisher"),
+        "an extra publisher only when set: {text}"
+    );
+    // And the relay is the only function allowed to try.
+    for (id, resource) in doc["Resources"].as_mapping().unwrap() {
+        let id = id.as_str().unwrap();
+        if resource["Type"].as_str() != Some("AWS::IAM::Role") || id == "RelayRole" {
+            continue;
+        }
+        for statement in statements(&doc, id) {
+            assert!(
+                !actions(statement).contains(&"events:PutEvents"),
+                "{id} may put events: {statement:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_cursor_key_is_a_generated_secret_only_the_api_reads() {
+    let doc = document();
+    let secret = &doc["Resources"]["CursorKeySecret"];
+    assert_eq!(secret["Type"].as_str(), Some("AWS::SecretsManager::Secret"));
+    assert!(secret["Properties"]["GenerateSecretString"]["PasswordLength"].as_u64() >= Some(32));
+    let env = &doc["Resources"]["OrderApiFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        tag_name(&env["CURSOR_KEY_SECRET"]).as_deref(),
+        Some("!Ref CursorKeySecret")
+    );
+    for (id, resource) in doc["Resources"].as_mapping().unwrap() {
+        let id = id.as_str().unwrap();
+        if resource["Type"].as_str() != Some("AWS::IAM::Role") {
+            continue;
+        }
+        for statement in statements(&doc, id) {
+            if actions(statement)
+                .iter()
+                .any(|a| a.starts_with("secretsmanager:"))
+            {
+                assert_eq!(id, "OrderApiRole");
+                assert_eq!(actions(statement), ["secretsmanager:GetSecretValue"]);
+                assert_eq!(resources(statement), ["!Ref CursorKeySecret"]);
+            }
+        }
+    }
+}
