@@ -845,3 +845,24 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
         assert!(leaks.is_empty(), "{secret} reached the logs: {leaks:#?}");
     }
 }
+
+#[test]
+fn dev_refuses_a_non_loopback_address_unless_told_it_is_meant() {
+    let refused = Command::new(binary())
+        .current_dir(workspace())
+        .args(["dev", "--prefix", &unique_name("remote"), "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--allow-remote"), "{stderr}");
+    // Nothing was provisioned for it: the refusal comes first.
+    let token = Command::new(binary())
+        .current_dir(workspace())
+        .args(["token", "--customer", "c-1", "--prefix", "never-started-remote"])
+        .output()
+        .unwrap();
+    assert_eq!(token.status.code(), Some(1));
+    assert!(token.stdout.is_empty(), "no token on stdout when there is no key");
+    assert!(String::from_utf8_lossy(&token.stderr).contains("make dev"));
+}

@@ -391,3 +391,34 @@ async fn an_order_still_pending_past_its_deadline_is_cancelled_with_reason_timeo
     );
     assert!(f.dead_letters().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_captures_the_total_the_store_records_not_the_one_a_message_carries() {
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-1", 2), ("SKU-2", 1)], "tok_visa").await;
+    let stored_total = f.order(id).await.total.amount;
+    // Someone able to write to the payment queue sends the order's OrderPlaced with
+    // a total of 1 cent.
+    let history = f.order_history(id).await;
+    let mut forged: serde_json::Value = serde_json::from_str(&history[0].to_json()).unwrap();
+    forged["data"]["total"]["amount"] = serde_json::json!(1);
+    let handler = handler_for("payment", f.runner.stack(), &f.dynamodb, 50).unwrap();
+    let failed = handler(batch(vec![delivery(&forged.to_string(), "m-forged")])).await;
+    assert!(failed.batch_item_failures.is_empty());
+    let ledger = f.ledger().await;
+    assert_eq!(
+        ledger[&id.to_string()].amount,
+        stored_total,
+        "the store's total was captured"
+    );
+    assert_ne!(stored_total, 1);
+
+    // An OrderPlaced for an order the store does not hold captures nothing: poison.
+    let mut invented = forged.clone();
+    let nowhere = orderflow_domain::OrderId::from_uuid(uuid::Uuid::now_v7());
+    invented["aggregateId"] = serde_json::json!(nowhere.to_string());
+    invented["data"]["orderId"] = serde_json::json!(nowhere.to_string());
+    let failed = handler(batch(vec![delivery(&invented.to_string(), "m-invented")])).await;
+    assert_eq!(failed.batch_item_failures.len(), 1);
+    assert!(!f.ledger().await.contains_key(&nowhere.to_string()));
+}

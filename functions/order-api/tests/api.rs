@@ -668,3 +668,38 @@ async fn a_tampered_or_made_up_cursor_is_a_400() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_cursor_key_is_read_from_its_secret_and_a_weak_or_missing_one_stops_start_up() {
+    let secrets = aws_sdk_secretsmanager::Client::new(&local::sdk_config().await);
+    let name = local::unique_name("cursor-key");
+    secrets
+        .create_secret()
+        .name(&name)
+        .secret_string("a generated key of sixty-four characters or so, as the template has")
+        .send()
+        .await
+        .unwrap();
+    let key = order_api::cursor_key_from_secret(&secrets, &name).await.unwrap();
+    let sealed = key.seal(&7_u64);
+    assert_eq!(key.open::<u64>(&sealed), Some(7));
+    let other = CursorKey::new(*b"another key entirely, 32 bytes!").unwrap();
+    assert_eq!(other.open::<u64>(&sealed), None, "the secret is the key");
+
+    let weak = local::unique_name("cursor-key-weak");
+    secrets
+        .create_secret()
+        .name(&weak)
+        .secret_string("short")
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(
+        order_api::cursor_key_from_secret(&secrets, &weak).await,
+        Err(order_api::AccessConfigError::WeakKey { .. })
+    ));
+    assert!(matches!(
+        order_api::cursor_key_from_secret(&secrets, &local::unique_name("no-such-secret")).await,
+        Err(order_api::AccessConfigError::Secret { .. })
+    ));
+}
