@@ -121,6 +121,20 @@ fn statements<'a>(doc: &'a Value, role: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// Every statement of every IAM role, with the role's logical id.
+fn every_role_statement(doc: &Value) -> Vec<(&str, &Value)> {
+    doc["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, resource)| resource["Type"].as_str() == Some("AWS::IAM::Role"))
+        .flat_map(|(id, _)| {
+            let id = id.as_str().unwrap();
+            statements(doc, id).into_iter().map(move |s| (id, s))
+        })
+        .collect()
+}
+
 fn actions(statement: &Value) -> Vec<&str> {
     match &statement["Action"] {
         Value::Sequence(items) => items.iter().filter_map(Value::as_str).collect(),
@@ -211,17 +225,11 @@ fn only_the_relay_puts_events_on_the_live_bus() {
         "an extra publisher only when set: {text}"
     );
     // And the relay is the only function allowed to try.
-    for (id, resource) in doc["Resources"].as_mapping().unwrap() {
-        let id = id.as_str().unwrap();
-        if resource["Type"].as_str() != Some("AWS::IAM::Role") || id == "RelayRole" {
-            continue;
-        }
-        for statement in statements(&doc, id) {
-            assert!(
-                !actions(statement).contains(&"events:PutEvents"),
-                "{id} may put events: {statement:?}"
-            );
-        }
+    for (role, statement) in every_role_statement(&doc) {
+        assert!(
+            role == "RelayRole" || !actions(statement).contains(&"events:PutEvents"),
+            "{role} may put events: {statement:?}"
+        );
     }
 }
 
@@ -236,20 +244,14 @@ fn the_cursor_key_is_a_generated_secret_only_the_api_reads() {
         tag_name(&env["CURSOR_KEY_SECRET"]).as_deref(),
         Some("!Ref CursorKeySecret")
     );
-    for (id, resource) in doc["Resources"].as_mapping().unwrap() {
-        let id = id.as_str().unwrap();
-        if resource["Type"].as_str() != Some("AWS::IAM::Role") {
-            continue;
-        }
-        for statement in statements(&doc, id) {
-            if actions(statement)
-                .iter()
-                .any(|a| a.starts_with("secretsmanager:"))
-            {
-                assert_eq!(id, "OrderApiRole");
-                assert_eq!(actions(statement), ["secretsmanager:GetSecretValue"]);
-                assert_eq!(resources(statement), ["!Ref CursorKeySecret"]);
-            }
+    for (role, statement) in every_role_statement(&doc) {
+        if actions(statement)
+            .iter()
+            .any(|a| a.starts_with("secretsmanager:"))
+        {
+            assert_eq!(role, "OrderApiRole");
+            assert_eq!(actions(statement), ["secretsmanager:GetSecretValue"]);
+            assert_eq!(resources(statement), ["!Ref CursorKeySecret"]);
         }
     }
 }
