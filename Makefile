@@ -49,6 +49,9 @@ dev: emulators ## Run orderflow locally: resources from template.yaml, the API o
 
 .PHONY: test
 test: install ## Every test, against emulators this target starts (and stops).
+	@# The end-to-end tests run the `orderflow` binary; built here, its build time is not
+	@# charged to the first test's time limit.
+	cargo build --locked -p orderflow-cli --bin orderflow
 ifeq ($(NEXTEST),yes)
 	infra/local/with-emulators.sh cargo nextest run --workspace --locked --profile ci
 else

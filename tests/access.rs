@@ -85,6 +85,9 @@ impl Stack {
         if let Some(token) = self.token(caller) {
             request = request.header("authorization", format!("Bearer {token}"));
         }
+        if (method, uri) == ("POST", "/orders") {
+            request = request.header("idempotency-key", uuid::Uuid::now_v7().to_string());
+        }
         let request = request
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
             .unwrap();

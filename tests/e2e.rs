@@ -799,6 +799,7 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
         });
         let reply = clients[i % CUSTOMERS]
             .post(format!("{}/orders", dev.url))
+            .header("idempotency-key", format!("pii-{i}"))
             .json(&request)
             .send()
             .await
@@ -810,6 +811,7 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
     // Bad input carrying the same values is refused, and not logged either.
     let bad = clients[1]
         .post(format!("{}/orders", dev.url))
+        .header("idempotency-key", "pii-bad")
         .json(&json!({"customerId": "c-1", "items": [], "paymentToken": TOKEN,
                        "shippingAddress": {"name": "Zed Canary-Name-4b1d"}}))
         .send()

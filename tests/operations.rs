@@ -660,3 +660,121 @@ async fn a_command_on_a_local_stack_that_does_not_exist_says_so_and_creates_noth
         .unwrap_or_default();
     assert!(queues.is_empty(), "{queues:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_replay_honours_dry_run_and_allow_live_and_resumes_into_its_read_model() {
+    use orderflow_cli::replay::{ReplayArgs, Replayed, run};
+    use std::time::Duration;
+
+    let f = Fixture::new(false).await;
+    let now = || orderflow_domain::Timestamp::from_jiff(jiff::Timestamp::now());
+    let from = now().plus(jiff::SignedDuration::from_secs(-1));
+    let mut orders = Vec::new();
+    for token in ["tok_visa", "tok_decline", "tok_visa", "tok_visa"] {
+        orders.push(f.place(&[("SKU-2", 1)], token).await);
+    }
+    f.settle().await;
+    let until = now().plus(jiff::SignedDuration::from_secs(1));
+    let args = ReplayArgs {
+        on: orderflow_cli::target::Target::local(&f.stack.prefix),
+        owner: Some("ops-ann".into()),
+        reason: Some("read model fix".into()),
+        from: Some(from.to_string()),
+        until: Some(until.to_string()),
+        aggregate_ids: vec![],
+        event_types: vec![],
+        target: "read-model".into(),
+        into: Some("shadow".into()),
+        allow_live: false,
+        rate: 5,
+        dry_run: false,
+        resume: None,
+        quiet: true,
+    };
+    let records =
+        orderflow_cli::replay::Records::new(f.dynamodb.clone(), f.stack.table("ReplayTable").unwrap());
+
+    // A read-model replay, interrupted.
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let slow = args.clone();
+    let interrupted = tokio::spawn(async move { run(&slow, shutdown).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    stop.send(true).unwrap();
+    let interrupted = done(interrupted.await.unwrap());
+    assert_eq!(interrupted.outcome, "interrupted");
+    assert!(
+        interrupted.sent > 0 && interrupted.sent < interrupted.matched,
+        "{interrupted:?}"
+    );
+    let resume = ReplayArgs {
+        resume: Some(interrupted.replay_id.clone()),
+        owner: None,
+        reason: None,
+        target: "replay-bus".into(),
+        into: None,
+        rate: 1_000,
+        ..args.clone()
+    };
+
+    // Resumed as a dry run: what is left is counted; nothing is sent or recorded.
+    let Replayed::DryRun { matched, .. } = run(
+        &ReplayArgs {
+            dry_run: true,
+            ..resume.clone()
+        },
+        never(),
+    )
+    .await
+    .unwrap() else {
+        panic!("a dry run")
+    };
+    let left = interrupted.matched - interrupted.sent - interrupted.skipped;
+    assert_eq!(matched as u64, left);
+    let unchanged = records.get(&interrupted.replay_id).await.unwrap().unwrap();
+    assert_eq!(
+        (unchanged.sent, unchanged.outcome.as_str()),
+        (interrupted.sent, "interrupted")
+    );
+
+    // Resumed for real: into the recorded table, not a new target's.
+    let resumed = done(run(&resume, never()).await.unwrap());
+    assert_eq!(resumed.outcome, "completed");
+    assert_eq!(resumed.target, interrupted.target);
+    assert!(
+        resumed.target.ends_with("OrderViewShadowTable"),
+        "{}",
+        resumed.target
+    );
+    let shadow = orderflow_adapters::read_model::DynamoOrderViews::new(
+        f.dynamodb.clone(),
+        f.stack.table("OrderViewShadowTable").unwrap(),
+    );
+    f.assert_read_models(&shadow, &orders).await;
+    assert!(
+        drain(&f, "ReplayQueue").await.is_empty(),
+        "nothing went to the replay bus"
+    );
+
+    // A replay recorded for the live bus resumes only with --allow-live said again.
+    let live = orderflow_cli::replay::ReplayRecord {
+        replay_id: format!("rpl_{}", Uuid::now_v7().simple()),
+        target: "live-bus".into(),
+        outcome: "interrupted".into(),
+        cursor: None,
+        sent: 0,
+        ..interrupted.clone()
+    };
+    records.put(&live).await.unwrap();
+    let refused = run(
+        &ReplayArgs {
+            resume: Some(live.replay_id.clone()),
+            ..resume.clone()
+        },
+        never(),
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains("--allow-live"), "{refused}");
+    let depths = f.queue_depths().await;
+    assert!(depths.values().all(|d| *d == 0), "nothing was sent: {depths:?}");
+}

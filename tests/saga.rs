@@ -422,3 +422,26 @@ async fn payment_captures_the_total_the_store_records_not_the_one_a_message_carr
     assert_eq!(failed.batch_item_failures.len(), 1);
     assert!(!f.ledger().await.contains_key(&nowhere.to_string()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_item_written_without_a_reserved_count_still_reserves() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let f = Fixture::new(false).await;
+    // As an operator might write one by hand: no `reserved`, no `sold`.
+    f.dynamodb
+        .put_item()
+        .table_name(f.stack.table("CatalogTable").unwrap())
+        .item("sku", AttributeValue::S("SKU-BARE".into()))
+        .item("name", AttributeValue::S("Bare".into()))
+        .item("priceAmount", AttributeValue::N("250".into()))
+        .item("currency", AttributeValue::S("USD".into()))
+        .item("available", AttributeValue::N("4".into()))
+        .send()
+        .await
+        .unwrap();
+    let id = f.place(&[("SKU-BARE", 3)], "tok_visa").await;
+    f.settle().await;
+    assert_eq!(f.status(id).await, OrderStatus::Confirmed);
+    let stock = &f.stock().await["SKU-BARE"];
+    assert_eq!((stock.available, stock.reserved), (1, 3));
+}

@@ -255,3 +255,38 @@ fn the_cursor_key_is_a_generated_secret_only_the_api_reads() {
         }
     }
 }
+
+#[test]
+fn alarms_reach_their_topic_through_a_key_cloudwatch_may_use() {
+    let doc = document();
+    let topic = &doc["Resources"]["AlarmTopic"]["Properties"];
+    let key_ref = tag_name(&topic["KmsMasterKeyId"]).unwrap();
+    // The AWS-managed SNS key refuses CloudWatch: no alarm would ever be delivered.
+    assert_ne!(key_ref, "alias/aws/sns");
+    let key_id = key_ref
+        .strip_prefix("!Ref ")
+        .expect("a key of the template's own");
+    let key = &doc["Resources"][key_id];
+    assert_eq!(key["Type"].as_str(), Some("AWS::KMS::Key"));
+    assert_eq!(key["Properties"]["EnableKeyRotation"].as_bool(), Some(true));
+    let statements = key["Properties"]["KeyPolicy"]["Statement"].as_sequence().unwrap();
+    let for_cloudwatch = statements
+        .iter()
+        .find(|s| {
+            let principal = serde_norway::to_string(&s["Principal"]["Service"]).unwrap();
+            s["Effect"].as_str() == Some("Allow") && principal.contains("cloudwatch.amazonaws.com")
+        })
+        .expect("a statement for CloudWatch");
+    let granted = actions(for_cloudwatch);
+    assert!(
+        granted.contains(&"kms:Decrypt") && granted.contains(&"kms:GenerateDataKey*"),
+        "{granted:?}"
+    );
+    // Every alarm notifies that topic.
+    for (id, resource) in doc["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() == Some("AWS::CloudWatch::Alarm") {
+            let actions = serde_norway::to_string(&resource["Properties"]["AlarmActions"]).unwrap();
+            assert!(actions.contains("AlarmTopic"), "{id:?}: {actions}");
+        }
+    }
+}

@@ -30,6 +30,7 @@ for _ in $(seq 1 120); do curl -s -o /dev/null "http://127.0.0.1:$api_port/produ
 token=$(target/debug/orderflow token --prefix "$prefix" --state-dir "$state" --customer c-1)
 auth=(-H "Authorization: Bearer $token")
 order=$(curl -sf "${auth[@]}" -X POST "http://127.0.0.1:$api_port/orders" -H 'content-type: application/json' \
+  -H "Idempotency-Key: $prefix-1" \
   -d '{"customerId":"c-1","items":[{"sku":"SKU-1","quantity":1}],"paymentToken":"tok_visa","shippingAddress":{"name":"Ada","line1":"1 Main St","city":"Springfield","postalCode":"12345","country":"US"}}')
 id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["orderId"])' "$order")
 echo "lambda-watch check: order $id placed; waiting for cargo lambda watch to build and run the functions"

@@ -119,6 +119,9 @@ impl HasPrincipalClaims for Api {
     }
 }
 
+/// The namespace of order ids derived from (principal, idempotency key).
+const ORDER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7266_6c6f_772d_6f72_6465_7273);
+
 /// The rate-limit scope of placements in the rate-limit table.
 pub const PLACEMENT_SCOPE: &str = "place-order";
 
@@ -300,20 +303,24 @@ async fn place_order(
     headers: HeaderMap,
     body: JsonBody<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
+    // Without a key a client cannot retry safely, so there is no placement without one.
     let key = headers
         .get("idempotency-key")
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|k| IdempotencyKey::parse(k).ok())
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "invalid_idempotency_key",
-                        "Idempotency-Key: 1 to 255 printable ASCII characters",
-                    )
-                })
-        })
-        .transpose()?;
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "missing_idempotency_key",
+                "Idempotency-Key: required, so that a retry places no second order",
+            )
+        })?
+        .to_str()
+        .ok()
+        .and_then(|k| IdempotencyKey::parse(k).ok())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_idempotency_key",
+                "Idempotency-Key: 1 to 255 printable ASCII characters",
+            )
+        })?;
     let order = body.value.parse()?;
     let customer = authorize(
         &principal,
@@ -324,27 +331,22 @@ async fn place_order(
     .into_result()?
     .ok_or_else(|| ApiError::invalid("missing_customer_id", "customerId: required"))?;
     let metadata = request_metadata(&headers, &principal);
-    let work = || api.place(&principal, customer, order, metadata);
-    let (placed, replayed) = match key {
-        Some(key) => {
-            // The same body in another key order or spacing is the same request.
-            let canonical = serde_json::from_slice::<serde_json::Value>(&body.raw)
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            let outcome = api
-                .idempotency
-                .run(
-                    &scoped_key(&principal.actor(), key.as_str()),
-                    &fingerprint(canonical.as_bytes()),
-                    work,
-                )
-                .await?;
-            (outcome.response, outcome.replayed)
-        }
-        None => (work().await?, false),
-    };
-    let mut response = order_response(StatusCode::CREATED, placed.order)?;
-    if replayed {
+    let scoped = scoped_key(&principal.actor(), key.as_str());
+    // One (principal, key), one order id: however often the placement runs (a retry
+    // after a crash, a lost response, an expired record), it lands on one stream.
+    let order_id = OrderId::from_uuid(Uuid::new_v5(&ORDER_ID_NAMESPACE, scoped.as_bytes()));
+    // The same body in another key order or spacing is the same request.
+    let canonical = serde_json::from_slice::<serde_json::Value>(&body.raw)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let outcome = api
+        .idempotency
+        .run(&scoped, &fingerprint(canonical.as_bytes()), || {
+            api.place(&principal, order_id, customer, order, metadata)
+        })
+        .await?;
+    let mut response = order_response(StatusCode::CREATED, outcome.response.order)?;
+    if outcome.replayed {
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -359,6 +361,7 @@ impl Api {
     async fn place(
         &self,
         principal: &Principal,
+        order_id: OrderId,
         customer: CustomerId,
         order: ValidOrder,
         metadata: Metadata,
@@ -397,7 +400,6 @@ impl Api {
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
-        let order_id = OrderId::from_uuid(Uuid::now_v7());
         let command = OrderCommand::Place(PlaceOrder {
             order_id,
             customer_id: customer,
@@ -415,13 +417,55 @@ impl Api {
         self.vault
             .keep(order_id, &order.token, now.plus(TOKEN_RETENTION))
             .await?;
-        let executed = self
+        let executed = match self
             .commands
-            .execute::<Order>(&order_id.to_string(), command, &metadata, None)
-            .await?;
+            .execute::<Order>(&order_id.to_string(), command.clone(), &metadata, None)
+            .await
+        {
+            // This placement ran before (it crashed, or its answer was lost, after the
+            // append): the order on its stream is the one to answer with.
+            Err(orderflow_app::CommandError::Domain(OrderError::AlreadyPlaced)) => {
+                return self.placed_before(order_id, &command).await;
+            }
+            other => other?,
+        };
         tracing::info!(order_id = %order_id, correlation_id = %metadata.correlation_id, actor = %metadata.actor, "order placed");
         orderflow_adapters::metrics::order_events(&executed.events);
         let order = OrderView::fold(&executed.events).ok_or_else(ApiError::order_not_found)?;
+        Ok(Placed { order })
+    }
+
+    /// The answer a placement gave the first time: the order as its `OrderPlaced` left
+    /// it. The stream is this principal's and key's alone, so it holds this request,
+    /// unless the key was reused with other items after its record expired: that is
+    /// refused as any reuse is.
+    async fn placed_before(&self, order_id: OrderId, command: &OrderCommand) -> Result<Placed, ApiError> {
+        let history = self
+            .commands
+            .repository()
+            .history_page::<Order>(&order_id.to_string(), 0, 1)
+            .await?;
+        let same = match (history.first().map(|e| &e.data), command) {
+            (Some(orderflow_domain::order::OrderEvent::Placed(placed)), OrderCommand::Place(place)) => {
+                placed.customer_id == place.customer_id
+                    && placed.lines.len() == place.lines.len()
+                    && placed
+                        .lines
+                        .iter()
+                        .zip(&place.lines)
+                        .all(|(a, b)| a.sku == b.sku && a.quantity == b.quantity)
+            }
+            _ => false,
+        };
+        if !same {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request",
+            ));
+        }
+        tracing::info!(%order_id, "placement ran again; answering with the order it placed");
+        let order = OrderView::fold(&history).ok_or_else(ApiError::order_not_found)?;
         Ok(Placed { order })
     }
 

@@ -11,6 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use jiff::SignedDuration;
 use order_api::paging::CursorKey;
 use order_api::{Access, Api, router};
 use orderflow_adapters::catalog::{DynamoCatalog, Product};
@@ -18,6 +19,7 @@ use orderflow_adapters::payment::DynamoVault;
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
 use orderflow_app::{CommandService, Repository, SystemClock};
 use orderflow_domain::{Currency, Sku};
+use orderflow_provision::faults::{Faults, dynamodb_client_with};
 use orderflow_provision::local;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -62,6 +64,24 @@ async fn app() -> App {
 
 async fn app_limited(orders_per_minute: u64) -> App {
     let dynamodb = local::dynamodb_client().await.unwrap();
+    app_with(
+        orders_per_minute,
+        dynamodb.clone(),
+        dynamodb,
+        SignedDuration::from_secs(30),
+    )
+    .await
+}
+
+/// The API with its event store and idempotency records reached through clients of
+/// their own (to inject faults into one), and a lease of `lease`.
+async fn app_with(
+    orders_per_minute: u64,
+    store_client: aws_sdk_dynamodb::Client,
+    idempotency_client: aws_sdk_dynamodb::Client,
+    lease: SignedDuration,
+) -> App {
+    let dynamodb = local::dynamodb_client().await.unwrap();
     let tables = local::fresh_tables(
         &dynamodb,
         &[
@@ -91,17 +111,15 @@ async fn app_limited(orders_per_minute: u64) -> App {
             .await
             .unwrap();
     }
-    let store = DynamoEventStore::new(
-        dynamodb.clone(),
-        &tables["EventStoreTable"],
-        &tables["SnapshotTable"],
-    );
+    let store = DynamoEventStore::new(store_client, &tables["EventStoreTable"], &tables["SnapshotTable"]);
     let api = Api::new(
         CommandService::new(Repository::new(store, 50), SystemClock, 5),
-        Api::idempotency(DynamoIdempotencyStore::new(
-            dynamodb.clone(),
-            &tables["IdempotencyTable"],
-        )),
+        orderflow_app::Idempotency::new(
+            DynamoIdempotencyStore::new(idempotency_client, &tables["IdempotencyTable"]),
+            SystemClock,
+            lease,
+            SignedDuration::from_hours(24),
+        ),
         catalog,
         DynamoVault::new(dynamodb.clone(), &tables["PaymentVaultTable"]),
         orderflow_adapters::read_model::DynamoOrderViews::new(dynamodb.clone(), &tables["OrderViewTable"]),
@@ -160,6 +178,10 @@ impl App {
         let mut request = Request::builder().method(method).uri(uri);
         for (name, value) in headers {
             request = request.header(*name, *value);
+        }
+        // Placements need a key; a test that is not about keys gets a fresh one.
+        if (method, uri) == ("POST", "/orders") && !headers.iter().any(|(n, _)| *n == "idempotency-key") {
+            request = request.header("idempotency-key", uuid::Uuid::now_v7().to_string());
         }
         let mut request = request.body(body.map_or_else(Body::empty, Body::from)).unwrap();
         if let Some(context) = context(who) {
@@ -647,11 +669,8 @@ async fn a_tampered_or_made_up_cursor_is_a_400() {
     let forged = [
         position.to_owned(),
         format!("{position}.AAAA"),
-        format!(
-            "{}.{}",
-            position.replace('A', "B"),
-            cursor.split_once('.').unwrap().1
-        ),
+        // Another position (its first character changed) under the genuine tag.
+        format!("f{}.{}", &position[1..], cursor.split_once('.').unwrap().1),
         "%00%ff".to_owned(),
     ];
     for bad in forged {
@@ -702,4 +721,144 @@ async fn the_cursor_key_is_read_from_its_secret_and_a_weak_or_missing_one_stops_
         order_api::cursor_key_from_secret(&secrets, &local::unique_name("no-such-secret")).await,
         Err(order_api::AccessConfigError::Secret { .. })
     ));
+}
+
+/// The events of every order placed so far, by order id.
+async fn orders_in_store(app: &App) -> std::collections::BTreeMap<String, u32> {
+    let items = app
+        .dynamodb
+        .scan()
+        .table_name(&app.events_table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let mut orders = std::collections::BTreeMap::new();
+    for item in items {
+        let pk = item["pk"].as_s().unwrap().clone();
+        *orders.entry(pk).or_insert(0) += 1;
+    }
+    orders
+}
+
+#[tokio::test]
+async fn a_placement_without_an_idempotency_key_is_refused() {
+    let app = app().await;
+    let mut request = Request::builder()
+        .method("POST")
+        .uri("/orders")
+        .body(Body::from(order_body().to_string()))
+        .unwrap();
+    request.extensions_mut().insert(context(C1).unwrap());
+    let reply = app.send(request).await;
+    assert_eq!(
+        (reply.status, reply.body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("missing_idempotency_key"))
+    );
+    assert!(orders_in_store(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_placement_whose_completion_failed_answers_its_retry_with_the_same_order() {
+    // The order is appended, then recording the answer fails (the function died, or
+    // the write failed): the key stays leased; once the lease is over, the client's
+    // retry runs the placement again, and lands on the same order.
+    let faults = Faults::fail("UpdateItem", 1);
+    let app = app_with(
+        60,
+        local::dynamodb_client().await.unwrap(),
+        dynamodb_client_with(faults.clone()).await.unwrap(),
+        SignedDuration::from_millis(500),
+    )
+    .await;
+    let key = [("idempotency-key", "crash-after-append")];
+    let first = app.place(&order_body(), &key).await;
+    assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE, "{}", first.body);
+    assert_eq!(faults.injected(), 1);
+    let early = app.place(&order_body(), &key).await;
+    assert_eq!(early.body["error"]["code"], "request_in_progress");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let retry = app.place(&order_body(), &key).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.body);
+    let orders = orders_in_store(&app).await;
+    assert_eq!(orders.len(), 1, "one order: {orders:?}");
+    assert_eq!(orders.values().sum::<u32>(), 1, "placed once");
+    assert_eq!(
+        orders.keys().next().unwrap(),
+        &format!("order#{}", retry.body["orderId"].as_str().unwrap())
+    );
+    // The retry's answer is the placement's answer, and later retries replay it.
+    assert_eq!(retry.body["version"], 1);
+    assert_eq!(retry.body["status"], "PENDING");
+    let again = app.place(&order_body(), &key).await;
+    assert_eq!((again.status, &again.body), (StatusCode::CREATED, &retry.body));
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    // The same key with other items is still another request.
+    let mut other = order_body();
+    other["items"][0]["quantity"] = json!(5);
+    let reused = app.place(&other, &key).await;
+    assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_placement_whose_append_answer_was_lost_places_one_order() {
+    // Every answer of the append is lost, the SDK's retries included: the caller sees
+    // a failure although the order is stored. The client retries with its key.
+    let faults = Faults::lose_responses("TransactWriteItems", 4);
+    let app = app_with(
+        60,
+        dynamodb_client_with(faults.clone()).await.unwrap(),
+        local::dynamodb_client().await.unwrap(),
+        SignedDuration::from_secs(30),
+    )
+    .await;
+    let key = [("idempotency-key", "lost-answer")];
+    let first = app.place(&order_body(), &key).await;
+    assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE, "{}", first.body);
+    assert!(faults.injected() >= 1);
+    let retry = app.place(&order_body(), &key).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.body);
+    let orders = orders_in_store(&app).await;
+    assert_eq!(orders.len(), 1, "one order: {orders:?}");
+    assert_eq!(orders.values().sum::<u32>(), 1, "placed once");
+    assert_eq!(retry.body["version"], 1);
+}
+
+#[tokio::test]
+async fn one_key_one_order_id_whoever_sends_it_how_often() {
+    let app = app().await;
+    let key = [("idempotency-key", "same-key")];
+    let c1 = app
+        .call_as(C1, "POST", "/orders", &key, Some(order_body().to_string()))
+        .await;
+    let mut theirs = order_body();
+    theirs["customerId"] = json!("c-2");
+    let c2 = app
+        .call_as(
+            Who::Customer("c-2"),
+            "POST",
+            "/orders",
+            &key,
+            Some(theirs.to_string()),
+        )
+        .await;
+    let ops = app
+        .call_as(
+            Who::Operator("ops-1"),
+            "POST",
+            "/orders",
+            &key,
+            Some(order_body().to_string()),
+        )
+        .await;
+    let ids = [&c1, &c2, &ops].map(|r| r.body["orderId"].as_str().unwrap().to_owned());
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+    let again = app
+        .call_as(C1, "POST", "/orders", &key, Some(order_body().to_string()))
+        .await;
+    assert_eq!(again.body["orderId"], c1.body["orderId"]);
 }

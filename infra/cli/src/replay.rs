@@ -269,7 +269,7 @@ impl Sink {
 }
 
 async fn sink(args: &ReplayArgs, resolved: &Resolved, target: &str) -> anyhow::Result<(Sink, String)> {
-    let (stack, dynamodb) = (&resolved.stack, resolved.dynamodb.clone());
+    let stack = &resolved.stack;
     Ok(match target {
         "replay-bus" | "live-bus" => {
             let logical = if target == "live-bus" {
@@ -289,13 +289,30 @@ async fn sink(args: &ReplayArgs, resolved: &Resolved, target: &str) -> anyhow::R
         }
         "read-model" => {
             let (into, _) = crate::rebuild::read_model_side(stack, args.into.as_deref())?;
-            let store = crate::runner::event_store(stack, &dynamodb)?;
-            let projector =
-                projector::Projector::new(Repository::new(store, 0), DynamoOrderViews::new(dynamodb, into));
-            (Sink::ReadModel(projector), format!("read-model:{into}"))
+            read_model_sink(resolved, into)?
+        }
+        // A recorded read-model replay names its table: a resume goes on into it.
+        recorded if recorded.starts_with("read-model:") => {
+            let table = &recorded["read-model:".len()..];
+            anyhow::ensure!(
+                ["OrderViewTable", "OrderViewShadowTable"]
+                    .iter()
+                    .any(|id| stack.table(id) == Some(table)),
+                "the recorded target {recorded:?} is no read-model table of this stack"
+            );
+            read_model_sink(resolved, table)?
         }
         other => anyhow::bail!("--target: replay-bus, read-model or live-bus, not {other:?}"),
     })
+}
+
+/// Replays into the read-model table `into`, through the projector's fold.
+fn read_model_sink(resolved: &Resolved, into: &str) -> anyhow::Result<(Sink, String)> {
+    let dynamodb = resolved.dynamodb.clone();
+    let store = crate::runner::event_store(&resolved.stack, &dynamodb)?;
+    let projector =
+        projector::Projector::new(Repository::new(store, 0), DynamoOrderViews::new(dynamodb, into));
+    Ok((Sink::ReadModel(projector), format!("read-model:{into}")))
 }
 
 fn progress(quiet: bool, total: u64, done: u64) -> ProgressBar {
@@ -339,6 +356,11 @@ pub async fn run(
                 .await?
                 .with_context(|| format!("no replay {id}"))?;
             anyhow::ensure!(record.outcome != "completed", "replay {id} is already completed");
+            // Resuming is replaying: reaching the live consumers needs saying again.
+            anyhow::ensure!(
+                record.target != "live-bus" || args.allow_live,
+                "replay {id} goes to the live bus, which reaches the live consumers: pass --allow-live to resume it"
+            );
             record
         }
         None => {
@@ -396,7 +418,14 @@ pub async fn run(
         .collect();
     events.sort_by_key(EventRecord::time_order);
 
-    if args.dry_run && args.resume.is_none() {
+    // What is left: after the recorded cursor when resuming.
+    let events: Vec<EventRecord> = match (&args.resume, &record.cursor) {
+        (Some(_), Some(cursor)) => events.into_iter().filter(|e| time_key(e) > *cursor).collect(),
+        _ => events,
+    };
+    // A dry run, fresh or resumed, counts what would be sent and sends and records
+    // nothing.
+    if args.dry_run {
         let mut by_type = BTreeMap::new();
         for event in &events {
             *by_type.entry(event.event_type.clone()).or_insert(0) += 1;
@@ -412,10 +441,7 @@ pub async fn run(
         record.target = target;
         record.matched = events.len() as u64;
     }
-    let remaining: Vec<EventRecord> = match &record.cursor {
-        Some(cursor) => events.into_iter().filter(|e| time_key(e) > *cursor).collect(),
-        None => events,
-    };
+    let remaining = events;
     record.outcome = "running".into();
     record.ended_at = None;
     records.put(&record).await?;

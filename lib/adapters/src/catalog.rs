@@ -146,12 +146,21 @@ impl DynamoCatalog {
         update: &str,
         condition: &str,
     ) -> Result<TransactWriteItem, StoreError> {
+        // `:zero` is for counters an item may not have yet (written by hand, or by an
+        // older build): `if_not_exists(reserved, :zero)`.
+        let values = HashMap::from([
+            (":q".to_owned(), AttributeValue::N(line.quantity.to_string())),
+            (":zero".to_owned(), AttributeValue::N("0".to_owned())),
+        ])
+        .into_iter()
+        .filter(|(name, _)| update.contains(name.as_str()) || condition.contains(name.as_str()))
+        .collect();
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(&line.sku)))
             .update_expression(update)
             .condition_expression(condition)
-            .expression_attribute_values(":q", AttributeValue::N(line.quantity.to_string()))
+            .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError::new("build stock update", e))?;
@@ -165,7 +174,7 @@ impl DynamoCatalog {
     pub fn reserve(&self, line: &StockLine) -> Result<TransactWriteItem, StoreError> {
         self.stock_move(
             line,
-            "SET available = available - :q, reserved = reserved + :q",
+            "SET available = available - :q, reserved = if_not_exists(reserved, :zero) + :q",
             "available >= :q",
         )
     }

@@ -65,7 +65,13 @@ where
             return Ok(Applied::Done(Vec::new()));
         }
         let effects = effects_for(&decided)?;
-        let envelopes = envelopes::<A>(aggregate_id, loaded.version, decided, metadata, clock.now());
+        let envelopes = envelopes::<A>(
+            aggregate_id,
+            loaded.version,
+            decided,
+            metadata,
+            loaded.stamp(clock.now()),
+        );
         let records: Vec<_> = envelopes.iter().map(EventRecord::from_envelope).collect();
         match repository
             .store()

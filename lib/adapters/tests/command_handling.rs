@@ -76,8 +76,69 @@ fn status(state: &OrderState) -> OrderStatus {
     state.placed().unwrap().status
 }
 
+/// A clock that reads `skew` off the real one (a writer whose clock is wrong).
+#[derive(Debug, Clone, Copy)]
+struct SkewedClock {
+    skew: jiff::SignedDuration,
+}
+
+impl orderflow_app::Clock for SkewedClock {
+    fn now(&self) -> orderflow_domain::Timestamp {
+        SystemClock.now().plus(self.skew)
+    }
+}
+
 mod suite {
     use super::*;
+
+    pub(crate) async fn events_never_go_back_in_time_whatever_a_writers_clock_says(
+        store: impl EventStore + Clone,
+    ) {
+        // One writer runs an hour fast, the next one an hour slow (and then a snapshot
+        // covers the head, so the last time must be read back, not folded).
+        let (id, key) = new_order();
+        let fast = CommandService::new(
+            Repository::new(store.clone(), 2),
+            SkewedClock {
+                skew: jiff::SignedDuration::from_hours(1),
+            },
+            5,
+        );
+        let slow = CommandService::new(
+            Repository::new(store, 2),
+            SkewedClock {
+                skew: jiff::SignedDuration::from_hours(-1),
+            },
+            5,
+        );
+        let placed = fast
+            .execute::<Order>(&key, place(id), &metadata(), None)
+            .await
+            .unwrap();
+        fast.execute::<Order>(&key, reserved(), &metadata(), None)
+            .await
+            .unwrap();
+        let captured = slow
+            .execute::<Order>(&key, captured(), &metadata(), None)
+            .await
+            .unwrap();
+        assert!(
+            captured
+                .events
+                .iter()
+                .all(|e| e.occurred_at >= placed.events[0].occurred_at),
+            "stamped no earlier than its predecessors"
+        );
+        let history = slow.repository().history::<Order>(&key).await.unwrap();
+        let times: Vec<_> = history.iter().map(|e| e.occurred_at).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        // The order as of its last event's time holds every event: none was skipped.
+        let last = *times.last().unwrap();
+        assert_eq!(
+            history.iter().take_while(|e| e.occurred_at <= last).count(),
+            history.len()
+        );
+    }
 
     pub(crate) async fn commands_append_events_with_envelopes(store: impl EventStore) {
         let service = service(store, 0);
@@ -376,6 +437,7 @@ against_both!(
     memory: orderflow_adapters::MemoryEventStore::new(),
     dynamodb: crate::common::dynamo_event_store().await,
     tests: [
+        events_never_go_back_in_time_whatever_a_writers_clock_says,
         commands_append_events_with_envelopes,
         refused_commands_write_nothing,
         if_match_is_checked_against_the_stored_version,

@@ -54,6 +54,21 @@ mod suite {
         );
     }
 
+    pub(crate) async fn the_same_append_retried_is_applied_once(store: impl EventStore) {
+        // What the SDK does when a response is lost: the identical call again.
+        let stream = fresh_stream();
+        let batch = records(&stream, 1, 2);
+        store.append(&stream, 0, &batch).await.unwrap();
+        store.append(&stream, 0, &batch).await.unwrap();
+        assert_eq!(store.load(&stream, 0).await.unwrap(), batch, "once");
+        // Other events at those versions are still a lost race.
+        let error = store
+            .append(&stream, 0, &records(&stream, 1, 2))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, AppendError::Conflict { .. }), "{error:?}");
+    }
+
     pub(crate) async fn an_expected_version_ahead_of_the_stream_is_a_conflict(store: impl EventStore) {
         let stream = fresh_stream();
         store.append(&stream, 0, &records(&stream, 1, 1)).await.unwrap();
@@ -187,6 +202,7 @@ against_both!(
     tests: [
     appends_and_loads_in_order,
     a_lost_race_is_a_typed_conflict,
+    the_same_append_retried_is_applied_once,
     an_expected_version_ahead_of_the_stream_is_a_conflict,
     malformed_appends_are_refused_before_writing,
     a_full_transaction_of_events_appends,

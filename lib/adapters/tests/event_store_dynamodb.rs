@@ -103,3 +103,30 @@ async fn appended_events_reach_the_stream_as_new_images() {
     let expected: Vec<_> = batch.iter().map(|r| r.body.clone()).collect();
     assert_eq!(bodies, expected);
 }
+
+#[tokio::test]
+async fn an_append_whose_response_was_lost_is_retried_and_recognised_by_its_token() {
+    // DynamoDB applies the transaction, the response never arrives, the SDK sends the
+    // same call again with the same client request token, and DynamoDB answers it as
+    // the success it was, instead of a conflict with our own events. (A repeat of the
+    // whole append, beyond the SDK's retries, is the conformance suite's
+    // `the_same_append_retried_is_applied_once`: that needs the token derived from the
+    // append, not the SDK's per-call one.)
+    let faults = orderflow_provision::faults::Faults::lose_responses("TransactWriteItems", 1);
+    let client = orderflow_provision::faults::dynamodb_client_with(faults.clone())
+        .await
+        .unwrap();
+    let tables = local::fresh_tables(&client, &["EventStoreTable", "SnapshotTable"])
+        .await
+        .unwrap();
+    let store = orderflow_adapters::DynamoEventStore::new(
+        client,
+        &tables["EventStoreTable"],
+        &tables["SnapshotTable"],
+    );
+    let stream = fresh_stream();
+    let batch = records(&stream, 1, 2);
+    store.append(&stream, 0, &batch).await.unwrap();
+    assert_eq!(faults.injected(), 1, "the first response was lost");
+    assert_eq!(store.load(&stream, 0).await.unwrap(), batch, "applied once");
+}

@@ -16,6 +16,18 @@ pub struct Loaded<A: Aggregate> {
     pub version: u64,
     /// The snapshot version the load started from, if one was used.
     pub from_snapshot: Option<u64>,
+    /// When the last event folded in happened (`None`: no events).
+    pub last_occurred_at: Option<orderflow_domain::Timestamp>,
+}
+
+impl<A: Aggregate> Loaded<A> {
+    /// The time to stamp the next events with: `now`, unless the stream's last event
+    /// happened later (a writer whose clock is behind). Events of a stream never go
+    /// back in time, so a fold "as of" any instant never skips one.
+    #[must_use]
+    pub fn stamp(&self, now: orderflow_domain::Timestamp) -> orderflow_domain::Timestamp {
+        self.last_occurred_at.map_or(now, |last| last.max(now))
+    }
 }
 
 /// Why an aggregate could not be loaded.
@@ -132,10 +144,22 @@ impl<S: EventStore> Repository<S> {
         };
         let records = self.store.load(&stream, version).await?;
         let (state, version) = fold_records::<A>(&stream, state, version, &records)?;
+        let last_occurred_at = match records.last() {
+            Some(last) => Some(last.occurred_at),
+            // Everything was in the snapshot: the time of its last event is one read away.
+            None if version > 0 => self
+                .store
+                .load_page(&stream, version - 1, 1)
+                .await?
+                .first()
+                .map(|r| r.occurred_at),
+            None => None,
+        };
         Ok(Loaded {
             state,
             version,
             from_snapshot,
+            last_occurred_at,
         })
     }
 
@@ -154,6 +178,7 @@ impl<S: EventStore> Repository<S> {
             state,
             version,
             from_snapshot: None,
+            last_occurred_at: records.last().map(|r| r.occurred_at),
         })
     }
 
@@ -369,7 +394,13 @@ impl<S: EventStore, C: Clock> CommandService<S, C> {
                     events: Vec::new(),
                 });
             }
-            let envelopes = self.envelopes::<A>(aggregate_id, loaded.version, decided, metadata);
+            let envelopes = envelopes::<A>(
+                aggregate_id,
+                loaded.version,
+                decided,
+                metadata,
+                loaded.stamp(self.clock.now()),
+            );
             let records: Vec<_> = envelopes.iter().map(EventRecord::from_envelope).collect();
             match self
                 .repository
@@ -409,16 +440,6 @@ impl<S: EventStore, C: Clock> CommandService<S, C> {
                 }
             }
         }
-    }
-
-    fn envelopes<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-        version: u64,
-        events: Vec<A::Event>,
-        metadata: &Metadata,
-    ) -> Vec<Envelope<A::Event>> {
-        envelopes::<A>(aggregate_id, version, events, metadata, self.clock.now())
     }
 }
 

@@ -7,6 +7,7 @@
 //! any other property is an error, so the template cannot drift from what local runs
 //! understand.
 
+pub mod faults;
 pub mod local;
 pub mod messaging;
 

@@ -260,6 +260,28 @@ impl DynamoEventStore {
     }
 }
 
+/// The idempotency token of one attempt at an append: the same for the SDK's own
+/// retries of that attempt, different for every other append (its event ids are new)
+/// and for our retries after a transaction conflict (whose first try was refused, not
+/// applied). At most 36 characters, as DynamoDB takes.
+#[must_use]
+pub fn client_request_token(
+    stream: &StreamId,
+    expected_version: u64,
+    events: &[EventRecord],
+    attempt: u32,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    digest.update(stream.to_string().as_bytes());
+    digest.update(expected_version.to_be_bytes());
+    for event in events {
+        digest.update(event.event_id.as_bytes());
+    }
+    let hash = hex::encode(digest.finalize());
+    format!("{}-{attempt}", &hash[..32])
+}
+
 /// Reads why DynamoDB cancelled a transaction: a failed condition (someone else won,
 /// or a side effect's condition did not hold) or a concurrent transaction on the same
 /// items (transient: try again).
@@ -341,16 +363,24 @@ impl DynamoEventStore {
         for event in events {
             actions.push(self.put_event(event).map_err(AppendError::Store)?);
         }
-        self.transact(stream, expected_version, actions, effect_count)
+        self.transact(stream, expected_version, events, actions, effect_count)
             .await
     }
 
     /// Runs a transaction whose first `effect_count` actions are side effects and the
-    /// rest the event store's own, retrying DynamoDB's transient transaction conflicts.
+    /// rest the event store's own (appending `events`), retrying DynamoDB's transient
+    /// transaction conflicts.
+    ///
+    /// Each attempt carries a `ClientRequestToken` derived from the append (stream,
+    /// version, event ids) and the attempt. The SDK would send a random one per call,
+    /// which covers its own retries of a lost response; a token of the append also
+    /// covers the same append sent again by a caller that saw it fail: DynamoDB answers
+    /// success without writing twice, instead of a conflict with our own events.
     async fn transact(
         &self,
         stream: &StreamId,
         expected_version: u64,
+        events: &[EventRecord],
         actions: Vec<TransactWriteItem>,
         effect_count: usize,
     ) -> Result<(), EffectsError> {
@@ -364,6 +394,7 @@ impl DynamoEventStore {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(actions.clone()))
+                .client_request_token(client_request_token(stream, expected_version, events, attempt))
                 .send()
                 .await;
             let Err(error) = result else { return Ok(()) };
@@ -404,7 +435,7 @@ impl EventStore for DynamoEventStore {
         for event in events {
             actions.push(self.put_event(event)?);
         }
-        match self.transact(stream, expected_version, actions, 0).await {
+        match self.transact(stream, expected_version, events, actions, 0).await {
             Ok(()) => Ok(()),
             Err(EffectsError::Append(error)) => Err(error),
             // No side effects were given, so every failed condition is the store's own.

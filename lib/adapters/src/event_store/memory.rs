@@ -48,6 +48,15 @@ impl EventStore for MemoryEventStore {
         }
         let mut inner = self.lock()?;
         let stored = inner.streams.entry(stream.clone()).or_default();
+        // The same append again (the same events at the same versions): a retry of one
+        // that succeeded, as DynamoDB's client request token answers it.
+        let at = usize::try_from(expected_version).unwrap_or(usize::MAX);
+        if stored
+            .get(at..at.saturating_add(events.len()))
+            .is_some_and(|s| s.iter().map(|e| e.event_id).eq(events.iter().map(|e| e.event_id)))
+        {
+            return Ok(());
+        }
         if stored.len() as u64 != expected_version {
             return Err(AppendError::Conflict {
                 stream: stream.clone(),
