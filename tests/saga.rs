@@ -445,3 +445,63 @@ async fn a_catalog_item_written_without_a_reserved_count_still_reserves() {
     let stock = &f.stock().await["SKU-BARE"];
     assert_eq!((stock.available, stock.reserved), (1, 3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captures_and_refunds_wait_out_a_provider_outage_and_none_is_parked() {
+    use std::time::{Duration, Instant};
+    // As `orderflow dev` runs it: failed messages are left to come back when their
+    // visibility says (payment's backoff: 1 s, then 2, 4, …), not made visible at once.
+    let template = orderflow_provision::Template::load(&orderflow_provision::Template::default_path())
+        .unwrap()
+        .with_parameters(["PaymentRetryBaseSeconds=1"])
+        .unwrap();
+    let f = Fixture::with(
+        template,
+        orderflow_cli::runner::Options {
+            failed_visibility: None,
+            receive_wait: Duration::ZERO,
+            ..orderflow_cli::runner::Options::default()
+        },
+    )
+    .await;
+    let to_refund = f.place(&[("SKU-1", 1)], "tok_visa").await;
+    f.settle().await;
+    assert_eq!(f.status(to_refund).await, OrderStatus::Confirmed);
+
+    // The provider goes down for six seconds; meanwhile one order is cancelled (a
+    // refund is due) and another placed (a capture is due).
+    let outage_ends = orderflow_domain::Timestamp::from_jiff(jiff::Timestamp::now())
+        .plus(jiff::SignedDuration::from_secs(6));
+    f.gateway.set_outage(Some(outage_ends)).await.unwrap();
+    f.cancel(to_refund).await.unwrap();
+    let to_capture = f.place(&[("SKU-2", 1)], "tok_visa").await;
+    // Without backoff a failed message would wait out the queue's 60 s visibility.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut rounds = 0;
+    loop {
+        f.settle().await;
+        let ledger = f.ledger().await;
+        let captured = ledger.contains_key(&to_capture.to_string());
+        let refunded = ledger[&to_refund.to_string()].refunded;
+        if captured && refunded && f.status(to_capture).await == OrderStatus::Confirmed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled after the outage: {ledger:?}"
+        );
+        rounds += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(rounds > 0, "the outage held them up");
+    assert!(
+        orderflow_domain::Timestamp::from_jiff(jiff::Timestamp::now()) >= outage_ends,
+        "nothing was paid during the outage"
+    );
+    assert!(
+        f.dead_letters().await.is_empty(),
+        "nothing parked: {:?}",
+        f.dead_letters().await
+    );
+    f.assert_compensated(to_refund).await;
+}

@@ -290,3 +290,40 @@ fn alarms_reach_their_topic_through_a_key_cloudwatch_may_use() {
         }
     }
 }
+
+#[test]
+fn payment_rides_out_an_hour_of_provider_outage_before_its_dlq() {
+    use orderflow_adapters::sqs::Backoff;
+    let doc = document();
+    let receives = doc["Resources"]["PaymentQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+        .as_u64()
+        .unwrap();
+    let env = &doc["Resources"]["PaymentFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        tag_name(&env["PAYMENT_QUEUE_URL"]).as_deref(),
+        Some("!Ref PaymentQueue")
+    );
+    assert_eq!(
+        tag_name(&env["PAYMENT_RETRY_BASE_SECONDS"]).as_deref(),
+        Some("!Ref PaymentRetryBaseSeconds")
+    );
+    let base = u32::try_from(
+        doc["Parameters"]["PaymentRetryBaseSeconds"]["Default"]
+            .as_u64()
+            .unwrap(),
+    )
+    .unwrap();
+    let max = u32::try_from(env["PAYMENT_RETRY_MAX_SECONDS"].as_u64().unwrap()).unwrap();
+    // The message is parked when its last receive fails: every delay before that.
+    let hidden: u32 = (1..u32::try_from(receives).unwrap())
+        .map(|n| Backoff::delay(base, max, n))
+        .sum();
+    assert!(hidden >= 3_600, "{hidden} s of outage park a capture in the DLQ");
+    // The function may set its messages' visibility.
+    let role = statements(&doc, "PaymentRole");
+    assert!(
+        role.iter()
+            .any(|s| actions(s).contains(&"sqs:ChangeMessageVisibility")
+                && resources(s).contains(&"!GetAtt PaymentQueue.Arn".to_owned()))
+    );
+}

@@ -338,7 +338,18 @@ impl Deref for Fixture {
 
 impl Fixture {
     pub async fn new(duplicate_deliveries: bool) -> Self {
-        let template = Template::load(&Template::default_path()).unwrap();
+        let options = Options {
+            failed_visibility: Some(Duration::ZERO),
+            duplicate_deliveries,
+            receive_wait: Duration::ZERO,
+            ..Options::default()
+        };
+        Self::with(Template::load(&Template::default_path()).unwrap(), options).await
+    }
+
+    /// A fixture over `template` (say, with parameter overrides), its runner with
+    /// `options`.
+    pub async fn with(template: Template, options: Options) -> Self {
         let stack = local::provision_stack(&template, &unique_name("saga"))
             .await
             .expect("the emulators are running (make test starts them)");
@@ -358,12 +369,6 @@ impl Fixture {
                 .await
                 .unwrap();
         }
-        let options = Options {
-            failed_visibility: Some(Duration::ZERO),
-            duplicate_deliveries,
-            receive_wait: Duration::ZERO,
-            ..Options::default()
-        };
         let runner = Runner::new(stack, &template, options).await.unwrap();
         Self {
             runner,

@@ -17,7 +17,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_adapters::sqs::{Failure, FailureLog, decode_message, process_batch};
+use orderflow_adapters::sqs::{Backoff, Failure, FailureLog, decode_message, process_batch_with_backoff};
 use orderflow_app::{CaptureOutcome, Clock, CommandService, PaymentGateway, PaymentVault, Repository};
 use orderflow_domain::order::{Order, OrderEvent};
 use orderflow_domain::payment::{
@@ -25,6 +25,33 @@ use orderflow_domain::payment::{
 };
 use orderflow_domain::{DomainEvent, Metadata, Money, OrderId};
 use tracing::Instrument;
+
+/// Backoff on the payment queue from the function's variables (`PAYMENT_QUEUE_URL`,
+/// `PAYMENT_RETRY_BASE_SECONDS`, default 30, `PAYMENT_RETRY_MAX_SECONDS`, default
+/// 900), read through `variable` so the dev runner hands over the template's values;
+/// `None` without a queue URL.
+///
+/// # Errors
+/// [`orderflow_adapters::ConfigError::Invalid`] for a malformed number.
+pub fn backoff(
+    sqs: aws_sdk_sqs::Client,
+    variable: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Backoff>, orderflow_adapters::ConfigError> {
+    let seconds = |name: &'static str, default: u32| match variable(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            orderflow_adapters::ConfigError::Invalid {
+                name,
+                reason: format!("{raw:?} is not a positive number of seconds"),
+            }
+        }),
+    };
+    let base = seconds("PAYMENT_RETRY_BASE_SECONDS", 30)?;
+    let max = seconds("PAYMENT_RETRY_MAX_SECONDS", 900)?;
+    Ok(variable("PAYMENT_QUEUE_URL")
+        .filter(|url| !url.trim().is_empty())
+        .map(|url| Backoff::new(sqs, url, base, max)))
+}
 
 /// Who records payment's events.
 pub const ACTOR: &str = "service:payment";
@@ -39,6 +66,7 @@ pub struct PaymentService<G, V, C> {
     gateway: G,
     vault: V,
     failures: Option<FailureLog>,
+    backoff: Option<Backoff>,
     replayed_side_effects: bool,
 }
 
@@ -50,6 +78,7 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
             gateway,
             vault,
             failures: None,
+            backoff: None,
             replayed_side_effects: false,
         }
     }
@@ -69,9 +98,17 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
         self
     }
 
+    /// Holds back messages that failed on a retryable error (the provider is down)
+    /// longer with every receive, so an outage of an hour parks nothing in the DLQ.
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
     /// Handles an SQS batch of order events.
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        process_batch(batch, self.failures.as_ref(), |message| {
+        process_batch_with_backoff(batch, self.failures.as_ref(), self.backoff.as_ref(), |message| {
             self.handle_message(message)
         })
         .await

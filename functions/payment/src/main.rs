@@ -10,12 +10,17 @@ use orderflow_app::SystemClock;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
+    let sdk = aws_sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
     let gateway = SimulatedGateway::new(client.clone(), required("PAYMENT_PROVIDER_TABLE")?);
     let vault = DynamoVault::new(client.clone(), required("PAYMENT_VAULT_TABLE")?);
     let service = payment::PaymentService::new(repository_from_env(&client)?, SystemClock, gateway, vault)
         .with_failure_log(failure_log_from_env(&client, payment::ACTOR)?)
         .with_replayed_side_effects(std::env::var("REPLAY_SIDE_EFFECTS").is_ok_and(|v| v == "apply"));
+    let service = match payment::backoff(aws_sdk_sqs::Client::new(&sdk), |name| std::env::var(name).ok())? {
+        Some(backoff) => service.with_backoff(backoff),
+        None => service,
+    };
     let metrics = orderflow_adapters::metrics::init_lambda("payment")?;
     orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<SqsEvent>| {
         let service = &service;

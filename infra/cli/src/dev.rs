@@ -152,7 +152,7 @@ pub fn api_router(
 ) -> anyhow::Result<axum::Router> {
     let table = |id: &str| crate::runner::table(stack, id);
     let store = crate::runner::event_store(stack, dynamodb)?;
-    let environment = template.function_environment(&stack.prefix)?;
+    let environment = &stack.environment;
     let snapshot_every = environment
         .get("SNAPSHOT_EVERY")
         .and_then(|n| n.parse().ok())
@@ -209,8 +209,8 @@ pub fn local_keys(
 
 /// Writes the environment the functions get in AWS, resolved to the local stack, plus
 /// the emulator endpoints, as a file `cargo lambda watch --env-file` reads.
-fn write_function_env(template: &Template, args: &DevArgs) -> anyhow::Result<PathBuf> {
-    let mut variables = template.function_environment(&args.prefix)?;
+fn write_function_env(stack: &Stack, args: &DevArgs) -> anyhow::Result<PathBuf> {
+    let mut variables = stack.environment.clone();
     for name in [
         "AWS_REGION",
         "AWS_ACCESS_KEY_ID",
@@ -249,7 +249,7 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
         .context("provisioning the template in the emulators: are they running (`make emulators`)?")?;
     let products = seed_catalog(&stack, &args.catalog).await?;
     print_stack(&stack, &products, &args)?;
-    let env_file = write_function_env(&template, &args)?;
+    let env_file = write_function_env(&stack, &args)?;
     writeln!(
         std::io::stdout().lock(),
         "\nfunction environment: {}  (cargo lambda watch --env-file {})",

@@ -233,6 +233,21 @@ pub fn handler_for(
     dynamodb: &aws_sdk_dynamodb::Client,
     snapshot_every: u64,
 ) -> anyhow::Result<BatchHandler> {
+    handler_with(binary, stack, dynamodb, None, snapshot_every)
+}
+
+/// [`handler_for`], with the SQS client a handler that manages its messages' visibility
+/// (payment's backoff) needs, as the runner builds them.
+///
+/// # Errors
+/// As [`handler_for`].
+pub fn handler_with(
+    binary: &str,
+    stack: &Stack,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    sqs: Option<&aws_sdk_sqs::Client>,
+    snapshot_every: u64,
+) -> anyhow::Result<BatchHandler> {
     let repository = || -> anyhow::Result<Repository<DynamoEventStore>> {
         Ok(Repository::new(event_store(stack, dynamodb)?, snapshot_every))
     };
@@ -253,16 +268,24 @@ pub fn handler_for(
             .with_failure_log(failures(inventory::ACTOR)?),
             |s, e| async move { s.handle(e).await },
         ),
-        "payment" => boxed(
-            payment::PaymentService::new(
+        "payment" => {
+            let service = payment::PaymentService::new(
                 repository()?,
                 SystemClock,
                 SimulatedGateway::new(dynamodb.clone(), table(stack, "PaymentProviderTable")?),
                 DynamoVault::new(dynamodb.clone(), table(stack, "PaymentVaultTable")?),
             )
-            .with_failure_log(failures(payment::ACTOR)?),
-            |s, e| async move { s.handle(e).await },
-        ),
+            .with_failure_log(failures(payment::ACTOR)?);
+            let backoff = match sqs {
+                Some(sqs) => payment::backoff(sqs.clone(), |name| stack.env(name).map(str::to_owned))?,
+                None => None,
+            };
+            let service = match backoff {
+                Some(backoff) => service.with_backoff(backoff),
+                None => service,
+            };
+            boxed(service, |s, e| async move { s.handle(e).await })
+        }
         "shipping" => boxed(
             shipping::ShippingService::new(repository()?, SystemClock)
                 .with_failure_log(failures(shipping::ACTOR)?),
@@ -309,7 +332,13 @@ impl Runner {
                 .with_context(|| format!("queue {} was not provisioned", mapping.queue))?
                 .clone();
             let handler = match &options.invoke {
-                Invoke::InProcess => handler_for(&mapping.binary, &stack, &dynamodb, options.snapshot_every)?,
+                Invoke::InProcess => handler_with(
+                    &mapping.binary,
+                    &stack,
+                    &dynamodb,
+                    Some(&sqs),
+                    options.snapshot_every,
+                )?,
                 Invoke::LambdaWatch { url } => {
                     forwarding_handler(reqwest::Client::new(), url, &mapping.binary)
                 }

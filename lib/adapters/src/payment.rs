@@ -9,6 +9,10 @@
 //! leaves a `void#<orderId>` marker that every later capture checks in the same
 //! transaction: a capture and a cancel, in whichever order, never leave money taken. The ledger (`capture#<orderId>` items) is what the money invariant is
 //! checked against: it is the provider's view, independent of our events.
+//!
+//! For drills, the provider can be taken down for a while ([`SimulatedGateway::set_outage`]:
+//! an `outage` item with its end): until then every call fails as unavailable, as a
+//! real provider's outage does, across every process that shares the ledger.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -45,6 +49,9 @@ pub struct SimulatedGateway {
     table: String,
 }
 
+/// The ledger item that holds a simulated outage's end.
+const OUTAGE: &str = "outage";
+
 fn unavailable(error: impl std::fmt::Display) -> GatewayError {
     GatewayError::Unavailable(error.to_string())
 }
@@ -77,6 +84,47 @@ impl SimulatedGateway {
             .await
             .map_err(|e| StoreError::new("scan ledger", e))?;
         serde_dynamo::from_items(items).map_err(|e| StoreError::new("decode ledger", e))
+    }
+
+    /// Takes the provider down until `until` (`None`: back up now). Every call before
+    /// then fails as [`GatewayError::Unavailable`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn set_outage(&self, until: Option<Timestamp>) -> Result<(), StoreError> {
+        let until = until.map_or(0, |t| t.as_micros());
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", AttributeValue::S(OUTAGE.into()))
+            .item("until", AttributeValue::N(until.to_string()))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("set the simulated outage", e))?;
+        Ok(())
+    }
+
+    /// Fails while a simulated outage lasts.
+    async fn available(&self) -> Result<(), GatewayError> {
+        let until = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(OUTAGE.into()))
+            .send()
+            .await
+            .map_err(unavailable)?
+            .item
+            .and_then(|i| {
+                i.get("until")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<i64>().ok())
+            })
+            .unwrap_or(0);
+        if until > Timestamp::from_jiff(jiff::Timestamp::now()).as_micros() {
+            return Err(GatewayError::Unavailable("simulated provider outage".into()));
+        }
+        Ok(())
     }
 
     /// Counts an attempt; true for the order's first.
@@ -126,6 +174,7 @@ impl PaymentGateway for SimulatedGateway {
         amount: Money,
         token: &PaymentToken,
     ) -> Result<CaptureOutcome, GatewayError> {
+        self.available().await?;
         match token.expose_secret() {
             "tok_decline" => {
                 return Ok(CaptureOutcome::Declined {
@@ -208,6 +257,7 @@ impl PaymentGateway for SimulatedGateway {
     }
 
     async fn capture_of(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
+        self.available().await?;
         let Some(entry) = self.existing_capture(order_id).await?.filter(|e| !e.refunded) else {
             return Ok(None);
         };
@@ -222,6 +272,7 @@ impl PaymentGateway for SimulatedGateway {
     }
 
     async fn cancel(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
+        self.available().await?;
         // The marker first: a capture racing this call either committed before it (and
         // is found below) or fails its check on it.
         self.client
@@ -246,6 +297,7 @@ impl PaymentGateway for SimulatedGateway {
     }
 
     async fn refund(&self, order_id: OrderId, payment_id: &str, _amount: Money) -> Result<(), GatewayError> {
+        self.available().await?;
         let result = self
             .client
             .update_item()

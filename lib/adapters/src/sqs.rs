@@ -81,11 +81,78 @@ pub fn decode_message<E: orderflow_domain::DomainEvent>(
     Ok((raw.decode()?, metadata))
 }
 
+/// How the retryable failures of a queue come back: later with every receive
+/// (`base` × 2^(receives − 1) seconds, at most `max`), set on the message with
+/// `ChangeMessageVisibility`. A dependency that is down for an hour then costs a
+/// message a dozen receives, not the queue's whole budget in five minutes.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    base_seconds: u32,
+    max_seconds: u32,
+}
+
+impl Backoff {
+    /// Backoff on the queue at `queue_url`.
+    pub fn new(
+        sqs: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+        base_seconds: u32,
+        max_seconds: u32,
+    ) -> Self {
+        Self {
+            sqs,
+            queue_url: queue_url.into(),
+            base_seconds,
+            max_seconds,
+        }
+    }
+
+    /// Seconds a message stays hidden after its `receives`-th receive failed.
+    #[must_use]
+    pub fn delay(base_seconds: u32, max_seconds: u32, receives: u32) -> u32 {
+        let doublings = receives.saturating_sub(1).min(31);
+        base_seconds.saturating_mul(1_u32 << doublings).min(max_seconds)
+    }
+
+    /// Hides the message for its delay; a failure only costs the backoff (the message
+    /// comes back after the queue's own visibility timeout).
+    async fn hold(&self, receipt_handle: &str, receives: u32) {
+        let seconds = Self::delay(self.base_seconds, self.max_seconds, receives);
+        let changed = self
+            .sqs
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(seconds).unwrap_or(i32::MAX))
+            .send()
+            .await;
+        if let Err(error) = changed {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(error), "backoff not set; the queue's visibility timeout applies");
+        }
+    }
+}
+
 /// Handles each message of `event` with `handle`, concurrently, and reports the
 /// failures for SQS to redeliver.
 pub async fn process_batch<F, Fut>(
     event: SqsEvent,
     failures: Option<&FailureLog>,
+    handle: F,
+) -> SqsBatchResponse
+where
+    F: Fn(SqsMessage) -> Fut,
+    Fut: Future<Output = Result<(), Failure>>,
+{
+    process_batch_with_backoff(event, failures, None, handle).await
+}
+
+/// [`process_batch`], holding back retryable failures by `backoff`.
+pub async fn process_batch_with_backoff<F, Fut>(
+    event: SqsEvent,
+    failures: Option<&FailureLog>,
+    backoff: Option<&Backoff>,
     handle: F,
 ) -> SqsBatchResponse
 where
@@ -99,19 +166,25 @@ where
             .get("ApproximateReceiveCount")
             .cloned()
             .unwrap_or_default();
+        let receipt = message.receipt_handle.clone();
         let fut = handle(message);
         async move {
             let started = std::time::Instant::now();
             let outcome = fut.await;
             crate::metrics::handler_duration(started.elapsed());
-            (id, receives, outcome)
+            (id, receives, receipt, outcome)
         }
     }))
     .await;
     let mut response = SqsBatchResponse::default();
     let mut failed = Vec::new();
-    for (id, receives, outcome) in outcomes {
+    let mut holds = Vec::new();
+    for (id, receives, receipt, outcome) in outcomes {
         let Err(error) = outcome else { continue };
+        if let (Failure::Retry(_), Some(backoff), Some(receipt)) = (&error, backoff, receipt) {
+            let count = receives.parse::<u32>().unwrap_or(1);
+            holds.push(async move { backoff.hold(&receipt, count).await });
+        }
         match &error {
             Failure::Retry(reason) => {
                 crate::metrics::message_failed("retry");
@@ -125,6 +198,7 @@ where
         failed.push((id.clone(), receives, error));
         response.batch_item_failures.push(failure(id));
     }
+    join_all(holds).await;
     if let Some(log) = failures {
         join_all(
             failed

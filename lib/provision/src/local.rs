@@ -214,9 +214,25 @@ pub async fn existing_stack(template: &Template, prefix: &str) -> Result<Stack, 
     Ok(Stack {
         prefix: prefix.to_owned(),
         tables,
+        environment: environment(template, prefix, &messaging)?,
         messaging,
-        environment: template.function_environment(prefix)?,
     })
+}
+
+/// The functions' environment as Lambda sees it: `!Ref` of a queue is its URL, as
+/// CloudFormation resolves it; any other reference its local name.
+fn environment(
+    template: &Template,
+    prefix: &str,
+    messaging: &crate::messaging::Messaging,
+) -> Result<std::collections::BTreeMap<String, String>, StackError> {
+    let mut variables = template.function_environment(prefix)?;
+    for value in variables.values_mut() {
+        if let Some(queue) = messaging.queues.values().find(|q| q.name == *value) {
+            value.clone_from(&queue.url);
+        }
+    }
+    Ok(variables)
 }
 
 /// Creates every table, queue, bus and rule of `template` as `<prefix>-<LogicalId>`.
@@ -239,7 +255,7 @@ pub async fn provision_stack(template: &Template, prefix: &str) -> Result<Stack,
     Ok(Stack {
         prefix: prefix.to_owned(),
         tables,
+        environment: environment(template, prefix, &messaging)?,
         messaging,
-        environment: template.function_environment(prefix)?,
     })
 }
