@@ -778,3 +778,120 @@ async fn a_resumed_replay_honours_dry_run_and_allow_live_and_resumes_into_its_re
     let depths = f.queue_depths().await;
     assert!(depths.values().all(|d| *d == 0), "nothing was sent: {depths:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_the_relay_gave_up_on_are_recovered_and_every_order_completes_once() {
+    let f = Fixture::new(false).await;
+    let now = || orderflow_domain::Timestamp::from_jiff(jiff::Timestamp::now());
+    // A confirmed, captured order…
+    let charged = f.place(&[("SKU-1", 1)], "tok_visa").await;
+    f.settle().await;
+    assert_eq!(
+        f.status(charged).await,
+        orderflow_domain::order::OrderStatus::Confirmed
+    );
+    let first = now();
+    // …is cancelled, and a new order placed; their events leave the store and never
+    // reach a consumer (here: relayed, then lost from every queue).
+    f.cancel(charged).await.unwrap();
+    let unseen = f.place(&[("SKU-2", 1)], "tok_visa").await;
+    while f.runner.pump_stream().await.unwrap() > 0 {}
+    for queue in f.stack.messaging.queues.values() {
+        f.sqs.purge_queue().queue_url(&queue.url).send().await.unwrap();
+    }
+    let last = now();
+    f.settle().await;
+    let ledger = f.ledger().await;
+    assert!(
+        !ledger[&charged.to_string()].refunded,
+        "the cancellation was lost: still charged"
+    );
+    assert!(
+        !ledger.contains_key(&unseen.to_string()),
+        "the placement was lost"
+    );
+    // The checker sees both: one order stalled, one cancelled yet charged.
+    let report = run(&args(&f)).await.unwrap();
+    let about = |id: orderflow_domain::OrderId| -> Vec<String> {
+        report
+            .findings
+            .iter()
+            .filter(|x| x.order_id == Some(id))
+            .map(|x| x.what.clone())
+            .collect()
+    };
+    assert!(
+        about(unseen)
+            .iter()
+            .any(|w| w.starts_with("stalled: PENDING with no answer")),
+        "{:?}",
+        report.findings
+    );
+    assert!(
+        about(charged).iter().any(|w| w.contains("still charged")),
+        "{:?}",
+        report.findings
+    );
+
+    // What Lambda leaves in the on-failure queue for such a batch: its metadata only.
+    let whole_second = |t: orderflow_domain::Timestamp| t.to_string()[..19].to_owned() + "Z";
+    let failure = serde_json::json!({
+        "requestContext": {"requestId": "r-1", "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 10},
+        "version": "1.0",
+        "timestamp": now().to_string(),
+        "DDBStreamBatchInfo": {
+            "shardId": "shardId-1", "startSequenceNumber": "100", "endSequenceNumber": "200",
+            "approximateArrivalOfFirstRecord": whole_second(first),
+            "approximateArrivalOfLastRecord": whole_second(last),
+            "batchSize": 8, "streamArn": "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/s"
+        }
+    });
+    let failures = &f.stack.queue("RelayFailureQueue").unwrap().url;
+    f.sqs
+        .send_message()
+        .queue_url(failures)
+        .message_body(failure.to_string())
+        .send()
+        .await
+        .unwrap();
+    let garbage = f
+        .sqs
+        .send_message()
+        .queue_url(failures)
+        .message_body("not a failure record")
+        .send()
+        .await
+        .unwrap();
+    assert!(garbage.message_id().is_some());
+
+    let recovered =
+        orderflow_cli::relay::recover(&orderflow_cli::target::Target::local(&f.stack.prefix), 60, 100)
+            .await
+            .unwrap();
+    assert_eq!((recovered.batches, recovered.left), (1, 1), "{recovered:?}");
+    assert!(recovered.events >= 2, "{recovered:?}");
+    f.settle().await;
+
+    // The lost cancellation refunded, the lost order paid and confirmed, each once.
+    let ledger = f.ledger().await;
+    assert!(ledger[&charged.to_string()].refunded, "refunded after recovery");
+    assert!(
+        ledger.contains_key(&unseen.to_string()),
+        "captured after recovery"
+    );
+    assert_eq!(
+        f.status(unseen).await,
+        orderflow_domain::order::OrderStatus::Confirmed
+    );
+    f.assert_compensated(charged).await;
+    for id in [charged, unseen] {
+        let payments = f.stream::<orderflow_domain::payment::Payment>(id).await;
+        let captures = payments.iter().filter(|e| **e == "PaymentCaptured").count();
+        assert_eq!(captures, 1, "{id}: {payments:?}");
+    }
+    let report = run(&args(&f)).await.unwrap();
+    assert!(report.clean(), "{:?}", report.findings);
+    // Only the unreadable record is left, for a person to look at.
+    let depths = f.queue_depths().await;
+    assert_eq!(depths["RelayFailureQueue"], 1, "{depths:?}");
+}

@@ -327,3 +327,29 @@ fn payment_rides_out_an_hour_of_provider_outage_before_its_dlq() {
                 && resources(s).contains(&"!GetAtt PaymentQueue.Arn".to_owned()))
     );
 }
+
+#[test]
+fn the_relay_never_gives_up_on_a_record_and_its_lag_rings_long_before_retention_ends() {
+    let doc = document();
+    let stream = &doc["Resources"]["RelayFunction"]["Properties"]["Events"]["Stream"]["Properties"];
+    assert_eq!(
+        stream["MaximumRetryAttempts"].as_i64(),
+        Some(-1),
+        "retried until published"
+    );
+    assert_eq!(
+        stream["MaximumRecordAgeInSeconds"].as_i64(),
+        Some(-1),
+        "within the retention"
+    );
+    assert_eq!(
+        tag_name(&stream["DestinationConfig"]["OnFailure"]["Destination"]).as_deref(),
+        Some("!GetAtt RelayFailureQueue.Arn")
+    );
+    let alarm = &doc["Resources"]["RelayIteratorAgeAlarm"]["Properties"];
+    assert_eq!(alarm["MetricName"].as_str(), Some("IteratorAge"));
+    let slo: u64 = doc["Parameters"]["LagSloSeconds"]["Default"].as_u64().unwrap();
+    let periods = alarm["EvaluationPeriods"].as_u64().unwrap() * alarm["Period"].as_u64().unwrap();
+    // The stream keeps records 24 hours: the alarm rings within minutes of a stall.
+    assert!(slo + periods < 3_600, "{slo} s + {periods} s");
+}

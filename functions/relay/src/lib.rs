@@ -3,8 +3,10 @@
 //!
 //! This is what makes publishing reliable: handlers only ever write to the event store,
 //! and an event is on the bus once its stream record is processed. A record that cannot
-//! be decoded or published fails its batch item, so Lambda retries from it (bisecting,
-//! then sending it to the on-failure destination): nothing is skipped silently.
+//! be decoded or published fails its batch item, so Lambda retries from it (bisecting)
+//! until it is published, within the stream's retention; what still runs out goes to
+//! the on-failure queue, whose batches `orderflow relay recover` republishes: nothing
+//! is skipped silently.
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};

@@ -9,7 +9,11 @@
 //! - the read model against the fold of the store (orders whose last event is younger
 //!   than `--grace` are left out: the projector may still be on its way);
 //! - over all orders only: the catalog's reserved stock equals what the inventory
-//!   streams hold, and the read model holds no view of an order the store lacks.
+//!   streams hold, and the read model holds no view of an order the store lacks;
+//! - that no saga has stalled: an order unchanged for longer than `--grace` (the lag
+//!   objective) is not still `PENDING` (an answer from inventory or payment missing,
+//!   or given and never recorded on the order) nor `CONFIRMED` without a shipment, as
+//!   when an event was lost between the store and its consumers.
 //!
 //! It prints a report and exits non-zero on any finding.
 
@@ -25,8 +29,8 @@ use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_app::{EventStore, Repository};
 use orderflow_domain::audit::{OrderStreams, audit_order, held_stock};
 use orderflow_domain::inventory::Inventory;
-use orderflow_domain::order::Order;
 use orderflow_domain::order::view::OrderView;
+use orderflow_domain::order::{Order, OrderStatus};
 use orderflow_domain::payment::{Payment, PaymentEvent};
 use orderflow_domain::shipment::Shipment;
 use orderflow_domain::{Aggregate, OrderId, Timestamp};
@@ -47,7 +51,8 @@ pub struct CheckArgs {
     /// Only orders placed before this time (RFC 3339).
     #[arg(long)]
     pub until: Option<String>,
-    /// Leave out of the read-model comparison orders changed in the last N seconds.
+    /// Leave out of the read-model comparison and the stall check orders changed in
+    /// the last N seconds (the lag objective).
     #[arg(long, default_value_t = 30)]
     pub grace: u64,
 }
@@ -266,6 +271,16 @@ async fn check_order(
     let recent = order.last().is_some_and(|e| e.occurred_at > horizon);
     if !recent {
         let folded = OrderView::fold(&order);
+        if let Some(stall) = folded.as_ref().and_then(|f| {
+            stalled(
+                f.status,
+                !inventory.is_empty(),
+                !payment.is_empty(),
+                !shipment.is_empty(),
+            )
+        }) {
+            findings.push(stall);
+        }
         let stored = match scanned {
             Some(all) => all.get(&order_id).cloned(),
             None => views.get(order_id).await?.map(|s| s.view),
@@ -297,10 +312,60 @@ async fn check_order(
     })
 }
 
+/// Why an order that has not changed for longer than the lag objective is stuck, if
+/// it is: the saga owes it a step.
+fn stalled(status: OrderStatus, inventory: bool, payment: bool, shipment: bool) -> Option<String> {
+    match status {
+        OrderStatus::Pending => {
+            let missing: Vec<&str> = [("inventory", inventory), ("payment", payment)]
+                .iter()
+                .filter(|(_, answered)| !answered)
+                .map(|(who, _)| *who)
+                .collect();
+            Some(if missing.is_empty() {
+                "stalled: PENDING although inventory and payment answered (not recorded on the order)"
+                    .to_owned()
+            } else {
+                format!("stalled: PENDING with no answer from {}", missing.join(" or "))
+            })
+        }
+        OrderStatus::Confirmed if !shipment => Some("stalled: CONFIRMED but no shipment".to_owned()),
+        _ => None,
+    }
+}
+
 /// Prints the report.
 ///
 /// # Errors
 /// When stdout is closed.
 pub fn print(report: &Report) -> std::io::Result<()> {
     write!(std::io::stdout().lock(), "{report}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saga_that_owes_an_order_a_step_is_stalled() {
+        use OrderStatus::{Cancelled, Confirmed, Delivered, Pending, Preparing};
+        assert_eq!(
+            stalled(Pending, true, false, false).as_deref(),
+            Some("stalled: PENDING with no answer from payment")
+        );
+        assert_eq!(
+            stalled(Pending, false, false, false).as_deref(),
+            Some("stalled: PENDING with no answer from inventory or payment")
+        );
+        assert!(stalled(Pending, true, true, false).is_some_and(|s| s.contains("not recorded")));
+        assert!(stalled(Confirmed, true, true, false).is_some());
+        for done in [
+            stalled(Confirmed, true, true, true),
+            stalled(Preparing, true, true, true),
+            stalled(Delivered, true, true, true),
+            stalled(Cancelled, false, true, false),
+        ] {
+            assert_eq!(done, None);
+        }
+    }
 }

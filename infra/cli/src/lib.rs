@@ -9,12 +9,14 @@
 //! - [`replay`]: `orderflow replay`, governed replay of stored events.
 //! - [`target`]: where those commands act: a deployed stack (`--stack`) or a local one.
 //! - [`rebuild`]: `orderflow rebuild`, the order read model rebuilt from the store.
+//! - [`relay`]: `orderflow relay recover`, the events of batches the relay gave up on.
 
 pub mod authorizer;
 pub mod check;
 pub mod dev;
 pub mod dlq;
 pub mod rebuild;
+pub mod relay;
 pub mod replay;
 pub mod runner;
 pub mod target;

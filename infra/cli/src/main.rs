@@ -1,7 +1,7 @@
 //! `orderflow`: the operator's command line.
 
 use clap::{Parser, Subcommand};
-use orderflow_cli::{check, dev, dlq, rebuild, replay, token};
+use orderflow_cli::{check, dev, dlq, rebuild, relay, replay, token};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
@@ -28,6 +28,8 @@ enum Command {
     /// Replay stored events (bounded, rate-limited, recorded) to the replay bus, a read
     /// model, or (explicitly) the live bus.
     Replay(replay::ReplayArgs),
+    /// The relay's failures: `recover` republishes the events of batches it gave up on.
+    Relay(relay::RelayArgs),
     /// Print a token for the local stack: `--customer <id>` or `--operator <name>`.
     Token(token::TokenArgs),
 }
@@ -44,6 +46,10 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     match cli.command {
+        Command::Relay(args) => {
+            drop(shutdown);
+            relay::run(&args).await
+        }
         Command::Token(args) => {
             drop(shutdown);
             token::run(&args)
