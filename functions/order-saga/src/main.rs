@@ -15,7 +15,10 @@ async fn main() -> Result<(), Error> {
     let metrics = orderflow_adapters::metrics::init_lambda("order-saga")?;
     orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<SqsEvent>| {
         let service = &service;
-        async move { Ok::<_, Error>(service.handle(event.payload).await) }
+        async move {
+            let deadline = event.context.deadline();
+            Ok::<_, Error>(orderflow_adapters::sqs::within(deadline, service.handle(event.payload)).await)
+        }
     })
     .await
 }

@@ -99,6 +99,8 @@ pub struct Consumer {
     pub mapping: SqsMapping,
     /// The queue.
     pub queue: Queue,
+    /// The function's timeout: each batch must be answered for within it, as in Lambda.
+    pub timeout: Duration,
     handler: BatchHandler,
 }
 
@@ -344,6 +346,7 @@ impl Runner {
                 }
             };
             consumers.push(Consumer {
+                timeout: Duration::from_secs(template.function_timeout(&mapping.function)),
                 mapping,
                 queue,
                 handler,
@@ -625,7 +628,8 @@ impl Runner {
         for records in deliveries {
             let mut event = SqsEvent::default();
             event.records = records;
-            let response = (consumer.handler)(event).await;
+            let deadline = std::time::SystemTime::now() + consumer.timeout;
+            let response = orderflow_adapters::sqs::within(deadline, (consumer.handler)(event)).await;
             failed.extend(
                 response
                     .batch_item_failures

@@ -73,9 +73,25 @@ impl StoreConfig {
     }
 }
 
-/// The SDK configuration from the standard chain (environment, profile, role).
+/// The SDK configuration from the standard chain (environment, profile, role), with
+/// [`sdk_timeouts`].
 pub async fn aws_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(sdk_timeouts())
+        .load()
+        .await
+}
+
+/// How long one AWS call may take: a connection 1 s, an attempt 3 s, the call with its
+/// retries 7 s. Every function's timeout is 10 s: a hung call fails while the function
+/// can still report it, instead of Lambda killing the invocation with its whole batch.
+#[must_use]
+pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .operation_attempt_timeout(std::time::Duration::from_secs(3))
+        .operation_timeout(std::time::Duration::from_secs(7))
+        .build()
 }
 
 /// The failure log (`FAILURE_LOG_TABLE`) a consumer records its failed messages in.

@@ -81,6 +81,27 @@ pub fn decode_message<E: orderflow_domain::DomainEvent>(
     Ok((raw.decode()?, metadata))
 }
 
+tokio::task_local! {
+    /// When the batch being handled must be answered for (see [`within`]).
+    static DEADLINE: tokio::time::Instant;
+}
+
+/// Time kept back from the invocation's deadline to report the batch's outcome.
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Handles a batch (`work`) knowing the invocation ends at `deadline` (Lambda's, from
+/// its context): a message still unfinished half a second before then is reported as
+/// a failure, to come back on its own, instead of Lambda killing the invocation and
+/// every message of the batch coming back with it. One hung call costs one message a
+/// receive.
+pub async fn within<F: Future>(deadline: std::time::SystemTime, work: F) -> F::Output {
+    let left = deadline
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default()
+        .saturating_sub(DEADLINE_MARGIN);
+    DEADLINE.scope(tokio::time::Instant::now() + left, work).await
+}
+
 /// How the retryable failures of a queue come back: later with every receive
 /// (`base` × 2^(receives − 1) seconds, at most `max`), set on the message with
 /// `ChangeMessageVisibility`. A dependency that is down for an hour then costs a
@@ -170,7 +191,14 @@ where
         let fut = handle(message);
         async move {
             let started = std::time::Instant::now();
-            let outcome = fut.await;
+            let outcome = match DEADLINE.try_with(|deadline| *deadline) {
+                Ok(deadline) => tokio::time::timeout_at(deadline, fut).await.unwrap_or_else(|_| {
+                    Err(Failure::Retry(
+                        "unfinished at the invocation's deadline; it comes back on its own".into(),
+                    ))
+                }),
+                Err(_) => fut.await,
+            };
             crate::metrics::handler_duration(started.elapsed());
             (id, receives, receipt, outcome)
         }
@@ -322,4 +350,57 @@ fn failure(id: String) -> BatchItemFailure {
     let mut failure = BatchItemFailure::default();
     failure.item_identifier = id;
     failure
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    fn message(id: &str) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.to_owned());
+        message
+    }
+
+    #[tokio::test]
+    async fn a_message_still_running_at_the_deadline_fails_alone_and_in_time() {
+        let mut batch = SqsEvent::default();
+        batch.records = vec![message("quick"), message("hung"), message("quick-too")];
+        let started = std::time::Instant::now();
+        let response = within(
+            SystemTime::now() + Duration::from_millis(800),
+            process_batch(batch, None, |m| async move {
+                if m.message_id.as_deref() == Some("hung") {
+                    // A call that never answers.
+                    tokio::time::sleep(Duration::from_secs(3_600)).await;
+                }
+                Ok(())
+            }),
+        )
+        .await;
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(failed, ["hung"]);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(800),
+            "answered before the deadline, with the margin kept: {took:?}"
+        );
+        // Without a deadline (a test or a tool calling the handler), nothing is cut.
+        let mut batch = SqsEvent::default();
+        batch.records = vec![message("slow")];
+        let response = process_batch(batch, None, |_| async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(())
+        })
+        .await;
+        assert!(response.batch_item_failures.is_empty());
+    }
 }

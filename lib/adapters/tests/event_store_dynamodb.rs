@@ -130,3 +130,32 @@ async fn an_append_whose_response_was_lost_is_retried_and_recognised_by_its_toke
     assert_eq!(faults.injected(), 1, "the first response was lost");
     assert_eq!(store.load(&stream, 0).await.unwrap(), batch, "applied once");
 }
+
+#[tokio::test]
+async fn a_call_to_an_endpoint_that_never_answers_fails_within_the_sdk_timeouts() {
+    // A server that accepts connections and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let config = aws_sdk_dynamodb::config::Builder::from(&local::sdk_config().await)
+        .endpoint_url(format!("http://{address}"))
+        .timeout_config(orderflow_adapters::config::sdk_timeouts())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let started = std::time::Instant::now();
+    let result = client.list_tables().send().await;
+    let took = started.elapsed();
+    assert!(result.is_err());
+    let limit = orderflow_adapters::config::sdk_timeouts()
+        .operation_timeout()
+        .unwrap();
+    assert!(
+        took <= limit + std::time::Duration::from_millis(500),
+        "gave up after {took:?}, within the function's 10 s"
+    );
+}

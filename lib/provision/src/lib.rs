@@ -594,6 +594,17 @@ impl Template {
         Ok(resolved)
     }
 
+    /// A function's `Timeout` in seconds: its own, else `Globals.Function`'s, else
+    /// Lambda's default of 3.
+    #[must_use]
+    pub fn function_timeout(&self, function: &str) -> u64 {
+        self.properties(function)
+            .get("Timeout")
+            .or_else(|| self.globals.get("Function").and_then(|f| f.get("Timeout")))
+            .and_then(Value::as_u64)
+            .unwrap_or(3)
+    }
+
     /// A resource's `Properties` (`Null` when it has none or does not exist).
     #[must_use]
     pub fn properties(&self, logical_id: &str) -> &Value {
