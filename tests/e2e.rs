@@ -662,7 +662,11 @@ async fn the_runner_provisions_exactly_what_the_template_declares() {
         );
         if let Some(policy) = redrive {
             let policy: Value = serde_json::from_str(policy).unwrap();
-            assert_eq!(policy["maxReceiveCount"].as_u64(), Some(5), "{logical}");
+            let declared_receives = declared
+                .get("RedrivePolicy")
+                .and_then(|r| r.get("maxReceiveCount"))
+                .and_then(serde_norway::Value::as_u64);
+            assert_eq!(policy["maxReceiveCount"].as_u64(), declared_receives, "{logical}");
             let dlq = format!("{prefix}-{}", logical.replace("Queue", "DeadLetterQueue"));
             assert!(
                 policy["deadLetterTargetArn"].as_str().unwrap().ends_with(&dlq),

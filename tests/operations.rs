@@ -694,11 +694,18 @@ async fn a_resumed_replay_honours_dry_run_and_allow_live_and_resumes_into_its_re
     let records =
         orderflow_cli::replay::Records::new(f.dynamodb.clone(), f.stack.table("ReplayTable").unwrap());
 
-    // A read-model replay, interrupted.
+    // A read-model replay, interrupted once it has sent something.
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let slow = args.clone();
     let interrupted = tokio::spawn(async move { run(&slow, shutdown).await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !records.all().await.unwrap().iter().any(|r| r.sent > 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replay sent nothing in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop.send(true).unwrap();
     let interrupted = done(interrupted.await.unwrap());
     assert_eq!(interrupted.outcome, "interrupted");
