@@ -308,32 +308,28 @@ fn done(replayed: orderflow_cli::replay::Replayed) -> orderflow_cli::replay::Rep
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replay_is_bounded_rate_limited_recorded_marked_and_resumable() {
-    use orderflow_cli::replay::{ReplayArgs, Replayed, run};
-    use std::time::{Duration, Instant};
-
+/// A stack with one settled order per token, and replay arguments (to the replay bus)
+/// whose window holds every event of them.
+async fn replayable(
+    tokens: &[&str],
+) -> (
+    Fixture,
+    Vec<orderflow_domain::OrderId>,
+    orderflow_cli::replay::ReplayArgs,
+) {
     let f = Fixture::new(false).await;
     let now = || orderflow_domain::Timestamp::from_jiff(jiff::Timestamp::now());
     let from = now().plus(jiff::SignedDuration::from_secs(-1));
     let mut orders = Vec::new();
-    for token in ["tok_visa", "tok_decline", "tok_visa"] {
+    for token in tokens {
         orders.push(f.place(&[("SKU-2", 1)], token).await);
     }
     f.settle().await;
     let until = now().plus(jiff::SignedDuration::from_secs(1));
-    let in_range = f
-        .commands
-        .repository()
-        .store()
-        .read_time_range(from, until)
-        .await
-        .unwrap()
-        .len();
-    let args = ReplayArgs {
+    let args = orderflow_cli::replay::ReplayArgs {
         on: orderflow_cli::target::Target::local(&f.stack.prefix),
         owner: Some("ops-ann".into()),
-        reason: Some("projector fix #42".into()),
+        reason: Some("a drill".into()),
         from: Some(from.to_string()),
         until: Some(until.to_string()),
         aggregate_ids: vec![],
@@ -345,6 +341,31 @@ async fn a_replay_is_bounded_rate_limited_recorded_marked_and_resumable() {
         dry_run: false,
         resume: None,
         quiet: true,
+    };
+    (f, orders, args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_bounded_rate_limited_recorded_marked_and_resumable() {
+    use orderflow_cli::replay::{ReplayArgs, Replayed, run};
+    use std::time::{Duration, Instant};
+
+    let (f, orders, args) = replayable(&["tok_visa", "tok_decline", "tok_visa"]).await;
+    let in_range = f
+        .commands
+        .repository()
+        .store()
+        .read_time_range(
+            orderflow_domain::Timestamp::parse(args.from.as_deref().unwrap()).unwrap(),
+            orderflow_domain::Timestamp::parse(args.until.as_deref().unwrap()).unwrap(),
+        )
+        .await
+        .unwrap()
+        .len();
+    let args = ReplayArgs {
+        reason: Some("projector fix #42".into()),
+        rate: 20,
+        ..args
     };
     let records =
         orderflow_cli::replay::Records::new(f.dynamodb.clone(), f.stack.table("ReplayTable").unwrap());
@@ -666,30 +687,13 @@ async fn a_resumed_replay_honours_dry_run_and_allow_live_and_resumes_into_its_re
     use orderflow_cli::replay::{ReplayArgs, Replayed, run};
     use std::time::Duration;
 
-    let f = Fixture::new(false).await;
-    let now = || orderflow_domain::Timestamp::from_jiff(jiff::Timestamp::now());
-    let from = now().plus(jiff::SignedDuration::from_secs(-1));
-    let mut orders = Vec::new();
-    for token in ["tok_visa", "tok_decline", "tok_visa", "tok_visa"] {
-        orders.push(f.place(&[("SKU-2", 1)], token).await);
-    }
-    f.settle().await;
-    let until = now().plus(jiff::SignedDuration::from_secs(1));
+    let (f, orders, args) = replayable(&["tok_visa", "tok_decline", "tok_visa", "tok_visa"]).await;
     let args = ReplayArgs {
-        on: orderflow_cli::target::Target::local(&f.stack.prefix),
-        owner: Some("ops-ann".into()),
         reason: Some("read model fix".into()),
-        from: Some(from.to_string()),
-        until: Some(until.to_string()),
-        aggregate_ids: vec![],
-        event_types: vec![],
         target: "read-model".into(),
         into: Some("shadow".into()),
-        allow_live: false,
         rate: 5,
-        dry_run: false,
-        resume: None,
-        quiet: true,
+        ..args
     };
     let records =
         orderflow_cli::replay::Records::new(f.dynamodb.clone(), f.stack.table("ReplayTable").unwrap());
