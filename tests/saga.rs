@@ -505,3 +505,66 @@ async fn captures_and_refunds_wait_out_a_provider_outage_and_none_is_parked() {
     );
     f.assert_compensated(to_refund).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_its_participants_answered_is_left_for_the_saga_not_timed_out() {
+    let f = Fixture::new(false).await;
+    let behind = f.place(&[("SKU-1", 1)], "tok_visa").await;
+    // Inventory and payment answer; the saga has not recorded either yet.
+    f.runner.pump_stream().await.unwrap();
+    for binary in ["inventory", "payment"] {
+        let consumer = f
+            .runner
+            .consumers()
+            .iter()
+            .find(|c| c.mapping.binary == binary)
+            .unwrap();
+        f.runner.pump_queue(consumer).await.unwrap();
+    }
+    assert_eq!(f.status(behind).await, OrderStatus::Pending);
+    assert_eq!(f.stream::<Inventory>(behind).await, ["StockReserved"]);
+    assert_eq!(f.stream::<Payment>(behind).await, ["PaymentCaptured"]);
+
+    let later = orderflow_domain::Timestamp::from_jiff(jiff::Timestamp::now())
+        .plus(jiff::SignedDuration::from_mins(20));
+    let swept = f.runner.sweep_pending(later).await.unwrap();
+    assert_eq!(swept.left_for_saga, [behind.to_string()], "{swept:?}");
+    assert!(swept.expired.is_empty());
+    // The saga catches up and confirms it: nothing to compensate, nothing refunded.
+    f.settle().await;
+    assert_eq!(f.status(behind).await, OrderStatus::Confirmed);
+    assert!(!f.ledger().await[&behind.to_string()].refunded);
+    // Confirmed now, it leaves the index at the next run.
+    let next = f.runner.sweep_pending(later).await.unwrap();
+    assert_eq!((next.examined, next.expired.len()), (1, 0));
+    let last = f.runner.sweep_pending(later).await.unwrap();
+    assert_eq!(last.examined, 0, "taken out of the index");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_pending_orders_are_timed_out_page_by_page_however_late_the_run() {
+    let f = Fixture::new(false).await;
+    let mut pending = Vec::new();
+    for _ in 0..40 {
+        let placed = futures::future::join_all((0..50).map(|_| f.place(&[("SKU-1", 1)], "tok_visa"))).await;
+        pending.extend(placed);
+    }
+    // Two hours after the deadline (the old 30-minute window would have missed them
+    // all): every one is found, a page at a time, and expired once.
+    let later = orderflow_domain::Timestamp::from_jiff(jiff::Timestamp::now())
+        .plus(jiff::SignedDuration::from_hours(2));
+    let swept = f.runner.sweep_pending(later).await.unwrap();
+    assert_eq!((swept.examined, swept.failed), (2_000, 0));
+    let mut expired = swept.expired.clone();
+    expired.sort();
+    let mut ids: Vec<String> = pending.iter().map(ToString::to_string).collect();
+    ids.sort();
+    assert_eq!(expired, ids);
+    let again = f.runner.sweep_pending(later).await.unwrap();
+    assert_eq!((again.examined, again.expired.len()), (0, 0));
+    for id in pending.iter().step_by(97) {
+        let order = f.order(*id).await;
+        assert_eq!(order.status, OrderStatus::Cancelled);
+        assert_eq!(order.cancellation.unwrap().reason, CancellationReason::Timeout);
+    }
+}

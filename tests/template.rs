@@ -184,9 +184,9 @@ fn each_function_appends_only_to_the_event_streams_it_owns() {
             assert_eq!(keys, [format!("{stream}#*")], "{role}: {statement:?}");
             guarded += 1;
         }
-        assert_eq!(
-            guarded, 2,
-            "{role}: one guarded write to the events, one to the snapshots"
+        assert!(
+            guarded >= 2,
+            "{role}: guarded writes to the events and the snapshots"
         );
     }
     // Roles that only read the store write nothing to it.

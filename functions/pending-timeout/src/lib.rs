@@ -2,16 +2,25 @@
 //! that are still `PENDING` are cancelled with reason `timeout`, and compensated like
 //! any cancellation (inventory releases, payment voids or refunds, from the event).
 //!
-//! Candidates come from the event store's time index: the `OrderPlaced` events of a
-//! window that ends at `now - deadline` and reaches back `lookback` (so a missed run or
-//! two loses nothing). `ExpirePending` is a no-op on an order that moved on, so the
-//! overlap between runs costs a load per order, never a wrong cancellation.
+//! Candidates come from the event store's sparse pending index: every `OrderPlaced` is
+//! in it from the write that appends it, read page by page (oldest first, in each of
+//! its shards) up to `now - deadline`. An order found no longer pending is taken out
+//! of the index, once; an expired one too. There is no look-back window: an order
+//! stays in the index until a run has seen it settled, so a run that fails, or an
+//! outage of any length, strands nothing.
+//!
+//! Before cancelling, the participants' own streams are read: an order that inventory
+//! and payment have both answered is left for the saga to record (it is behind, not
+//! stuck, and the lag alarm covers it).
 
 use jiff::SignedDuration;
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_app::{Clock, CommandService, EventStore, Repository};
-use orderflow_domain::order::{Order, OrderCommand};
-use orderflow_domain::{Metadata, RawEnvelope, Timestamp};
+use orderflow_adapters::event_store::dynamodb::{PendingEntry, TIME_SHARDS};
+use orderflow_app::{Clock, CommandService, Repository};
+use orderflow_domain::inventory::Inventory;
+use orderflow_domain::order::{Order, OrderCommand, OrderStatus};
+use orderflow_domain::payment::Payment;
+use orderflow_domain::{Metadata, Timestamp};
 
 /// Who records the cancellations.
 pub const ACTOR: &str = "service:pending-timeout";
@@ -19,17 +28,19 @@ pub const ACTOR: &str = "service:pending-timeout";
 /// The default deadline (the template's `PendingTimeoutMinutes`).
 pub const DEFAULT_DEADLINE: SignedDuration = SignedDuration::from_mins(15);
 
-/// How far behind the deadline a run still looks.
-pub const DEFAULT_LOOKBACK: SignedDuration = SignedDuration::from_mins(30);
+/// Entries read from the index at once.
+const PAGE: i32 = 100;
 
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Swept {
-    /// Orders placed in the window.
+    /// Orders the index offered (placed before the deadline, not yet retired).
     pub examined: usize,
     /// Of those, cancelled now.
     pub expired: Vec<String>,
-    /// Orders that failed (retried by the next run, which overlaps this one).
+    /// Pending, but answered by inventory and payment: left for the saga.
+    pub left_for_saga: Vec<String>,
+    /// Orders that failed (retried by the next run: they stay in the index).
     pub failed: usize,
 }
 
@@ -38,68 +49,115 @@ pub struct Swept {
 pub struct PendingTimeout<C> {
     commands: CommandService<DynamoEventStore, C>,
     deadline: SignedDuration,
-    lookback: SignedDuration,
+}
+
+/// What to do with one order of the index.
+enum Fate {
+    Expired,
+    LeftForSaga,
+    Settled,
 }
 
 impl<C: Clock> PendingTimeout<C> {
-    /// A sweeper with a deadline and a lookback.
-    pub const fn new(
-        repository: Repository<DynamoEventStore>,
-        clock: C,
-        deadline: SignedDuration,
-        lookback: SignedDuration,
-    ) -> Self {
+    /// A sweeper with a deadline.
+    pub const fn new(repository: Repository<DynamoEventStore>, clock: C, deadline: SignedDuration) -> Self {
         Self {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
             deadline,
-            lookback,
         }
     }
 
-    /// Expires the orders placed in `(now - deadline - lookback, now - deadline]` that
-    /// are still pending.
+    /// Expires the orders placed before `now - deadline` that are still pending.
     ///
     /// # Errors
-    /// When the time index cannot be read; a failing order only counts in `failed`.
+    /// When the index cannot be read; a failing order only counts in `failed`.
     pub async fn sweep(&self, now: Timestamp) -> Result<Swept, orderflow_app::StoreError> {
         let until = now.plus(-self.deadline);
-        let from = until.plus(-self.lookback);
-        let records = self
-            .commands
-            .repository()
-            .store()
-            .read_time_range(from, until.plus(SignedDuration::from_micros(1)))
-            .await?;
+        let store = self.commands.repository().store();
         let mut swept = Swept::default();
-        for record in records.iter().filter(|r| r.event_type == "OrderPlaced") {
-            swept.examined += 1;
-            let placed = match RawEnvelope::parse(&record.body) {
-                Ok(placed) => placed,
-                Err(error) => {
-                    tracing::error!(stream = %record.stream, %error, "unreadable OrderPlaced in the time index");
-                    swept.failed += 1;
-                    continue;
+        for shard in 0..TIME_SHARDS {
+            let mut after = None;
+            loop {
+                let (entries, next) = store.pending_page(shard, until, after, PAGE).await?;
+                for entry in entries {
+                    swept.examined += 1;
+                    match self.settle(&entry).await {
+                        Ok(Fate::Expired) => swept.expired.push(entry.order_id),
+                        Ok(Fate::LeftForSaga) => swept.left_for_saga.push(entry.order_id),
+                        Ok(Fate::Settled) => {}
+                        Err(error) => {
+                            tracing::warn!(order_id = %entry.order_id, %error, "expiry failed; the next run retries");
+                            swept.failed += 1;
+                        }
+                    }
                 }
-            };
-            let metadata = Metadata::caused_by(&placed, ACTOR);
-            let order_id = placed.aggregate_id.clone();
-            let executed = self
-                .commands
-                .execute::<Order>(&order_id, OrderCommand::ExpirePending, &metadata, None)
-                .await;
-            match executed {
-                Ok(executed) if !executed.events.is_empty() => {
-                    orderflow_adapters::metrics::order_events(&executed.events);
-                    tracing::info!(%order_id, correlation_id = %metadata.correlation_id, "pending past the deadline: cancelled (timeout)");
-                    swept.expired.push(order_id);
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%order_id, error = %error, "expiry failed; the next run retries");
-                    swept.failed += 1;
+                match next {
+                    Some(key) => after = Some(key),
+                    None => break,
                 }
             }
         }
         Ok(swept)
     }
+
+    /// Expires one order if it is still pending and not answered; takes it out of the
+    /// index once it is (or already was) no longer pending.
+    async fn settle(&self, entry: &PendingEntry) -> Result<Fate, ExpiryError> {
+        let repository = self.commands.repository();
+        let order_id = &entry.order_id;
+        let loaded = repository.load::<Order>(order_id).await?;
+        let fate = match loaded.state.placed().map(|o| o.status) {
+            Some(OrderStatus::Pending) => {
+                let (inventory, payment) = tokio::try_join!(
+                    repository.history::<Inventory>(order_id),
+                    repository.history::<Payment>(order_id),
+                )?;
+                if !inventory.is_empty() && !payment.is_empty() {
+                    tracing::warn!(%order_id, "pending past the deadline, but inventory and payment have answered: left for the saga to record");
+                    return Ok(Fate::LeftForSaga);
+                }
+                let placed = repository.history_page::<Order>(order_id, 0, 1).await?;
+                let metadata = placed.first().map_or_else(
+                    || Metadata {
+                        correlation_id: order_id.clone(),
+                        causation_id: format!("timeout:{order_id}"),
+                        actor: ACTOR.to_owned(),
+                    },
+                    |first| Metadata {
+                        correlation_id: first.metadata.correlation_id.clone(),
+                        causation_id: first.event_id.to_string(),
+                        actor: ACTOR.to_owned(),
+                    },
+                );
+                let executed = self
+                    .commands
+                    .execute::<Order>(order_id, OrderCommand::ExpirePending, &metadata, None)
+                    .await?;
+                if executed.events.is_empty() {
+                    Fate::Settled
+                } else {
+                    orderflow_adapters::metrics::order_events(&executed.events);
+                    tracing::info!(%order_id, correlation_id = %metadata.correlation_id, "pending past the deadline: cancelled (timeout)");
+                    Fate::Expired
+                }
+            }
+            _ => Fate::Settled,
+        };
+        repository.store().retire_pending(order_id).await?;
+        Ok(fate)
+    }
+}
+
+/// Why one order could not be expired (it stays in the index; the next run retries).
+#[derive(Debug, thiserror::Error)]
+enum ExpiryError {
+    /// A stream could not be read.
+    #[error(transparent)]
+    Load(#[from] orderflow_app::LoadError),
+    /// The index could not be updated.
+    #[error(transparent)]
+    Store(#[from] orderflow_app::StoreError),
+    /// The expiry was not appended.
+    #[error(transparent)]
+    Command(#[from] orderflow_app::CommandError<orderflow_domain::order::OrderError>),
 }

@@ -9,7 +9,7 @@ use lambda_runtime::{Error, LambdaEvent};
 use orderflow_adapters::config::{number_or, repository_from_env};
 use orderflow_adapters::{aws_sdk_config, telemetry};
 use orderflow_app::{Clock, SystemClock};
-use pending_timeout::{DEFAULT_LOOKBACK, PendingTimeout};
+use pending_timeout::PendingTimeout;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -17,12 +17,7 @@ async fn main() -> Result<(), Error> {
     let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
     let minutes = number_or("PENDING_TIMEOUT_MINUTES", 15)?;
     let deadline = SignedDuration::from_mins(i64::try_from(minutes).map_err(|e| Error::from(e.to_string()))?);
-    let sweeper = PendingTimeout::new(
-        repository_from_env(&client)?,
-        SystemClock,
-        deadline,
-        DEFAULT_LOOKBACK,
-    );
+    let sweeper = PendingTimeout::new(repository_from_env(&client)?, SystemClock, deadline);
     let metrics = orderflow_adapters::metrics::init_lambda("pending-timeout")?;
     orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |_: LambdaEvent<EventBridgeEvent>| {
         let sweeper = &sweeper;
@@ -31,6 +26,7 @@ async fn main() -> Result<(), Error> {
             tracing::info!(
                 examined = swept.examined,
                 expired = swept.expired.len(),
+                left_for_saga = swept.left_for_saga.len(),
                 failed = swept.failed,
                 "swept"
             );

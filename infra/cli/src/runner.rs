@@ -362,7 +362,6 @@ impl Runner {
             Repository::new(event_store(&stack, &dynamodb)?, options.snapshot_every),
             SystemClock,
             jiff::SignedDuration::from_mins(minutes),
-            pending_timeout::DEFAULT_LOOKBACK,
         );
         Ok(Self {
             sweeper,
@@ -793,7 +792,7 @@ impl Runner {
     /// Runs the pending-order timeout once, as its schedule would at `now`.
     ///
     /// # Errors
-    /// When the event store's time index cannot be read.
+    /// When the event store's pending index cannot be read.
     pub async fn sweep_pending(&self, now: orderflow_domain::Timestamp) -> anyhow::Result<Swept> {
         let swept = self.sweeper.sweep(now).await?;
         if !swept.expired.is_empty() || swept.failed > 0 {

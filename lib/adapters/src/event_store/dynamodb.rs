@@ -34,6 +34,31 @@ pub const TIME_INDEX: &str = "by-time";
 /// How many partitions one day of the time index is spread over.
 pub const TIME_SHARDS: u32 = 16;
 
+/// The sparse index of orders that may still be pending: every `OrderPlaced` item is
+/// in it (`pendingShard`, one of [`TIME_SHARDS`], sorted by `timeKey`) from the moment
+/// it is appended, in the same write, until [`DynamoEventStore::retire_pending`] takes
+/// it out.
+pub const PENDING_INDEX: &str = "pending";
+
+/// The event that opens an order, and its place in the pending index.
+const PLACED: &str = "OrderPlaced";
+
+fn pending_shard(shard: u32) -> String {
+    format!("pending#{shard:02}")
+}
+
+/// An entry of the pending index: an order placed at `placed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEntry {
+    /// The order's id.
+    pub order_id: String,
+    /// `timeKey` of its `OrderPlaced`.
+    pub time_key: String,
+}
+
+/// Where a page of the pending index continues.
+pub type PendingCursor = HashMap<String, AttributeValue>;
+
 /// DynamoDB's limit on actions in one transaction.
 pub const MAX_TRANSACTION_ACTIONS: usize = 100;
 
@@ -62,6 +87,10 @@ struct EventItem {
     time_bucket: String,
     time_key: String,
     body: String,
+    /// Set on `OrderPlaced` only: the sparse [`PENDING_INDEX`] of orders that may still
+    /// be pending, until the pending-order sweep retires them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_shard: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -100,6 +129,7 @@ impl EventItem {
             event_type: record.event_type.clone(),
             occurred_at: record.occurred_at,
             body: record.body.clone(),
+            pending_shard: (record.event_type == PLACED).then(|| pending_shard(shard)),
         }
     }
 
@@ -196,6 +226,65 @@ impl DynamoEventStore {
             .key_condition_expression("pk = :pk AND version > :after")
             .expression_attribute_values(":pk", AttributeValue::S(stream.to_string()))
             .expression_attribute_values(":after", AttributeValue::N(after_version.to_string()))
+    }
+
+    /// A page of the pending index's shard `shard`: orders placed before `until`, oldest
+    /// first, continuing after `after`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn pending_page(
+        &self,
+        shard: u32,
+        until: Timestamp,
+        after: Option<PendingCursor>,
+        limit: i32,
+    ) -> Result<(Vec<PendingEntry>, Option<PendingCursor>), StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.events_table)
+            .index_name(PENDING_INDEX)
+            .key_condition_expression("pendingShard = :shard AND timeKey < :until")
+            .expression_attribute_values(":shard", AttributeValue::S(pending_shard(shard)))
+            .expression_attribute_values(":until", AttributeValue::S(until.to_string()))
+            .set_exclusive_start_key(after)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::new("query the pending index", e))?;
+        let entries = output
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let pk = item.get("pk")?.as_s().ok()?;
+                Some(PendingEntry {
+                    order_id: pk.strip_prefix("order#")?.to_owned(),
+                    time_key: item.get("timeKey")?.as_s().ok()?.clone(),
+                })
+            })
+            .collect();
+        Ok((entries, output.last_evaluated_key))
+    }
+
+    /// Takes an order out of the pending index (it is no longer pending): its
+    /// `OrderPlaced` item loses `pendingShard`, nothing else. The stream sees a
+    /// `MODIFY`, which the relay does not publish.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn retire_pending(&self, order_id: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.events_table)
+            .key("pk", AttributeValue::S(format!("order#{order_id}")))
+            .key("version", AttributeValue::N("1".into()))
+            .update_expression("REMOVE pendingShard")
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| StoreError::new("retire a pending order", e))?;
+        Ok(())
     }
 
     /// The ids of every aggregate of a type (a scan for each stream's first event):
