@@ -769,7 +769,8 @@ async fn a_placement_whose_completion_failed_answers_its_retry_with_the_same_ord
         60,
         local::dynamodb_client().await.unwrap(),
         dynamodb_client_with(faults.clone()).await.unwrap(),
-        SignedDuration::from_millis(500),
+        // Long enough that the immediate retry below meets it, on a loaded machine too.
+        SignedDuration::from_secs(5),
     )
     .await;
     let key = [("idempotency-key", "crash-after-append")];
@@ -778,7 +779,7 @@ async fn a_placement_whose_completion_failed_answers_its_retry_with_the_same_ord
     assert_eq!(faults.injected(), 1);
     let early = app.place(&order_body(), &key).await;
     assert_eq!(early.body["error"]["code"], "request_in_progress");
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5_200)).await;
     let retry = app.place(&order_body(), &key).await;
     assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.body);
     let orders = orders_in_store(&app).await;

@@ -13,6 +13,7 @@
 //! and payment have both answered is left for the saga to record (it is behind, not
 //! stuck, and the lag alarm covers it).
 
+use futures::StreamExt;
 use jiff::SignedDuration;
 use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::event_store::dynamodb::{PendingEntry, TIME_SHARDS};
@@ -30,6 +31,9 @@ pub const DEFAULT_DEADLINE: SignedDuration = SignedDuration::from_mins(15);
 
 /// Entries read from the index at once.
 const PAGE: i32 = 100;
+
+/// Orders of a page settled at once (each is a few reads and at most two writes).
+const IN_FLIGHT: usize = 16;
 
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,14 +83,22 @@ impl<C: Clock> PendingTimeout<C> {
             let mut after = None;
             loop {
                 let (entries, next) = store.pending_page(shard, until, after, PAGE).await?;
-                for entry in entries {
+                let settled: Vec<_> = futures::stream::iter(entries)
+                    .map(|entry| async move {
+                        let fate = self.settle(&entry).await;
+                        (entry.order_id, fate)
+                    })
+                    .buffer_unordered(IN_FLIGHT)
+                    .collect()
+                    .await;
+                for (order_id, fate) in settled {
                     swept.examined += 1;
-                    match self.settle(&entry).await {
-                        Ok(Fate::Expired) => swept.expired.push(entry.order_id),
-                        Ok(Fate::LeftForSaga) => swept.left_for_saga.push(entry.order_id),
+                    match fate {
+                        Ok(Fate::Expired) => swept.expired.push(order_id),
+                        Ok(Fate::LeftForSaga) => swept.left_for_saga.push(order_id),
                         Ok(Fate::Settled) => {}
                         Err(error) => {
-                            tracing::warn!(order_id = %entry.order_id, %error, "expiry failed; the next run retries");
+                            tracing::warn!(%order_id, %error, "expiry failed; the next run retries");
                             swept.failed += 1;
                         }
                     }
