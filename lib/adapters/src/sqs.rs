@@ -94,12 +94,22 @@ const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(50
 /// a failure, to come back on its own, instead of Lambda killing the invocation and
 /// every message of the batch coming back with it. One hung call costs one message a
 /// receive.
+///
+/// A deadline that has already passed, or leaves no more than the margin, when the
+/// batch starts is no real invocation's (Lambda's leaves the function's timeout; some
+/// local runtime emulators send none, or zero): the batch then runs without one.
 pub async fn within<F: Future>(deadline: std::time::SystemTime, work: F) -> F::Output {
-    let left = deadline
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or_default()
-        .saturating_sub(DEADLINE_MARGIN);
-    DEADLINE.scope(tokio::time::Instant::now() + left, work).await
+    match deadline.duration_since(std::time::SystemTime::now()) {
+        Ok(left) if left > DEADLINE_MARGIN => {
+            DEADLINE
+                .scope(tokio::time::Instant::now() + (left - DEADLINE_MARGIN), work)
+                .await
+        }
+        _ => {
+            tracing::debug!("no usable invocation deadline; the batch runs without one");
+            work.await
+        }
+    }
 }
 
 /// How the retryable failures of a queue come back: later with every receive
@@ -393,6 +403,19 @@ mod tests {
             took < Duration::from_millis(800),
             "answered before the deadline, with the margin kept: {took:?}"
         );
+        // A deadline already past when the batch starts (a local emulator that sends
+        // zero) is no deadline: nothing is cut.
+        let mut batch = SqsEvent::default();
+        batch.records = vec![message("slow")];
+        let response = within(
+            SystemTime::UNIX_EPOCH,
+            process_batch(batch, None, |_| async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(())
+            }),
+        )
+        .await;
+        assert!(response.batch_item_failures.is_empty());
         // Without a deadline (a test or a tool calling the handler), nothing is cut.
         let mut batch = SqsEvent::default();
         batch.records = vec![message("slow")];
