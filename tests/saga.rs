@@ -346,13 +346,7 @@ async fn an_order_still_pending_past_its_deadline_is_cancelled_with_reason_timeo
     // Inventory answers and the saga records it; payment never gets to run.
     f.runner.pump_stream().await.unwrap();
     for binary in ["inventory", "order-saga", "inventory", "order-saga"] {
-        let consumer = f
-            .runner
-            .consumers()
-            .iter()
-            .find(|c| c.mapping.binary == binary)
-            .unwrap();
-        f.runner.pump_queue(consumer).await.unwrap();
+        f.pump(binary).await;
         f.runner.pump_stream().await.unwrap();
     }
     assert_eq!(f.status(stuck).await, OrderStatus::Pending);
@@ -513,13 +507,7 @@ async fn an_order_its_participants_answered_is_left_for_the_saga_not_timed_out()
     // Inventory and payment answer; the saga has not recorded either yet.
     f.runner.pump_stream().await.unwrap();
     for binary in ["inventory", "payment"] {
-        let consumer = f
-            .runner
-            .consumers()
-            .iter()
-            .find(|c| c.mapping.binary == binary)
-            .unwrap();
-        f.runner.pump_queue(consumer).await.unwrap();
+        f.pump(binary).await;
     }
     assert_eq!(f.status(behind).await, OrderStatus::Pending);
     assert_eq!(f.stream::<Inventory>(behind).await, ["StockReserved"]);

@@ -487,6 +487,17 @@ impl Fixture {
             .map_err(|e| e.to_string())
     }
 
+    /// Delivers what waits in `binary`'s queue to it, once.
+    pub async fn pump(&self, binary: &str) {
+        let consumer = self
+            .runner
+            .consumers()
+            .iter()
+            .find(|c| c.mapping.binary == binary)
+            .unwrap();
+        self.runner.pump_queue(consumer).await.unwrap();
+    }
+
     pub async fn settle(&self) {
         self.runner.run_until_quiet(3, 400).await.unwrap();
     }
