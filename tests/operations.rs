@@ -21,6 +21,83 @@ fn args(f: &Fixture) -> CheckArgs {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_verifies_the_compensation_each_order_records_against_its_participants() {
+    use orderflow_domain::payment::{Payment, PaymentEvent};
+    let f = Fixture::new(false).await;
+    let seen = f.place(&[("SKU-1", 1)], "tok_visa").await;
+    let unseen = f.place(&[("SKU-2", 1)], "tok_visa").await;
+    f.settle().await;
+    f.cancel(seen).await.unwrap();
+    f.settle().await;
+    let clean = run(&args(&f)).await.unwrap();
+    assert!(clean.clean(), "{clean}");
+
+    // The second is cancelled and compensated, but the saga never hears of it.
+    f.cancel(unseen).await.unwrap();
+    f.runner.pump_stream().await.unwrap();
+    for binary in ["inventory", "payment", "shipping", "projector"] {
+        f.pump(binary).await;
+    }
+    f.runner.pump_stream().await.unwrap();
+    let saga = f.stack.messaging.queues["OrderSagaQueue"].url.clone();
+    f.sqs.purge_queue().queue_url(&saga).send().await.unwrap();
+    let about = |report: &orderflow_cli::check::Report, id| -> Vec<String> {
+        report
+            .findings
+            .iter()
+            .filter(|x| x.order_id == Some(id))
+            .map(|x| x.what.clone())
+            .collect()
+    };
+    let report = run(&args(&f)).await.unwrap();
+    let found = about(&report, unseen);
+    for outcome in ["refund", "stock release", "shipment cancellation"] {
+        assert!(
+            found
+                .iter()
+                .any(|w| w.starts_with(&format!("the {outcome} at")) && w.contains("not recorded")),
+            "{outcome}: {found:?}"
+        );
+    }
+    // Within the lag objective it is only on its way.
+    let patient = run(&CheckArgs {
+        grace: 3600,
+        ..args(&f)
+    })
+    .await
+    .unwrap();
+    assert!(about(&patient, unseen).is_empty(), "{patient}");
+
+    // The refund recorded at a time the payment stream does not hold.
+    let refund = f
+        .history::<Payment>(unseen)
+        .await
+        .into_iter()
+        .find(|e| matches!(e.data, PaymentEvent::Refunded(_)))
+        .unwrap();
+    let mut forged: serde_json::Value = serde_json::from_str(&refund.to_json()).unwrap();
+    forged["occurredAt"] = serde_json::json!("2026-01-01T00:00:00Z");
+    let handler =
+        orderflow_cli::runner::handler_for("order-saga", f.runner.stack(), &f.dynamodb, 50).unwrap();
+    let failed = handler(support::batch(vec![support::delivery(
+        &forged.to_string(),
+        "m-1",
+    )]))
+    .await;
+    assert!(failed.batch_item_failures.is_empty());
+    let report = run(&args(&f)).await.unwrap();
+    let found = about(&report, unseen);
+    assert!(
+        found
+            .iter()
+            .any(|w| w.contains("records the refund at 2026-01-01T00:00:00")
+                && w.contains("its participant's stream at")),
+        "{found:?}"
+    );
+    assert!(about(&report, seen).is_empty(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_finds_a_corrupted_read_model_a_broken_invariant_and_an_impossible_transition() {
     let f = Fixture::new(false).await;
     let paid = f.place(&[("SKU-1", 1)], "tok_visa").await;

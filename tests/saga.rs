@@ -9,7 +9,7 @@ mod support;
 
 use orderflow_cli::runner::handler_for;
 use orderflow_domain::inventory::Inventory;
-use orderflow_domain::order::{CancellationReason, OrderStatus, PaymentAnswer};
+use orderflow_domain::order::{CancellationReason, Order, OrderStatus, PaymentAnswer};
 use orderflow_domain::payment::Payment;
 use support::{Fixture, batch, delivery};
 
@@ -63,6 +63,10 @@ async fn a_declined_payment_cancels_and_releases_the_stock() {
         inventory == ["StockReserved", "StockReleased"] || inventory == ["ReservationVoided"],
         "{inventory:?}"
     );
+    if inventory == ["StockReserved", "StockReleased"] {
+        f.assert_outcomes_recorded(id).await;
+        assert_eq!(f.folded_view(id).await.stock, "RELEASED");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,6 +107,8 @@ async fn out_of_stock_cancels_and_refunds_the_capture() {
             f.stream::<Payment>(id).await,
             ["PaymentCaptured", "PaymentRefunded"]
         );
+        f.assert_outcomes_recorded(id).await;
+        assert_eq!(f.folded_view(id).await.payment.unwrap().status, "REFUNDED");
     }
 }
 
@@ -122,6 +128,12 @@ async fn a_customer_cancel_after_confirmation_refunds_releases_and_cancels_the_s
     let stock = f.stock().await;
     assert_eq!((stock["SKU-1"].available, stock["SKU-1"].reserved), (100, 0));
     f.assert_compensated(id).await;
+    // The customer sees it: refunded, released, the shipment cancelled.
+    f.assert_outcomes_recorded(id).await;
+    let view = f.folded_view(id).await;
+    assert_eq!(view.payment.unwrap().status, "REFUNDED");
+    assert_eq!(view.stock, "RELEASED");
+    assert_eq!(view.shipment.unwrap().status, "CANCELLED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,6 +207,98 @@ async fn a_cancel_seen_before_the_reservation_and_the_capture_leaves_tombstones(
         "the late capture is never made"
     );
     assert!(f.ledger().await.is_empty());
+}
+
+/// Delivers the participant event `event_type` of `history` to the saga; the ids of
+/// the messages it failed.
+async fn to_saga<E: orderflow_domain::DomainEvent>(
+    f: &Fixture,
+    history: &[orderflow_domain::Envelope<E>],
+    event_type: &str,
+) -> Vec<String> {
+    let envelope = history
+        .iter()
+        .find(|e| e.data.event_type() == event_type)
+        .unwrap_or_else(|| panic!("no {event_type}"));
+    let handler = handler_for("order-saga", f.runner.stack(), &f.dynamodb, 50).unwrap();
+    handler(batch(vec![delivery(&envelope.to_json(), event_type)]))
+        .await
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_and_a_release_that_overtake_their_answers_record_them_once() {
+    let f = Fixture::new(false).await;
+    // Inventory and payment answer; the saga records neither before the customer
+    // cancels, so the refund and the release reach it before the answers they undo.
+    let id = f.place(&[("SKU-1", 2)], "tok_visa").await;
+    f.runner.pump_stream().await.unwrap();
+    f.pump("inventory").await;
+    f.pump("payment").await;
+    f.cancel(id).await.unwrap();
+    f.runner.pump_stream().await.unwrap();
+    f.pump("inventory").await;
+    f.pump("payment").await;
+    let inventory = f.history::<Inventory>(id).await;
+    let payment = f.history::<Payment>(id).await;
+    assert!(to_saga(&f, &payment, "PaymentRefunded").await.is_empty());
+    assert!(to_saga(&f, &inventory, "StockReleased").await.is_empty());
+    assert!(to_saga(&f, &payment, "PaymentCaptured").await.is_empty());
+    assert!(to_saga(&f, &inventory, "StockReserved").await.is_empty());
+    assert_eq!(
+        f.stream::<Order>(id).await,
+        [
+            "OrderPlaced",
+            "OrderCancelled",
+            "OrderPaymentCaptured",
+            "OrderPaymentRefunded",
+            "OrderStockReserved",
+            "OrderStockReleased"
+        ],
+        "each overtaken answer recorded once, from what its compensation names"
+    );
+    f.assert_outcomes_recorded(id).await;
+    // The queued copies change nothing.
+    f.settle().await;
+    assert_eq!(f.stream::<Order>(id).await.len(), 6);
+    f.assert_audited(id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shipment_cancellation_that_overtakes_the_creation_waits_for_it() {
+    use orderflow_domain::shipment::Shipment;
+    let f = Fixture::new(false).await;
+    let id = f.place(&[("SKU-2", 1)], "tok_visa").await;
+    f.runner.pump_stream().await.unwrap();
+    f.pump("inventory").await;
+    f.pump("payment").await;
+    f.runner.pump_stream().await.unwrap();
+    f.pump("order-saga").await;
+    assert_eq!(f.status(id).await, OrderStatus::Confirmed);
+    f.runner.pump_stream().await.unwrap();
+    f.pump("shipping").await;
+    // Cancelled before the saga records the shipment; shipping cancels it.
+    f.cancel(id).await.unwrap();
+    f.runner.pump_stream().await.unwrap();
+    f.pump("shipping").await;
+    let shipment = f.history::<Shipment>(id).await;
+    assert_eq!(
+        to_saga(&f, &shipment, "ShipmentCancelled").await,
+        ["ShipmentCancelled"],
+        "retried, not parked: the creation is on its way"
+    );
+    assert!(f.order(id).await.shipment.is_none());
+    assert!(to_saga(&f, &shipment, "ShipmentCreated").await.is_empty());
+    assert!(to_saga(&f, &shipment, "ShipmentCancelled").await.is_empty());
+    let view = f.folded_view(id).await;
+    assert_eq!(view.shipment.unwrap().status, "CANCELLED");
+    f.settle().await;
+    f.assert_outcomes_recorded(id).await;
+    f.assert_audited(id).await;
+    assert!(f.dead_letters().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,6 +474,9 @@ async fn an_order_still_pending_past_its_deadline_is_cancelled_with_reason_timeo
     assert_eq!(order.status, OrderStatus::Cancelled);
     assert_eq!(order.cancellation.unwrap().reason, CancellationReason::Timeout);
     assert_eq!(f.status(done).await, OrderStatus::Confirmed);
+    // The customer sees the reservation given back.
+    f.assert_outcomes_recorded(stuck).await;
+    assert_eq!(f.folded_view(stuck).await.stock, "RELEASED");
     let stock = f.stock().await;
     assert_eq!(
         (stock["SKU-1"].available, stock["SKU-1"].reserved),

@@ -155,6 +155,31 @@ async fn sqs_samples_run_through_their_consumers() {
             .is_empty()
     );
     f.assert_compensated(id).await;
+
+    // The participants' compensations, recorded on the (now cancelled) order at their
+    // own times.
+    f.cancel(id).await.unwrap();
+    assert!(
+        invoke_sqs(&f, "order-saga", "sqs/order-saga-compensations.json")
+            .await
+            .is_empty()
+    );
+    let view = f.folded_view(id).await;
+    let at = orderflow_domain::Timestamp::parse("2026-11-21T06:30:02.25Z").unwrap();
+    let payment = view.payment.unwrap();
+    assert_eq!(
+        (payment.status.as_str(), payment.refunded_at),
+        ("REFUNDED", Some(at))
+    );
+    assert_eq!(
+        (view.stock.as_str(), view.stock_released_at),
+        ("RELEASED", Some(at))
+    );
+    let shipment = view.shipment.unwrap();
+    assert_eq!(
+        (shipment.status.as_str(), shipment.cancelled_at),
+        ("CANCELLED", Some(at))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

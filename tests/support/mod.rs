@@ -104,6 +104,18 @@ impl Inspector {
             .collect()
     }
 
+    /// One aggregate's events for the order, decoded, in version order.
+    pub async fn history<A: Aggregate>(
+        &self,
+        order_id: OrderId,
+    ) -> Vec<orderflow_domain::Envelope<A::Event>> {
+        self.commands
+            .repository()
+            .history::<A>(&order_id.to_string())
+            .await
+            .unwrap()
+    }
+
     /// An order's events, decoded, in version order.
     pub async fn order_history(
         &self,
@@ -114,6 +126,96 @@ impl Inspector {
             .history::<Order>(&order_id.to_string())
             .await
             .unwrap()
+    }
+
+    /// The consistency checker's rules find nothing on the order, and every
+    /// compensation its participants made is recorded on it (after quiescence).
+    pub async fn assert_audited(&self, order_id: OrderId) {
+        use orderflow_domain::audit::{OrderStreams, audit_order, unrecorded_outcomes};
+        use orderflow_domain::inventory::Inventory;
+        use orderflow_domain::shipment::Shipment;
+        let repository = self.commands.repository();
+        let id = order_id.to_string();
+        let (order, inventory, payment, shipment) = (
+            repository.history::<Order>(&id).await.unwrap(),
+            repository.history::<Inventory>(&id).await.unwrap(),
+            repository.history::<Payment>(&id).await.unwrap(),
+            repository.history::<Shipment>(&id).await.unwrap(),
+        );
+        let streams = OrderStreams {
+            order: &order,
+            inventory: &inventory,
+            payment: &payment,
+            shipment: &shipment,
+        };
+        assert_eq!(audit_order(streams), [], "{order_id}");
+        assert_eq!(
+            unrecorded_outcomes(streams),
+            [],
+            "{order_id}: outcomes not recorded"
+        );
+    }
+
+    /// The order's view, folded from its events in the store.
+    pub async fn folded_view(&self, order_id: OrderId) -> OrderView {
+        OrderView::fold(&self.order_history(order_id).await).expect("the order is placed")
+    }
+
+    /// The order shows every compensation its participants made, at the time each
+    /// made it: its payment `REFUNDED`, its stock `RELEASED`, its shipment (if it had
+    /// one) `CANCELLED`.
+    pub async fn assert_outcomes_recorded(&self, order_id: OrderId) {
+        use orderflow_domain::inventory::{Inventory, InventoryEvent};
+        use orderflow_domain::payment::PaymentEvent;
+        use orderflow_domain::shipment::{Shipment, ShipmentEvent};
+        let repository = self.commands.repository();
+        let id = order_id.to_string();
+        let refunded = repository
+            .history::<Payment>(&id)
+            .await
+            .unwrap()
+            .iter()
+            .find(|e| matches!(e.data, PaymentEvent::Refunded(_)))
+            .map(|e| e.occurred_at);
+        let released = repository
+            .history::<Inventory>(&id)
+            .await
+            .unwrap()
+            .iter()
+            .find(|e| matches!(e.data, InventoryEvent::Released(_)))
+            .map(|e| e.occurred_at);
+        let shipment_cancelled = repository
+            .history::<Shipment>(&id)
+            .await
+            .unwrap()
+            .iter()
+            .find(|e| matches!(e.data, ShipmentEvent::Cancelled(_)))
+            .map(|e| e.occurred_at);
+        let view = self.folded_view(order_id).await;
+        if let Some(at) = refunded {
+            let payment = view.payment.as_ref().expect("a refunded order shows its payment");
+            assert_eq!(
+                (payment.status.as_str(), payment.refunded_at),
+                ("REFUNDED", Some(at))
+            );
+        }
+        if let Some(at) = released {
+            assert_eq!(
+                (view.stock.as_str(), view.stock_released_at),
+                ("RELEASED", Some(at))
+            );
+        }
+        if let Some(at) = shipment_cancelled {
+            let shipment = view.shipment.as_ref().expect("a cancelled shipment shows");
+            assert_eq!(
+                (shipment.status.as_str(), shipment.cancelled_at),
+                ("CANCELLED", Some(at))
+            );
+        }
+        assert!(
+            refunded.is_some() || released.is_some() || shipment_cancelled.is_some(),
+            "nothing was compensated"
+        );
     }
 
     /// Every order's view in `views` equals the fold of its events in the store.
@@ -275,6 +377,7 @@ impl Inspector {
                 .filter(|t| **t == "PaymentCaptured")
                 .count();
             assert!(captures <= 1, "{id} captured {captures} times");
+            self.assert_audited(*id).await;
             let entry = ledger.get(&id.to_string());
             if order.status == OrderStatus::Cancelled {
                 assert!(

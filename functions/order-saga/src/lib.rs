@@ -1,14 +1,16 @@
 //! The order saga: records inventory's, payment's and shipping's answers on the order
 //! aggregate, which confirms itself when stock and payment are both in and cancels
-//! itself (with a machine-readable reason) on the first failure.
+//! itself (with a machine-readable reason) on the first failure; then records what
+//! compensation did (refund, stock release, shipment cancellation) once the order is
+//! cancelled, so the customer sees it.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use orderflow_adapters::bus::BusEvent;
 use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::sqs::{Failure, FailureLog, process_batch};
-use orderflow_app::{Clock, CommandService, Repository};
+use orderflow_app::{Clock, CommandError, CommandService, Repository};
 use orderflow_domain::inventory::InventoryEvent;
-use orderflow_domain::order::{Order, OrderCommand};
+use orderflow_domain::order::{Order, OrderCommand, OrderError};
 use orderflow_domain::payment::PaymentEvent;
 use orderflow_domain::shipment::ShipmentEvent;
 use orderflow_domain::{DomainEvent, Metadata, OrderId, RawEnvelope};
@@ -22,6 +24,8 @@ pub const ACTOR: &str = "service:order-saga";
 /// # Errors
 /// [`Failure::Poison`] for an event that does not decode.
 pub fn command_for(raw: RawEnvelope<'_>) -> Result<Option<(OrderId, OrderCommand)>, Failure> {
+    // A compensation is recorded at the time its participant made it.
+    let occurred_at = raw.occurred_at;
     Ok(match raw.aggregate_type.as_str() {
         "inventory" => match raw.decode::<InventoryEvent>()?.data {
             InventoryEvent::Reserved(e) => Some((
@@ -37,7 +41,14 @@ pub fn command_for(raw: RawEnvelope<'_>) -> Result<Option<(OrderId, OrderCommand
                     reason: e.reason.as_str().to_owned(),
                 },
             )),
-            InventoryEvent::Released(_) | InventoryEvent::Voided(_) => None,
+            InventoryEvent::Released(e) => Some((
+                e.order_id,
+                OrderCommand::RecordStockReleased {
+                    reservation_id: e.order_id.to_string(),
+                    at: occurred_at,
+                },
+            )),
+            InventoryEvent::Voided(_) => None,
         },
         "payment" => match raw.decode::<PaymentEvent>()?.data {
             PaymentEvent::Captured(e) => Some((
@@ -51,7 +62,15 @@ pub fn command_for(raw: RawEnvelope<'_>) -> Result<Option<(OrderId, OrderCommand
                 e.order_id,
                 OrderCommand::RecordPaymentDeclined { reason: e.reason },
             )),
-            PaymentEvent::Refunded(_) | PaymentEvent::Voided(_) => None,
+            PaymentEvent::Refunded(e) => Some((
+                e.order_id,
+                OrderCommand::RecordPaymentRefunded {
+                    payment_id: e.payment_id,
+                    amount: e.amount,
+                    at: occurred_at,
+                },
+            )),
+            PaymentEvent::Voided(_) => None,
         },
         "shipment" => match raw.decode::<ShipmentEvent>()?.data {
             ShipmentEvent::Created(e) => Some((
@@ -61,7 +80,14 @@ pub fn command_for(raw: RawEnvelope<'_>) -> Result<Option<(OrderId, OrderCommand
                     tracking_number: e.tracking_number,
                 },
             )),
-            ShipmentEvent::Cancelled(_) | ShipmentEvent::Voided(_) => None,
+            ShipmentEvent::Cancelled(e) => Some((
+                e.order_id,
+                OrderCommand::RecordShipmentCancelled {
+                    shipment_id: e.shipment_id,
+                    at: occurred_at,
+                },
+            )),
+            ShipmentEvent::Voided(_) => None,
         },
         _ => None,
     })
@@ -121,7 +147,13 @@ impl<C: Clock> OrderSaga<C> {
             let executed = self
                 .commands
                 .execute::<Order>(&order_id.to_string(), command, &metadata, None)
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    // A shipment's cancellation overtook its creation in the queue:
+                    // the creation is on its way, and a redelivery records both.
+                    CommandError::Domain(OrderError::ShipmentMissing) => Failure::Retry(e.to_string()),
+                    e => Failure::from(e),
+                })?;
             orderflow_adapters::metrics::order_events(&executed.events);
             let recorded: Vec<_> = executed.events.iter().map(|e| e.data.event_type()).collect();
             let status = executed

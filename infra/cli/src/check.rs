@@ -13,7 +13,10 @@
 //! - that no saga has stalled: an order unchanged for longer than `--grace` (the lag
 //!   objective) is not still `PENDING` (an answer from inventory or payment missing,
 //!   or given and never recorded on the order) nor `CONFIRMED` without a shipment, as
-//!   when an event was lost between the store and its consumers.
+//!   when an event was lost between the store and its consumers;
+//! - that the customer sees every compensation: a refund, a stock release or a
+//!   shipment cancellation older than `--grace` is recorded on the order, at the time
+//!   its participant made it (and the order records none its participants did not).
 //!
 //! It prints a report and exits non-zero on any finding.
 
@@ -27,7 +30,7 @@ use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::payment::SimulatedGateway;
 use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_app::{EventStore, Repository};
-use orderflow_domain::audit::{OrderStreams, audit_order, held_stock};
+use orderflow_domain::audit::{OrderStreams, audit_order, held_stock, unrecorded_outcomes};
 use orderflow_domain::inventory::Inventory;
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{Order, OrderStatus};
@@ -268,6 +271,18 @@ async fn check_order(
     .iter()
     .map(ToString::to_string)
     .collect();
+    for (outcome, at) in unrecorded_outcomes(OrderStreams {
+        order: &order,
+        inventory: &inventory,
+        payment: &payment,
+        shipment: &shipment,
+    }) {
+        if at <= horizon {
+            findings.push(format!(
+                "the {outcome} at {at} is not recorded on the order: the customer does not see it"
+            ));
+        }
+    }
     let recent = order.last().is_some_and(|e| e.occurred_at > horizon);
     if !recent {
         let folded = OrderView::fold(&order);

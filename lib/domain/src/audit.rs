@@ -9,16 +9,23 @@
 //! - money: at most one capture; a confirmed (or later) order captured once for its
 //!   total and not refunded; a cancelled order not left charged;
 //! - stock: a cancelled order holds no reservation;
-//! - nothing shipped unpaid.
+//! - nothing shipped unpaid;
+//! - every compensation the order records (refund, stock release, shipment
+//!   cancellation) is in its participant's stream at the time recorded; what a
+//!   participant did and the order does not record yet is [`unrecorded_outcomes`], a
+//!   finding once it is older than the lag objective.
 
 use std::fmt;
 
 use crate::Aggregate;
 use crate::envelope::{DomainEvent, Envelope};
 use crate::inventory::{InventoryEvent, StockLine};
-use crate::order::{Order, OrderEvent, OrderState, OrderStatus, PaymentAnswer, StockAnswer};
+use crate::order::{
+    Compensation, Order, OrderEvent, OrderState, OrderStatus, PaymentAnswer, PlacedOrder, StockAnswer,
+};
 use crate::payment::PaymentEvent;
 use crate::shipment::ShipmentEvent;
+use crate::time::Timestamp;
 
 /// One order's streams.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +84,16 @@ pub enum Finding {
     CancelledButReserved,
     /// A shipment exists (or the order is with the carrier) without a payment.
     ShippedUnpaid,
+    /// The order records a compensation its participant's stream does not hold, or
+    /// holds at another time.
+    OutcomeUnfounded {
+        /// `refund`, `stock release` or `shipment cancellation`.
+        outcome: &'static str,
+        /// When the order says it happened.
+        recorded: Timestamp,
+        /// When the participant's stream says it did, if at all.
+        happened: Option<Timestamp>,
+    },
 }
 
 impl fmt::Display for Finding {
@@ -101,6 +118,20 @@ impl fmt::Display for Finding {
             Self::CancelledButCharged => f.write_str("cancelled but still charged"),
             Self::CancelledButReserved => f.write_str("cancelled but still holding stock"),
             Self::ShippedUnpaid => f.write_str("shipped without a payment"),
+            Self::OutcomeUnfounded {
+                outcome,
+                recorded,
+                happened: Some(happened),
+            } => write!(
+                f,
+                "the order records the {outcome} at {recorded}, its participant's stream at {happened}"
+            ),
+            Self::OutcomeUnfounded {
+                outcome, recorded, ..
+            } => write!(
+                f,
+                "the order records the {outcome} at {recorded}, its participant's stream holds none"
+            ),
         }
     }
 }
@@ -153,6 +184,23 @@ fn allowed(from: Option<&OrderState>, to: &OrderState, event: &OrderEvent) -> bo
                 && matches!(to.payment, PaymentAnswer::Captured { .. })
         }
         OrderEvent::Cancelled(_) => from.status.is_cancellable() && to.status == OrderStatus::Cancelled,
+        // Compensation outcomes: once each, on a cancelled order, after the answer
+        // they undo.
+        OrderEvent::PaymentRefunded(_) => {
+            compensating(from, to)
+                && from.compensation.refunded_at.is_none()
+                && matches!(from.payment, PaymentAnswer::Captured { .. })
+        }
+        OrderEvent::StockReleased(_) => {
+            compensating(from, to)
+                && from.compensation.stock_released_at.is_none()
+                && matches!(from.stock, StockAnswer::Reserved { .. })
+        }
+        OrderEvent::ShipmentCancelled(_) => {
+            compensating(from, to)
+                && from.compensation.shipment_cancelled_at.is_none()
+                && from.shipment.is_some()
+        }
         // Fulfilment moves one step at a time, from confirmed to delivered.
         OrderEvent::FulfilmentAdvanced(_) => {
             rank(from.status) >= rank(OrderStatus::Confirmed)
@@ -160,6 +208,10 @@ fn allowed(from: Option<&OrderState>, to: &OrderState, event: &OrderEvent) -> bo
                 && rank(to.status) <= rank(OrderStatus::Delivered)
         }
     }
+}
+
+fn compensating(from: &PlacedOrder, to: &PlacedOrder) -> bool {
+    from.status == OrderStatus::Cancelled && to.status == OrderStatus::Cancelled
 }
 
 /// The order stream's own findings: gaps and impossible transitions.
@@ -262,7 +314,84 @@ pub fn audit_order(streams: OrderStreams<'_>) -> Vec<Finding> {
     if (shipment_live || with_carrier) && !charged {
         findings.push(Finding::ShippedUnpaid);
     }
+    let happened = outcomes(streams);
+    for (outcome, recorded, happened) in [
+        ("refund", order.compensation.refunded_at, happened.refunded_at),
+        (
+            "stock release",
+            order.compensation.stock_released_at,
+            happened.stock_released_at,
+        ),
+        (
+            "shipment cancellation",
+            order.compensation.shipment_cancelled_at,
+            happened.shipment_cancelled_at,
+        ),
+    ] {
+        if let Some(recorded) = recorded
+            && happened != Some(recorded)
+        {
+            findings.push(Finding::OutcomeUnfounded {
+                outcome,
+                recorded,
+                happened,
+            });
+        }
+    }
     findings
+}
+
+/// The compensations the participants' streams hold, each at the time its event
+/// happened: what the order should record.
+#[must_use]
+pub fn outcomes(streams: OrderStreams<'_>) -> Compensation {
+    Compensation {
+        refunded_at: streams
+            .payment
+            .iter()
+            .find(|e| matches!(e.data, PaymentEvent::Refunded(_)))
+            .map(|e| e.occurred_at),
+        stock_released_at: streams
+            .inventory
+            .iter()
+            .find(|e| matches!(e.data, InventoryEvent::Released(_)))
+            .map(|e| e.occurred_at),
+        shipment_cancelled_at: streams
+            .shipment
+            .iter()
+            .find(|e| matches!(e.data, ShipmentEvent::Cancelled(_)))
+            .map(|e| e.occurred_at),
+    }
+}
+
+/// The compensations a participant made that the order does not record yet, each
+/// with the time it happened: expected only while the saga is on its way.
+#[must_use]
+pub fn unrecorded_outcomes(streams: OrderStreams<'_>) -> Vec<(&'static str, Timestamp)> {
+    let recorded = transitions(streams.order, &mut Vec::new())
+        .placed()
+        .map(|o| o.compensation)
+        .unwrap_or_default();
+    let happened = outcomes(streams);
+    [
+        ("refund", happened.refunded_at, recorded.refunded_at),
+        (
+            "stock release",
+            happened.stock_released_at,
+            recorded.stock_released_at,
+        ),
+        (
+            "shipment cancellation",
+            happened.shipment_cancelled_at,
+            recorded.shipment_cancelled_at,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(what, happened, recorded)| match (happened, recorded) {
+        (Some(at), None) => Some((what, at)),
+        _ => None,
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -385,5 +514,212 @@ mod tests {
         let mut twice = captured(&order, total(&order));
         twice.extend(captured(&order, total(&order)));
         assert!(audit(&order, &twice).contains(&Finding::CapturedTwice { captures: 2 }));
+    }
+
+    fn envelope<E>(aggregate_type: &str, version: u64, second: i64, data: E) -> Envelope<E> {
+        Envelope {
+            event_id: uuid::Uuid::from_u128(u128::from(version) + 1000),
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: "0192f0a0-7c1e-7a3b-9c2d-1e2f3a4b5c6d".into(),
+            version,
+            occurred_at: Timestamp::from_micros(1_800_000_000_000_000 + second * 1_000_000).unwrap(),
+            metadata: crate::Metadata {
+                correlation_id: "c".into(),
+                causation_id: "c".into(),
+                actor: "test".into(),
+            },
+            replay: None,
+            data,
+        }
+    }
+
+    /// An order confirmed, shipped, cancelled and compensated, with its participants'
+    /// streams; the order records the outcomes at `recorded` (seconds).
+    #[allow(clippy::type_complexity, reason = "four streams")]
+    fn compensated(
+        recorded: [i64; 3],
+    ) -> (
+        Vec<Envelope<OrderEvent>>,
+        Vec<Envelope<InventoryEvent>>,
+        Vec<Envelope<PaymentEvent>>,
+        Vec<Envelope<ShipmentEvent>>,
+    ) {
+        use crate::inventory::{StockReleased, StockReserved};
+        use crate::order::events::{
+            OrderCancelled, OrderPaymentRefunded, OrderShipmentCancelled, OrderStockReleased,
+        };
+        use crate::payment::PaymentRefunded;
+        use crate::shipment::{ShipmentCancelled, ShipmentCreated};
+        let mut order = sample_history(5);
+        let OrderEvent::Placed(placed) = order[0].data.clone() else {
+            unreachable!()
+        };
+        let id = placed.order_id;
+        let at = |s: i64| Timestamp::from_micros(1_800_000_000_000_000 + s * 1_000_000).unwrap();
+        for data in [
+            OrderEvent::Cancelled(OrderCancelled {
+                reason: crate::order::CancellationReason::Requested,
+                detail: None,
+            }),
+            OrderEvent::PaymentRefunded(OrderPaymentRefunded {
+                payment_id: "pay-1".into(),
+                amount: placed.total,
+                refunded_at: at(recorded[0]),
+            }),
+            OrderEvent::StockReleased(OrderStockReleased {
+                released_at: at(recorded[1]),
+            }),
+            OrderEvent::ShipmentCancelled(OrderShipmentCancelled {
+                shipment_id: "shp-1".into(),
+                cancelled_at: at(recorded[2]),
+            }),
+        ] {
+            let version = order.len() as u64 + 1;
+            order.push(envelope("order", version, 10, data));
+        }
+        let lines: Vec<StockLine> = placed
+            .lines
+            .iter()
+            .map(|l| StockLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+            })
+            .collect();
+        let inventory = vec![
+            envelope(
+                "inventory",
+                1,
+                0,
+                InventoryEvent::Reserved(StockReserved {
+                    order_id: id,
+                    lines: lines.clone(),
+                }),
+            ),
+            envelope(
+                "inventory",
+                2,
+                2,
+                InventoryEvent::Released(StockReleased { order_id: id, lines }),
+            ),
+        ];
+        let mut payment = captured(&order, placed.total.amount);
+        payment.push(envelope(
+            "payment",
+            2,
+            1,
+            PaymentEvent::Refunded(PaymentRefunded {
+                order_id: id,
+                payment_id: "pay-1".into(),
+                amount: placed.total,
+            }),
+        ));
+        let shipment = vec![
+            envelope(
+                "shipment",
+                1,
+                0,
+                ShipmentEvent::Created(ShipmentCreated {
+                    order_id: id,
+                    shipment_id: "shp-1".into(),
+                    tracking_number: "TRK1".into(),
+                }),
+            ),
+            envelope(
+                "shipment",
+                2,
+                3,
+                ShipmentEvent::Cancelled(ShipmentCancelled {
+                    order_id: id,
+                    shipment_id: "shp-1".into(),
+                }),
+            ),
+        ];
+        (order, inventory, payment, shipment)
+    }
+
+    #[test]
+    fn recorded_outcomes_are_checked_against_the_participants_streams() {
+        let (order, inventory, payment, shipment) = compensated([1, 2, 3]);
+        let streams = OrderStreams {
+            order: &order,
+            inventory: &inventory,
+            payment: &payment,
+            shipment: &shipment,
+        };
+        assert_eq!(audit_order(streams), []);
+        assert_eq!(unrecorded_outcomes(streams), []);
+
+        // The order says the stock came back at another time than inventory says.
+        let (order, ..) = compensated([1, 5, 3]);
+        let findings = audit_order(OrderStreams {
+            order: &order,
+            ..streams
+        });
+        assert!(
+            matches!(
+                findings.as_slice(),
+                [Finding::OutcomeUnfounded {
+                    outcome: "stock release",
+                    happened: Some(_),
+                    ..
+                }]
+            ),
+            "{findings:?}"
+        );
+
+        // The order records a refund the payment stream does not hold (and the
+        // provider's charge stands).
+        let findings = audit_order(OrderStreams {
+            payment: &payment[..1],
+            ..streams
+        });
+        assert!(findings.contains(&Finding::CancelledButCharged), "{findings:?}");
+        assert!(
+            findings.iter().any(|f| matches!(
+                f,
+                Finding::OutcomeUnfounded {
+                    outcome: "refund",
+                    happened: None,
+                    ..
+                }
+            )),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
+    fn what_a_participant_did_and_the_order_lacks_is_unrecorded() {
+        let (order, inventory, payment, shipment) = compensated([1, 2, 3]);
+        // The order's stream without its three outcome events.
+        let streams = OrderStreams {
+            order: &order[..order.len() - 3],
+            inventory: &inventory,
+            payment: &payment,
+            shipment: &shipment,
+        };
+        let at = |s: i64| Timestamp::from_micros(1_800_000_000_000_000 + s * 1_000_000).unwrap();
+        assert_eq!(
+            unrecorded_outcomes(streams),
+            [
+                ("refund", at(1)),
+                ("stock release", at(2)),
+                ("shipment cancellation", at(3))
+            ]
+        );
+        // An outcome out of place in the order's own stream is an impossible transition.
+        let mut early = order[..5].to_vec();
+        let mut refund = order[6].clone();
+        refund.version = 6;
+        early.push(refund);
+        assert!(
+            check_transitions(&early).iter().any(|f| matches!(
+                f,
+                Finding::ImpossibleTransition {
+                    event: "OrderPaymentRefunded",
+                    ..
+                }
+            )),
+            "a refund on a confirmed order"
+        );
     }
 }

@@ -68,6 +68,9 @@ fn every_current_sample_round_trips_exactly() {
         names::SHIPMENT_RECORDED,
         names::FULFILMENT_ADVANCED,
         names::CANCELLED,
+        names::PAYMENT_REFUNDED,
+        names::STOCK_RELEASED,
+        names::SHIPMENT_CANCELLED,
     ]);
     assert_eq!(
         round_trip_folder::<OrderEvent>("order"),

@@ -102,6 +102,36 @@ pub struct OrderCancelled {
     pub detail: Option<String>,
 }
 
+/// Payment refunded the capture of a cancelled order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPaymentRefunded {
+    /// The capture refunded.
+    pub payment_id: String,
+    /// What was refunded.
+    pub amount: Money,
+    /// When payment refunded it (the time of its `PaymentRefunded`).
+    pub refunded_at: Timestamp,
+}
+
+/// Inventory released the reservation of a cancelled order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderStockReleased {
+    /// When inventory released it (the time of its `StockReleased`).
+    pub released_at: Timestamp,
+}
+
+/// Shipping cancelled the shipment of a cancelled order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderShipmentCancelled {
+    /// Shipping's id.
+    pub shipment_id: String,
+    /// When shipping cancelled it (the time of its `ShipmentCancelled`).
+    pub cancelled_at: Timestamp,
+}
+
 /// Every event of the order aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -124,6 +154,12 @@ pub enum OrderEvent {
     FulfilmentAdvanced(OrderFulfilmentAdvanced),
     /// See [`OrderCancelled`].
     Cancelled(OrderCancelled),
+    /// See [`OrderPaymentRefunded`].
+    PaymentRefunded(OrderPaymentRefunded),
+    /// See [`OrderStockReleased`].
+    StockReleased(OrderStockReleased),
+    /// See [`OrderShipmentCancelled`].
+    ShipmentCancelled(OrderShipmentCancelled),
 }
 
 /// Wire names, in one place.
@@ -146,6 +182,12 @@ pub mod names {
     pub const FULFILMENT_ADVANCED: &str = "OrderFulfilmentAdvanced";
     /// `OrderCancelled`
     pub const CANCELLED: &str = "OrderCancelled";
+    /// `OrderPaymentRefunded`
+    pub const PAYMENT_REFUNDED: &str = "OrderPaymentRefunded";
+    /// `OrderStockReleased`
+    pub const STOCK_RELEASED: &str = "OrderStockReleased";
+    /// `OrderShipmentCancelled`
+    pub const SHIPMENT_CANCELLED: &str = "OrderShipmentCancelled";
 }
 
 /// The schema version this build writes for `OrderPlaced`.
@@ -211,6 +253,9 @@ impl DomainEvent for OrderEvent {
             Self::ShipmentRecorded(_) => names::SHIPMENT_RECORDED,
             Self::FulfilmentAdvanced(_) => names::FULFILMENT_ADVANCED,
             Self::Cancelled(_) => names::CANCELLED,
+            Self::PaymentRefunded(_) => names::PAYMENT_REFUNDED,
+            Self::StockReleased(_) => names::STOCK_RELEASED,
+            Self::ShipmentCancelled(_) => names::SHIPMENT_CANCELLED,
         }
     }
 
@@ -244,6 +289,11 @@ impl DomainEvent for OrderEvent {
                 Self::FulfilmentAdvanced(decode_data(FULFILMENT_ADVANCED, version, 1, data, u)?)
             }
             CANCELLED => Self::Cancelled(decode_data(CANCELLED, version, 1, data, u)?),
+            PAYMENT_REFUNDED => Self::PaymentRefunded(decode_data(PAYMENT_REFUNDED, version, 1, data, u)?),
+            STOCK_RELEASED => Self::StockReleased(decode_data(STOCK_RELEASED, version, 1, data, u)?),
+            SHIPMENT_CANCELLED => {
+                Self::ShipmentCancelled(decode_data(SHIPMENT_CANCELLED, version, 1, data, u)?)
+            }
             other => return Err(DecodeError::UnknownType(other.to_owned())),
         })
     }

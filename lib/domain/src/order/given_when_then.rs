@@ -539,6 +539,147 @@ fn timeout_cancels_only_pending_orders() {
         .then_nothing();
 }
 
+// ---- compensation outcomes ------------------------------------------------------------
+
+pub(crate) fn at(second: i64) -> Timestamp {
+    Timestamp::from_micros(1_800_000_000_000_000 + second * 1_000_000).unwrap()
+}
+fn record_refunded(amount: u64) -> OrderCommand {
+    OrderCommand::RecordPaymentRefunded {
+        payment_id: "pay-1".into(),
+        amount: usd(amount),
+        at: at(1),
+    }
+}
+fn refunded() -> OrderEvent {
+    OrderEvent::PaymentRefunded(OrderPaymentRefunded {
+        payment_id: "pay-1".into(),
+        amount: usd(3098),
+        refunded_at: at(1),
+    })
+}
+fn record_released() -> OrderCommand {
+    OrderCommand::RecordStockReleased {
+        reservation_id: "res-1".into(),
+        at: at(2),
+    }
+}
+fn released() -> OrderEvent {
+    OrderEvent::StockReleased(OrderStockReleased { released_at: at(2) })
+}
+fn record_shipment_cancelled() -> OrderCommand {
+    OrderCommand::RecordShipmentCancelled {
+        shipment_id: "shp-1".into(),
+        at: at(3),
+    }
+}
+fn shipment_cancelled() -> OrderEvent {
+    OrderEvent::ShipmentCancelled(OrderShipmentCancelled {
+        shipment_id: "shp-1".into(),
+        cancelled_at: at(3),
+    })
+}
+fn cancelled_after_shipment() -> Vec<OrderEvent> {
+    let mut history = confirmed_history();
+    history.push(shipment());
+    history.push(cancelled_because(CancellationReason::Requested, None));
+    history
+}
+
+#[test]
+fn a_cancelled_order_records_each_compensation_once_with_its_time() {
+    let mut history = cancelled_after_shipment();
+    for (command, event) in [
+        (record_refunded(3098), refunded()),
+        (record_released(), released()),
+        (record_shipment_cancelled(), shipment_cancelled()),
+    ] {
+        given(history.clone())
+            .when(command.clone())
+            .then_expect([event.clone()]);
+        history.push(event);
+        given(history.clone()).when(command).then_nothing();
+    }
+    let state = Order::fold(OrderState::default(), &history);
+    assert_eq!(
+        state.placed().unwrap().compensation,
+        Compensation {
+            refunded_at: Some(at(1)),
+            stock_released_at: Some(at(2)),
+            shipment_cancelled_at: Some(at(3)),
+        }
+    );
+}
+
+#[test]
+fn a_refund_or_release_that_overtook_its_answer_records_the_answer_it_implies() {
+    let timed_out = || vec![placed(), cancelled_because(CancellationReason::Timeout, None)];
+    given(timed_out())
+        .when(record_refunded(3098))
+        .then_expect([captured(), refunded()]);
+    given(timed_out())
+        .when(record_released())
+        .then_expect([reserved(), released()]);
+    // ... and the answer arriving after it is a repeat.
+    let mut history = timed_out();
+    history.extend([captured(), refunded(), reserved(), released()]);
+    given(history.clone()).when(record_captured()).then_nothing();
+    given(history).when(record_reserved()).then_nothing();
+}
+
+#[test]
+fn a_shipment_cancellation_that_overtook_the_creation_waits_for_it() {
+    let mut history = confirmed_history();
+    history.push(cancelled_because(CancellationReason::Requested, None));
+    given(history)
+        .when(record_shipment_cancelled())
+        .then_error(OrderError::ShipmentMissing);
+}
+
+#[test]
+fn compensation_is_rejected_on_an_order_that_is_not_cancelled() {
+    for (command, what) in [
+        (record_refunded(3098), "refund"),
+        (record_released(), "stock release"),
+        (record_shipment_cancelled(), "shipment cancellation"),
+    ] {
+        let mut history = confirmed_history();
+        history.push(shipment());
+        given(history)
+            .when(command)
+            .then_error(OrderError::InvalidTransition {
+                state: OrderStatus::Confirmed,
+                action: Action::Compensate(what),
+            });
+    }
+}
+
+#[test]
+fn compensation_contradicting_the_answer_or_the_total_is_rejected() {
+    given(cancelled_pending_history())
+        .when(record_refunded(3098))
+        .then_error(OrderError::InvalidTransition {
+            state: OrderStatus::Cancelled,
+            action: Action::Compensate("refund"),
+        });
+    given([
+        placed(),
+        reservation_failed(),
+        cancelled_because(CancellationReason::OutOfStock, Some("insufficient_stock: SKU-2")),
+    ])
+    .when(record_released())
+    .then_error(OrderError::InvalidTransition {
+        state: OrderStatus::Cancelled,
+        action: Action::Compensate("stock release"),
+    });
+    given(cancelled_after_shipment())
+        .when(record_refunded(3097))
+        .then_error(OrderError::AmountMismatch {
+            captured: usd(3097),
+            total: usd(3098),
+        });
+}
+
 // ---- evolve -------------------------------------------------------------------------
 
 #[test]
@@ -606,9 +747,20 @@ fn address_is_validated_on_parse() {
 /// The first `events` envelopes (1..=9) of an order that goes all the way to delivery,
 /// one second apart.
 pub(crate) fn sample_history(events: usize) -> Vec<crate::Envelope<OrderEvent>> {
-    history_at(FulfilmentStep::Delivered)
+    enveloped(history_at(FulfilmentStep::Delivered).into_iter().take(events))
+}
+
+/// An order confirmed, shipped, cancelled by its customer and compensated: refunded
+/// (at `at(1)`), released (`at(2)`), its shipment cancelled (`at(3)`).
+pub(crate) fn compensated_history() -> Vec<crate::Envelope<OrderEvent>> {
+    let mut history = cancelled_after_shipment();
+    history.extend([refunded(), released(), shipment_cancelled()]);
+    enveloped(history)
+}
+
+fn enveloped(events: impl IntoIterator<Item = OrderEvent>) -> Vec<crate::Envelope<OrderEvent>> {
+    events
         .into_iter()
-        .take(events)
         .zip(1u64..)
         .map(|(data, version)| crate::Envelope {
             event_id: uuid::Uuid::from_u128(u128::from(version)),

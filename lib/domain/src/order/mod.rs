@@ -22,7 +22,8 @@ use crate::time::Timestamp;
 pub use events::OrderEvent;
 use events::{
     OrderCancelled, OrderConfirmed, OrderFulfilmentAdvanced, OrderPaymentCaptured, OrderPaymentDeclined,
-    OrderPlaced, OrderShipmentRecorded, OrderStockReservationFailed, OrderStockReserved,
+    OrderPaymentRefunded, OrderPlaced, OrderShipmentCancelled, OrderShipmentRecorded, OrderStockReleased,
+    OrderStockReservationFailed, OrderStockReserved,
 };
 
 /// The most lines one order may have: inventory reserves every line and records the
@@ -406,6 +407,26 @@ pub struct PlacedOrder {
     pub shipment: Option<Shipment>,
     /// Why it was cancelled, if it was.
     pub cancellation: Option<Cancellation>,
+    /// What compensation did once it was cancelled, as the participants reported it.
+    #[serde(default)]
+    pub compensation: Compensation,
+}
+
+/// The outcome of each compensation, recorded on the order when its participant
+/// reports it: when the capture was refunded, the reservation released, the shipment
+/// cancelled. Each is recorded once, only on a cancelled order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Compensation {
+    /// When payment refunded the capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_at: Option<Timestamp>,
+    /// When inventory released the reservation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_released_at: Option<Timestamp>,
+    /// When shipping cancelled the shipment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment_cancelled_at: Option<Timestamp>,
 }
 
 /// The order aggregate's state: nothing yet, or a placed order.
@@ -475,6 +496,29 @@ pub enum OrderCommand {
     },
     /// The pending deadline passed (the scheduler decides when).
     ExpirePending,
+    /// Record payment's refund of the capture (compensation of a cancelled order).
+    RecordPaymentRefunded {
+        /// The capture refunded.
+        payment_id: String,
+        /// What was refunded.
+        amount: Money,
+        /// When payment refunded it.
+        at: Timestamp,
+    },
+    /// Record inventory's release of the reservation.
+    RecordStockReleased {
+        /// Inventory's reservation.
+        reservation_id: String,
+        /// When inventory released it.
+        at: Timestamp,
+    },
+    /// Record shipping's cancellation of the shipment.
+    RecordShipmentCancelled {
+        /// Shipping's id.
+        shipment_id: String,
+        /// When shipping cancelled it.
+        at: Timestamp,
+    },
 }
 
 /// The data of a new order, priced from the catalog.
@@ -531,7 +575,8 @@ pub enum OrderError {
         /// What the order costs.
         total: Money,
     },
-    /// OUT_FOR_DELIVERY before shipping created a shipment.
+    /// OUT_FOR_DELIVERY before shipping created a shipment, or a shipment's
+    /// cancellation before its creation was recorded on the order.
     #[error("no shipment has been created for the order yet")]
     ShipmentMissing,
 }
@@ -545,6 +590,8 @@ pub enum Action {
     Advance(FulfilmentStep),
     /// Cancel.
     Cancel,
+    /// Record a compensation (refund, release, shipment cancellation).
+    Compensate(&'static str),
 }
 
 impl fmt::Display for Action {
@@ -553,6 +600,7 @@ impl fmt::Display for Action {
             Self::RecordShipment => f.write_str("record a shipment for"),
             Self::Advance(step) => write!(f, "move to {}", step.status()),
             Self::Cancel => f.write_str("cancel"),
+            Self::Compensate(what) => write!(f, "record the {what} of"),
         }
     }
 }
@@ -594,6 +642,7 @@ impl Aggregate for Order {
                     payment: PaymentAnswer::Awaiting,
                     shipment: None,
                     cancellation: None,
+                    compensation: Compensation::default(),
                 }))
             }
             // Anything before placement, or a second placement, changes nothing: evolve
@@ -649,6 +698,9 @@ fn apply(order: &mut PlacedOrder, event: &OrderEvent) {
                 detail: e.detail.clone(),
             });
         }
+        OrderEvent::PaymentRefunded(e) => order.compensation.refunded_at = Some(e.refunded_at),
+        OrderEvent::StockReleased(e) => order.compensation.stock_released_at = Some(e.released_at),
+        OrderEvent::ShipmentCancelled(e) => order.compensation.shipment_cancelled_at = Some(e.cancelled_at),
     }
 }
 
@@ -807,7 +859,108 @@ fn decide_placed(order: &PlacedOrder, command: OrderCommand) -> Result<Vec<Order
         } else {
             vec![]
         }),
+        OrderCommand::RecordPaymentRefunded {
+            payment_id,
+            amount,
+            at,
+        } => decide_refund(order, payment_id, amount, at),
+        OrderCommand::RecordStockReleased { reservation_id, at } => decide_release(order, reservation_id, at),
+        OrderCommand::RecordShipmentCancelled { shipment_id, at } => {
+            if order.compensation.shipment_cancelled_at.is_some() {
+                return Ok(vec![]);
+            }
+            compensating(order, "shipment cancellation")?;
+            // The creation is on its way (the two can cross in the queue): the caller
+            // retries once it is recorded.
+            if order.shipment.is_none() {
+                return Err(OrderError::ShipmentMissing);
+            }
+            Ok(vec![OrderEvent::ShipmentCancelled(OrderShipmentCancelled {
+                shipment_id,
+                cancelled_at: at,
+            })])
+        }
     }
+}
+
+/// Compensation follows a cancellation, never anything else.
+fn compensating(order: &PlacedOrder, what: &'static str) -> Result<(), OrderError> {
+    if order.status == OrderStatus::Cancelled {
+        Ok(())
+    } else {
+        Err(OrderError::InvalidTransition {
+            state: order.status,
+            action: Action::Compensate(what),
+        })
+    }
+}
+
+/// A refund is recorded once; one that overtook its capture records the capture it
+/// implies first (the refund names it), so the order reads the same in either order.
+fn decide_refund(
+    order: &PlacedOrder,
+    payment_id: String,
+    amount: Money,
+    at: Timestamp,
+) -> Result<Vec<OrderEvent>, OrderError> {
+    if order.compensation.refunded_at.is_some() {
+        return Ok(vec![]);
+    }
+    compensating(order, "refund")?;
+    if amount != order.total {
+        return Err(OrderError::AmountMismatch {
+            captured: amount,
+            total: order.total,
+        });
+    }
+    let mut events = Vec::with_capacity(2);
+    match order.payment {
+        PaymentAnswer::Captured { .. } => {}
+        PaymentAnswer::Awaiting => events.push(OrderEvent::PaymentCaptured(OrderPaymentCaptured {
+            payment_id: payment_id.clone(),
+            amount,
+        })),
+        PaymentAnswer::Declined { .. } => {
+            return Err(OrderError::InvalidTransition {
+                state: order.status,
+                action: Action::Compensate("refund"),
+            });
+        }
+    }
+    events.push(OrderEvent::PaymentRefunded(OrderPaymentRefunded {
+        payment_id,
+        amount,
+        refunded_at: at,
+    }));
+    Ok(events)
+}
+
+/// A release is recorded once; one that overtook its reservation records the
+/// reservation first, like a refund its capture.
+fn decide_release(
+    order: &PlacedOrder,
+    reservation_id: String,
+    at: Timestamp,
+) -> Result<Vec<OrderEvent>, OrderError> {
+    if order.compensation.stock_released_at.is_some() {
+        return Ok(vec![]);
+    }
+    compensating(order, "stock release")?;
+    let mut events = Vec::with_capacity(2);
+    match order.stock {
+        StockAnswer::Reserved { .. } => {}
+        StockAnswer::Awaiting => {
+            events.push(OrderEvent::StockReserved(OrderStockReserved { reservation_id }))
+        }
+        StockAnswer::Failed { .. } => {
+            return Err(OrderError::InvalidTransition {
+                state: order.status,
+                action: Action::Compensate("stock release"),
+            });
+        }
+    }
+    events.push(OrderEvent::StockReleased(OrderStockReleased { released_at: at }));
+    Ok(events)
 }
 
 #[cfg(test)]

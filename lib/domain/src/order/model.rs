@@ -28,6 +28,9 @@ struct Model {
     stock: Answer,
     payment: Answer,
     shipped: bool,
+    refunded: bool,
+    released: bool,
+    shipment_cancelled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,10 @@ enum Step {
     Advance(FulfilmentStep),
     Cancel,
     Expire,
+    Refund,
+    RefundWrongAmount,
+    Release,
+    CancelShipment,
 }
 
 /// What the model says a step must produce.
@@ -146,6 +153,44 @@ fn model_step(m: &Model, step: Step) -> (Expected, Model) {
             Events(vec![names::CANCELLED])
         }
         Step::Expire => Events(vec![]),
+        // Compensation outcomes: once each, only on a cancelled order; a refund or a
+        // release that overtook its answer brings the answer with it.
+        Step::Refund | Step::RefundWrongAmount if m.refunded => Events(vec![]),
+        Step::Release if m.released => Events(vec![]),
+        Step::CancelShipment if m.shipment_cancelled => Events(vec![]),
+        Step::Refund | Step::RefundWrongAmount | Step::Release | Step::CancelShipment
+            if m.status != Cancelled =>
+        {
+            Expected::Invalid
+        }
+        Step::RefundWrongAmount => Expected::AmountMismatch,
+        Step::Refund => match m.payment {
+            Answer::No => Expected::Invalid,
+            Answer::Yes => {
+                next.refunded = true;
+                Events(vec![names::PAYMENT_REFUNDED])
+            }
+            Answer::None => {
+                (next.payment, next.refunded) = (Answer::Yes, true);
+                Events(vec![names::PAYMENT_CAPTURED, names::PAYMENT_REFUNDED])
+            }
+        },
+        Step::Release => match m.stock {
+            Answer::No => Expected::Invalid,
+            Answer::Yes => {
+                next.released = true;
+                Events(vec![names::STOCK_RELEASED])
+            }
+            Answer::None => {
+                (next.stock, next.released) = (Answer::Yes, true);
+                Events(vec![names::STOCK_RESERVED, names::STOCK_RELEASED])
+            }
+        },
+        Step::CancelShipment if !m.shipped => Expected::ShipmentMissing,
+        Step::CancelShipment => {
+            next.shipment_cancelled = true;
+            Events(vec![names::SHIPMENT_CANCELLED])
+        }
     };
     (outcome, next)
 }
@@ -163,6 +208,9 @@ impl ReferenceStateMachine for Reference {
             stock: Answer::None,
             payment: Answer::None,
             shipped: false,
+            refunded: false,
+            released: false,
+            shipment_cancelled: false,
         })
         .boxed()
     }
@@ -180,6 +228,10 @@ impl ReferenceStateMachine for Reference {
             4 => proptest::sample::select(FULFILMENT.to_vec()).prop_map(Step::Advance),
             1 => Just(Step::Cancel),
             1 => Just(Step::Expire),
+            2 => Just(Step::Refund),
+            1 => Just(Step::RefundWrongAmount),
+            2 => Just(Step::Release),
+            2 => Just(Step::CancelShipment),
         ]
         .boxed()
     }
@@ -242,6 +294,19 @@ fn command(step: Step) -> OrderCommand {
         Step::Advance(to) => OrderCommand::Advance(to),
         Step::Cancel => OrderCommand::Cancel { detail: None },
         Step::Expire => OrderCommand::ExpirePending,
+        Step::Refund | Step::RefundWrongAmount => OrderCommand::RecordPaymentRefunded {
+            payment_id: "p".into(),
+            amount: usd(if step == Step::Refund { 750 } else { 749 }),
+            at: Timestamp::parse("2026-11-21T06:31:00Z").unwrap(),
+        },
+        Step::Release => OrderCommand::RecordStockReleased {
+            reservation_id: "r".into(),
+            at: Timestamp::parse("2026-11-21T06:32:00Z").unwrap(),
+        },
+        Step::CancelShipment => OrderCommand::RecordShipmentCancelled {
+            shipment_id: "s".into(),
+            at: Timestamp::parse("2026-11-21T06:33:00Z").unwrap(),
+        },
     }
 }
 
@@ -319,6 +384,19 @@ impl StateMachineTest for Sut {
             model.payment == Answer::Yes
         );
         assert_eq!(order.shipment.is_some(), model.shipped);
+        assert_eq!(order.compensation.refunded_at.is_some(), model.refunded);
+        assert_eq!(order.compensation.stock_released_at.is_some(), model.released);
+        assert_eq!(
+            order.compensation.shipment_cancelled_at.is_some(),
+            model.shipment_cancelled
+        );
+        // Compensation undoes what was done, on a cancelled order only.
+        if model.refunded || model.released || model.shipment_cancelled {
+            assert_eq!(order.status, OrderStatus::Cancelled);
+        }
+        assert!(!model.refunded || matches!(order.payment, PaymentAnswer::Captured { .. }));
+        assert!(!model.released || matches!(order.stock, StockAnswer::Reserved { .. }));
+        assert!(!model.shipment_cancelled || order.shipment.is_some());
         // Nothing moves past PENDING unless paid and reserved; nothing ships unpaid.
         if !matches!(order.status, OrderStatus::Pending | OrderStatus::Cancelled) || order.shipment.is_some()
         {

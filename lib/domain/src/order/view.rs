@@ -20,7 +20,8 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentView {
-    /// `CAPTURED` or `DECLINED`.
+    /// `CAPTURED`, `DECLINED` or, once a cancelled order's capture came back,
+    /// `REFUNDED`.
     pub status: String,
     /// The capture id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,16 +31,30 @@ pub struct PaymentView {
     pub reason: Option<String>,
     /// The masked payment method.
     pub method: String,
+    /// When the capture was refunded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_at: Option<Timestamp>,
 }
 
 /// The shipment as a client sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ShipmentView {
+    /// `CREATED`, or `CANCELLED` once shipping cancelled it.
+    #[serde(default = "created")]
+    pub status: String,
     /// Shipping's id.
     pub shipment_id: String,
     /// The carrier's tracking number.
     pub tracking_number: String,
+    /// When shipping cancelled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<Timestamp>,
+}
+
+/// Views stored before shipments could be cancelled on the order.
+fn created() -> String {
+    "CREATED".into()
 }
 
 /// An order, as the API returns it.
@@ -71,8 +86,12 @@ pub struct OrderView {
     /// The free text of the cancellation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancellation_detail: Option<String>,
-    /// Stock: `AWAITING`, `RESERVED` or `FAILED`.
+    /// Stock: `AWAITING`, `RESERVED`, `FAILED` or, once a cancelled order's
+    /// reservation was given back, `RELEASED`.
     pub stock: String,
+    /// When the reservation was released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_released_at: Option<Timestamp>,
     /// Payment, once answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment: Option<PaymentView>,
@@ -102,19 +121,27 @@ impl OrderView {
         updated_at: Timestamp,
         timeline: BTreeMap<OrderStatus, Timestamp>,
     ) -> Self {
+        let compensation = order.compensation;
         let payment = match &order.payment {
             PaymentAnswer::Awaiting => None,
             PaymentAnswer::Captured { payment_id, .. } => Some(PaymentView {
-                status: "CAPTURED".into(),
+                status: if compensation.refunded_at.is_some() {
+                    "REFUNDED"
+                } else {
+                    "CAPTURED"
+                }
+                .into(),
                 payment_id: Some(payment_id.clone()),
                 reason: None,
                 method: order.payment_ref.as_str().to_owned(),
+                refunded_at: compensation.refunded_at,
             }),
             PaymentAnswer::Declined { reason } => Some(PaymentView {
                 status: "DECLINED".into(),
                 payment_id: None,
                 reason: Some(reason.clone()),
                 method: order.payment_ref.as_str().to_owned(),
+                refunded_at: None,
             }),
         };
         Self {
@@ -131,14 +158,22 @@ impl OrderView {
             cancellation_detail: order.cancellation.as_ref().and_then(|c| c.detail.clone()),
             stock: match order.stock {
                 StockAnswer::Awaiting => "AWAITING",
+                StockAnswer::Reserved { .. } if compensation.stock_released_at.is_some() => "RELEASED",
                 StockAnswer::Reserved { .. } => "RESERVED",
                 StockAnswer::Failed { .. } => "FAILED",
             }
             .into(),
+            stock_released_at: compensation.stock_released_at,
             payment,
             shipment: order.shipment.as_ref().map(|s| ShipmentView {
+                status: if compensation.shipment_cancelled_at.is_some() {
+                    "CANCELLED".into()
+                } else {
+                    created()
+                },
                 shipment_id: s.shipment_id.clone(),
                 tracking_number: s.tracking_number.clone(),
+                cancelled_at: compensation.shipment_cancelled_at,
             }),
             shipping_address: order.shipping_address.clone(),
         }
@@ -273,6 +308,53 @@ mod tests {
                 (OrderStatus::Delivered, at(8)),
             ]
         );
+    }
+
+    #[test]
+    fn a_compensated_order_shows_each_outcome_with_its_time() {
+        use crate::order::given_when_then::{at, compensated_history};
+        let history = compensated_history();
+        let view = OrderView::fold(&history).unwrap();
+        assert_eq!(view.status, OrderStatus::Cancelled);
+        let payment = view.payment.unwrap();
+        assert_eq!(
+            (payment.status.as_str(), payment.refunded_at),
+            ("REFUNDED", Some(at(1)))
+        );
+        assert_eq!(payment.payment_id.as_deref(), Some("pay-1"));
+        assert_eq!(
+            (view.stock.as_str(), view.stock_released_at),
+            ("RELEASED", Some(at(2)))
+        );
+        let shipment = view.shipment.unwrap();
+        assert_eq!(
+            (shipment.status.as_str(), shipment.cancelled_at),
+            ("CANCELLED", Some(at(3)))
+        );
+        // Before the outcomes, the same order shows what was done and not yet undone.
+        let before = OrderView::fold(&history[..history.len() - 3]).unwrap();
+        assert_eq!(before.payment.unwrap().status, "CAPTURED");
+        assert_eq!(
+            (before.stock.as_str(), before.stock_released_at),
+            ("RESERVED", None)
+        );
+        assert_eq!(before.shipment.unwrap().status, "CREATED");
+        // In the API's JSON.
+        let json = serde_json::to_value(OrderView::fold(&history).unwrap()).unwrap();
+        assert_eq!(json["payment"]["status"], "REFUNDED");
+        assert!(json["payment"]["refundedAt"].is_string());
+        assert_eq!(json["stock"], "RELEASED");
+        assert!(json["stockReleasedAt"].is_string());
+        assert_eq!(json["shipment"]["status"], "CANCELLED");
+        assert!(json["shipment"]["cancelledAt"].is_string());
+    }
+
+    #[test]
+    fn a_view_stored_before_shipments_had_a_status_still_reads() {
+        let mut json = serde_json::to_value(OrderView::fold(&sample_history(5)).unwrap()).unwrap();
+        json["shipment"].as_object_mut().unwrap().remove("status");
+        let view: OrderView = serde_json::from_value(json).unwrap();
+        assert_eq!(view.shipment.unwrap().status, "CREATED");
     }
 
     #[test]
