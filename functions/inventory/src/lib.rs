@@ -75,10 +75,10 @@ impl<C: Clock> InventoryService<C> {
                 }
                 OrderEvent::Cancelled(_) => {
                     let order_id = OrderId::parse(&envelope.aggregate_id)
-                        .map_err(|e| Failure::Poison(format!("order id: {e}")))?;
+                        .map_err(|e| Failure::poison_while("reading the order id", e))?;
                     self.release(order_id, &metadata).await
                 }
-                other => Err(Failure::Poison(format!(
+                other => Err(Failure::poison(format!(
                     "inventory does not handle {}",
                     other_type(other)
                 ))),
@@ -166,7 +166,7 @@ impl<C: Clock> InventoryService<C> {
                 Ok(())
             }
             // Releasing only fails its condition if the counters were tampered with.
-            Applied::EffectRefused { index, .. } => Err(Failure::Poison(format!(
+            Applied::EffectRefused { index, .. } => Err(Failure::poison(format!(
                 "stock of line {index} is not reserved as recorded; the catalog needs a look"
             ))),
         }

@@ -128,14 +128,14 @@ impl<C: Clock> OrderSaga<C> {
         let body = message
             .body
             .as_deref()
-            .ok_or_else(|| Failure::Poison("message has no body".into()))?;
+            .ok_or_else(|| Failure::poison("message has no body"))?;
         let bus =
-            BusEvent::parse(body).map_err(|e| Failure::Poison(format!("not an EventBridge event: {e}")))?;
+            BusEvent::parse(body).map_err(|e| Failure::poison_while("reading the EventBridge event", e))?;
         let raw = RawEnvelope::parse(bus.detail.get())?;
         let metadata = Metadata::caused_by(&raw, ACTOR);
         let event_type = raw.event_type.clone().into_owned();
         let Some((order_id, command)) = command_for(raw)? else {
-            return Err(Failure::Poison(format!("the saga does not handle {event_type}")));
+            return Err(Failure::poison(format!("the saga does not handle {event_type}")));
         };
         let span = tracing::info_span!(
             "order-saga",
@@ -151,7 +151,7 @@ impl<C: Clock> OrderSaga<C> {
                 .map_err(|e| match e {
                     // A shipment's cancellation overtook its creation in the queue:
                     // the creation is on its way, and a redelivery records both.
-                    CommandError::Domain(OrderError::ShipmentMissing) => Failure::Retry(e.to_string()),
+                    CommandError::Domain(OrderError::ShipmentMissing) => Failure::retry(e),
                     e => Failure::from(e),
                 })?;
             orderflow_adapters::metrics::order_events(&executed.events);

@@ -116,8 +116,8 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
 
     async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
         let (envelope, metadata) = decode_message::<OrderEvent>(&message, ACTOR)?;
-        let order_id =
-            OrderId::parse(&envelope.aggregate_id).map_err(|e| Failure::Poison(format!("order id: {e}")))?;
+        let order_id = OrderId::parse(&envelope.aggregate_id)
+            .map_err(|e| Failure::poison_while("reading the order id", e))?;
         if let Some(replay) = &envelope.replay
             && !self.replayed_side_effects
         {
@@ -134,7 +134,7 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
             OrderEvent::Placed(_) => Trigger::Placed,
             OrderEvent::Cancelled(_) => Trigger::Cancelled,
             other => {
-                return Err(Failure::Poison(format!(
+                return Err(Failure::poison(format!(
                     "payment does not handle {}",
                     other.event_type()
                 )));
@@ -156,12 +156,7 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
     ) -> Result<(), Failure> {
         let id = order_id.to_string();
         for _ in 0..MAX_STEPS {
-            let loaded = self
-                .commands
-                .repository()
-                .load::<Payment>(&id)
-                .await
-                .map_err(orderflow_app::CommandError::<orderflow_domain::payment::PaymentError>::Load)?;
+            let loaded = self.commands.repository().load::<Payment>(&id).await?;
             let command = match next_step(&loaded.state, trigger) {
                 Step::Done => return Ok(()),
                 Step::Capture => {
@@ -215,7 +210,7 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
                 tracing::warn!(%error, "payment token not forgotten; its TTL will remove it");
             }
         }
-        Err(Failure::Poison(format!(
+        Err(Failure::poison(format!(
             "payment of {order_id} did not settle in {MAX_STEPS} steps"
         )))
     }
@@ -226,10 +221,9 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
             .commands
             .repository()
             .load::<Order>(&order_id.to_string())
-            .await
-            .map_err(orderflow_app::CommandError::<orderflow_domain::payment::PaymentError>::Load)?;
+            .await?;
         order.state.placed().map(|placed| placed.total).ok_or_else(|| {
-            Failure::Poison(format!(
+            Failure::poison(format!(
                 "{order_id} is not in the event store; nothing to capture"
             ))
         })

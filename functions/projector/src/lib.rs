@@ -93,8 +93,8 @@ impl Projector {
     /// [`Failure::Poison`] for an event that is not of an order; [`Failure::Retry`]
     /// when a store fails or does not hold the event yet.
     pub async fn project(&self, envelope: &Envelope<OrderEvent>) -> Result<Outcome, Failure> {
-        let order_id =
-            OrderId::parse(&envelope.aggregate_id).map_err(|e| Failure::Poison(format!("order id: {e}")))?;
+        let order_id = OrderId::parse(&envelope.aggregate_id)
+            .map_err(|e| Failure::poison_while("reading the order id", e))?;
         let stored = self.views.get(order_id).await?;
         let mut projection = match stored {
             Some(stored) => match stored.projection {
@@ -113,17 +113,17 @@ impl Projector {
                     .repository
                     .history_after::<Order>(&envelope.aggregate_id, expected - 1)
                     .await
-                    .map_err(|e| Failure::Retry(format!("catching up from the event store: {e}")))?;
+                    .map_err(|e| Failure::retry_while("catching up from the event store", e))?;
                 for event in &missing {
                     if projection.apply(event) != Applied::Folded {
-                        return Err(Failure::Retry(format!(
+                        return Err(Failure::retry(format!(
                             "the event store returned version {} after {}",
                             event.version, projection.version
                         )));
                     }
                 }
                 if projection.version < envelope.version {
-                    return Err(Failure::Retry(format!(
+                    return Err(Failure::retry(format!(
                         "the event store holds {} events, the message is version {}",
                         projection.version, envelope.version
                     )));
@@ -154,11 +154,11 @@ impl Projector {
             .repository
             .history::<Order>(&order_id.to_string())
             .await
-            .map_err(|e| Failure::Retry(format!("reading {order_id}: {e}")))?;
+            .map_err(|e| Failure::retry_while(format!("reading {order_id}"), e))?;
         let mut projection = OrderProjection::default();
         for event in &history {
             if projection.apply(event) != Applied::Folded {
-                return Err(Failure::Poison(format!(
+                return Err(Failure::poison(format!(
                     "{order_id}: version {} after {}",
                     event.version, projection.version
                 )));

@@ -55,8 +55,8 @@ impl<C: Clock> ShippingService<C> {
 
     async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
         let (envelope, metadata) = decode_message::<OrderEvent>(&message, ACTOR)?;
-        let order_id =
-            OrderId::parse(&envelope.aggregate_id).map_err(|e| Failure::Poison(format!("order id: {e}")))?;
+        let order_id = OrderId::parse(&envelope.aggregate_id)
+            .map_err(|e| Failure::poison_while("reading the order id", e))?;
         let span = tracing::info_span!(
             "shipping",
             correlation_id = %metadata.correlation_id,
@@ -71,7 +71,7 @@ impl<C: Clock> ShippingService<C> {
             }),
             OrderEvent::Cancelled(_) => ShipmentCommand::Cancel { order_id },
             other => {
-                return Err(Failure::Poison(format!(
+                return Err(Failure::poison(format!(
                     "shipping does not handle {}",
                     other.event_type()
                 )));

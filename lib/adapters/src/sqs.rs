@@ -11,53 +11,90 @@ use std::future::Future;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
+use orderflow_app::{BoxError, Disposed, Disposition};
 
-/// Why a message was not processed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
-    /// Transient (store throttled, provider down): a redelivery may well succeed.
-    #[error("retryable: {0}")]
-    Retry(String),
-    /// The message itself is bad (malformed, impossible): it will end in the DLQ.
-    #[error("poison: {0}")]
-    Poison(String),
+/// Why a message was not processed: its disposition (retry or poison) and the error
+/// itself, sources and all, so the log line and the failure log can give the whole
+/// cause chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{disposition}: {error}")]
+pub struct Failure {
+    /// Whether a redelivery can fix it.
+    pub disposition: Disposition,
+    /// What went wrong.
+    #[source]
+    pub error: BoxError,
 }
 
-impl<E: std::error::Error + 'static> From<orderflow_app::CommandError<E>> for Failure {
-    /// The one place that says which command failures a redelivery can fix.
-    fn from(error: orderflow_app::CommandError<E>) -> Self {
-        use orderflow_app::{CommandError, LoadError};
-        let reason = error.to_string();
-        match error {
-            CommandError::Contention { .. }
-            | CommandError::Store(_)
-            | CommandError::Load(LoadError::Store(_)) => Self::Retry(reason),
-            CommandError::Domain(_)
-            | CommandError::VersionMismatch { .. }
-            | CommandError::Rejected(_)
-            | CommandError::Load(LoadError::Corrupt { .. } | LoadError::Gap { .. }) => Self::Poison(reason),
+impl Failure {
+    /// A failure a redelivery may fix.
+    pub fn retry(error: impl Into<BoxError>) -> Self {
+        Self {
+            disposition: Disposition::Retry,
+            error: error.into(),
         }
     }
-}
 
-impl From<orderflow_domain::DecodeError> for Failure {
-    fn from(error: orderflow_domain::DecodeError) -> Self {
-        Self::Poison(format!("undecodable event: {error}"))
-    }
-}
-
-impl From<orderflow_app::GatewayError> for Failure {
-    fn from(error: orderflow_app::GatewayError) -> Self {
-        match error {
-            orderflow_app::GatewayError::Unavailable(reason) => Self::Retry(reason),
-            orderflow_app::GatewayError::Refused(reason) => Self::Poison(reason),
+    /// A failure of the message itself: it will end in the DLQ.
+    pub fn poison(error: impl Into<BoxError>) -> Self {
+        Self {
+            disposition: Disposition::Poison,
+            error: error.into(),
         }
     }
+
+    /// A failure a redelivery may fix, saying what was being done when `source` failed.
+    pub fn retry_while(doing: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::retry(Context {
+            doing: doing.into(),
+            source: source.into(),
+        })
+    }
+
+    /// A failure of the message itself, saying what about it `source` refused.
+    pub fn poison_while(doing: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::poison(Context {
+            doing: doing.into(),
+            source: source.into(),
+        })
+    }
+
+    /// Whether a redelivery may fix it.
+    #[must_use]
+    pub fn is_retry(&self) -> bool {
+        self.disposition == Disposition::Retry
+    }
+
+    /// The error and its sources, outermost first.
+    #[must_use]
+    pub fn causes(&self) -> Vec<String> {
+        orderflow_app::cause_chain(self.error.as_ref())
+    }
+
+    /// The cause chain on one line: `a: b: c`.
+    #[must_use]
+    pub fn reason(&self) -> String {
+        self.causes().join(": ")
+    }
 }
 
-impl From<orderflow_app::StoreError> for Failure {
-    fn from(error: orderflow_app::StoreError) -> Self {
-        Self::Retry(error.to_string())
+/// What was being done when an error happened, with the error as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{doing}")]
+struct Context {
+    doing: String,
+    #[source]
+    source: BoxError,
+}
+
+/// Every error that says how it is handled becomes a failure with that disposition,
+/// keeping the error as its source.
+impl<E: Disposed + Send + Sync + 'static> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Self {
+            disposition: error.disposition(),
+            error: Box::new(error),
+        }
     }
 }
 
@@ -73,9 +110,9 @@ pub fn decode_message<E: orderflow_domain::DomainEvent>(
     let body = message
         .body
         .as_deref()
-        .ok_or_else(|| Failure::Poison("message has no body".into()))?;
+        .ok_or_else(|| Failure::poison("message has no body"))?;
     let bus = crate::bus::BusEvent::parse(body)
-        .map_err(|e| Failure::Poison(format!("not an EventBridge event: {e}")))?;
+        .map_err(|e| Failure::poison_while("reading the EventBridge event", e))?;
     let raw = orderflow_domain::RawEnvelope::parse(bus.detail.get())?;
     let metadata = orderflow_domain::Metadata::caused_by(&raw, actor);
     Ok((raw.decode()?, metadata))
@@ -203,8 +240,8 @@ where
             let started = std::time::Instant::now();
             let outcome = match DEADLINE.try_with(|deadline| *deadline) {
                 Ok(deadline) => tokio::time::timeout_at(deadline, fut).await.unwrap_or_else(|_| {
-                    Err(Failure::Retry(
-                        "unfinished at the invocation's deadline; it comes back on its own".into(),
+                    Err(Failure::retry(
+                        "unfinished at the invocation's deadline; it comes back on its own",
                     ))
                 }),
                 Err(_) => fut.await,
@@ -219,17 +256,17 @@ where
     let mut holds = Vec::new();
     for (id, receives, receipt, outcome) in outcomes {
         let Err(error) = outcome else { continue };
-        if let (Failure::Retry(_), Some(backoff), Some(receipt)) = (&error, backoff, receipt) {
+        if let (true, Some(backoff), Some(receipt)) = (error.is_retry(), backoff, receipt) {
             let count = receives.parse::<u32>().unwrap_or(1);
             holds.push(async move { backoff.hold(&receipt, count).await });
         }
-        match &error {
-            Failure::Retry(reason) => {
-                crate::metrics::message_failed("retry");
+        crate::metrics::message_failed(error.disposition.as_str());
+        let reason = error.reason();
+        match error.disposition {
+            Disposition::Retry => {
                 tracing::warn!(message_id = %id, receive_count = %receives, %reason, "message failed; SQS will redeliver it");
             }
-            Failure::Poison(reason) => {
-                crate::metrics::message_failed("poison");
+            Disposition::Poison => {
                 tracing::error!(message_id = %id, receive_count = %receives, %reason, "poison message; it will reach the DLQ");
             }
         }
@@ -267,8 +304,11 @@ pub struct RecordedFailure {
     pub consumer: String,
     /// `retry` or `poison`.
     pub kind: String,
-    /// The reason, as logged.
+    /// The reason, as logged: the cause chain on one line.
     pub reason: String,
+    /// The cause chain, outermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<String>,
     /// Its receive count then.
     pub receive_count: String,
     /// When (RFC 3339).
@@ -298,15 +338,13 @@ impl FailureLog {
     /// has failed either way and SQS keeps it).
     pub async fn record(&self, message_id: &str, receive_count: &str, error: &Failure) {
         let now = jiff::Timestamp::now();
-        let (kind, reason) = match error {
-            Failure::Retry(reason) => ("retry", reason),
-            Failure::Poison(reason) => ("poison", reason),
-        };
+        let causes = error.causes();
         let record = RecordedFailure {
             message_id: message_id.to_owned(),
             consumer: self.consumer.clone(),
-            kind: kind.to_owned(),
-            reason: reason.clone(),
+            kind: error.disposition.as_str().to_owned(),
+            reason: causes.join(": "),
+            causes,
             receive_count: receive_count.to_owned(),
             failed_at: orderflow_domain::Timestamp::from_jiff(now).to_string(),
             expiration: now.as_second() + FAILURE_RETENTION.as_secs(),
@@ -374,6 +412,23 @@ mod tests {
         let mut message = SqsMessage::default();
         message.message_id = Some(id.to_owned());
         message
+    }
+
+    #[test]
+    fn a_failure_keeps_its_disposition_and_every_cause() {
+        use orderflow_app::{CommandError, LoadError, StoreError};
+        let store = StoreError::new("query", std::io::Error::other("connection reset by peer"));
+        let failure = Failure::from(CommandError::<std::io::Error>::Load(LoadError::Store(store)));
+        assert!(failure.is_retry());
+        assert_eq!(
+            failure.causes(),
+            ["event store: query failed", "connection reset by peer"]
+        );
+        let refused = Failure::from(CommandError::Domain(std::io::Error::other("cannot cancel")));
+        assert_eq!(refused.disposition, Disposition::Poison);
+        let parse = Failure::poison_while("reading the order id", std::io::Error::other("not a UUID"));
+        assert_eq!(parse.reason(), "reading the order id: not a UUID");
+        assert_eq!(parse.to_string(), "poison: reading the order id");
     }
 
     #[tokio::test]

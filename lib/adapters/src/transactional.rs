@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use orderflow_app::command::envelopes;
-use orderflow_app::{AppendError, Clock, EventRecord, LoadError, Repository, StoreError, StreamId};
+use orderflow_app::{AppendError, Clock, EventRecord, Repository, StoreError, StreamId};
 use orderflow_domain::{Aggregate, Envelope, Metadata};
 
 use crate::event_store::DynamoEventStore;
@@ -31,13 +31,6 @@ pub enum Applied<E> {
     },
 }
 
-fn load_failure(error: LoadError) -> Failure {
-    match error {
-        LoadError::Store(e) => Failure::Retry(e.to_string()),
-        other => Failure::Poison(other.to_string()),
-    }
-}
-
 /// Decides `command` on the aggregate and commits the events with the effects
 /// `effects_for` derives from them.
 ///
@@ -58,9 +51,8 @@ where
 {
     let stream = StreamId::new(A::TYPE, aggregate_id);
     for _ in 0..ATTEMPTS {
-        let loaded = repository.load::<A>(aggregate_id).await.map_err(load_failure)?;
-        let decided =
-            A::decide(&loaded.state, command.clone()).map_err(|e| Failure::Poison(e.to_string()))?;
+        let loaded = repository.load::<A>(aggregate_id).await?;
+        let decided = A::decide(&loaded.state, command.clone()).map_err(Failure::poison)?;
         if decided.is_empty() {
             return Ok(Applied::Done(Vec::new()));
         }
@@ -84,10 +76,10 @@ where
                 tracing::debug!(%stream, "lost an append race; re-deciding");
             }
             Err(EffectsError::Append(AppendError::Store(e))) => return Err(e.into()),
-            Err(EffectsError::Append(other)) => return Err(Failure::Poison(other.to_string())),
+            Err(EffectsError::Append(other)) => return Err(other.into()),
         }
     }
-    Err(Failure::Retry(format!(
+    Err(Failure::retry(format!(
         "{stream}: still contended after {ATTEMPTS} attempts"
     )))
 }

@@ -5,14 +5,17 @@
 //! - [`command`]: load (snapshot + events, upcast on read), decide, append at the
 //!   expected version, re-decide on a lost race.
 //! - [`idempotency`]: run work once per idempotency key.
+//! - [`disposition`]: whether a failure is worth a redelivery, said once per error.
 //!
 //! No AWS here: adapters live in `orderflow-adapters`.
 
 pub mod command;
+pub mod disposition;
 pub mod idempotency;
 pub mod ports;
 
 pub use command::{CommandError, CommandService, Executed, LoadError, Loaded, Repository};
+pub use disposition::{Disposed, Disposition, cause_chain};
 pub use idempotency::{Idempotency, IdempotentError, Outcome, fingerprint, scoped_key};
 pub use ports::{
     AppendError, BoxError, CaptureOutcome, Claim, Clock, EventPublisher, EventRecord, EventStore,
