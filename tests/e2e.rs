@@ -373,7 +373,10 @@ async fn project_adversarially(inspector: &Inspector, orders: &[OrderId]) {
         inspector.dynamodb.clone(),
         inspector.stack.table("OrderViewShadowTable").unwrap(),
     );
-    let projector = projector::Projector::new(inspector.commands.repository().clone(), shadow.clone());
+    let projector = orderflow_lambda::Service::new(projector::Projector::new(
+        inspector.commands.repository().clone(),
+        shadow.clone(),
+    ));
     let messages = support::adversarial_deliveries(inspector, orders, 0x5eed_0f0d_e5e5).await;
     for chunk in messages.chunks(10) {
         let response = projector.handle(support::batch(chunk.to_vec())).await;

@@ -114,7 +114,7 @@ async fn the_projector_catches_up_over_gaps_and_ignores_duplicates_and_late_even
     let placed = f.order_history(other).await;
     let mut poison = delivery(&placed[0].to_json(), "m-poison");
     poison.body = Some("{\"detail\": 1}".into());
-    let response = projector
+    let response = orderflow_lambda::Service::new(projector)
         .handle(batch(vec![poison, delivery(&placed[0].to_json(), "m-good")]))
         .await;
     let failed: Vec<_> = response

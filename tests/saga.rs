@@ -160,9 +160,20 @@ async fn a_flaky_provider_is_retried_and_captures_once() {
 /// as its queue would; returns the ids of the messages it failed.
 async fn deliver(f: &Fixture, binary: &str, id: orderflow_domain::OrderId, index: usize) -> Vec<String> {
     let history = f.order_history(id).await;
+    deliver_json(
+        f,
+        binary,
+        &history[index].to_json(),
+        &format!("m-{binary}-{index}"),
+    )
+    .await
+}
+
+/// Delivers one envelope (as JSON) to `binary` as message `message_id`; the ids of
+/// the messages it failed.
+async fn deliver_json(f: &Fixture, binary: &str, envelope: &str, message_id: &str) -> Vec<String> {
     let handler = handler_for(binary, f.runner.stack(), &f.dynamodb, 50).unwrap();
-    let message = delivery(&history[index].to_json(), &format!("m-{binary}-{index}"));
-    handler(batch(vec![message]))
+    handler(batch(vec![delivery(envelope, message_id)]))
         .await
         .batch_item_failures
         .into_iter()
@@ -220,13 +231,7 @@ async fn to_saga<E: orderflow_domain::DomainEvent>(
         .iter()
         .find(|e| e.data.event_type() == event_type)
         .unwrap_or_else(|| panic!("no {event_type}"));
-    let handler = handler_for("order-saga", f.runner.stack(), &f.dynamodb, 50).unwrap();
-    handler(batch(vec![delivery(&envelope.to_json(), event_type)]))
-        .await
-        .batch_item_failures
-        .into_iter()
-        .map(|f| f.item_identifier)
-        .collect()
+    deliver_json(f, "order-saga", &envelope.to_json(), event_type).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

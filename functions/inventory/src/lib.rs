@@ -5,16 +5,16 @@
 //! Each stock move and its event commit in one DynamoDB transaction, so redeliveries
 //! and retries cannot move stock twice.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use orderflow_adapters::catalog::DynamoCatalog;
+use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_adapters::sqs::{Failure, FailureLog, decode_message, process_batch};
+use orderflow_adapters::sqs::Failure;
 use orderflow_adapters::transactional::{Applied, execute_with_effects};
-use orderflow_app::{Clock, CommandService, Repository, StoreError};
+use orderflow_app::{Clock, CommandService, Repository, StoreError, SystemClock};
 use orderflow_domain::inventory::{Inventory, InventoryCommand, InventoryEvent, ShortageReason, StockLine};
 use orderflow_domain::order::OrderEvent;
-use orderflow_domain::{Metadata, OrderId};
-use tracing::Instrument;
+use orderflow_domain::{DomainEvent, Envelope, Metadata, OrderId};
+use orderflow_lambda::{Consumer, Recorded};
 
 /// Who records inventory's events.
 pub const ACTOR: &str = "service:inventory";
@@ -24,7 +24,6 @@ pub const ACTOR: &str = "service:inventory";
 pub struct InventoryService<C> {
     commands: CommandService<DynamoEventStore, C>,
     catalog: DynamoCatalog,
-    failures: Option<FailureLog>,
 }
 
 impl<C: Clock> InventoryService<C> {
@@ -33,59 +32,7 @@ impl<C: Clock> InventoryService<C> {
         Self {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
             catalog,
-            failures: None,
         }
-    }
-
-    /// Records every failed message in `log`, for the DLQ tooling.
-    #[must_use]
-    pub fn with_failure_log(mut self, log: FailureLog) -> Self {
-        self.failures = Some(log);
-        self
-    }
-
-    /// Handles an SQS batch of order events.
-    pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        process_batch(batch, self.failures.as_ref(), |message| {
-            self.handle_message(message)
-        })
-        .await
-    }
-
-    async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
-        let (envelope, metadata) = decode_message::<OrderEvent>(&message, ACTOR)?;
-        let span = tracing::info_span!(
-            "inventory",
-            correlation_id = %metadata.correlation_id,
-            order_id = %envelope.aggregate_id,
-            event_type = envelope.event_type()
-        );
-        async {
-            match &envelope.data {
-                OrderEvent::Placed(placed) => {
-                    let lines = placed
-                        .lines
-                        .iter()
-                        .map(|l| StockLine {
-                            sku: l.sku.clone(),
-                            quantity: l.quantity,
-                        })
-                        .collect();
-                    self.reserve(placed.order_id, lines, &metadata).await
-                }
-                OrderEvent::Cancelled(_) => {
-                    let order_id = OrderId::parse(&envelope.aggregate_id)
-                        .map_err(|e| Failure::poison_while("reading the order id", e))?;
-                    self.release(order_id, &metadata).await
-                }
-                other => Err(Failure::poison(format!(
-                    "inventory does not handle {}",
-                    other_type(other)
-                ))),
-            }
-        }
-        .instrument(span)
-        .await
     }
 
     /// Reserves `lines` for the order, or records which one was short.
@@ -97,7 +44,7 @@ impl<C: Clock> InventoryService<C> {
         order_id: OrderId,
         lines: Vec<StockLine>,
         metadata: &Metadata,
-    ) -> Result<(), Failure> {
+    ) -> Result<Recorded, Failure> {
         let id = order_id.to_string();
         let command = InventoryCommand::Reserve {
             order_id,
@@ -119,7 +66,7 @@ impl<C: Clock> InventoryService<C> {
                 } else {
                     tracing::info!(lines = lines.len(), "stock reserved");
                 }
-                Ok(())
+                Ok(Recorded::of(&events))
             }
             Applied::EffectRefused { index, item } => {
                 let sku = lines.get(index).map(|l| l.sku.clone());
@@ -129,7 +76,8 @@ impl<C: Clock> InventoryService<C> {
                     ShortageReason::UnknownSku
                 };
                 tracing::info!(sku = ?sku, reason = reason.as_str(), "reservation failed; nothing reserved");
-                self.commands
+                let executed = self
+                    .commands
                     .execute::<Inventory>(
                         &id,
                         InventoryCommand::RecordShortage {
@@ -141,7 +89,7 @@ impl<C: Clock> InventoryService<C> {
                         None,
                     )
                     .await?;
-                Ok(())
+                Ok(Recorded::of(&executed.events))
             }
         }
     }
@@ -150,7 +98,7 @@ impl<C: Clock> InventoryService<C> {
     ///
     /// # Errors
     /// [`Failure`].
-    pub async fn release(&self, order_id: OrderId, metadata: &Metadata) -> Result<(), Failure> {
+    pub async fn release(&self, order_id: OrderId, metadata: &Metadata) -> Result<Recorded, Failure> {
         let applied = execute_with_effects::<Inventory, C>(
             self.commands.repository(),
             self.commands.clock(),
@@ -161,10 +109,7 @@ impl<C: Clock> InventoryService<C> {
         )
         .await?;
         match applied {
-            Applied::Done(events) => {
-                tracing::info!(events = events.len(), "release handled");
-                Ok(())
-            }
+            Applied::Done(events) => Ok(Recorded::of(&events)),
             // Releasing only fails its condition if the counters were tampered with.
             Applied::EffectRefused { index, .. } => Err(Failure::poison(format!(
                 "stock of line {index} is not reserved as recorded; the catalog needs a look"
@@ -197,6 +142,42 @@ impl<C: Clock> InventoryService<C> {
     }
 }
 
-fn other_type(event: &OrderEvent) -> &'static str {
-    orderflow_domain::DomainEvent::event_type(event)
+impl Consumer for InventoryService<SystemClock> {
+    const NAME: &'static str = "inventory";
+    const ACTOR: &'static str = ACTOR;
+    type Event = OrderEvent;
+    type Outcome = Recorded;
+
+    fn build(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self::new(
+            config.repository()?,
+            SystemClock,
+            DynamoCatalog::new(config.dynamodb.clone(), config.required("CATALOG_TABLE")?),
+        ))
+    }
+
+    async fn on(&self, envelope: Envelope<OrderEvent>, metadata: Metadata) -> Result<Recorded, Failure> {
+        match &envelope.data {
+            OrderEvent::Placed(placed) => {
+                let lines = placed
+                    .lines
+                    .iter()
+                    .map(|l| StockLine {
+                        sku: l.sku.clone(),
+                        quantity: l.quantity,
+                    })
+                    .collect();
+                self.reserve(placed.order_id, lines, &metadata).await
+            }
+            OrderEvent::Cancelled(_) => {
+                let order_id = OrderId::parse(&envelope.aggregate_id)
+                    .map_err(|e| Failure::poison_while("reading the order id", e))?;
+                self.release(order_id, &metadata).await
+            }
+            other => Err(Failure::poison(format!(
+                "inventory does not handle {}",
+                other.event_type()
+            ))),
+        }
+    }
 }

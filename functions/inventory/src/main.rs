@@ -1,26 +1,6 @@
 //! Lambda entry point of inventory.
 
-use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent};
-use orderflow_adapters::catalog::DynamoCatalog;
-use orderflow_adapters::config::{failure_log_from_env, repository_from_env, required};
-use orderflow_adapters::{aws_sdk_config, telemetry};
-use orderflow_app::SystemClock;
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
-    let catalog = DynamoCatalog::new(client.clone(), required("CATALOG_TABLE")?);
-    let service = inventory::InventoryService::new(repository_from_env(&client)?, SystemClock, catalog)
-        .with_failure_log(failure_log_from_env(&client, inventory::ACTOR)?);
-    let metrics = orderflow_adapters::metrics::init_lambda("inventory")?;
-    orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<SqsEvent>| {
-        let service = &service;
-        async move {
-            let deadline = event.context.deadline();
-            Ok::<_, Error>(orderflow_adapters::sqs::within(deadline, service.handle(event.payload)).await)
-        }
-    })
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    orderflow_lambda::serve::<inventory::InventoryService<orderflow_app::SystemClock>>().await
 }

@@ -19,6 +19,7 @@ pub mod access;
 pub mod error;
 pub mod paging;
 
+use orderflow_adapters::config::Config;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -98,6 +99,32 @@ impl Api {
             views,
             access,
         }
+    }
+
+    /// The API as its function's variables describe it (`EVENT_STORE_TABLE`,
+    /// `SNAPSHOT_TABLE`, `SNAPSHOT_EVERY`, `IDEMPOTENCY_TABLE`, `CATALOG_TABLE`,
+    /// `PAYMENT_VAULT_TABLE`, `ORDER_VIEW_TABLE` and [`Access::from_variables`]'s), with
+    /// `cursors` signing its pages: Lambda and `orderflow dev` build it here alike.
+    ///
+    /// # Errors
+    /// [`AccessConfigError::Config`] naming a missing or malformed variable.
+    pub fn from_config(config: &Config, cursors: CursorKey) -> Result<Self, AccessConfigError> {
+        let dynamodb = &config.dynamodb;
+        Ok(Self::new(
+            CommandService::new(
+                config.repository()?,
+                SystemClock,
+                orderflow_app::command::DEFAULT_MAX_ATTEMPTS,
+            ),
+            Self::idempotency(DynamoIdempotencyStore::new(
+                dynamodb.clone(),
+                config.required("IDEMPOTENCY_TABLE")?,
+            )),
+            DynamoCatalog::new(dynamodb.clone(), config.required("CATALOG_TABLE")?),
+            DynamoVault::new(dynamodb.clone(), config.required("PAYMENT_VAULT_TABLE")?),
+            DynamoOrderViews::new(dynamodb.clone(), config.required("ORDER_VIEW_TABLE")?),
+            Access::from_variables(|name| config.var(name), dynamodb.clone(), cursors)?,
+        ))
     }
 
     /// The idempotency lease and retention the API uses: longer than a request, a day

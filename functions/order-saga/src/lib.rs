@@ -4,92 +4,134 @@
 //! compensation did (refund, stock release, shipment cancellation) once the order is
 //! cancelled, so the customer sees it.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use orderflow_adapters::bus::BusEvent;
+use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_adapters::sqs::{Failure, FailureLog, process_batch};
-use orderflow_app::{Clock, CommandError, CommandService, Repository};
+use orderflow_adapters::sqs::Failure;
+use orderflow_app::{Clock, CommandError, CommandService, Repository, SystemClock};
 use orderflow_domain::inventory::InventoryEvent;
 use orderflow_domain::order::{Order, OrderCommand, OrderError};
 use orderflow_domain::payment::PaymentEvent;
 use orderflow_domain::shipment::ShipmentEvent;
-use orderflow_domain::{DomainEvent, Metadata, OrderId, RawEnvelope};
-use tracing::Instrument;
+use orderflow_domain::{DecodeError, DomainEvent, Envelope, Metadata, OrderId};
+use orderflow_lambda::{Consumer, Recorded};
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 /// Who records the saga's events.
 pub const ACTOR: &str = "service:order-saga";
 
+/// What the saga reads: the participants' events (their type names are distinct).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// Inventory's.
+    Inventory(InventoryEvent),
+    /// Payment's.
+    Payment(PaymentEvent),
+    /// Shipping's.
+    Shipment(ShipmentEvent),
+}
+
+impl DomainEvent for Answer {
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::Inventory(e) => e.event_type(),
+            Self::Payment(e) => e.event_type(),
+            Self::Shipment(e) => e.event_type(),
+        }
+    }
+
+    fn schema_version(&self) -> u32 {
+        match self {
+            Self::Inventory(e) => e.schema_version(),
+            Self::Payment(e) => e.schema_version(),
+            Self::Shipment(e) => e.schema_version(),
+        }
+    }
+
+    fn decode(event_type: &str, version: u32, data: &RawValue) -> Result<Self, DecodeError> {
+        match InventoryEvent::decode(event_type, version, data) {
+            Err(DecodeError::UnknownType(_)) => {}
+            decoded => return decoded.map(Self::Inventory),
+        }
+        match PaymentEvent::decode(event_type, version, data) {
+            Err(DecodeError::UnknownType(_)) => {}
+            decoded => return decoded.map(Self::Payment),
+        }
+        ShipmentEvent::decode(event_type, version, data).map(Self::Shipment)
+    }
+}
+
 /// The order command an answer stands for (`None`: not an answer the order records).
-///
-/// # Errors
-/// [`Failure::Poison`] for an event that does not decode.
-pub fn command_for(raw: RawEnvelope<'_>) -> Result<Option<(OrderId, OrderCommand)>, Failure> {
-    // A compensation is recorded at the time its participant made it.
-    let occurred_at = raw.occurred_at;
-    Ok(match raw.aggregate_type.as_str() {
-        "inventory" => match raw.decode::<InventoryEvent>()?.data {
-            InventoryEvent::Reserved(e) => Some((
+/// A compensation is recorded at the time its participant made it.
+#[must_use]
+pub fn command_for(envelope: &Envelope<Answer>) -> Option<(OrderId, OrderCommand)> {
+    let at = envelope.occurred_at;
+    Some(match &envelope.data {
+        Answer::Inventory(event) => match event {
+            InventoryEvent::Reserved(e) => (
                 e.order_id,
                 OrderCommand::RecordStockReserved {
                     reservation_id: e.order_id.to_string(),
                 },
-            )),
-            InventoryEvent::ReservationFailed(e) => Some((
+            ),
+            InventoryEvent::ReservationFailed(e) => (
                 e.order_id,
                 OrderCommand::RecordStockReservationFailed {
-                    sku: e.sku,
+                    sku: e.sku.clone(),
                     reason: e.reason.as_str().to_owned(),
                 },
-            )),
-            InventoryEvent::Released(e) => Some((
+            ),
+            InventoryEvent::Released(e) => (
                 e.order_id,
                 OrderCommand::RecordStockReleased {
                     reservation_id: e.order_id.to_string(),
-                    at: occurred_at,
+                    at,
                 },
-            )),
-            InventoryEvent::Voided(_) => None,
+            ),
+            InventoryEvent::Voided(_) => return None,
         },
-        "payment" => match raw.decode::<PaymentEvent>()?.data {
-            PaymentEvent::Captured(e) => Some((
+        Answer::Payment(event) => match event {
+            PaymentEvent::Captured(e) => (
                 e.order_id,
                 OrderCommand::RecordPaymentCaptured {
-                    payment_id: e.payment_id,
+                    payment_id: e.payment_id.clone(),
                     amount: e.amount,
                 },
-            )),
-            PaymentEvent::Declined(e) => Some((
+            ),
+            PaymentEvent::Declined(e) => (
                 e.order_id,
-                OrderCommand::RecordPaymentDeclined { reason: e.reason },
-            )),
-            PaymentEvent::Refunded(e) => Some((
+                OrderCommand::RecordPaymentDeclined {
+                    reason: e.reason.clone(),
+                },
+            ),
+            PaymentEvent::Refunded(e) => (
                 e.order_id,
                 OrderCommand::RecordPaymentRefunded {
-                    payment_id: e.payment_id,
+                    payment_id: e.payment_id.clone(),
                     amount: e.amount,
-                    at: occurred_at,
+                    at,
                 },
-            )),
-            PaymentEvent::Voided(_) => None,
+            ),
+            PaymentEvent::Voided(_) => return None,
         },
-        "shipment" => match raw.decode::<ShipmentEvent>()?.data {
-            ShipmentEvent::Created(e) => Some((
+        Answer::Shipment(event) => match event {
+            ShipmentEvent::Created(e) => (
                 e.order_id,
                 OrderCommand::RecordShipment {
-                    shipment_id: e.shipment_id,
-                    tracking_number: e.tracking_number,
+                    shipment_id: e.shipment_id.clone(),
+                    tracking_number: e.tracking_number.clone(),
                 },
-            )),
-            ShipmentEvent::Cancelled(e) => Some((
+            ),
+            ShipmentEvent::Cancelled(e) => (
                 e.order_id,
                 OrderCommand::RecordShipmentCancelled {
-                    shipment_id: e.shipment_id,
-                    at: occurred_at,
+                    shipment_id: e.shipment_id.clone(),
+                    at,
                 },
-            )),
-            ShipmentEvent::Voided(_) => None,
+            ),
+            ShipmentEvent::Voided(_) => return None,
         },
-        _ => None,
     })
 }
 
@@ -97,7 +139,6 @@ pub fn command_for(raw: RawEnvelope<'_>) -> Result<Option<(OrderId, OrderCommand
 #[derive(Debug, Clone)]
 pub struct OrderSaga<C> {
     commands: CommandService<DynamoEventStore, C>,
-    failures: Option<FailureLog>,
 }
 
 impl<C: Clock> OrderSaga<C> {
@@ -105,66 +146,44 @@ impl<C: Clock> OrderSaga<C> {
     pub const fn new(repository: Repository<DynamoEventStore>, clock: C) -> Self {
         Self {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
-            failures: None,
         }
     }
+}
 
-    /// Records every failed message in `log`, for the DLQ tooling.
-    #[must_use]
-    pub fn with_failure_log(mut self, log: FailureLog) -> Self {
-        self.failures = Some(log);
-        self
+impl Consumer for OrderSaga<SystemClock> {
+    const NAME: &'static str = "order-saga";
+    const ACTOR: &'static str = ACTOR;
+    type Event = Answer;
+    type Outcome = Recorded;
+
+    fn build(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self::new(config.repository()?, SystemClock))
     }
 
-    /// Handles an SQS batch of answers.
-    pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        process_batch(batch, self.failures.as_ref(), |message| {
-            self.handle_message(message)
-        })
-        .await
-    }
-
-    async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
-        let body = message
-            .body
-            .as_deref()
-            .ok_or_else(|| Failure::poison("message has no body"))?;
-        let bus =
-            BusEvent::parse(body).map_err(|e| Failure::poison_while("reading the EventBridge event", e))?;
-        let raw = RawEnvelope::parse(bus.detail.get())?;
-        let metadata = Metadata::caused_by(&raw, ACTOR);
-        let event_type = raw.event_type.clone().into_owned();
-        let Some((order_id, command)) = command_for(raw)? else {
-            return Err(Failure::poison(format!("the saga does not handle {event_type}")));
+    async fn on(&self, envelope: Envelope<Answer>, metadata: Metadata) -> Result<Recorded, Failure> {
+        let Some((order_id, command)) = command_for(&envelope) else {
+            return Err(Failure::poison(format!(
+                "the saga does not handle {}",
+                envelope.event_type()
+            )));
         };
-        let span = tracing::info_span!(
-            "order-saga",
-            correlation_id = %metadata.correlation_id,
-            order_id = %order_id,
-            event_type
-        );
-        async {
-            let executed = self
-                .commands
-                .execute::<Order>(&order_id.to_string(), command, &metadata, None)
-                .await
-                .map_err(|e| match e {
-                    // A shipment's cancellation overtook its creation in the queue:
-                    // the creation is on its way, and a redelivery records both.
-                    CommandError::Domain(OrderError::ShipmentMissing) => Failure::retry(e),
-                    e => Failure::from(e),
-                })?;
-            orderflow_adapters::metrics::order_events(&executed.events);
-            let recorded: Vec<_> = executed.events.iter().map(|e| e.data.event_type()).collect();
-            let status = executed
-                .state
-                .placed()
-                .map(|o| o.status.as_str())
-                .unwrap_or_default();
-            tracing::info!(?recorded, status, "answer recorded on the order");
-            Ok(())
-        }
-        .instrument(span)
-        .await
+        let executed = self
+            .commands
+            .execute::<Order>(&order_id.to_string(), command, &metadata, None)
+            .await
+            .map_err(|e| match e {
+                // A shipment's cancellation overtook its creation in the queue: the
+                // creation is on its way, and a redelivery records both.
+                CommandError::Domain(OrderError::ShipmentMissing) => Failure::retry(e),
+                e => Failure::from(e),
+            })?;
+        orderflow_adapters::metrics::order_events(&executed.events);
+        let status = executed
+            .state
+            .placed()
+            .map(|o| o.status.as_str())
+            .unwrap_or_default();
+        tracing::info!(status, "answer recorded on the order");
+        Ok(Recorded::of(&executed.events))
     }
 }

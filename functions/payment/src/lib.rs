@@ -15,16 +15,19 @@
 //! the order's own stream: never the figure a bus message carries, which anyone able
 //! to put a message on the queue could have written.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_adapters::sqs::{Backoff, Failure, FailureLog, decode_message, process_batch_with_backoff};
-use orderflow_app::{CaptureOutcome, Clock, CommandService, PaymentGateway, PaymentVault, Repository};
+use orderflow_adapters::payment::{DynamoVault, SimulatedGateway};
+use orderflow_adapters::sqs::{Backoff, Failure};
+use orderflow_app::{
+    CaptureOutcome, Clock, CommandService, PaymentGateway, PaymentVault, Repository, SystemClock,
+};
 use orderflow_domain::order::{Order, OrderEvent};
 use orderflow_domain::payment::{
     Payment, PaymentCaptured, PaymentCommand, PaymentDeclined, PaymentRefunded, Step, Trigger, next_step,
 };
-use orderflow_domain::{DomainEvent, Metadata, Money, OrderId};
-use tracing::Instrument;
+use orderflow_domain::{DomainEvent, Envelope, Metadata, Money, OrderId};
+use orderflow_lambda::Consumer;
 
 /// Backoff on the payment queue from the function's variables (`PAYMENT_QUEUE_URL`,
 /// `PAYMENT_RETRY_BASE_SECONDS`, default 30, `PAYMENT_RETRY_MAX_SECONDS`, default
@@ -53,6 +56,68 @@ pub fn backoff(
         .map(|url| Backoff::new(sqs, url, base, max)))
 }
 
+impl Consumer for PaymentService<SimulatedGateway, DynamoVault, SystemClock> {
+    const NAME: &'static str = "payment";
+    const ACTOR: &'static str = ACTOR;
+    type Event = OrderEvent;
+    type Outcome = Settled;
+
+    fn build(config: &Config) -> Result<Self, ConfigError> {
+        let dynamodb = &config.dynamodb;
+        let service = Self::new(
+            config.repository()?,
+            SystemClock,
+            SimulatedGateway::new(dynamodb.clone(), config.required("PAYMENT_PROVIDER_TABLE")?),
+            DynamoVault::new(dynamodb.clone(), config.required("PAYMENT_VAULT_TABLE")?),
+        )
+        .with_replayed_side_effects(config.var("REPLAY_SIDE_EFFECTS").is_some_and(|v| v == "apply"));
+        let backoff = match &config.sqs {
+            Some(sqs) => backoff(sqs.clone(), |name| config.var(name))?,
+            None => None,
+        };
+        Ok(match backoff {
+            Some(backoff) => service.with_backoff(backoff),
+            None => service,
+        })
+    }
+
+    async fn on(&self, envelope: Envelope<OrderEvent>, metadata: Metadata) -> Result<Settled, Failure> {
+        let order_id = OrderId::parse(&envelope.aggregate_id)
+            .map_err(|e| Failure::poison_while("reading the order id", e))?;
+        if let Some(replay) = &envelope.replay
+            && !self.replayed_side_effects
+        {
+            tracing::info!(replay_id = %replay.id, "replayed event: no payment side effects");
+            return Ok(Settled::ReplayIgnored);
+        }
+        let trigger = match &envelope.data {
+            OrderEvent::Placed(_) => Trigger::Placed,
+            OrderEvent::Cancelled(_) => Trigger::Cancelled,
+            other => {
+                return Err(Failure::poison(format!(
+                    "payment does not handle {}",
+                    other.event_type()
+                )));
+            }
+        };
+        self.settle(order_id, trigger, &metadata).await?;
+        Ok(Settled::Settled)
+    }
+
+    fn backoff(&self) -> Option<&Backoff> {
+        self.backoff.as_ref()
+    }
+}
+
+/// What payment made of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Every step the trigger called for was taken (none, for a repeat).
+    Settled,
+    /// A replayed event: no payment side effects (`REPLAY_SIDE_EFFECTS` is not `apply`).
+    ReplayIgnored,
+}
+
 /// Who records payment's events.
 pub const ACTOR: &str = "service:payment";
 
@@ -65,7 +130,6 @@ pub struct PaymentService<G, V, C> {
     commands: CommandService<DynamoEventStore, C>,
     gateway: G,
     vault: V,
-    failures: Option<FailureLog>,
     backoff: Option<Backoff>,
     replayed_side_effects: bool,
 }
@@ -77,7 +141,6 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
             gateway,
             vault,
-            failures: None,
             backoff: None,
             replayed_side_effects: false,
         }
@@ -91,56 +154,12 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
         self
     }
 
-    /// Records every failed message in `log`, for the DLQ tooling.
-    #[must_use]
-    pub fn with_failure_log(mut self, log: FailureLog) -> Self {
-        self.failures = Some(log);
-        self
-    }
-
     /// Holds back messages that failed on a retryable error (the provider is down)
     /// longer with every receive, so an outage of an hour parks nothing in the DLQ.
     #[must_use]
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = Some(backoff);
         self
-    }
-
-    /// Handles an SQS batch of order events.
-    pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        process_batch_with_backoff(batch, self.failures.as_ref(), self.backoff.as_ref(), |message| {
-            self.handle_message(message)
-        })
-        .await
-    }
-
-    async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
-        let (envelope, metadata) = decode_message::<OrderEvent>(&message, ACTOR)?;
-        let order_id = OrderId::parse(&envelope.aggregate_id)
-            .map_err(|e| Failure::poison_while("reading the order id", e))?;
-        if let Some(replay) = &envelope.replay
-            && !self.replayed_side_effects
-        {
-            tracing::info!(%order_id, replay_id = %replay.id, "replayed event: no payment side effects");
-            return Ok(());
-        }
-        let span = tracing::info_span!(
-            "payment",
-            correlation_id = %metadata.correlation_id,
-            order_id = %order_id,
-            event_type = envelope.event_type()
-        );
-        let trigger = match &envelope.data {
-            OrderEvent::Placed(_) => Trigger::Placed,
-            OrderEvent::Cancelled(_) => Trigger::Cancelled,
-            other => {
-                return Err(Failure::poison(format!(
-                    "payment does not handle {}",
-                    other.event_type()
-                )));
-            }
-        };
-        self.settle(order_id, trigger, &metadata).instrument(span).await
     }
 
     /// Takes every step `trigger` calls for until none is left.

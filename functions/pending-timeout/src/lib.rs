@@ -15,6 +15,7 @@
 
 use futures::StreamExt;
 use jiff::SignedDuration;
+use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::event_store::dynamodb::{PendingEntry, TIME_SHARDS};
 use orderflow_app::{Clock, CommandService, Repository};
@@ -60,6 +61,26 @@ enum Fate {
     Expired,
     LeftForSaga,
     Settled,
+}
+
+impl PendingTimeout<orderflow_app::SystemClock> {
+    /// The sweeper its function's variables describe: the event store's and
+    /// `PENDING_TIMEOUT_MINUTES` (default 15).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming a missing or malformed variable.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let minutes = config.number_or("PENDING_TIMEOUT_MINUTES", 15)?;
+        let minutes = i64::try_from(minutes).map_err(|e| ConfigError::Invalid {
+            name: "PENDING_TIMEOUT_MINUTES",
+            reason: e.to_string(),
+        })?;
+        Ok(Self::new(
+            config.repository()?,
+            orderflow_app::SystemClock,
+            SignedDuration::from_mins(minutes),
+        ))
+    }
 }
 
 impl<C: Clock> PendingTimeout<C> {

@@ -4,20 +4,16 @@
 #![recursion_limit = "256"]
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use jiff::SignedDuration;
 use lambda_runtime::{Error, LambdaEvent};
-use orderflow_adapters::config::{number_or, repository_from_env};
-use orderflow_adapters::{aws_sdk_config, telemetry};
+use orderflow_adapters::config::Config;
+use orderflow_adapters::telemetry;
 use orderflow_app::{Clock, SystemClock};
 use pending_timeout::PendingTimeout;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config().await);
-    let minutes = number_or("PENDING_TIMEOUT_MINUTES", 15)?;
-    let deadline = SignedDuration::from_mins(i64::try_from(minutes).map_err(|e| Error::from(e.to_string()))?);
-    let sweeper = PendingTimeout::new(repository_from_env(&client)?, SystemClock, deadline);
+    let sweeper = PendingTimeout::from_config(&Config::from_process().await)?;
     let metrics = orderflow_adapters::metrics::init_lambda("pending-timeout")?;
     orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |_: LambdaEvent<EventBridgeEvent>| {
         let sweeper = &sweeper;

@@ -9,15 +9,15 @@
 //! version being lower, so a view never goes backward. The fold is
 //! [`OrderProjection::apply`], the same one a rebuild uses.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::read_model::{DynamoOrderViews, Written};
-use orderflow_adapters::sqs::{Failure, FailureLog, decode_message, process_batch};
+use orderflow_adapters::sqs::Failure;
 use orderflow_app::Repository;
 use orderflow_domain::order::view::{Applied, OrderProjection};
 use orderflow_domain::order::{Order, OrderEvent};
-use orderflow_domain::{Envelope, OrderId};
-use tracing::Instrument;
+use orderflow_domain::{Envelope, Metadata, OrderId};
+use orderflow_lambda::Consumer;
 
 /// The projector's name in logs (it records no events).
 pub const ACTOR: &str = "service:projector";
@@ -41,50 +41,30 @@ pub enum Outcome {
 pub struct Projector {
     repository: Repository<DynamoEventStore>,
     views: DynamoOrderViews,
-    failures: Option<FailureLog>,
+}
+
+impl Consumer for Projector {
+    const NAME: &'static str = "projector";
+    const ACTOR: &'static str = ACTOR;
+    type Event = OrderEvent;
+    type Outcome = Outcome;
+
+    fn build(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self::new(
+            config.repository()?,
+            DynamoOrderViews::new(config.dynamodb.clone(), config.required("ORDER_VIEW_TABLE")?),
+        ))
+    }
+
+    async fn on(&self, envelope: Envelope<OrderEvent>, _metadata: Metadata) -> Result<Outcome, Failure> {
+        self.project(&envelope).await
+    }
 }
 
 impl Projector {
     /// The projector over the event store and the views table.
     pub const fn new(repository: Repository<DynamoEventStore>, views: DynamoOrderViews) -> Self {
-        Self {
-            repository,
-            views,
-            failures: None,
-        }
-    }
-
-    /// Records every failed message in `log`, for the DLQ tooling.
-    #[must_use]
-    pub fn with_failure_log(mut self, log: FailureLog) -> Self {
-        self.failures = Some(log);
-        self
-    }
-
-    /// Handles an SQS batch of order events.
-    pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        process_batch(batch, self.failures.as_ref(), |message| {
-            self.handle_message(message)
-        })
-        .await
-    }
-
-    async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
-        let (envelope, metadata) = decode_message::<OrderEvent>(&message, ACTOR)?;
-        let span = tracing::info_span!(
-            "projector",
-            correlation_id = %metadata.correlation_id,
-            order_id = %envelope.aggregate_id,
-            event_type = envelope.event_type(),
-            version = envelope.version,
-        );
-        async {
-            let outcome = self.project(&envelope).await?;
-            tracing::info!(?outcome, "projected");
-            Ok(())
-        }
-        .instrument(span)
-        .await
+        Self { repository, views }
     }
 
     /// Brings the view of the event's order up to at least the event's version.

@@ -2,14 +2,14 @@
 //! `OrderCancelled`, cancel it, or leave a tombstone so a late confirmation ships
 //! nothing.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_adapters::sqs::{Failure, FailureLog, decode_message, process_batch};
-use orderflow_app::{Clock, CommandService, Repository};
+use orderflow_adapters::sqs::Failure;
+use orderflow_app::{Clock, CommandService, Repository, SystemClock};
 use orderflow_domain::order::OrderEvent;
 use orderflow_domain::shipment::{Shipment, ShipmentCommand, ShipmentCreated};
-use orderflow_domain::{DomainEvent, OrderId};
-use tracing::Instrument;
+use orderflow_domain::{DomainEvent, Envelope, Metadata, OrderId};
+use orderflow_lambda::{Consumer, Recorded};
 
 /// Who records shipping's events.
 pub const ACTOR: &str = "service:shipping";
@@ -26,7 +26,6 @@ pub fn tracking_number(order_id: OrderId) -> String {
 #[derive(Debug, Clone)]
 pub struct ShippingService<C> {
     commands: CommandService<DynamoEventStore, C>,
-    failures: Option<FailureLog>,
 }
 
 impl<C: Clock> ShippingService<C> {
@@ -34,35 +33,23 @@ impl<C: Clock> ShippingService<C> {
     pub const fn new(repository: Repository<DynamoEventStore>, clock: C) -> Self {
         Self {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
-            failures: None,
         }
     }
+}
 
-    /// Records every failed message in `log`, for the DLQ tooling.
-    #[must_use]
-    pub fn with_failure_log(mut self, log: FailureLog) -> Self {
-        self.failures = Some(log);
-        self
+impl Consumer for ShippingService<SystemClock> {
+    const NAME: &'static str = "shipping";
+    const ACTOR: &'static str = ACTOR;
+    type Event = OrderEvent;
+    type Outcome = Recorded;
+
+    fn build(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self::new(config.repository()?, SystemClock))
     }
 
-    /// Handles an SQS batch of order events.
-    pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        process_batch(batch, self.failures.as_ref(), |message| {
-            self.handle_message(message)
-        })
-        .await
-    }
-
-    async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
-        let (envelope, metadata) = decode_message::<OrderEvent>(&message, ACTOR)?;
+    async fn on(&self, envelope: Envelope<OrderEvent>, metadata: Metadata) -> Result<Recorded, Failure> {
         let order_id = OrderId::parse(&envelope.aggregate_id)
             .map_err(|e| Failure::poison_while("reading the order id", e))?;
-        let span = tracing::info_span!(
-            "shipping",
-            correlation_id = %metadata.correlation_id,
-            order_id = %order_id,
-            event_type = envelope.event_type()
-        );
         let command = match &envelope.data {
             OrderEvent::Confirmed(_) => ShipmentCommand::Create(ShipmentCreated {
                 order_id,
@@ -77,16 +64,10 @@ impl<C: Clock> ShippingService<C> {
                 )));
             }
         };
-        async {
-            let executed = self
-                .commands
-                .execute::<Shipment>(&order_id.to_string(), command, &metadata, None)
-                .await?;
-            let recorded: Vec<_> = executed.events.iter().map(|e| e.event_type()).collect();
-            tracing::info!(?recorded, "shipping handled");
-            Ok(())
-        }
-        .instrument(span)
-        .await
+        let executed = self
+            .commands
+            .execute::<Shipment>(&order_id.to_string(), command, &metadata, None)
+            .await?;
+        Ok(Recorded::of(&executed.events))
     }
 }

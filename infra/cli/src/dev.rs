@@ -23,11 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use order_api::{Access, Api};
-use orderflow_adapters::DynamoIdempotencyStore;
+use order_api::Api;
 use orderflow_adapters::catalog::{DynamoCatalog, Product};
-use orderflow_adapters::payment::DynamoVault;
-use orderflow_app::{CommandService, Repository, SystemClock};
+use orderflow_adapters::config::Config;
 use orderflow_provision::local::{self, Stack};
 use orderflow_provision::{Template, local::provision_stack};
 
@@ -150,33 +148,12 @@ pub fn api_router(
     dynamodb: &aws_sdk_dynamodb::Client,
     keys: LocalKeys,
 ) -> anyhow::Result<axum::Router> {
-    let table = |id: &str| crate::runner::table(stack, id);
-    let store = crate::runner::event_store(stack, dynamodb)?;
-    let environment = &stack.environment;
-    let snapshot_every = environment
-        .get("SNAPSHOT_EVERY")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(50);
-    let access = Access::from_variables(
-        |name| environment.get(name).cloned(),
-        dynamodb.clone(),
+    let environment = stack.environment.clone();
+    let config = Config::new(move |name| environment.get(name).cloned(), dynamodb.clone(), None);
+    let api = Api::from_config(
+        &config,
         CursorKey::new(keys.cursor_key()).map_err(anyhow::Error::msg)?,
     )?;
-    let api = Api::new(
-        CommandService::new(
-            Repository::new(store, snapshot_every),
-            SystemClock,
-            orderflow_app::command::DEFAULT_MAX_ATTEMPTS,
-        ),
-        Api::idempotency(DynamoIdempotencyStore::new(
-            dynamodb.clone(),
-            table("IdempotencyTable")?,
-        )),
-        DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")?),
-        DynamoVault::new(dynamodb.clone(), table("PaymentVaultTable")?),
-        crate::runner::order_views(stack, dynamodb)?,
-        access,
-    );
     let authorizer = LocalAuthorizer::new(keys, template.http_routes(HTTP_API)?);
     Ok(authorizer::protect(
         order_api::router(Arc::new(api)),

@@ -20,12 +20,12 @@ use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as St
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
-use orderflow_adapters::catalog::DynamoCatalog;
+use orderflow_adapters::config::Config;
 use orderflow_adapters::payment::{DynamoVault, SimulatedGateway};
 use orderflow_adapters::read_model::DynamoOrderViews;
-use orderflow_adapters::sqs::FailureLog;
 use orderflow_adapters::{DynamoEventStore, EventBridgePublisher};
-use orderflow_app::{Clock, Repository, SystemClock};
+use orderflow_app::{Clock, SystemClock};
+use orderflow_lambda::{Consumer as _, Service};
 use orderflow_provision::local::{self, Stack};
 use orderflow_provision::messaging::Queue;
 use orderflow_provision::{SqsMapping, Template};
@@ -250,61 +250,53 @@ pub fn handler_with(
     sqs: Option<&aws_sdk_sqs::Client>,
     snapshot_every: u64,
 ) -> anyhow::Result<BatchHandler> {
-    let repository = || -> anyhow::Result<Repository<DynamoEventStore>> {
-        Ok(Repository::new(event_store(stack, dynamodb)?, snapshot_every))
-    };
-    let failures = |consumer: &str| -> anyhow::Result<FailureLog> {
-        Ok(FailureLog::new(
-            dynamodb.clone(),
-            table(stack, "FailureLogTable")?,
-            consumer,
-        ))
-    };
-    Ok(match binary {
-        "inventory" => boxed(
-            inventory::InventoryService::new(
-                repository()?,
-                SystemClock,
-                DynamoCatalog::new(dynamodb.clone(), table(stack, "CatalogTable")?),
-            )
-            .with_failure_log(failures(inventory::ACTOR)?),
-            |s, e| async move { s.handle(e).await },
-        ),
-        "payment" => {
-            let service = payment::PaymentService::new(
-                repository()?,
-                SystemClock,
-                SimulatedGateway::new(dynamodb.clone(), table(stack, "PaymentProviderTable")?),
-                DynamoVault::new(dynamodb.clone(), table(stack, "PaymentVaultTable")?),
-            )
-            .with_failure_log(failures(payment::ACTOR)?);
-            let backoff = match sqs {
-                Some(sqs) => payment::backoff(sqs.clone(), |name| stack.env(name).map(str::to_owned))?,
-                None => None,
-            };
-            let service = match backoff {
-                Some(backoff) => service.with_backoff(backoff),
-                None => service,
-            };
-            boxed(service, |s, e| async move { s.handle(e).await })
+    registry(binary, &stack_config(stack, dynamodb, sqs, snapshot_every))
+}
+
+/// The functions' configuration on a local stack: the template's environment resolved
+/// to the stack's names, the snapshot interval the runner was given.
+#[must_use]
+pub fn stack_config(
+    stack: &Stack,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    sqs: Option<&aws_sdk_sqs::Client>,
+    snapshot_every: u64,
+) -> Config {
+    let environment = stack.environment.clone();
+    Config::new(
+        move |name| match name {
+            "SNAPSHOT_EVERY" => Some(snapshot_every.to_string()),
+            name => environment.get(name).cloned(),
+        },
+        dynamodb.clone(),
+        sqs.cloned(),
+    )
+}
+
+/// Every queue consumer by its binary's name, built from `config` exactly as its
+/// `main.rs` builds it in Lambda ([`orderflow_lambda::serve`]).
+///
+/// # Errors
+/// When the binary is unknown or the configuration lacks what it needs.
+pub fn registry(binary: &str, config: &Config) -> anyhow::Result<BatchHandler> {
+    fn service<C: orderflow_lambda::Consumer>(config: &Config) -> anyhow::Result<BatchHandler> {
+        let service = Service::<C>::from_config(config)?;
+        Ok(boxed(service, |s, e| async move { s.handle(e).await }))
+    }
+    match binary {
+        inventory::InventoryService::<SystemClock>::NAME => {
+            service::<inventory::InventoryService<SystemClock>>(config)
         }
-        "shipping" => boxed(
-            shipping::ShippingService::new(repository()?, SystemClock)
-                .with_failure_log(failures(shipping::ACTOR)?),
-            |s, e| async move { s.handle(e).await },
-        ),
-        "order-saga" => boxed(
-            order_saga::OrderSaga::new(repository()?, SystemClock)
-                .with_failure_log(failures(order_saga::ACTOR)?),
-            |s, e| async move { s.handle(e).await },
-        ),
-        "projector" => boxed(
-            projector::Projector::new(repository()?, order_views(stack, dynamodb)?)
-                .with_failure_log(failures(projector::ACTOR)?),
-            |s, e| async move { s.handle(e).await },
-        ),
+        payment::PaymentService::<SimulatedGateway, DynamoVault, SystemClock>::NAME => {
+            service::<payment::PaymentService<SimulatedGateway, DynamoVault, SystemClock>>(config)
+        }
+        shipping::ShippingService::<SystemClock>::NAME => {
+            service::<shipping::ShippingService<SystemClock>>(config)
+        }
+        order_saga::OrderSaga::<SystemClock>::NAME => service::<order_saga::OrderSaga<SystemClock>>(config),
+        projector::Projector::NAME => service::<projector::Projector>(config),
         other => anyhow::bail!("no in-process handler for function binary {other:?}"),
-    })
+    }
 }
 
 impl Runner {
@@ -353,16 +345,8 @@ impl Runner {
             });
         }
         let shards = load_checkpoint(options.checkpoint.as_deref(), &stream_arn);
-        let minutes: i64 = stack
-            .env("PENDING_TIMEOUT_MINUTES")
-            .unwrap_or("15")
-            .parse()
-            .context("PENDING_TIMEOUT_MINUTES is not a number")?;
-        let sweeper = PendingTimeout::new(
-            Repository::new(event_store(&stack, &dynamodb)?, options.snapshot_every),
-            SystemClock,
-            jiff::SignedDuration::from_mins(minutes),
-        );
+        let sweeper =
+            PendingTimeout::from_config(&stack_config(&stack, &dynamodb, None, options.snapshot_every))?;
         Ok(Self {
             sweeper,
             publisher: EventBridgePublisher::new(events, stack.bus()),

@@ -28,19 +28,27 @@ pub enum ConfigError {
 /// # Errors
 /// [`ConfigError::Missing`] when unset or empty.
 pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => Ok(value),
+    required_in(&process_variable, name)
+}
+
+fn process_variable(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn required_in(variable: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<String, ConfigError> {
+    match variable(name) {
+        Some(value) if !value.trim().is_empty() => Ok(value),
         _ => Err(ConfigError::Missing(name)),
     }
 }
 
-/// An optional number with a default.
-///
-/// # Errors
-/// [`ConfigError::Invalid`] when set but not a number.
-pub fn number_or(name: &'static str, default: u64) -> Result<u64, ConfigError> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value.trim().parse().map_err(|e| ConfigError::Invalid {
+fn number_in(
+    variable: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match variable(name) {
+        Some(value) if !value.trim().is_empty() => value.trim().parse().map_err(|e| ConfigError::Invalid {
             name,
             reason: format!("{e}"),
         }),
@@ -48,28 +56,101 @@ pub fn number_or(name: &'static str, default: u64) -> Result<u64, ConfigError> {
     }
 }
 
-/// Where the event store lives and how often it snapshots.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreConfig {
-    /// `EVENT_STORE_TABLE`.
-    pub events_table: String,
-    /// `SNAPSHOT_TABLE`.
-    pub snapshots_table: String,
-    /// `SNAPSHOT_EVERY` (default 50; 0 turns snapshots off).
-    pub snapshot_every: u64,
+/// Reads one variable.
+type Variables = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Where a function reads its configuration: its environment variables (the
+/// process's in Lambda; the template's, resolved to a local stack's names, in the
+/// local runner) and the clients every function shares. A function is built from
+/// this alone, so Lambda and the local runner cannot wire it differently.
+#[derive(Clone)]
+pub struct Config {
+    variables: Variables,
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// SQS, for a consumer that manages its messages' visibility (payment's backoff);
+    /// `None` where nothing delivers from a real queue (tests calling a handler).
+    pub sqs: Option<aws_sdk_sqs::Client>,
 }
 
-impl StoreConfig {
-    /// Reads the variables.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config").finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// The process's environment and clients from the SDK's standard chain.
+    pub async fn from_process() -> Self {
+        let sdk = aws_sdk_config().await;
+        Self::new(
+            process_variable,
+            aws_sdk_dynamodb::Client::new(&sdk),
+            Some(aws_sdk_sqs::Client::new(&sdk)),
+        )
+    }
+
+    /// Variables from `variables`, with these clients.
+    pub fn new(
+        variables: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: Option<aws_sdk_sqs::Client>,
+    ) -> Self {
+        Self {
+            variables: std::sync::Arc::new(variables),
+            dynamodb,
+            sqs,
+        }
+    }
+
+    /// A variable, when set and not blank.
+    #[must_use]
+    pub fn var(&self, name: &str) -> Option<String> {
+        (self.variables)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A required variable.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] when unset or empty.
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        required_in(&*self.variables, name)
+    }
+
+    /// An optional number with a default.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when set but not a number.
+    pub fn number_or(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+        number_in(&*self.variables, name, default)
+    }
+
+    /// The event store repository (`EVENT_STORE_TABLE`, `SNAPSHOT_TABLE`,
+    /// `SNAPSHOT_EVERY`): what every function starts with.
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            events_table: required("EVENT_STORE_TABLE")?,
-            snapshots_table: required("SNAPSHOT_TABLE")?,
-            snapshot_every: number_or("SNAPSHOT_EVERY", 50)?,
-        })
+    pub fn repository(&self) -> Result<orderflow_app::Repository<crate::DynamoEventStore>, ConfigError> {
+        Ok(orderflow_app::Repository::new(
+            crate::DynamoEventStore::new(
+                self.dynamodb.clone(),
+                self.required("EVENT_STORE_TABLE")?,
+                self.required("SNAPSHOT_TABLE")?,
+            ),
+            self.number_or("SNAPSHOT_EVERY", 50)?,
+        ))
+    }
+
+    /// The failure log (`FAILURE_LOG_TABLE`) `consumer` records its failed messages in.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable.
+    pub fn failure_log(&self, consumer: &str) -> Result<crate::sqs::FailureLog, ConfigError> {
+        Ok(crate::sqs::FailureLog::new(
+            self.dynamodb.clone(),
+            self.required("FAILURE_LOG_TABLE")?,
+            consumer,
+        ))
     }
 }
 
@@ -94,32 +175,62 @@ pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
         .build()
 }
 
-/// The failure log (`FAILURE_LOG_TABLE`) a consumer records its failed messages in.
-///
-/// # Errors
-/// [`ConfigError`] naming the variable.
-pub fn failure_log_from_env(
-    client: &aws_sdk_dynamodb::Client,
-    consumer: &str,
-) -> Result<crate::sqs::FailureLog, ConfigError> {
-    Ok(crate::sqs::FailureLog::new(
-        client.clone(),
-        required("FAILURE_LOG_TABLE")?,
-        consumer,
-    ))
-}
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
 
-/// The event store repository the environment names (`EVENT_STORE_TABLE`,
-/// `SNAPSHOT_TABLE`, `SNAPSHOT_EVERY`), over `client`: what every function starts with.
-///
-/// # Errors
-/// [`ConfigError`] naming the variable.
-pub fn repository_from_env(
-    client: &aws_sdk_dynamodb::Client,
-) -> Result<orderflow_app::Repository<crate::DynamoEventStore>, ConfigError> {
-    let config = StoreConfig::from_env()?;
-    Ok(orderflow_app::Repository::new(
-        crate::DynamoEventStore::new(client.clone(), config.events_table, config.snapshots_table),
-        config.snapshot_every,
-    ))
+    use super::*;
+
+    fn config(variables: &'static [(&'static str, &'static str)]) -> Config {
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .build(),
+        );
+        Config::new(
+            |name| {
+                variables
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            },
+            dynamodb,
+            None,
+        )
+    }
+
+    #[test]
+    fn variables_are_read_through_the_given_source_and_checked() {
+        let c = config(&[
+            ("EVENT_STORE_TABLE", "events"),
+            ("SNAPSHOT_TABLE", "snapshots"),
+            ("SNAPSHOT_EVERY", "7"),
+            ("BLANK", "  "),
+            ("FAILURE_LOG_TABLE", "failures"),
+        ]);
+        assert_eq!(c.var("BLANK"), None);
+        assert_eq!(c.required("BLANK"), Err(ConfigError::Missing("BLANK")));
+        assert_eq!(c.number_or("SNAPSHOT_EVERY", 50), Ok(7));
+        assert_eq!(c.number_or("UNSET", 50), Ok(50));
+        assert!(c.repository().is_ok());
+        assert!(c.failure_log("service:x").is_ok());
+
+        let bad = config(&[
+            ("EVENT_STORE_TABLE", "events"),
+            ("SNAPSHOT_TABLE", "snapshots"),
+            ("SNAPSHOT_EVERY", "often"),
+        ]);
+        assert!(matches!(
+            bad.repository(),
+            Err(ConfigError::Invalid {
+                name: "SNAPSHOT_EVERY",
+                ..
+            })
+        ));
+        assert_eq!(
+            config(&[]).failure_log("service:x").err(),
+            Some(ConfigError::Missing("FAILURE_LOG_TABLE"))
+        );
+    }
 }

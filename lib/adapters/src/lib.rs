@@ -17,6 +17,6 @@ pub mod telemetry;
 pub mod transactional;
 
 pub use bus::{BusEvent, EventBridgePublisher};
-pub use config::{ConfigError, StoreConfig, aws_sdk_config};
+pub use config::{Config, ConfigError, aws_sdk_config};
 pub use event_store::{DynamoEventStore, MemoryEventStore};
 pub use idempotency::{DynamoIdempotencyStore, MemoryIdempotencyStore};

@@ -1,0 +1,243 @@
+//! One runtime for every queue consumer.
+//!
+//! A consumer says what it is ([`Consumer::NAME`], [`Consumer::ACTOR`]), which events
+//! it reads ([`Consumer::Event`]), how it builds its dependencies from configuration
+//! ([`Consumer::build`]) and what it does with one event ([`Consumer::on`], returning
+//! its own typed outcome). [`Service`] does the rest, the same for all of them:
+//! decoding the EventBridge event an SQS message carries (and upcasting it), the span
+//! with the correlation id, handling a batch's messages concurrently within the
+//! invocation's deadline, metrics, the failure log and partial-batch results. [`serve`]
+//! is a function's whole `main`; the local runner builds the same [`Service`] from the
+//! template's environment, so Lambda and `orderflow dev` cannot wire a consumer
+//! differently.
+
+use std::fmt::Debug;
+use std::future::Future;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::{Error, LambdaEvent};
+use orderflow_adapters::config::{Config, ConfigError};
+use orderflow_adapters::sqs::{Backoff, Failure, FailureLog, decode_message, process_batch_with_backoff};
+use orderflow_domain::{DomainEvent, Envelope, Metadata};
+use tracing::Instrument;
+
+/// A function that consumes the events on its queue.
+pub trait Consumer: Send + Sync + Sized + 'static {
+    /// The function's name: its binary, its metrics dimension, its failure log entries.
+    const NAME: &'static str;
+    /// Who the events it records name as their actor (`service:<name>`).
+    const ACTOR: &'static str;
+    /// What it reads off its queue.
+    type Event: DomainEvent + Debug + Send + Sync;
+    /// What handling one event did, for the log line.
+    type Outcome: Debug + Send;
+
+    /// Builds the consumer from configuration.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming a missing or malformed variable.
+    fn build(config: &Config) -> Result<Self, ConfigError>;
+
+    /// Handles one event.
+    ///
+    /// # Errors
+    /// [`Failure`]: retry (a redelivery may succeed) or poison (to the DLQ).
+    fn on(
+        &self,
+        envelope: Envelope<Self::Event>,
+        metadata: Metadata,
+    ) -> impl Future<Output = Result<Self::Outcome, Failure>> + Send;
+
+    /// How retryable failures are held back, when not by the queue's own visibility
+    /// timeout.
+    fn backoff(&self) -> Option<&Backoff> {
+        None
+    }
+}
+
+/// The event types a consumer appended (empty: a duplicate, or nothing to do).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recorded(pub Vec<&'static str>);
+
+impl Recorded {
+    /// The types of `events`.
+    pub fn of<E: DomainEvent>(events: &[Envelope<E>]) -> Self {
+        Self(events.iter().map(Envelope::event_type).collect())
+    }
+}
+
+/// A consumer with the runtime around it.
+#[derive(Debug, Clone)]
+pub struct Service<C> {
+    consumer: C,
+    failures: Option<FailureLog>,
+}
+
+impl<C: Consumer> Service<C> {
+    /// `consumer`, recording no failures (tests and tools).
+    pub const fn new(consumer: C) -> Self {
+        Self {
+            consumer,
+            failures: None,
+        }
+    }
+
+    /// Builds the consumer from `config`, recording its failures in the failure log
+    /// (`FAILURE_LOG_TABLE`).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming a missing or malformed variable.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self {
+            consumer: C::build(config)?,
+            failures: Some(config.failure_log(C::ACTOR)?),
+        })
+    }
+
+    /// The consumer.
+    pub const fn consumer(&self) -> &C {
+        &self.consumer
+    }
+
+    /// Handles an SQS batch: every message on its own, concurrently; the ones that
+    /// failed are reported for SQS to redeliver.
+    pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
+        process_batch_with_backoff(
+            batch,
+            self.failures.as_ref(),
+            self.consumer.backoff(),
+            |message| self.handle_message(message),
+        )
+        .await
+    }
+
+    async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
+        let (envelope, metadata) = decode_message::<C::Event>(&message, C::ACTOR)?;
+        let span = tracing::info_span!(
+            "consume",
+            consumer = C::NAME,
+            correlation_id = %metadata.correlation_id,
+            aggregate_id = %envelope.aggregate_id,
+            event_type = envelope.event_type(),
+            version = envelope.version,
+        );
+        async {
+            let outcome = self.consumer.on(envelope, metadata).await?;
+            tracing::info!(?outcome, "handled");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// A queue consumer's whole `main`: telemetry, configuration from the process
+/// environment, metrics, and the Lambda runtime loop, each batch handled within the
+/// invocation's deadline.
+///
+/// # Errors
+/// When the configuration is incomplete or the runtime fails.
+pub async fn serve<C: Consumer>() -> Result<(), Error> {
+    orderflow_adapters::telemetry::init();
+    let config = Config::from_process().await;
+    let service = Service::<C>::from_config(&config)?;
+    let metrics = orderflow_adapters::metrics::init_lambda(C::NAME)?;
+    orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<SqsEvent>| {
+        let service = &service;
+        async move {
+            let deadline = event.context.deadline();
+            Ok::<_, Error>(orderflow_adapters::sqs::within(deadline, service.handle(event.payload)).await)
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+    use std::sync::Mutex;
+
+    use aws_lambda_events::event::sqs::SqsMessage;
+    use orderflow_domain::order::OrderEvent;
+
+    use super::*;
+
+    /// Records what it was given; fails the way its name says.
+    struct Probe {
+        seen: Mutex<Vec<(String, String)>>,
+    }
+
+    impl Consumer for Probe {
+        const NAME: &'static str = "probe";
+        const ACTOR: &'static str = "service:probe";
+        type Event = OrderEvent;
+        type Outcome = &'static str;
+
+        fn build(_: &Config) -> Result<Self, ConfigError> {
+            Ok(Self {
+                seen: Mutex::new(Vec::new()),
+            })
+        }
+
+        async fn on(
+            &self,
+            envelope: Envelope<OrderEvent>,
+            metadata: Metadata,
+        ) -> Result<&'static str, Failure> {
+            self.seen
+                .lock()
+                .unwrap()
+                .push((envelope.event_type().to_owned(), metadata.actor.clone()));
+            match envelope.aggregate_id.as_str() {
+                "retry" => Err(Failure::retry("the store is throttled")),
+                _ => Ok("done"),
+            }
+        }
+    }
+
+    fn message(id: &str, aggregate_id: &str) -> SqsMessage {
+        let mut detail: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/order/OrderConfirmed.json")).unwrap();
+        detail["aggregateId"] = aggregate_id.into();
+        let body = serde_json::json!({
+            "version": "0", "id": id, "source": "orderflow.order", "detail-type": "OrderConfirmed",
+            "account": "0", "time": "2026-11-21T06:30:00Z", "region": "us-east-1", "resources": [],
+            "detail": detail,
+        });
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.to_owned());
+        message.body = Some(body.to_string());
+        message
+    }
+
+    #[tokio::test]
+    async fn each_message_is_decoded_handed_over_and_only_failures_are_reported() {
+        let service = Service::new(Probe {
+            seen: Mutex::new(Vec::new()),
+        });
+        let mut garbled = message("garbled", "o-3");
+        garbled.body = Some("{not json".into());
+        let mut batch = SqsEvent::default();
+        batch.records = vec![message("ok", "o-1"), message("busy", "retry"), garbled];
+        let response = service.handle(batch).await;
+        let mut failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        failed.sort_unstable();
+        assert_eq!(failed, ["busy", "garbled"]);
+        let mut seen = service.consumer().seen.lock().unwrap().clone();
+        seen.sort();
+        // The undecodable message never reached the consumer; what did carries the
+        // consumer's own actor for the events it causes.
+        assert_eq!(
+            seen,
+            [
+                ("OrderConfirmed".to_owned(), "service:probe".to_owned()),
+                ("OrderConfirmed".to_owned(), "service:probe".to_owned())
+            ]
+        );
+    }
+}
