@@ -2,7 +2,11 @@
 
 use super::events::*;
 use super::*;
+use crate::Aggregate;
+use crate::ids::{CustomerId, OrderId, Quantity, Sku};
 use crate::money::Currency;
+use crate::money::{Money, MoneyError};
+use crate::time::Timestamp;
 
 fn usd(amount: u64) -> Money {
     Money::new(amount, Currency::parse("USD").unwrap())

@@ -11,8 +11,12 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state
 
 use super::events::names;
 use super::*;
+use crate::Aggregate;
 use crate::envelope::{DomainEvent, Envelope, Metadata};
+use crate::ids::{CustomerId, OrderId, Quantity, Sku};
 use crate::money::Currency;
+use crate::money::Money;
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {

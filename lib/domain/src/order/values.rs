@@ -1,0 +1,300 @@
+//! The order's values: lines, prices, the payment reference, the address, statuses
+//! and reasons.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Quantity, Sku};
+use crate::money::Money;
+
+/// The most lines one order may have: inventory reserves every line and records the
+/// reservation in one DynamoDB transaction, and 99 stock updates plus the event fill
+/// its 100 actions. All-or-nothing reservation is worth more than a hundredth line.
+pub const MAX_LINES: usize = 99;
+
+/// One priced line of a placed order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLine {
+    /// What.
+    pub sku: Sku,
+    /// How many.
+    pub quantity: Quantity,
+    /// The catalog price when the order was placed.
+    pub unit_price: Money,
+    /// `unit_price × quantity`.
+    pub line_total: Money,
+}
+
+/// A line as the command carries it: the price comes from the catalog, never the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedLine {
+    /// What.
+    pub sku: Sku,
+    /// How many.
+    pub quantity: Quantity,
+    /// The catalog's unit price.
+    pub unit_price: Money,
+}
+
+/// A payment token as the client sends it. Secret: it has no `Serialize`, and its
+/// `Debug` hides it, so it cannot reach an event or a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PaymentToken(String);
+
+impl PaymentToken {
+    /// Parses a token: `tok_` and 1 to 64 letters, digits or `_`.
+    ///
+    /// # Errors
+    /// [`crate::ParseError::InvalidCharacters`] on anything else.
+    pub fn parse(value: impl Into<String>) -> Result<Self, crate::ParseError> {
+        let value = value.into();
+        let ok = value.strip_prefix("tok_").is_some_and(|rest| {
+            (1..=64).contains(&rest.len()) && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        if ok {
+            Ok(Self(value))
+        } else {
+            Err(crate::ParseError::InvalidCharacters {
+                field: "paymentToken",
+                allowed: "tok_ followed by 1 to 64 letters, digits or _",
+            })
+        }
+    }
+
+    /// The secret itself, for the payment provider only.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// A reference safe to store and show: the last four characters.
+    #[must_use]
+    pub fn masked(&self) -> PaymentRef {
+        let tail: String = self
+            .0
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        PaymentRef(format!("tok_****{tail}"))
+    }
+}
+
+impl fmt::Debug for PaymentToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PaymentToken(****)")
+    }
+}
+
+/// A masked reference to a payment method, safe in events and logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRef(String);
+
+impl PaymentRef {
+    /// The masked text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where an order is delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "RawAddress")]
+pub struct ShippingAddress {
+    /// Recipient.
+    pub name: String,
+    /// Street and number.
+    pub line1: String,
+    /// Anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    /// City.
+    pub city: String,
+    /// Postal code.
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawAddress {
+    name: String,
+    line1: String,
+    #[serde(default)]
+    line2: Option<String>,
+    city: String,
+    postal_code: String,
+    country: String,
+}
+
+/// An address field that is missing, too long or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shippingAddress.{field}: {problem}")]
+pub struct AddressError {
+    /// The field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
+impl TryFrom<RawAddress> for ShippingAddress {
+    type Error = AddressError;
+    fn try_from(raw: RawAddress) -> Result<Self, Self::Error> {
+        let text = |field: &'static str, value: &str| {
+            if value.trim().is_empty() {
+                Err(AddressError {
+                    field,
+                    problem: "must not be empty",
+                })
+            } else if value.chars().count() > 200 || value.chars().any(char::is_control) {
+                Err(AddressError {
+                    field,
+                    problem: "must be at most 200 printable characters",
+                })
+            } else {
+                Ok(())
+            }
+        };
+        text("name", &raw.name)?;
+        text("line1", &raw.line1)?;
+        if let Some(line2) = &raw.line2 {
+            text("line2", line2)?;
+        }
+        text("city", &raw.city)?;
+        text("postalCode", &raw.postal_code)?;
+        if raw.country.len() != 2 || !raw.country.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(AddressError {
+                field: "country",
+                problem: "must be an ISO 3166-1 alpha-2 code",
+            });
+        }
+        Ok(Self {
+            name: raw.name,
+            line1: raw.line1,
+            line2: raw.line2,
+            city: raw.city,
+            postal_code: raw.postal_code,
+            country: raw.country,
+        })
+    }
+}
+
+/// Where an order is in its life (ordered as the life goes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// Placed; waiting for stock and payment.
+    Pending,
+    /// Stock reserved and payment captured.
+    Confirmed,
+    /// Being prepared.
+    Preparing,
+    /// Ready for pick-up by the carrier.
+    Ready,
+    /// With the carrier.
+    OutForDelivery,
+    /// Delivered: final.
+    Delivered,
+    /// Cancelled: final.
+    Cancelled,
+}
+
+impl OrderStatus {
+    /// The wire name (`OUT_FOR_DELIVERY`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Confirmed => "CONFIRMED",
+            Self::Preparing => "PREPARING",
+            Self::Ready => "READY",
+            Self::OutForDelivery => "OUT_FOR_DELIVERY",
+            Self::Delivered => "DELIVERED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Whether a customer or operator may still cancel.
+    #[must_use]
+    pub const fn is_cancellable(self) -> bool {
+        matches!(self, Self::Pending | Self::Confirmed | Self::Preparing)
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The operator-driven steps after confirmation, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FulfilmentStep {
+    /// CONFIRMED → PREPARING.
+    Preparing,
+    /// PREPARING → READY.
+    Ready,
+    /// READY → OUT_FOR_DELIVERY (needs a shipment).
+    OutForDelivery,
+    /// OUT_FOR_DELIVERY → DELIVERED.
+    Delivered,
+}
+
+impl FulfilmentStep {
+    /// The status the order has after this step.
+    #[must_use]
+    pub const fn status(self) -> OrderStatus {
+        match self {
+            Self::Preparing => OrderStatus::Preparing,
+            Self::Ready => OrderStatus::Ready,
+            Self::OutForDelivery => OrderStatus::OutForDelivery,
+            Self::Delivered => OrderStatus::Delivered,
+        }
+    }
+
+    /// The only status this step may start from.
+    #[must_use]
+    pub const fn from_status(self) -> OrderStatus {
+        match self {
+            Self::Preparing => OrderStatus::Confirmed,
+            Self::Ready => OrderStatus::Preparing,
+            Self::OutForDelivery => OrderStatus::Ready,
+            Self::Delivered => OrderStatus::OutForDelivery,
+        }
+    }
+
+    /// Parses a wire name (`PREPARING`, `READY`, `OUT_FOR_DELIVERY`, `DELIVERED`).
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Preparing,
+            Self::Ready,
+            Self::OutForDelivery,
+            Self::Delivered,
+        ]
+        .into_iter()
+        .find(|s| s.status().as_str() == text)
+    }
+}
+
+/// Why an order was cancelled, machine-readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancellationReason {
+    /// A customer or an operator asked.
+    Requested,
+    /// Inventory could not reserve every line.
+    OutOfStock,
+    /// Payment was declined.
+    PaymentDeclined,
+    /// Still pending past the deadline.
+    Timeout,
+}
