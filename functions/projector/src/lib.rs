@@ -11,9 +11,9 @@
 
 use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_adapters::read_model::{DynamoOrderViews, Written};
+use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_adapters::sqs::Failure;
-use orderflow_app::Repository;
+use orderflow_app::{EventStore, OrderViews, Repository, Written};
 use orderflow_domain::order::view::{Applied, OrderProjection};
 use orderflow_domain::order::{Order, OrderEvent};
 use orderflow_domain::{Envelope, Metadata, OrderId};
@@ -36,11 +36,12 @@ pub enum Outcome {
     Duplicate,
 }
 
-/// Folds an order's events into its view.
+/// Folds an order's events into its view: over any event store and any read model
+/// (DynamoDB in Lambda, the in-memory twins in tests).
 #[derive(Debug, Clone)]
-pub struct Projector {
-    repository: Repository<DynamoEventStore>,
-    views: DynamoOrderViews,
+pub struct Projector<S = DynamoEventStore, V = DynamoOrderViews> {
+    repository: Repository<S>,
+    views: V,
 }
 
 impl Consumer for Projector {
@@ -61,9 +62,9 @@ impl Consumer for Projector {
     }
 }
 
-impl Projector {
-    /// The projector over the event store and the views table.
-    pub const fn new(repository: Repository<DynamoEventStore>, views: DynamoOrderViews) -> Self {
+impl<S: EventStore, V: OrderViews> Projector<S, V> {
+    /// The projector over the event store and the views.
+    pub const fn new(repository: Repository<S>, views: V) -> Self {
         Self { repository, views }
     }
 

@@ -20,3 +20,4 @@ pub use bus::{BusEvent, EventBridgePublisher};
 pub use config::{Config, ConfigError, aws_sdk_config};
 pub use event_store::{DynamoEventStore, MemoryEventStore};
 pub use idempotency::{DynamoIdempotencyStore, MemoryIdempotencyStore};
+pub use read_model::{DynamoOrderViews, MemoryOrderViews};

@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use orderflow_app::StoreError;
+use orderflow_app::read_model::{OrderViews, customer_order_key};
 use orderflow_domain::order::Order;
 use orderflow_domain::order::view::{OrderProjection, OrderView};
 use orderflow_domain::{Aggregate, CustomerId, OrderId};
@@ -38,47 +39,7 @@ pub fn decode_cursor<T: DeserializeOwned>(cursor: &str) -> Option<T> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// A stored view with the projector's state, when it is of this build's schema.
-#[derive(Debug, Clone)]
-pub struct StoredView {
-    /// What the API serves.
-    pub view: OrderView,
-    /// The projector's state; `None` when written by another state schema or
-    /// unreadable (the projector then folds the order again from the store).
-    pub projection: Option<OrderProjection>,
-}
-
-/// What a conditional write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    /// The view moved forward.
-    Updated,
-    /// The table already held this version or a later one; nothing changed.
-    AlreadyCurrent,
-}
-
-/// Where a customer's list continues.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CustomerCursor {
-    /// Whose list (a cursor of another customer is refused).
-    #[serde(rename = "c")]
-    pub customer_id: String,
-    /// The last key returned.
-    #[serde(rename = "k")]
-    pub customer_order_key: String,
-    /// The last order returned.
-    #[serde(rename = "o")]
-    pub order_id: String,
-}
-
-/// A page of a customer's orders, newest first.
-#[derive(Debug, Clone)]
-pub struct CustomerPage {
-    /// The orders.
-    pub orders: Vec<OrderView>,
-    /// Where the next page starts, if there is one.
-    pub next: Option<CustomerCursor>,
-}
+pub use orderflow_app::read_model::{CustomerCursor, CustomerPage, StoredView, Written};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -99,10 +60,6 @@ struct ItemIn {
     projection: Option<String>,
     #[serde(default)]
     projection_schema: Option<u32>,
-}
-
-fn customer_order_key(view: &OrderView) -> String {
-    format!("{}#{}", view.placed_at, view.order_id)
 }
 
 /// The order views table.
@@ -311,5 +268,108 @@ impl DynamoOrderViews {
                 deleted += 1;
             }
         }
+    }
+}
+
+impl OrderViews for DynamoOrderViews {
+    async fn get(&self, order_id: OrderId) -> Result<Option<StoredView>, StoreError> {
+        Self::get(self, order_id).await
+    }
+
+    async fn put(&self, projection: &OrderProjection) -> Result<Written, StoreError> {
+        Self::put(self, projection).await
+    }
+
+    async fn by_customer(
+        &self,
+        customer: &CustomerId,
+        limit: u16,
+        after: Option<&CustomerCursor>,
+    ) -> Result<CustomerPage, StoreError> {
+        Self::by_customer(self, customer, limit, after).await
+    }
+
+    async fn all(&self) -> Result<HashMap<OrderId, OrderView>, StoreError> {
+        Self::all(self).await
+    }
+}
+
+/// The read model in memory: the DynamoDB table's twin for tests and the simulation,
+/// with the same contract (a write never moves a view backward; a customer's orders
+/// newest first, paged by the last key returned).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryOrderViews {
+    views: std::sync::Arc<std::sync::Mutex<HashMap<OrderId, (OrderView, OrderProjection)>>>,
+}
+
+impl MemoryOrderViews {
+    /// An empty read model.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OrderId, (OrderView, OrderProjection)>> {
+        self.views
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl OrderViews for MemoryOrderViews {
+    async fn get(&self, order_id: OrderId) -> Result<Option<StoredView>, StoreError> {
+        Ok(self.lock().get(&order_id).map(|(view, projection)| StoredView {
+            view: view.clone(),
+            projection: Some(projection.clone()),
+        }))
+    }
+
+    async fn put(&self, projection: &OrderProjection) -> Result<Written, StoreError> {
+        let Some(view) = projection.view() else {
+            return Ok(Written::AlreadyCurrent);
+        };
+        let mut views = self.lock();
+        if views
+            .get(&view.order_id)
+            .is_some_and(|(stored, _)| stored.version >= view.version)
+        {
+            return Ok(Written::AlreadyCurrent);
+        }
+        views.insert(view.order_id, (view, projection.clone()));
+        Ok(Written::Updated)
+    }
+
+    async fn by_customer(
+        &self,
+        customer: &CustomerId,
+        limit: u16,
+        after: Option<&CustomerCursor>,
+    ) -> Result<CustomerPage, StoreError> {
+        let limit = usize::from(limit.max(1));
+        let mut orders: Vec<OrderView> = self
+            .lock()
+            .values()
+            .map(|(view, _)| view)
+            .filter(|view| &view.customer_id == customer)
+            .filter(|view| after.is_none_or(|a| customer_order_key(view) < a.customer_order_key))
+            .cloned()
+            .collect();
+        orders.sort_by_key(|view| std::cmp::Reverse(customer_order_key(view)));
+        let more = orders.len() > limit;
+        orders.truncate(limit);
+        let next = orders.last().filter(|_| more).map(|last| CustomerCursor {
+            customer_id: customer.to_string(),
+            customer_order_key: customer_order_key(last),
+            order_id: last.order_id.to_string(),
+        });
+        Ok(CustomerPage { orders, next })
+    }
+
+    async fn all(&self) -> Result<HashMap<OrderId, OrderView>, StoreError> {
+        Ok(self
+            .lock()
+            .iter()
+            .map(|(id, (view, _))| (*id, view.clone()))
+            .collect())
     }
 }

@@ -13,6 +13,7 @@ pub mod command;
 pub mod disposition;
 pub mod idempotency;
 pub mod ports;
+pub mod read_model;
 
 pub use command::{CommandError, CommandService, Executed, LoadError, Loaded, Repository};
 pub use disposition::{Disposed, Disposition, cause_chain};
@@ -23,3 +24,4 @@ pub use ports::{
     PaymentGateway, PaymentVault, ProviderCapture, SnapshotRecord, StoreError, StreamId, SystemClock,
     validate_append,
 };
+pub use read_model::{CustomerCursor, CustomerPage, OrderViews, StoredView, Written};
