@@ -20,7 +20,7 @@ use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::payment::{DynamoVault, SimulatedGateway};
 use orderflow_adapters::sqs::{Backoff, Failure};
 use orderflow_app::{
-    CaptureOutcome, Clock, CommandService, PaymentGateway, PaymentVault, Repository, SystemClock,
+    CaptureOutcome, Clock, CommandService, EventStore, PaymentGateway, PaymentVault, Repository, SystemClock,
 };
 use orderflow_domain::order::{Order, OrderEvent};
 use orderflow_domain::payment::{
@@ -126,17 +126,17 @@ const MAX_STEPS: usize = 6;
 
 /// The payment service.
 #[derive(Debug, Clone)]
-pub struct PaymentService<G, V, C> {
-    commands: CommandService<DynamoEventStore, C>,
+pub struct PaymentService<G, V, C, S = DynamoEventStore> {
+    commands: CommandService<S, C>,
     gateway: G,
     vault: V,
     backoff: Option<Backoff>,
     replayed_side_effects: bool,
 }
 
-impl<G: PaymentGateway, V: PaymentVault, C: Clock> PaymentService<G, V, C> {
+impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService<G, V, C, S> {
     /// The service over the event store, the provider and the token vault.
-    pub const fn new(repository: Repository<DynamoEventStore>, clock: C, gateway: G, vault: V) -> Self {
+    pub const fn new(repository: Repository<S>, clock: C, gateway: G, vault: V) -> Self {
         Self {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
             gateway,

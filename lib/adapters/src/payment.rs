@@ -397,3 +397,192 @@ impl PaymentVault for DynamoVault {
         Ok(())
     }
 }
+
+#[derive(Debug, Default)]
+struct MemoryProvider {
+    captures: std::collections::HashMap<OrderId, LedgerEntry>,
+    voided: std::collections::HashSet<OrderId>,
+    attempts: std::collections::HashMap<OrderId, u64>,
+    outage_until: Option<Timestamp>,
+}
+
+/// The simulated provider in memory: the same rules as [`SimulatedGateway`] (declining
+/// tokens, `tok_flaky`'s first attempt, one capture per order key, a cancel that
+/// refunds and refuses later captures, outages), for tests and the simulation.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryGateway {
+    provider: std::sync::Arc<std::sync::Mutex<MemoryProvider>>,
+}
+
+impl MemoryGateway {
+    /// A provider with an empty ledger.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryProvider> {
+        self.provider
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every capture in the ledger.
+    #[must_use]
+    pub fn ledger(&self) -> Vec<LedgerEntry> {
+        self.lock().captures.values().cloned().collect()
+    }
+
+    /// Takes the provider down until `until` (`None`: back up now).
+    pub fn set_outage(&self, until: Option<Timestamp>) {
+        self.lock().outage_until = until;
+    }
+
+    fn available(provider: &MemoryProvider) -> Result<(), GatewayError> {
+        match provider.outage_until {
+            Some(until) if until > Timestamp::from_jiff(jiff::Timestamp::now()) => {
+                Err(GatewayError::Unavailable("simulated provider outage".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn live(entry: &LedgerEntry) -> Result<ProviderCapture, GatewayError> {
+        Ok(ProviderCapture {
+            payment_id: entry.payment_id.clone(),
+            amount: Money::new(
+                entry.amount,
+                Currency::parse(&entry.currency).map_err(unavailable)?,
+            ),
+        })
+    }
+}
+
+impl PaymentGateway for MemoryGateway {
+    async fn capture(
+        &self,
+        order_id: OrderId,
+        amount: Money,
+        token: &PaymentToken,
+    ) -> Result<CaptureOutcome, GatewayError> {
+        let mut provider = self.lock();
+        Self::available(&provider)?;
+        let declined = |reason: &str| {
+            Ok(CaptureOutcome::Declined {
+                reason: reason.to_owned(),
+            })
+        };
+        match token.expose_secret() {
+            "tok_decline" => return declined("card_declined"),
+            "tok_insufficient_funds" => return declined("insufficient_funds"),
+            "tok_flaky" => {
+                let attempts = provider.attempts.entry(order_id).or_default();
+                *attempts += 1;
+                if *attempts == 1 {
+                    return Err(GatewayError::Unavailable(
+                        "simulated provider timeout (tok_flaky)".into(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if provider.voided.contains(&order_id) {
+            return declined("payment_cancelled");
+        }
+        let entry = provider.captures.entry(order_id).or_insert_with(|| LedgerEntry {
+            id: format!("capture#{order_id}"),
+            payment_id: format!("pay_{order_id}"),
+            order_id: order_id.to_string(),
+            amount: amount.amount,
+            currency: amount.currency.to_string(),
+            refunded: false,
+        });
+        Ok(CaptureOutcome::Captured {
+            payment_id: entry.payment_id.clone(),
+        })
+    }
+
+    async fn capture_of(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
+        let provider = self.lock();
+        Self::available(&provider)?;
+        provider
+            .captures
+            .get(&order_id)
+            .filter(|e| !e.refunded)
+            .map(Self::live)
+            .transpose()
+    }
+
+    async fn cancel(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
+        let mut provider = self.lock();
+        Self::available(&provider)?;
+        provider.voided.insert(order_id);
+        let Some(entry) = provider.captures.get_mut(&order_id) else {
+            return Ok(None);
+        };
+        entry.refunded = true;
+        Self::live(entry).map(Some)
+    }
+
+    async fn refund(&self, order_id: OrderId, payment_id: &str, _amount: Money) -> Result<(), GatewayError> {
+        let mut provider = self.lock();
+        Self::available(&provider)?;
+        match provider.captures.get_mut(&order_id) {
+            Some(entry) if entry.payment_id == payment_id => {
+                entry.refunded = true;
+                Ok(())
+            }
+            _ => Err(GatewayError::Refused(format!(
+                "no capture {payment_id} for order {order_id}"
+            ))),
+        }
+    }
+}
+
+/// The payment vault in memory. Like the table's TTL, expiry is housekeeping, not a
+/// promise: a token is served until it is forgotten.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryVault {
+    tokens: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<OrderId, (String, Timestamp)>>>,
+}
+
+impl MemoryVault {
+    /// An empty vault.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<OrderId, (String, Timestamp)>> {
+        self.tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl PaymentVault for MemoryVault {
+    async fn keep(
+        &self,
+        order_id: OrderId,
+        token: &PaymentToken,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .insert(order_id, (token.expose_secret().to_owned(), expires_at));
+        Ok(())
+    }
+
+    async fn token(&self, order_id: OrderId) -> Result<Option<PaymentToken>, StoreError> {
+        self.lock()
+            .get(&order_id)
+            .map(|(token, _)| {
+                PaymentToken::parse(token.clone()).map_err(|e| StoreError::new("decode token", e))
+            })
+            .transpose()
+    }
+
+    async fn forget(&self, order_id: OrderId) -> Result<(), StoreError> {
+        self.lock().remove(&order_id);
+        Ok(())
+    }
+}

@@ -1,0 +1,127 @@
+//! Payment over the in-memory event store, provider and vault: whatever the order in
+//! which `OrderPlaced` and `OrderCancelled` reach it, however often, and whatever the
+//! card does, an order is charged at most once and never left charged once cancelled.
+//! Hundreds of interleavings in well under a second.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+use orderflow_adapters::MemoryEventStore;
+use orderflow_adapters::payment::{MemoryGateway, MemoryVault};
+use orderflow_app::{EventRecord, EventStore, PaymentVault, Repository, StreamId, SystemClock};
+use orderflow_domain::order::{Order, OrderCommand, OrderState, PaymentToken, PlaceOrder, PricedLine};
+use orderflow_domain::payment::{Payment, PaymentEvent, Trigger};
+use orderflow_domain::{
+    Aggregate, Currency, CustomerId, Envelope, Metadata, Money, OrderId, Quantity, Sku, Timestamp,
+};
+use payment::PaymentService;
+use proptest::prelude::*;
+
+fn metadata() -> Metadata {
+    Metadata {
+        correlation_id: "c".into(),
+        causation_id: "c".into(),
+        actor: "test".into(),
+    }
+}
+
+/// The order's events in the store: placed, and cancelled if `cancelled`.
+async fn order_in(store: &MemoryEventStore, order_id: OrderId, cancelled: bool) {
+    let now = Timestamp::from_jiff(jiff::Timestamp::now());
+    let mut commands = vec![OrderCommand::Place(PlaceOrder {
+        order_id,
+        customer_id: CustomerId::parse("c-1").unwrap(),
+        lines: vec![PricedLine {
+            sku: Sku::parse("SKU-1").unwrap(),
+            quantity: Quantity::parse(3).unwrap(),
+            unit_price: Money::new(250, Currency::parse("USD").unwrap()),
+        }],
+        payment: PaymentToken::parse("tok_visa").unwrap().masked(),
+        shipping_address: serde_json::from_str(
+            r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
+        )
+        .unwrap(),
+        placed_at: now,
+    })];
+    if cancelled {
+        commands.push(OrderCommand::Cancel { detail: None });
+    }
+    let mut state = OrderState::default();
+    let mut records = Vec::new();
+    for command in commands {
+        for data in Order::decide(&state, command).unwrap() {
+            state = Order::evolve(state, &data);
+            records.push(EventRecord::from_envelope(&Envelope {
+                event_id: uuid::Uuid::now_v7(),
+                aggregate_type: "order".into(),
+                aggregate_id: order_id.to_string(),
+                version: records.len() as u64 + 1,
+                occurred_at: now,
+                metadata: metadata(),
+                replay: None,
+                data,
+            }));
+        }
+    }
+    store
+        .append(&StreamId::new("order", order_id.to_string()), 0, &records)
+        .await
+        .unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn an_order_is_charged_at_most_once_and_never_left_charged_once_cancelled(
+        card in prop::sample::select(vec!["tok_visa", "tok_flaky", "tok_decline"]),
+        cancelled in any::<bool>(),
+        deliveries in prop::collection::vec(any::<bool>(), 0..8),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let order_id = OrderId::from_uuid(uuid::Uuid::now_v7());
+            let store = MemoryEventStore::new();
+            order_in(&store, order_id, cancelled).await;
+            let (gateway, vault) = (MemoryGateway::new(), MemoryVault::new());
+            let later = Timestamp::from_jiff(jiff::Timestamp::now()).plus(jiff::SignedDuration::from_hours(1));
+            vault.keep(order_id, &PaymentToken::parse(card).unwrap(), later).await.unwrap();
+            let service = PaymentService::new(
+                Repository::new(store.clone(), 0),
+                SystemClock,
+                gateway.clone(),
+                vault,
+            );
+            // Copies of the triggers in any order (a cancellation only exists if the
+            // order was cancelled); a retryable failure is a delivery that comes back.
+            let trigger = |placed: bool| if placed || !cancelled { Trigger::Placed } else { Trigger::Cancelled };
+            for placed in deliveries {
+                let _ = service.settle(order_id, trigger(placed), &metadata()).await;
+            }
+            // Then the queue delivers each once more until it is handled.
+            let mut last = vec![Trigger::Placed];
+            if cancelled {
+                last.push(Trigger::Cancelled);
+            }
+            for trigger in last {
+                let mut attempts = 0;
+                while service.settle(order_id, trigger, &metadata()).await.is_err() {
+                    attempts += 1;
+                    prop_assert!(attempts < 3, "settles within a redelivery or two");
+                }
+            }
+            let events = Repository::new(store, 0).history::<Payment>(&order_id.to_string()).await.unwrap();
+            let captures = events.iter().filter(|e| matches!(e.data, PaymentEvent::Captured(_))).count();
+            prop_assert!(captures <= 1, "captured {} times", captures);
+            let ledger = gateway.ledger();
+            prop_assert!(ledger.len() <= 1);
+            let charged = ledger.iter().any(|e| !e.refunded);
+            if cancelled {
+                prop_assert!(!charged, "a cancelled order is not left charged");
+            } else {
+                prop_assert_eq!(charged, card != "tok_decline");
+                prop_assert_eq!(captures, usize::from(card != "tok_decline"));
+            }
+            Ok(())
+        })?;
+    }
+}
