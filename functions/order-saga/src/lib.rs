@@ -7,7 +7,7 @@
 use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::sqs::Failure;
-use orderflow_app::{Clock, CommandError, CommandService, Repository, SystemClock};
+use orderflow_app::{Clock, CommandError, CommandService, EventStore, Repository, SystemClock};
 use orderflow_domain::inventory::InventoryEvent;
 use orderflow_domain::order::{Order, OrderCommand, OrderError};
 use orderflow_domain::payment::PaymentEvent;
@@ -135,33 +135,32 @@ pub fn command_for(envelope: &Envelope<Answer>) -> Option<(OrderId, OrderCommand
     })
 }
 
-/// The saga.
+/// The saga, over any event store.
 #[derive(Debug, Clone)]
-pub struct OrderSaga<C> {
-    commands: CommandService<DynamoEventStore, C>,
+pub struct OrderSaga<C, S = DynamoEventStore> {
+    commands: CommandService<S, C>,
 }
 
-impl<C: Clock> OrderSaga<C> {
+impl<C: Clock, S: EventStore> OrderSaga<C, S> {
     /// The saga over the event store.
-    pub const fn new(repository: Repository<DynamoEventStore>, clock: C) -> Self {
+    pub const fn new(repository: Repository<S>, clock: C) -> Self {
         Self {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
         }
     }
-}
 
-impl Consumer for OrderSaga<SystemClock> {
-    const NAME: &'static str = "order-saga";
-    const ACTOR: &'static str = ACTOR;
-    type Event = Answer;
-    type Outcome = Recorded;
-
-    fn build(config: &Config) -> Result<Self, ConfigError> {
-        Ok(Self::new(config.repository()?, SystemClock))
-    }
-
-    async fn on(&self, envelope: Envelope<Answer>, metadata: Metadata) -> Result<Recorded, Failure> {
-        let Some((order_id, command)) = command_for(&envelope) else {
+    /// Records one participant's answer (or compensation) on its order.
+    ///
+    /// # Errors
+    /// [`Failure::poison`] for an event the order does not record or refuses;
+    /// [`Failure::retry`] when the store fails, or when a shipment's cancellation
+    /// overtook its creation.
+    pub async fn record(
+        &self,
+        envelope: &Envelope<Answer>,
+        metadata: &Metadata,
+    ) -> Result<Recorded, Failure> {
+        let Some((order_id, command)) = command_for(envelope) else {
             return Err(Failure::poison(format!(
                 "the saga does not handle {}",
                 envelope.event_type()
@@ -169,7 +168,7 @@ impl Consumer for OrderSaga<SystemClock> {
         };
         let executed = self
             .commands
-            .execute::<Order>(&order_id.to_string(), command, &metadata, None)
+            .execute::<Order>(&order_id.to_string(), command, metadata, None)
             .await
             .map_err(|e| match e {
                 // A shipment's cancellation overtook its creation in the queue: the
@@ -185,5 +184,20 @@ impl Consumer for OrderSaga<SystemClock> {
             .unwrap_or_default();
         tracing::info!(status, "answer recorded on the order");
         Ok(Recorded::of(&executed.events))
+    }
+}
+
+impl Consumer for OrderSaga<SystemClock> {
+    const NAME: &'static str = "order-saga";
+    const ACTOR: &'static str = ACTOR;
+    type Event = Answer;
+    type Outcome = Recorded;
+
+    fn build(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self::new(config.repository()?, SystemClock))
+    }
+
+    async fn on(&self, envelope: Envelope<Answer>, metadata: Metadata) -> Result<Recorded, Failure> {
+        self.record(&envelope, &metadata).await
     }
 }

@@ -5,7 +5,7 @@
 use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::sqs::Failure;
-use orderflow_app::{Clock, CommandService, Repository, SystemClock};
+use orderflow_app::{Clock, CommandService, EventStore, Repository, SystemClock};
 use orderflow_domain::order::OrderEvent;
 use orderflow_domain::shipment::{Shipment, ShipmentCommand, ShipmentCreated};
 use orderflow_domain::{DomainEvent, Envelope, Metadata, OrderId};
@@ -24,13 +24,13 @@ pub fn tracking_number(order_id: OrderId) -> String {
 
 /// The shipping service.
 #[derive(Debug, Clone)]
-pub struct ShippingService<C> {
-    commands: CommandService<DynamoEventStore, C>,
+pub struct ShippingService<C, S = DynamoEventStore> {
+    commands: CommandService<S, C>,
 }
 
-impl<C: Clock> ShippingService<C> {
+impl<C: Clock, S: EventStore> ShippingService<C, S> {
     /// The service over the event store.
-    pub const fn new(repository: Repository<DynamoEventStore>, clock: C) -> Self {
+    pub const fn new(repository: Repository<S>, clock: C) -> Self {
         Self {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
         }
