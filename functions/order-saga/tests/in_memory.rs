@@ -10,75 +10,32 @@ use orderflow_app::{EventRecord, EventStore, Repository, StreamId, SystemClock};
 use orderflow_domain::audit::check_transitions;
 use orderflow_domain::inventory::{InventoryEvent, StockLine, StockReleased, StockReserved};
 use orderflow_domain::order::view::OrderView;
-use orderflow_domain::order::{
-    Order, OrderCommand, OrderState, OrderStatus, PaymentToken, PlaceOrder, PricedLine,
-};
+use orderflow_domain::order::{Order, OrderCommand, OrderStatus};
 use orderflow_domain::payment::{PaymentCaptured, PaymentEvent, PaymentRefunded};
-use orderflow_domain::{
-    Aggregate, Currency, CustomerId, Envelope, Metadata, Money, OrderId, Quantity, Sku, Timestamp,
-};
+use orderflow_domain::testing::{at, decided, envelope, metadata, place, usd};
+use orderflow_domain::{CustomerId, Envelope, OrderId, Quantity, Sku};
 use proptest::prelude::*;
 
-fn metadata() -> Metadata {
-    Metadata {
-        correlation_id: "c".into(),
-        causation_id: "c".into(),
-        actor: "test".into(),
-    }
-}
-
-fn at(second: i64) -> Timestamp {
-    Timestamp::from_micros(1_800_000_000_000_000 + second * 1_000_000).unwrap()
-}
-
-fn usd(amount: u64) -> Money {
-    Money::new(amount, Currency::parse("USD").unwrap())
-}
-
-fn envelope<E>(aggregate_type: &str, order_id: OrderId, version: u64, second: i64, data: E) -> Envelope<E> {
-    Envelope {
-        event_id: uuid::Uuid::now_v7(),
-        aggregate_type: aggregate_type.into(),
-        aggregate_id: order_id.to_string(),
-        version,
-        occurred_at: at(second),
-        metadata: metadata(),
-        replay: None,
-        data,
-    }
+fn participant<E>(
+    aggregate_type: &str,
+    order_id: OrderId,
+    version: u64,
+    second: i64,
+    data: E,
+) -> Envelope<E> {
+    envelope(aggregate_type, &order_id.to_string(), version, at(second), data)
 }
 
 /// The order in the store: placed, and cancelled at once if `cancelled`.
 async fn order_in(store: &MemoryEventStore, order_id: OrderId, cancelled: bool) {
-    let mut commands = vec![OrderCommand::Place(PlaceOrder {
-        order_id,
-        customer_id: CustomerId::parse("c-1").unwrap(),
-        lines: vec![PricedLine {
-            sku: Sku::parse("SKU-1").unwrap(),
-            quantity: Quantity::parse(2).unwrap(),
-            unit_price: usd(500),
-        }],
-        payment: PaymentToken::parse("tok_visa").unwrap().masked(),
-        shipping_address: serde_json::from_str(
-            r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
-        )
-        .unwrap(),
-        placed_at: at(0),
-    })];
+    let mut commands = vec![place(order_id, &CustomerId::parse("c-1").unwrap(), 2, 500, at(0))];
     if cancelled {
         commands.push(OrderCommand::Cancel { detail: None });
     }
-    let mut state = OrderState::default();
-    let mut records = Vec::new();
-    for command in commands {
-        for data in Order::decide(&state, command).unwrap() {
-            state = Order::evolve(state, &data);
-            let version = records.len() as u64 + 1;
-            records.push(EventRecord::from_envelope(&envelope(
-                "order", order_id, version, 0, data,
-            )));
-        }
-    }
+    let records: Vec<EventRecord> = decided(order_id, commands.into_iter().map(|c| (c, at(0))))
+        .iter()
+        .map(EventRecord::from_envelope)
+        .collect();
     store
         .append(&StreamId::new("order", order_id.to_string()), 0, &records)
         .await
@@ -93,7 +50,7 @@ fn answers(order_id: OrderId, cancelled: bool) -> Vec<Envelope<Answer>> {
         quantity: Quantity::parse(2).unwrap(),
     }];
     let mut answers = vec![
-        envelope(
+        participant(
             "inventory",
             order_id,
             1,
@@ -103,7 +60,7 @@ fn answers(order_id: OrderId, cancelled: bool) -> Vec<Envelope<Answer>> {
                 lines: lines.clone(),
             })),
         ),
-        envelope(
+        participant(
             "payment",
             order_id,
             1,
@@ -116,14 +73,14 @@ fn answers(order_id: OrderId, cancelled: bool) -> Vec<Envelope<Answer>> {
         ),
     ];
     if cancelled {
-        answers.push(envelope(
+        answers.push(participant(
             "inventory",
             order_id,
             2,
             3,
             Answer::Inventory(InventoryEvent::Released(StockReleased { order_id, lines })),
         ));
-        answers.push(envelope(
+        answers.push(participant(
             "payment",
             order_id,
             2,

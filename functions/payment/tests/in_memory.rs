@@ -8,60 +8,24 @@
 use orderflow_adapters::MemoryEventStore;
 use orderflow_adapters::payment::{MemoryGateway, MemoryVault};
 use orderflow_app::{EventRecord, EventStore, PaymentVault, Repository, StreamId, SystemClock};
-use orderflow_domain::order::{Order, OrderCommand, OrderState, PaymentToken, PlaceOrder, PricedLine};
+use orderflow_domain::order::{OrderCommand, PaymentToken};
 use orderflow_domain::payment::{Payment, PaymentEvent, Trigger};
-use orderflow_domain::{
-    Aggregate, Currency, CustomerId, Envelope, Metadata, Money, OrderId, Quantity, Sku, Timestamp,
-};
+use orderflow_domain::testing::{decided, metadata, place};
+use orderflow_domain::{CustomerId, OrderId, Timestamp};
 use payment::PaymentService;
 use proptest::prelude::*;
-
-fn metadata() -> Metadata {
-    Metadata {
-        correlation_id: "c".into(),
-        causation_id: "c".into(),
-        actor: "test".into(),
-    }
-}
 
 /// The order's events in the store: placed, and cancelled if `cancelled`.
 async fn order_in(store: &MemoryEventStore, order_id: OrderId, cancelled: bool) {
     let now = Timestamp::from_jiff(jiff::Timestamp::now());
-    let mut commands = vec![OrderCommand::Place(PlaceOrder {
-        order_id,
-        customer_id: CustomerId::parse("c-1").unwrap(),
-        lines: vec![PricedLine {
-            sku: Sku::parse("SKU-1").unwrap(),
-            quantity: Quantity::parse(3).unwrap(),
-            unit_price: Money::new(250, Currency::parse("USD").unwrap()),
-        }],
-        payment: PaymentToken::parse("tok_visa").unwrap().masked(),
-        shipping_address: serde_json::from_str(
-            r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
-        )
-        .unwrap(),
-        placed_at: now,
-    })];
+    let mut commands = vec![place(order_id, &CustomerId::parse("c-1").unwrap(), 3, 250, now)];
     if cancelled {
         commands.push(OrderCommand::Cancel { detail: None });
     }
-    let mut state = OrderState::default();
-    let mut records = Vec::new();
-    for command in commands {
-        for data in Order::decide(&state, command).unwrap() {
-            state = Order::evolve(state, &data);
-            records.push(EventRecord::from_envelope(&Envelope {
-                event_id: uuid::Uuid::now_v7(),
-                aggregate_type: "order".into(),
-                aggregate_id: order_id.to_string(),
-                version: records.len() as u64 + 1,
-                occurred_at: now,
-                metadata: metadata(),
-                replay: None,
-                data,
-            }));
-        }
-    }
+    let records: Vec<EventRecord> = decided(order_id, commands.into_iter().map(|c| (c, now)))
+        .iter()
+        .map(EventRecord::from_envelope)
+        .collect();
     store
         .append(&StreamId::new("order", order_id.to_string()), 0, &records)
         .await

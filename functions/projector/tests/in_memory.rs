@@ -7,84 +7,49 @@
 use orderflow_adapters::{MemoryEventStore, MemoryOrderViews};
 use orderflow_app::{EventRecord, EventStore, OrderViews, Repository, StreamId};
 use orderflow_domain::order::view::OrderView;
-use orderflow_domain::order::{
-    FulfilmentStep, Order, OrderCommand, OrderEvent, OrderState, PaymentToken, PlaceOrder, PricedLine,
-};
-use orderflow_domain::{
-    Aggregate, Currency, CustomerId, Envelope, Metadata, Money, OrderId, Quantity, Sku, Timestamp,
-};
+use orderflow_domain::order::{FulfilmentStep, OrderCommand, OrderEvent};
+use orderflow_domain::testing::{at, decided, place, usd};
+use orderflow_domain::{CustomerId, Envelope, OrderId};
 use projector::{Outcome, Projector};
 use proptest::prelude::*;
 
 /// An order placed, confirmed, shipped, moved on, cancelled and compensated.
 fn history(order_id: OrderId) -> Vec<Envelope<OrderEvent>> {
-    let at = |s: i64| Timestamp::from_micros(1_800_000_000_000_000 + s * 1_000_000).unwrap();
-    let usd = |amount| Money::new(amount, Currency::parse("USD").unwrap());
-    let commands = vec![
-        OrderCommand::Place(PlaceOrder {
-            order_id,
-            customer_id: CustomerId::parse("c-1").unwrap(),
-            lines: vec![PricedLine {
-                sku: Sku::parse("SKU-1").unwrap(),
-                quantity: Quantity::parse(2).unwrap(),
-                unit_price: usd(500),
-            }],
-            payment: PaymentToken::parse("tok_visa").unwrap().masked(),
-            shipping_address: serde_json::from_str(
-                r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
-            )
-            .unwrap(),
-            placed_at: at(0),
-        }),
-        OrderCommand::RecordStockReserved {
-            reservation_id: "r".into(),
-        },
-        OrderCommand::RecordPaymentCaptured {
-            payment_id: "p".into(),
-            amount: usd(1000),
-        },
-        OrderCommand::RecordShipment {
-            shipment_id: "s".into(),
-            tracking_number: "t".into(),
-        },
-        OrderCommand::Advance(FulfilmentStep::Preparing),
-        OrderCommand::Cancel { detail: None },
-        OrderCommand::RecordPaymentRefunded {
-            payment_id: "p".into(),
-            amount: usd(1000),
-            at: at(20),
-        },
-        OrderCommand::RecordStockReleased {
-            reservation_id: "r".into(),
-            at: at(21),
-        },
-        OrderCommand::RecordShipmentCancelled {
-            shipment_id: "s".into(),
-            at: at(22),
-        },
-    ];
-    let mut state = OrderState::default();
-    let mut envelopes = Vec::new();
-    for (second, command) in (1..).zip(commands) {
-        for data in Order::decide(&state, command).unwrap() {
-            state = Order::evolve(state, &data);
-            envelopes.push(Envelope {
-                event_id: uuid::Uuid::now_v7(),
-                aggregate_type: "order".into(),
-                aggregate_id: order_id.to_string(),
-                version: envelopes.len() as u64 + 1,
-                occurred_at: at(second),
-                metadata: Metadata {
-                    correlation_id: "c".into(),
-                    causation_id: "c".into(),
-                    actor: "test".into(),
-                },
-                replay: None,
-                data,
-            });
-        }
-    }
-    envelopes
+    let customer = CustomerId::parse("c-1").unwrap();
+    decided(
+        order_id,
+        [
+            place(order_id, &customer, 2, 500, at(0)),
+            OrderCommand::RecordStockReserved {
+                reservation_id: "r".into(),
+            },
+            OrderCommand::RecordPaymentCaptured {
+                payment_id: "p".into(),
+                amount: usd(1000),
+            },
+            OrderCommand::RecordShipment {
+                shipment_id: "s".into(),
+                tracking_number: "t".into(),
+            },
+            OrderCommand::Advance(FulfilmentStep::Preparing),
+            OrderCommand::Cancel { detail: None },
+            OrderCommand::RecordPaymentRefunded {
+                payment_id: "p".into(),
+                amount: usd(1000),
+                at: at(20),
+            },
+            OrderCommand::RecordStockReleased {
+                reservation_id: "r".into(),
+                at: at(21),
+            },
+            OrderCommand::RecordShipmentCancelled {
+                shipment_id: "s".into(),
+                at: at(22),
+            },
+        ]
+        .into_iter()
+        .zip((1..).map(at)),
+    )
 }
 
 proptest! {

@@ -167,6 +167,26 @@ impl SimulatedGateway {
     }
 }
 
+/// The card that fails transiently on its first attempt for an order.
+const FLAKY: &str = "tok_flaky";
+
+fn flaky() -> GatewayError {
+    GatewayError::Unavailable("simulated provider timeout (tok_flaky)".into())
+}
+
+/// The simulated provider's declining cards: `tok_decline` (`card_declined`) and
+/// `tok_insufficient_funds`.
+fn declined_by(token: &PaymentToken) -> Option<CaptureOutcome> {
+    let reason = match token.expose_secret() {
+        "tok_decline" => "card_declined",
+        "tok_insufficient_funds" => "insufficient_funds",
+        _ => return None,
+    };
+    Some(CaptureOutcome::Declined {
+        reason: reason.into(),
+    })
+}
+
 impl PaymentGateway for SimulatedGateway {
     async fn capture(
         &self,
@@ -175,23 +195,11 @@ impl PaymentGateway for SimulatedGateway {
         token: &PaymentToken,
     ) -> Result<CaptureOutcome, GatewayError> {
         self.available().await?;
-        match token.expose_secret() {
-            "tok_decline" => {
-                return Ok(CaptureOutcome::Declined {
-                    reason: "card_declined".into(),
-                });
-            }
-            "tok_insufficient_funds" => {
-                return Ok(CaptureOutcome::Declined {
-                    reason: "insufficient_funds".into(),
-                });
-            }
-            "tok_flaky" if self.first_attempt(order_id).await? => {
-                return Err(GatewayError::Unavailable(
-                    "simulated provider timeout (tok_flaky)".into(),
-                ));
-            }
-            _ => {}
+        if let Some(declined) = declined_by(token) {
+            return Ok(declined);
+        }
+        if token.expose_secret() == FLAKY && self.first_attempt(order_id).await? {
+            return Err(flaky());
         }
         let entry = LedgerEntry {
             id: format!("capture#{order_id}"),
@@ -467,27 +475,20 @@ impl PaymentGateway for MemoryGateway {
     ) -> Result<CaptureOutcome, GatewayError> {
         let mut provider = self.lock();
         Self::available(&provider)?;
-        let declined = |reason: &str| {
-            Ok(CaptureOutcome::Declined {
-                reason: reason.to_owned(),
-            })
-        };
-        match token.expose_secret() {
-            "tok_decline" => return declined("card_declined"),
-            "tok_insufficient_funds" => return declined("insufficient_funds"),
-            "tok_flaky" => {
-                let attempts = provider.attempts.entry(order_id).or_default();
-                *attempts += 1;
-                if *attempts == 1 {
-                    return Err(GatewayError::Unavailable(
-                        "simulated provider timeout (tok_flaky)".into(),
-                    ));
-                }
+        if let Some(declined) = declined_by(token) {
+            return Ok(declined);
+        }
+        if token.expose_secret() == FLAKY {
+            let attempts = provider.attempts.entry(order_id).or_default();
+            *attempts += 1;
+            if *attempts == 1 {
+                return Err(flaky());
             }
-            _ => {}
         }
         if provider.voided.contains(&order_id) {
-            return declined("payment_cancelled");
+            return Ok(CaptureOutcome::Declined {
+                reason: "payment_cancelled".into(),
+            });
         }
         let entry = provider.captures.entry(order_id).or_insert_with(|| LedgerEntry {
             id: format!("capture#{order_id}"),

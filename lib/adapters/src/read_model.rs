@@ -194,20 +194,13 @@ impl DynamoOrderViews {
             .send()
             .await
             .map_err(|e| StoreError::new("query a customer's orders", e))?;
-        let mut orders = output
+        let orders = output
             .items
             .unwrap_or_default()
             .into_iter()
             .map(|item| Self::decode(item).map(|s| s.view))
             .collect::<Result<Vec<_>, _>>()?;
-        let more = orders.len() > limit;
-        orders.truncate(limit);
-        let next = orders.last().filter(|_| more).map(|last| CustomerCursor {
-            customer_id: customer.to_string(),
-            customer_order_key: customer_order_key(last),
-            order_id: last.order_id.to_string(),
-        });
-        Ok(CustomerPage { orders, next })
+        Ok(CustomerPage::of(customer, orders, limit))
     }
 
     /// Every view in the table (a paginated scan), for comparisons and checks.
@@ -355,14 +348,7 @@ impl OrderViews for MemoryOrderViews {
             .cloned()
             .collect();
         orders.sort_by_key(|view| std::cmp::Reverse(customer_order_key(view)));
-        let more = orders.len() > limit;
-        orders.truncate(limit);
-        let next = orders.last().filter(|_| more).map(|last| CustomerCursor {
-            customer_id: customer.to_string(),
-            customer_order_key: customer_order_key(last),
-            order_id: last.order_id.to_string(),
-        });
-        Ok(CustomerPage { orders, next })
+        Ok(CustomerPage::of(customer, orders, limit))
     }
 
     async fn all(&self) -> Result<HashMap<OrderId, OrderView>, StoreError> {

@@ -8,11 +8,10 @@ mod common;
 
 use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_app::{OrderViews, Written};
+use orderflow_domain::order::OrderCommand;
 use orderflow_domain::order::view::OrderProjection;
-use orderflow_domain::order::{Order, OrderCommand, OrderState, PaymentToken, PlaceOrder, PricedLine};
-use orderflow_domain::{
-    Aggregate, Currency, CustomerId, Envelope, Metadata, Money, OrderId, Quantity, Sku, Timestamp,
-};
+use orderflow_domain::testing::{at, decided, place};
+use orderflow_domain::{CustomerId, OrderId};
 use orderflow_provision::local;
 use uuid::Uuid;
 
@@ -27,44 +26,20 @@ async fn dynamo_views() -> DynamoOrderViews {
 /// An order of `customer` placed at `second` past a fixed minute, folded up to
 /// `versions` events (1: placed; 2: and cancelled).
 fn projection(order_id: OrderId, customer: &CustomerId, second: i64, versions: u64) -> OrderProjection {
-    let placed_at = Timestamp::from_micros(1_800_000_000_000_000 + second * 1_000_000).unwrap();
-    let place = OrderCommand::Place(PlaceOrder {
+    let commands = [
+        place(order_id, customer, 1, 500, at(second)),
+        OrderCommand::Cancel { detail: None },
+    ];
+    let history = decided(
         order_id,
-        customer_id: customer.clone(),
-        lines: vec![PricedLine {
-            sku: Sku::parse("SKU-1").unwrap(),
-            quantity: Quantity::parse(1).unwrap(),
-            unit_price: Money::new(500, Currency::parse("USD").unwrap()),
-        }],
-        payment: PaymentToken::parse("tok_visa").unwrap().masked(),
-        shipping_address: serde_json::from_str(
-            r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
-        )
-        .unwrap(),
-        placed_at,
-    });
-    let mut state = OrderState::default();
+        commands
+            .into_iter()
+            .take(usize::try_from(versions).unwrap())
+            .map(|c| (c, at(second))),
+    );
     let mut projection = OrderProjection::default();
-    let commands = [place, OrderCommand::Cancel { detail: None }];
-    for (version, command) in (1..=versions).zip(commands) {
-        for data in Order::decide(&state, command).unwrap() {
-            state = Order::evolve(state, &data);
-            let envelope = Envelope {
-                event_id: Uuid::now_v7(),
-                aggregate_type: "order".into(),
-                aggregate_id: order_id.to_string(),
-                version,
-                occurred_at: placed_at,
-                metadata: Metadata {
-                    correlation_id: "c".into(),
-                    causation_id: "c".into(),
-                    actor: "test".into(),
-                },
-                replay: None,
-                data,
-            };
-            projection.apply(&envelope);
-        }
+    for envelope in &history {
+        projection.apply(envelope);
     }
     projection
 }

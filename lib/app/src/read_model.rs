@@ -61,6 +61,25 @@ pub fn customer_order_key(view: &OrderView) -> String {
     format!("{}#{}", view.placed_at, view.order_id)
 }
 
+impl CustomerPage {
+    /// The page of `customer`'s orders from `newest_first`, read with one more than
+    /// `limit` to learn whether a next page exists without serving an empty one.
+    #[must_use]
+    pub fn of(customer: &CustomerId, mut newest_first: Vec<OrderView>, limit: usize) -> Self {
+        let more = newest_first.len() > limit;
+        newest_first.truncate(limit);
+        let next = newest_first.last().filter(|_| more).map(|last| CustomerCursor {
+            customer_id: customer.to_string(),
+            customer_order_key: customer_order_key(last),
+            order_id: last.order_id.to_string(),
+        });
+        Self {
+            orders: newest_first,
+            next,
+        }
+    }
+}
+
 /// The order read model.
 pub trait OrderViews: Send + Sync {
     /// The view of one order, read strongly consistently.
