@@ -165,8 +165,8 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
     /// Takes every step `trigger` calls for until none is left.
     ///
     /// # Errors
-    /// [`Failure::Retry`] when the provider or the store is unavailable;
-    /// [`Failure::Poison`] for a capture of an order the store does not hold.
+    /// [`Failure::retry`] when the provider or the store is unavailable;
+    /// [`Failure::poison`] for a capture of an order the store does not hold.
     pub async fn settle(
         &self,
         order_id: OrderId,

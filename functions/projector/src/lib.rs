@@ -71,7 +71,7 @@ impl<S: EventStore, V: OrderViews> Projector<S, V> {
     /// Brings the view of the event's order up to at least the event's version.
     ///
     /// # Errors
-    /// [`Failure::Poison`] for an event that is not of an order; [`Failure::Retry`]
+    /// [`Failure::poison`] for an event that is not of an order; [`Failure::retry`]
     /// when a store fails or does not hold the event yet.
     pub async fn project(&self, envelope: &Envelope<OrderEvent>) -> Result<Outcome, Failure> {
         let order_id = OrderId::parse(&envelope.aggregate_id)

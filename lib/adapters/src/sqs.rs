@@ -102,7 +102,7 @@ impl<E: Disposed + Send + Sync + 'static> From<E> for Failure {
 /// upcast) into `E`, with the metadata for the events it causes (`actor` records them).
 ///
 /// # Errors
-/// [`Failure::Poison`]: the message is not an event of `E`.
+/// [`Failure::poison`]: the message is not an event of `E`.
 pub fn decode_message<E: orderflow_domain::DomainEvent>(
     message: &SqsMessage,
     actor: &str,

@@ -35,7 +35,7 @@ pub enum Applied<E> {
 /// `effects_for` derives from them.
 ///
 /// # Errors
-/// [`Failure::Retry`] for contention or a store failure, [`Failure::Poison`] for a
+/// [`Failure::retry`] for contention or a store failure, [`Failure::poison`] for a
 /// corrupt stream or a refused command.
 pub async fn execute_with_effects<A, C>(
     repository: &Repository<DynamoEventStore>,
