@@ -17,7 +17,7 @@ use orderflow_adapters::DynamoEventStore;
 use orderflow_adapters::catalog::{DynamoCatalog, Product};
 use orderflow_adapters::payment::{DynamoVault, LedgerEntry, SimulatedGateway};
 use orderflow_adapters::read_model::DynamoOrderViews;
-use orderflow_app::{Clock, CommandService, PaymentVault, Repository, SystemClock};
+use orderflow_app::{Catalog, Clock, CommandService, PaymentVault, Repository, SystemClock};
 use orderflow_cli::runner::{Options, Runner};
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{

@@ -5,33 +5,33 @@
 //! Each stock move and its event commit in one DynamoDB transaction, so redeliveries
 //! and retries cannot move stock twice.
 
-use orderflow_adapters::catalog::DynamoCatalog;
+use orderflow_adapters::catalog::{DynamoCatalog, DynamoStockLedger};
 use orderflow_adapters::config::{Config, ConfigError};
-use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::sqs::Failure;
-use orderflow_adapters::transactional::{Applied, execute_with_effects};
-use orderflow_app::{Clock, CommandService, Repository, StoreError, SystemClock};
+use orderflow_app::stock::{Applied, execute_with_moves};
+use orderflow_app::{Clock, CommandService, Repository, StockLedger, StockMove, SystemClock};
 use orderflow_domain::inventory::{Inventory, InventoryCommand, InventoryEvent, ShortageReason, StockLine};
 use orderflow_domain::order::OrderEvent;
 use orderflow_domain::{DomainEvent, Envelope, Metadata, OrderId};
-use orderflow_lambda::{Consumer, Recorded};
+use orderflow_lambda::{Consumer, FromConfig, Recorded};
 
 /// Who records inventory's events.
 pub const ACTOR: &str = "service:inventory";
 
-/// The inventory service.
+/// The inventory service, over any stock ledger (DynamoDB in AWS, memory in tests).
 #[derive(Debug, Clone)]
-pub struct InventoryService<C> {
-    commands: CommandService<DynamoEventStore, C>,
-    catalog: DynamoCatalog,
+pub struct InventoryService<C, L: StockLedger = DynamoStockLedger> {
+    commands: CommandService<L::Store, C>,
+    ledger: L,
 }
 
-impl<C: Clock> InventoryService<C> {
-    /// The service over the event store and the catalog.
-    pub const fn new(repository: Repository<DynamoEventStore>, clock: C, catalog: DynamoCatalog) -> Self {
+impl<C: Clock, L: StockLedger> InventoryService<C, L> {
+    /// The service over `repository` and `ledger`, which must append to the store the
+    /// repository reads.
+    pub const fn new(repository: Repository<L::Store>, clock: C, ledger: L) -> Self {
         Self {
             commands: CommandService::new(repository, clock, orderflow_app::command::DEFAULT_MAX_ATTEMPTS),
-            catalog,
+            ledger,
         }
     }
 
@@ -50,13 +50,14 @@ impl<C: Clock> InventoryService<C> {
             order_id,
             lines: lines.clone(),
         };
-        let applied = execute_with_effects::<Inventory, C>(
+        let applied = execute_with_moves::<Inventory, L, C>(
             self.commands.repository(),
+            &self.ledger,
             self.commands.clock(),
             &id,
             command,
             metadata,
-            |events| self.effects(events),
+            moves,
         )
         .await?;
         match applied {
@@ -68,12 +69,12 @@ impl<C: Clock> InventoryService<C> {
                 }
                 Ok(Recorded::of(&events))
             }
-            Applied::EffectRefused { index, item } => {
+            Applied::Refused { index, unknown } => {
                 let sku = lines.get(index).map(|l| l.sku.clone());
-                let reason = if item.is_some() {
-                    ShortageReason::InsufficientStock
-                } else {
+                let reason = if unknown {
                     ShortageReason::UnknownSku
+                } else {
+                    ShortageReason::InsufficientStock
                 };
                 tracing::info!(sku = ?sku, reason = reason.as_str(), "reservation failed; nothing reserved");
                 let executed = self
@@ -99,62 +100,43 @@ impl<C: Clock> InventoryService<C> {
     /// # Errors
     /// [`Failure`].
     pub async fn release(&self, order_id: OrderId, metadata: &Metadata) -> Result<Recorded, Failure> {
-        let applied = execute_with_effects::<Inventory, C>(
+        let applied = execute_with_moves::<Inventory, L, C>(
             self.commands.repository(),
+            &self.ledger,
             self.commands.clock(),
             &order_id.to_string(),
             InventoryCommand::Release { order_id },
             metadata,
-            |events| self.effects(events),
+            moves,
         )
         .await?;
         match applied {
             Applied::Done(events) => Ok(Recorded::of(&events)),
             // Releasing only fails its condition if the counters were tampered with.
-            Applied::EffectRefused { index, .. } => Err(Failure::poison(format!(
+            Applied::Refused { index, .. } => Err(Failure::poison(format!(
                 "stock of line {index} is not reserved as recorded; the catalog needs a look"
             ))),
         }
     }
-
-    /// The stock moves the decided events stand for.
-    fn effects(
-        &self,
-        events: &[InventoryEvent],
-    ) -> Result<Vec<aws_sdk_dynamodb::types::TransactWriteItem>, StoreError> {
-        let mut effects = Vec::new();
-        for event in events {
-            match event {
-                InventoryEvent::Reserved(e) => {
-                    for line in &e.lines {
-                        effects.push(self.catalog.reserve(line)?);
-                    }
-                }
-                InventoryEvent::Released(e) => {
-                    for line in &e.lines {
-                        effects.push(self.catalog.release(line)?);
-                    }
-                }
-                InventoryEvent::ReservationFailed(_) | InventoryEvent::Voided(_) => {}
-            }
-        }
-        Ok(effects)
-    }
 }
 
-impl Consumer for InventoryService<SystemClock> {
+/// The stock moves the decided events stand for.
+fn moves(events: &[InventoryEvent]) -> Vec<StockMove> {
+    events
+        .iter()
+        .flat_map(|event| match event {
+            InventoryEvent::Reserved(e) => e.lines.iter().cloned().map(StockMove::Reserve).collect(),
+            InventoryEvent::Released(e) => e.lines.iter().cloned().map(StockMove::Release).collect(),
+            InventoryEvent::ReservationFailed(_) | InventoryEvent::Voided(_) => Vec::new(),
+        })
+        .collect()
+}
+
+impl<C: Clock + 'static, L: StockLedger + 'static> Consumer for InventoryService<C, L> {
     const NAME: &'static str = "inventory";
     const ACTOR: &'static str = ACTOR;
     type Event = OrderEvent;
     type Outcome = Recorded;
-
-    fn build(config: &Config) -> Result<Self, ConfigError> {
-        Ok(Self::new(
-            config.repository()?,
-            SystemClock,
-            DynamoCatalog::new(config.dynamodb.clone(), config.required("CATALOG_TABLE")?),
-        ))
-    }
 
     async fn on(&self, envelope: Envelope<OrderEvent>, metadata: Metadata) -> Result<Recorded, Failure> {
         match &envelope.data {
@@ -179,5 +161,14 @@ impl Consumer for InventoryService<SystemClock> {
                 other.event_type()
             ))),
         }
+    }
+}
+
+impl FromConfig for InventoryService<SystemClock> {
+    fn build(config: &Config) -> Result<Self, ConfigError> {
+        let repository = config.repository()?;
+        let catalog = DynamoCatalog::new(config.dynamodb.clone(), config.required("CATALOG_TABLE")?);
+        let ledger = DynamoStockLedger::new(repository.store().clone(), catalog);
+        Ok(Self::new(repository, SystemClock, ledger))
     }
 }

@@ -36,7 +36,9 @@ use orderflow_adapters::payment::DynamoVault;
 use orderflow_adapters::rate_limit::{Admission, DynamoRateLimiter};
 use orderflow_adapters::read_model::{CustomerCursor, DynamoOrderViews};
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
-use orderflow_app::{Clock, CommandService, Idempotency, PaymentVault, SystemClock, fingerprint, scoped_key};
+use orderflow_app::{
+    Catalog, Clock, CommandService, Idempotency, PaymentVault, SystemClock, fingerprint, scoped_key,
+};
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{
     FulfilmentStep, Order, OrderCommand, OrderError, OrderState, PaymentToken, PlaceOrder, PricedLine,

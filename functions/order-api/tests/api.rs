@@ -17,7 +17,7 @@ use order_api::{Access, Api, router};
 use orderflow_adapters::catalog::{DynamoCatalog, Product};
 use orderflow_adapters::payment::DynamoVault;
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
-use orderflow_app::{CommandService, Repository, SystemClock};
+use orderflow_app::{Catalog, CommandService, Repository, SystemClock};
 use orderflow_domain::{Currency, Sku};
 use orderflow_provision::faults::{Faults, dynamodb_client_with};
 use orderflow_provision::local;

@@ -13,7 +13,7 @@ use orderflow_domain::order::{Order, OrderCommand, OrderError};
 use orderflow_domain::payment::PaymentEvent;
 use orderflow_domain::shipment::ShipmentEvent;
 use orderflow_domain::{DecodeError, DomainEvent, Envelope, Metadata, OrderId};
-use orderflow_lambda::{Consumer, Recorded};
+use orderflow_lambda::{Consumer, FromConfig, Recorded};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -187,17 +187,19 @@ impl<C: Clock, S: EventStore> OrderSaga<C, S> {
     }
 }
 
-impl Consumer for OrderSaga<SystemClock> {
+impl<C: Clock + 'static, S: EventStore + 'static> Consumer for OrderSaga<C, S> {
     const NAME: &'static str = "order-saga";
     const ACTOR: &'static str = ACTOR;
     type Event = Answer;
     type Outcome = Recorded;
 
-    fn build(config: &Config) -> Result<Self, ConfigError> {
-        Ok(Self::new(config.repository()?, SystemClock))
-    }
-
     async fn on(&self, envelope: Envelope<Answer>, metadata: Metadata) -> Result<Recorded, Failure> {
         self.record(&envelope, &metadata).await
+    }
+}
+
+impl FromConfig for OrderSaga<SystemClock> {
+    fn build(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self::new(config.repository()?, SystemClock))
     }
 }

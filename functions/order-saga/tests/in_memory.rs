@@ -12,8 +12,8 @@ use orderflow_domain::inventory::{InventoryEvent, StockLine, StockReleased, Stoc
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{Order, OrderCommand, OrderStatus};
 use orderflow_domain::payment::{PaymentCaptured, PaymentEvent, PaymentRefunded};
-use orderflow_domain::testing::{at, decided, envelope, metadata, place, usd};
 use orderflow_domain::{CustomerId, Envelope, OrderId, Quantity, Sku};
+use orderflow_testkit::{at, decided, envelope, metadata, place, usd};
 use proptest::prelude::*;
 
 fn participant<E>(

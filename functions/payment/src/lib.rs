@@ -27,7 +27,7 @@ use orderflow_domain::payment::{
     Payment, PaymentCaptured, PaymentCommand, PaymentDeclined, PaymentRefunded, Step, Trigger, next_step,
 };
 use orderflow_domain::{DomainEvent, Envelope, Metadata, Money, OrderId};
-use orderflow_lambda::Consumer;
+use orderflow_lambda::{Consumer, FromConfig};
 
 /// Backoff on the payment queue from the function's variables (`PAYMENT_QUEUE_URL`,
 /// `PAYMENT_RETRY_BASE_SECONDS`, default 30, `PAYMENT_RETRY_MAX_SECONDS`, default
@@ -56,30 +56,13 @@ pub fn backoff(
         .map(|url| Backoff::new(sqs, url, base, max)))
 }
 
-impl Consumer for PaymentService<SimulatedGateway, DynamoVault, SystemClock> {
+impl<G: PaymentGateway + 'static, V: PaymentVault + 'static, C: Clock + 'static, S: EventStore + 'static>
+    Consumer for PaymentService<G, V, C, S>
+{
     const NAME: &'static str = "payment";
     const ACTOR: &'static str = ACTOR;
     type Event = OrderEvent;
     type Outcome = Settled;
-
-    fn build(config: &Config) -> Result<Self, ConfigError> {
-        let dynamodb = &config.dynamodb;
-        let service = Self::new(
-            config.repository()?,
-            SystemClock,
-            SimulatedGateway::new(dynamodb.clone(), config.required("PAYMENT_PROVIDER_TABLE")?),
-            DynamoVault::new(dynamodb.clone(), config.required("PAYMENT_VAULT_TABLE")?),
-        )
-        .with_replayed_side_effects(config.var("REPLAY_SIDE_EFFECTS").is_some_and(|v| v == "apply"));
-        let backoff = match &config.sqs {
-            Some(sqs) => backoff(sqs.clone(), |name| config.var(name))?,
-            None => None,
-        };
-        Ok(match backoff {
-            Some(backoff) => service.with_backoff(backoff),
-            None => service,
-        })
-    }
 
     async fn on(&self, envelope: Envelope<OrderEvent>, metadata: Metadata) -> Result<Settled, Failure> {
         let order_id = OrderId::parse(&envelope.aggregate_id)
@@ -106,6 +89,27 @@ impl Consumer for PaymentService<SimulatedGateway, DynamoVault, SystemClock> {
 
     fn backoff(&self) -> Option<&Backoff> {
         self.backoff.as_ref()
+    }
+}
+
+impl FromConfig for PaymentService<SimulatedGateway, DynamoVault, SystemClock> {
+    fn build(config: &Config) -> Result<Self, ConfigError> {
+        let dynamodb = &config.dynamodb;
+        let service = Self::new(
+            config.repository()?,
+            SystemClock,
+            SimulatedGateway::new(dynamodb.clone(), config.required("PAYMENT_PROVIDER_TABLE")?),
+            DynamoVault::new(dynamodb.clone(), config.required("PAYMENT_VAULT_TABLE")?),
+        )
+        .with_replayed_side_effects(config.var("REPLAY_SIDE_EFFECTS").is_some_and(|v| v == "apply"));
+        let backoff = match &config.sqs {
+            Some(sqs) => backoff(sqs.clone(), |name| config.var(name))?,
+            None => None,
+        };
+        Ok(match backoff {
+            Some(backoff) => service.with_backoff(backoff),
+            None => service,
+        })
     }
 }
 

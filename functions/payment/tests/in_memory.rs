@@ -10,8 +10,8 @@ use orderflow_adapters::payment::{MemoryGateway, MemoryVault};
 use orderflow_app::{EventRecord, EventStore, PaymentVault, Repository, StreamId, SystemClock};
 use orderflow_domain::order::{OrderCommand, PaymentToken};
 use orderflow_domain::payment::{Payment, PaymentEvent, Trigger};
-use orderflow_domain::testing::{decided, metadata, place};
 use orderflow_domain::{CustomerId, OrderId, Timestamp};
+use orderflow_testkit::{decided, metadata, place};
 use payment::PaymentService;
 use proptest::prelude::*;
 

@@ -17,7 +17,7 @@ use orderflow_app::{EventStore, OrderViews, Repository, Written};
 use orderflow_domain::order::view::{Applied, OrderProjection};
 use orderflow_domain::order::{Order, OrderEvent};
 use orderflow_domain::{Envelope, Metadata, OrderId};
-use orderflow_lambda::Consumer;
+use orderflow_lambda::{Consumer, FromConfig};
 
 /// The projector's name in logs (it records no events).
 pub const ACTOR: &str = "service:projector";
@@ -44,21 +44,23 @@ pub struct Projector<S = DynamoEventStore, V = DynamoOrderViews> {
     views: V,
 }
 
-impl Consumer for Projector {
+impl<S: EventStore + 'static, V: OrderViews + 'static> Consumer for Projector<S, V> {
     const NAME: &'static str = "projector";
     const ACTOR: &'static str = ACTOR;
     type Event = OrderEvent;
     type Outcome = Outcome;
 
+    async fn on(&self, envelope: Envelope<OrderEvent>, _metadata: Metadata) -> Result<Outcome, Failure> {
+        self.project(&envelope).await
+    }
+}
+
+impl FromConfig for Projector {
     fn build(config: &Config) -> Result<Self, ConfigError> {
         Ok(Self::new(
             config.repository()?,
             DynamoOrderViews::new(config.dynamodb.clone(), config.required("ORDER_VIEW_TABLE")?),
         ))
-    }
-
-    async fn on(&self, envelope: Envelope<OrderEvent>, _metadata: Metadata) -> Result<Outcome, Failure> {
-        self.project(&envelope).await
     }
 }
 

@@ -8,8 +8,8 @@ use orderflow_adapters::{MemoryEventStore, MemoryOrderViews};
 use orderflow_app::{EventRecord, EventStore, OrderViews, Repository, StreamId};
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{FulfilmentStep, OrderCommand, OrderEvent};
-use orderflow_domain::testing::{at, decided, place, usd};
 use orderflow_domain::{CustomerId, Envelope, OrderId};
+use orderflow_testkit::{at, decided, place, usd};
 use projector::{Outcome, Projector};
 use proptest::prelude::*;
 

@@ -9,7 +9,7 @@ use orderflow_app::{Clock, CommandService, EventStore, Repository, SystemClock};
 use orderflow_domain::order::OrderEvent;
 use orderflow_domain::shipment::{Shipment, ShipmentCommand, ShipmentCreated};
 use orderflow_domain::{DomainEvent, Envelope, Metadata, OrderId};
-use orderflow_lambda::{Consumer, Recorded};
+use orderflow_lambda::{Consumer, FromConfig, Recorded};
 
 /// Who records shipping's events.
 pub const ACTOR: &str = "service:shipping";
@@ -37,15 +37,11 @@ impl<C: Clock, S: EventStore> ShippingService<C, S> {
     }
 }
 
-impl Consumer for ShippingService<SystemClock> {
+impl<C: Clock + 'static, S: EventStore + 'static> Consumer for ShippingService<C, S> {
     const NAME: &'static str = "shipping";
     const ACTOR: &'static str = ACTOR;
     type Event = OrderEvent;
     type Outcome = Recorded;
-
-    fn build(config: &Config) -> Result<Self, ConfigError> {
-        Ok(Self::new(config.repository()?, SystemClock))
-    }
 
     async fn on(&self, envelope: Envelope<OrderEvent>, metadata: Metadata) -> Result<Recorded, Failure> {
         let order_id = OrderId::parse(&envelope.aggregate_id)
@@ -69,5 +65,11 @@ impl Consumer for ShippingService<SystemClock> {
             .execute::<Shipment>(&order_id.to_string(), command, &metadata, None)
             .await?;
         Ok(Recorded::of(&executed.events))
+    }
+}
+
+impl FromConfig for ShippingService<SystemClock> {
+    fn build(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self::new(config.repository()?, SystemClock))
     }
 }

@@ -29,7 +29,7 @@ use orderflow_adapters::DynamoEventStore;
 use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::payment::SimulatedGateway;
 use orderflow_adapters::read_model::DynamoOrderViews;
-use orderflow_app::{EventStore, Repository};
+use orderflow_app::{Catalog, EventStore, Repository};
 use orderflow_domain::audit::{OrderStreams, audit_order, held_stock, unrecorded_outcomes};
 use orderflow_domain::inventory::Inventory;
 use orderflow_domain::order::view::OrderView;

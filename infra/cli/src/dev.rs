@@ -26,6 +26,7 @@ use anyhow::Context;
 use order_api::Api;
 use orderflow_adapters::catalog::{DynamoCatalog, Product};
 use orderflow_adapters::config::Config;
+use orderflow_app::Catalog;
 use orderflow_provision::local::{self, Stack};
 use orderflow_provision::{Template, local::provision_stack};
 

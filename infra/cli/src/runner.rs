@@ -25,7 +25,7 @@ use orderflow_adapters::payment::{DynamoVault, SimulatedGateway};
 use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_adapters::{DynamoEventStore, EventBridgePublisher};
 use orderflow_app::{Clock, SystemClock};
-use orderflow_lambda::{Consumer as _, Service};
+use orderflow_lambda::{Consumer as _, FromConfig, Service};
 use orderflow_provision::local::{self, Stack};
 use orderflow_provision::messaging::Queue;
 use orderflow_provision::{SqsMapping, Template};
@@ -279,22 +279,22 @@ pub fn stack_config(
 /// # Errors
 /// When the binary is unknown or the configuration lacks what it needs.
 pub fn registry(binary: &str, config: &Config) -> anyhow::Result<BatchHandler> {
-    fn service<C: orderflow_lambda::Consumer>(config: &Config) -> anyhow::Result<BatchHandler> {
+    // The consumers as deployed: each over the adapters its `FromConfig` builds.
+    type Inventory = inventory::InventoryService<SystemClock>;
+    type Payment = payment::PaymentService<SimulatedGateway, DynamoVault, SystemClock>;
+    type Shipping = shipping::ShippingService<SystemClock>;
+    type OrderSaga = order_saga::OrderSaga<SystemClock>;
+    type Projector = projector::Projector;
+    fn service<C: FromConfig>(config: &Config) -> anyhow::Result<BatchHandler> {
         let service = Service::<C>::from_config(config)?;
         Ok(boxed(service, |s, e| async move { s.handle(e).await }))
     }
     match binary {
-        inventory::InventoryService::<SystemClock>::NAME => {
-            service::<inventory::InventoryService<SystemClock>>(config)
-        }
-        payment::PaymentService::<SimulatedGateway, DynamoVault, SystemClock>::NAME => {
-            service::<payment::PaymentService<SimulatedGateway, DynamoVault, SystemClock>>(config)
-        }
-        shipping::ShippingService::<SystemClock>::NAME => {
-            service::<shipping::ShippingService<SystemClock>>(config)
-        }
-        order_saga::OrderSaga::<SystemClock>::NAME => service::<order_saga::OrderSaga<SystemClock>>(config),
-        projector::Projector::NAME => service::<projector::Projector>(config),
+        Inventory::NAME => service::<Inventory>(config),
+        Payment::NAME => service::<Payment>(config),
+        Shipping::NAME => service::<Shipping>(config),
+        OrderSaga::NAME => service::<OrderSaga>(config),
+        Projector::NAME => service::<Projector>(config),
         other => anyhow::bail!("no in-process handler for function binary {other:?}"),
     }
 }

@@ -14,7 +14,6 @@ pub mod rate_limit;
 pub mod read_model;
 pub mod sqs;
 pub mod telemetry;
-pub mod transactional;
 
 pub use bus::{BusEvent, EventBridgePublisher};
 pub use config::{Config, ConfigError, aws_sdk_config};

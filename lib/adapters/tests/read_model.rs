@@ -10,9 +10,9 @@ use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_app::{OrderViews, Written};
 use orderflow_domain::order::OrderCommand;
 use orderflow_domain::order::view::OrderProjection;
-use orderflow_domain::testing::{at, decided, place};
 use orderflow_domain::{CustomerId, OrderId};
 use orderflow_provision::local;
+use orderflow_testkit::{at, decided, place};
 use uuid::Uuid;
 
 async fn dynamo_views() -> DynamoOrderViews {

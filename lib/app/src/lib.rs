@@ -5,6 +5,7 @@
 //! - [`command`]: load (snapshot + events, upcast on read), decide, append at the
 //!   expected version, re-decide on a lost race.
 //! - [`idempotency`]: run work once per idempotency key.
+//! - [`stock`]: the catalog, and stock moves committed with the events that record them.
 //! - [`disposition`]: whether a failure is worth a redelivery, said once per error.
 //!
 //! No AWS here: adapters live in `orderflow-adapters`.
@@ -14,6 +15,7 @@ pub mod disposition;
 pub mod idempotency;
 pub mod ports;
 pub mod read_model;
+pub mod stock;
 
 pub use command::{CommandError, CommandService, Executed, LoadError, Loaded, Repository};
 pub use disposition::{Disposed, Disposition, cause_chain};
@@ -25,3 +27,4 @@ pub use ports::{
     validate_append,
 };
 pub use read_model::{CustomerCursor, CustomerPage, OrderViews, StoredView, Written};
+pub use stock::{Catalog, MoveError, Product, StockLedger, StockMove};

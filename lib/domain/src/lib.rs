@@ -17,8 +17,6 @@ pub mod money;
 pub mod order;
 pub mod payment;
 pub mod shipment;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod time;
 
 use serde::Serialize;

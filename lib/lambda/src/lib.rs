@@ -2,7 +2,7 @@
 //!
 //! A consumer says what it is ([`Consumer::NAME`], [`Consumer::ACTOR`]), which events
 //! it reads ([`Consumer::Event`]), how it builds its dependencies from configuration
-//! ([`Consumer::build`]) and what it does with one event ([`Consumer::on`], returning
+//! ([`FromConfig::build`]) and what it does with one event ([`Consumer::on`], returning
 //! its own typed outcome). [`Service`] does the rest, the same for all of them:
 //! decoding the EventBridge event an SQS message carries (and upcasting it), the span
 //! with the correlation id, handling a batch's messages concurrently within the
@@ -32,12 +32,6 @@ pub trait Consumer: Send + Sync + Sized + 'static {
     /// What handling one event did, for the log line.
     type Outcome: Debug + Send;
 
-    /// Builds the consumer from configuration.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming a missing or malformed variable.
-    fn build(config: &Config) -> Result<Self, ConfigError>;
-
     /// Handles one event.
     ///
     /// # Errors
@@ -53,6 +47,17 @@ pub trait Consumer: Send + Sync + Sized + 'static {
     fn backoff(&self) -> Option<&Backoff> {
         None
     }
+}
+
+/// A consumer as deployed: built from its function's configuration (the template's
+/// environment in Lambda and in `orderflow dev`). Kept apart from [`Consumer`] so the
+/// same consumer runs over in-memory adapters in tests and the simulation.
+pub trait FromConfig: Consumer {
+    /// Builds the consumer from configuration.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming a missing or malformed variable.
+    fn build(config: &Config) -> Result<Self, ConfigError>;
 }
 
 /// The event types a consumer appended (empty: a duplicate, or nothing to do).
@@ -87,7 +92,10 @@ impl<C: Consumer> Service<C> {
     ///
     /// # Errors
     /// [`ConfigError`] naming a missing or malformed variable.
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError>
+    where
+        C: FromConfig,
+    {
         Ok(Self {
             consumer: C::build(config)?,
             failures: Some(config.failure_log(C::ACTOR)?),
@@ -137,7 +145,7 @@ impl<C: Consumer> Service<C> {
 ///
 /// # Errors
 /// When the configuration is incomplete or the runtime fails.
-pub async fn serve<C: Consumer>() -> Result<(), Error> {
+pub async fn serve<C: FromConfig>() -> Result<(), Error> {
     orderflow_adapters::telemetry::init();
     let config = Config::from_process().await;
     let service = Service::<C>::from_config(&config)?;
@@ -173,12 +181,6 @@ mod tests {
         const ACTOR: &'static str = "service:probe";
         type Event = OrderEvent;
         type Outcome = &'static str;
-
-        fn build(_: &Config) -> Result<Self, ConfigError> {
-            Ok(Self {
-                seen: Mutex::new(Vec::new()),
-            })
-        }
 
         async fn on(
             &self,

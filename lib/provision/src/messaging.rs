@@ -99,6 +99,106 @@ fn declared_redrive(template: &Template, logical_id: &str) -> Result<Option<(Str
     Ok(Some((target, number(property(policy, "maxReceiveCount"), 5))))
 }
 
+/// A queue as the template declares it, before any emulator is involved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Visibility timeout, seconds.
+    pub visibility_timeout: u32,
+    /// The DLQ's logical id and `maxReceiveCount`, if it has a redrive policy.
+    pub redrive: Option<(String, u32)>,
+}
+
+/// An EventBridge rule as the template declares it: its pattern and the queues it
+/// targets (logical ids).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSpec {
+    /// The rule's logical id.
+    pub logical_id: String,
+    /// Its event pattern.
+    pub pattern: serde_json::Value,
+    /// The queues it delivers to.
+    pub queues: Vec<String>,
+}
+
+/// Every queue of `template`, by logical id.
+///
+/// # Errors
+/// [`ProvisionError`] when a redrive policy names no queue.
+pub fn declared_queues(template: &Template) -> Result<BTreeMap<String, QueueSpec>, ProvisionError> {
+    template
+        .logical_ids("AWS::SQS::Queue")
+        .into_iter()
+        .map(|id| {
+            let spec = QueueSpec {
+                visibility_timeout: number(property(template.properties(id), "VisibilityTimeout"), 30),
+                redrive: declared_redrive(template, id)?,
+            };
+            Ok((id.to_owned(), spec))
+        })
+        .collect()
+}
+
+/// Every rule of `template` with its pattern and target queues.
+///
+/// # Errors
+/// [`ProvisionError`] when a rule lacks a pattern or targets something other than a
+/// queue.
+pub fn declared_rules(template: &Template) -> Result<Vec<RuleSpec>, ProvisionError> {
+    template
+        .logical_ids("AWS::Events::Rule")
+        .into_iter()
+        .map(|id| {
+            let properties = template.properties(id);
+            let pattern =
+                property(properties, "EventPattern").ok_or_else(|| unsupported(id, "EventPattern"))?;
+            let pattern =
+                serde_json::to_value(pattern).map_err(|e| ProvisionError::Parse(format!("{id}: {e}")))?;
+            let queues = property(properties, "Targets")
+                .and_then(Value::as_sequence)
+                .ok_or_else(|| unsupported(id, "Targets"))?
+                .iter()
+                .map(|t| {
+                    property(t, "Arn")
+                        .and_then(referenced)
+                        .ok_or_else(|| unsupported(id, "Targets.Arn (must reference a queue)"))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(RuleSpec {
+                logical_id: id.to_owned(),
+                pattern,
+                queues,
+            })
+        })
+        .collect()
+}
+
+/// Whether `event` matches an EventBridge `pattern`, for the subset the template
+/// uses: nested objects, lists of exact values and `{"prefix": …}`. Anything else in
+/// a pattern matches nothing, so an unsupported pattern fails loudly in tests.
+#[must_use]
+pub fn pattern_matches(pattern: &serde_json::Value, event: &serde_json::Value) -> bool {
+    use serde_json::Value as Json;
+    let Json::Object(fields) = pattern else {
+        return false;
+    };
+    fields.iter().all(|(name, wanted)| {
+        let actual = event.get(name).unwrap_or(&Json::Null);
+        match wanted {
+            Json::Object(_) => pattern_matches(wanted, actual),
+            Json::Array(options) => options.iter().any(|option| match option {
+                Json::Object(matcher) => match (matcher.get("prefix"), actual) {
+                    (Some(Json::String(prefix)), Json::String(value)) if matcher.len() == 1 => {
+                        value.starts_with(prefix.as_str())
+                    }
+                    _ => false,
+                },
+                exact => exact == actual,
+            }),
+            _ => false,
+        }
+    })
+}
+
 /// The queues, buses and rules of `template` as `orderflow dev` created them, looked
 /// up, never created: `None` when a queue is missing (no such local stack).
 ///
@@ -320,4 +420,53 @@ pub fn table_names(template: &Template, prefix: &str) -> HashMap<String, String>
         .into_iter()
         .map(|id| (id.to_owned(), local_name(prefix, id)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn patterns_match_values_prefixes_and_nested_fields() {
+        let pattern =
+            json!({"source": ["orderflow.order"], "detail-type": ["OrderPlaced", "OrderCancelled"]});
+        let placed = json!({"source": "orderflow.order", "detail-type": "OrderPlaced"});
+        let confirmed = json!({"source": "orderflow.order", "detail-type": "OrderConfirmed"});
+        assert!(pattern_matches(&pattern, &placed));
+        assert!(!pattern_matches(&pattern, &confirmed));
+        let prefix = json!({"source": [{"prefix": "orderflow."}]});
+        assert!(pattern_matches(&prefix, &placed));
+        assert!(!pattern_matches(&prefix, &json!({"source": "other.order"})));
+        let nested = json!({"detail": {"metadata": {"actor": ["service:payment"]}}});
+        assert!(pattern_matches(
+            &nested,
+            &json!({"detail": {"metadata": {"actor": "service:payment"}}})
+        ));
+        assert!(!pattern_matches(&nested, &placed));
+        // What the subset does not know matches nothing.
+        assert!(!pattern_matches(
+            &json!({"source": [{"anything-but": "x"}]}),
+            &placed
+        ));
+    }
+
+    #[test]
+    fn the_template_declares_its_rules_and_queues() {
+        let template = Template::load(&Template::default_path()).unwrap();
+        let rules = declared_rules(&template).unwrap();
+        let saga = rules.iter().find(|r| r.logical_id == "OrderSagaRule").unwrap();
+        assert_eq!(saga.queues, ["OrderSagaQueue"]);
+        let queues = declared_queues(&template).unwrap();
+        assert_eq!(
+            queues["OrderSagaQueue"]
+                .redrive
+                .as_ref()
+                .map(|(dlq, _)| dlq.as_str()),
+            Some("OrderSagaDeadLetterQueue")
+        );
+    }
 }

@@ -12,6 +12,8 @@ use orderflow_domain::Timestamp;
 #[derive(Debug, Default)]
 struct Inner {
     streams: HashMap<StreamId, Vec<EventRecord>>,
+    /// Every event in the order it was committed: what a table's stream would carry.
+    log: Vec<EventRecord>,
     snapshots: HashMap<StreamId, BTreeMap<u64, SnapshotRecord>>,
 }
 
@@ -28,6 +30,20 @@ impl MemoryEventStore {
         Self::default()
     }
 
+    /// The events committed after the first `position`, in commit order: the store's
+    /// change stream, for a simulated relay.
+    ///
+    /// # Errors
+    /// [`StoreError`] if a writer panicked holding the store.
+    pub fn committed_since(&self, position: usize) -> Result<Vec<EventRecord>, StoreError> {
+        Ok(self
+            .lock()?
+            .log
+            .get(position..)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default())
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
         self.inner
             .lock()
@@ -35,18 +51,25 @@ impl MemoryEventStore {
     }
 }
 
-impl EventStore for MemoryEventStore {
-    async fn append(
+impl MemoryEventStore {
+    /// Appends `events` at `expected_version`, running `commit` (a side effect that must
+    /// commit with them) under the store's lock first: when `commit` fails, nothing is
+    /// appended. The same append again succeeds without running `commit`.
+    ///
+    /// # Errors
+    /// `commit`'s error, or the append's as in [`EventStore::append`].
+    pub fn append_then<E: From<AppendError>>(
         &self,
         stream: &StreamId,
         expected_version: u64,
         events: &[EventRecord],
-    ) -> Result<(), AppendError> {
+        commit: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
         validate_append(stream, expected_version, events)?;
         if events.is_empty() {
-            return Ok(());
+            return commit();
         }
-        let mut inner = self.lock()?;
+        let mut inner = self.lock().map_err(AppendError::Store)?;
         let stored = inner.streams.entry(stream.clone()).or_default();
         // The same append again (the same events at the same versions): a retry of one
         // that succeeded, as DynamoDB's client request token answers it.
@@ -61,10 +84,24 @@ impl EventStore for MemoryEventStore {
             return Err(AppendError::Conflict {
                 stream: stream.clone(),
                 expected_version,
-            });
+            }
+            .into());
         }
+        commit()?;
         stored.extend_from_slice(events);
+        inner.log.extend_from_slice(events);
         Ok(())
+    }
+}
+
+impl EventStore for MemoryEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+    ) -> Result<(), AppendError> {
+        self.append_then(stream, expected_version, events, || Ok::<_, AppendError>(()))
     }
 
     async fn load(&self, stream: &StreamId, after_version: u64) -> Result<Vec<EventRecord>, StoreError> {

@@ -1,4 +1,4 @@
-//! Builders for other crates' tests (feature `testing`): an order to place, the
+//! Builders for the workspace's tests: an order to place, the
 //! envelope an event is stored in, and a history decided by the decider itself, so
 //! every suite builds them one way and none can build a history the decider would
 //! not write.
@@ -10,12 +10,14 @@
     reason = "test builders"
 )]
 
-use crate::Aggregate;
-use crate::envelope::{Envelope, Metadata};
-use crate::ids::{CustomerId, OrderId, Quantity, Sku};
-use crate::money::{Currency, Money};
-use crate::order::{Order, OrderCommand, OrderEvent, OrderState, PaymentToken, PlaceOrder, PricedLine};
-use crate::time::Timestamp;
+use orderflow_domain::Aggregate;
+use orderflow_domain::envelope::{Envelope, Metadata};
+use orderflow_domain::ids::{CustomerId, OrderId, Quantity, Sku};
+use orderflow_domain::money::{Currency, Money};
+use orderflow_domain::order::{
+    Order, OrderCommand, OrderEvent, OrderState, PaymentToken, PlaceOrder, PricedLine,
+};
+use orderflow_domain::time::Timestamp;
 
 /// `amount` US cents.
 #[must_use]
