@@ -58,6 +58,11 @@ else
 	infra/local/with-emulators.sh cargo test --workspace --locked
 endif
 
+SEEDS ?= 100
+.PHONY: simulate
+simulate: ## The whole system in memory: SEEDS seeded schedules with faults, every invariant checked (SEED=n replays one, with its trace).
+	cargo run --quiet --locked -p orderflow-simulate -- $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
+
 .PHONY: check-lambda-watch
 check-lambda-watch: install tools ## The cargo lambda watch loop, end to end (an order placed and confirmed).
 	infra/local/with-emulators.sh infra/local/lambda-watch-check.sh

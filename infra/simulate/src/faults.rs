@@ -1,0 +1,386 @@
+//! The scheduler's randomness and the faults it injects: one seeded generator decides
+//! every choice, so a seed replays exactly. Adapters are wrapped, not changed: a store
+//! or provider call can fail before it happens (an outage) or after (the write happened,
+//! the caller saw an error, as a crash or a lost response leaves it).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use orderflow_adapters::MemoryEventStore;
+use orderflow_adapters::catalog::MemoryStockLedger;
+use orderflow_app::{
+    AppendError, CaptureOutcome, Clock, EventRecord, EventStore, GatewayError, MoveError, PaymentGateway,
+    ProviderCapture, SnapshotRecord, StockLedger, StockMove, StoreError, StreamId,
+};
+use orderflow_domain::order::PaymentToken;
+use orderflow_domain::{Money, OrderId, Timestamp};
+
+/// SplitMix64: small, fast, and the same sequence for the same seed everywhere.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// The generator for `seed`.
+    #[must_use]
+    pub const fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub const fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`0` when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        usize::try_from(self.next() % n as u64).unwrap_or(0)
+    }
+
+    /// True `per_mille` times in a thousand.
+    pub fn chance(&mut self, per_mille: u64) -> bool {
+        self.next() % 1000 < per_mille
+    }
+}
+
+/// Simulated time, shared by every writer; each writer may read it skewed.
+#[derive(Debug, Clone)]
+pub struct SimClock {
+    now: Arc<AtomicI64>,
+    skew_micros: i64,
+}
+
+/// Where simulated time starts: 2026-11-21T06:30:00Z.
+const EPOCH_MICROS: i64 = 1_795_761_000_000_000;
+
+impl SimClock {
+    /// A clock at the start of simulated time.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            now: Arc::new(AtomicI64::new(EPOCH_MICROS)),
+            skew_micros: 0,
+        }
+    }
+
+    /// The same time, read `skew_micros` off (a writer whose clock drifts).
+    #[must_use]
+    pub fn skewed(&self, skew_micros: i64) -> Self {
+        Self {
+            now: Arc::clone(&self.now),
+            skew_micros,
+        }
+    }
+
+    /// Moves time forward.
+    pub fn advance(&self, micros: i64) {
+        self.now.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Microseconds since the start, unskewed.
+    #[must_use]
+    pub fn elapsed(&self) -> i64 {
+        self.now.load(Ordering::Relaxed) - EPOCH_MICROS
+    }
+
+    /// Moves time to `elapsed` microseconds since the start, if that is later.
+    pub fn advance_to(&self, elapsed: i64) {
+        self.now.fetch_max(EPOCH_MICROS + elapsed, Ordering::Relaxed);
+    }
+}
+
+impl Default for SimClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Timestamp {
+        let micros = self.now.load(Ordering::Relaxed) + self.skew_micros;
+        // Simulated time stays within a few days of its start: always representable.
+        Timestamp::from_micros(micros).unwrap_or_else(|_| Timestamp::from_jiff(jiff::Timestamp::UNIX_EPOCH))
+    }
+}
+
+/// What a wrapped call does this time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Goes through.
+    None,
+    /// Fails before anything happens (an outage, a throttle).
+    Before,
+    /// Happens, then fails (a crash after the write, a lost response).
+    After,
+}
+
+#[derive(Debug)]
+struct Plan {
+    rng: Rng,
+    /// Chance of a fault per call, per mille; 0 once the run drives to quiescence.
+    per_mille: u64,
+    injected: u64,
+    trace: Vec<String>,
+}
+
+/// The faults of one run, shared by every wrapped adapter.
+#[derive(Debug, Clone)]
+pub struct Faults(Arc<Mutex<Plan>>);
+
+impl Faults {
+    /// Faults drawn from `seed`, `per_mille` of calls failing.
+    #[must_use]
+    pub fn new(seed: u64, per_mille: u64) -> Self {
+        Self(Arc::new(Mutex::new(Plan {
+            rng: Rng::new(seed),
+            per_mille,
+            injected: 0,
+            trace: Vec::new(),
+        })))
+    }
+
+    fn plan(&self) -> MutexGuard<'_, Plan> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `call` fails this time, and how; recorded in the trace.
+    pub fn draw(&self, call: &str) -> Fault {
+        let mut plan = self.plan();
+        let per_mille = plan.per_mille;
+        if per_mille == 0 || !plan.rng.chance(per_mille) {
+            return Fault::None;
+        }
+        let fault = if plan.rng.chance(500) {
+            Fault::Before
+        } else {
+            Fault::After
+        };
+        plan.injected += 1;
+        plan.trace.push(format!(
+            "  fault: {call} fails {}",
+            match fault {
+                Fault::Before => "before it happens",
+                _ => "after it happened",
+            }
+        ));
+        fault
+    }
+
+    /// Stops injecting (the run is driven to quiescence).
+    pub fn calm(&self) {
+        self.plan().per_mille = 0;
+    }
+
+    /// Records a scheduler step in the trace.
+    pub fn note(&self, line: String) {
+        self.plan().trace.push(line);
+    }
+
+    /// Counts a fault the scheduler injected itself (a duplicate, a reordering).
+    pub fn count(&self, line: String) {
+        let mut plan = self.plan();
+        plan.injected += 1;
+        plan.trace.push(line);
+    }
+
+    /// Faults injected so far.
+    #[must_use]
+    pub fn injected(&self) -> u64 {
+        self.plan().injected
+    }
+
+    /// The trace so far.
+    #[must_use]
+    pub fn trace(&self) -> Vec<String> {
+        self.plan().trace.clone()
+    }
+}
+
+fn outage(call: &str) -> StoreError {
+    StoreError::new("simulated fault", format!("{call} failed"))
+}
+
+/// An event store whose calls fail as [`Faults`] decides.
+#[derive(Debug, Clone)]
+pub struct FaultyStore {
+    inner: MemoryEventStore,
+    faults: Faults,
+}
+
+impl FaultyStore {
+    /// `inner` with `faults`.
+    #[must_use]
+    pub const fn new(inner: MemoryEventStore, faults: Faults) -> Self {
+        Self { inner, faults }
+    }
+}
+
+impl EventStore for FaultyStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+    ) -> Result<(), AppendError> {
+        match self.faults.draw(&format!("append to {stream}")) {
+            Fault::Before => Err(AppendError::Store(outage("append"))),
+            Fault::After => {
+                self.inner.append(stream, expected_version, events).await?;
+                Err(AppendError::Store(outage("append response")))
+            }
+            Fault::None => self.inner.append(stream, expected_version, events).await,
+        }
+    }
+
+    async fn load(&self, stream: &StreamId, after_version: u64) -> Result<Vec<EventRecord>, StoreError> {
+        if self.faults.draw(&format!("load {stream}")) == Fault::None {
+            self.inner.load(stream, after_version).await
+        } else {
+            Err(outage("load"))
+        }
+    }
+
+    async fn load_page(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.inner.load_page(stream, after_version, limit).await
+    }
+
+    async fn read_time_range(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.inner.read_time_range(from, until).await
+    }
+
+    async fn save_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), StoreError> {
+        self.inner.save_snapshot(snapshot).await
+    }
+
+    async fn latest_snapshot(&self, stream: &StreamId) -> Result<Option<SnapshotRecord>, StoreError> {
+        self.inner.latest_snapshot(stream).await
+    }
+}
+
+/// Inventory's ledger, failing as [`Faults`] decides.
+#[derive(Debug, Clone)]
+pub struct FaultyLedger {
+    inner: MemoryStockLedger,
+    faults: Faults,
+}
+
+impl FaultyLedger {
+    /// `inner` with `faults`.
+    #[must_use]
+    pub const fn new(inner: MemoryStockLedger, faults: Faults) -> Self {
+        Self { inner, faults }
+    }
+}
+
+impl StockLedger for FaultyLedger {
+    type Store = MemoryEventStore;
+
+    fn store(&self) -> &MemoryEventStore {
+        self.inner.store()
+    }
+
+    async fn append_with_moves(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+        moves: &[StockMove],
+    ) -> Result<(), MoveError> {
+        match self.faults.draw(&format!("append with stock moves to {stream}")) {
+            Fault::Before => Err(AppendError::Store(outage("transaction")).into()),
+            Fault::After => {
+                self.inner
+                    .append_with_moves(stream, expected_version, events, moves)
+                    .await?;
+                Err(AppendError::Store(outage("transaction response")).into())
+            }
+            Fault::None => {
+                self.inner
+                    .append_with_moves(stream, expected_version, events, moves)
+                    .await
+            }
+        }
+    }
+}
+
+/// The payment provider, down or losing responses as [`Faults`] decides.
+#[derive(Debug, Clone)]
+pub struct FaultyGateway<G> {
+    inner: G,
+    faults: Faults,
+}
+
+impl<G> FaultyGateway<G> {
+    /// `inner` with `faults`.
+    #[must_use]
+    pub const fn new(inner: G, faults: Faults) -> Self {
+        Self { inner, faults }
+    }
+}
+
+fn unavailable(call: &str) -> GatewayError {
+    GatewayError::Unavailable(format!("simulated provider fault: {call}"))
+}
+
+impl<G: PaymentGateway> PaymentGateway for FaultyGateway<G> {
+    async fn capture(
+        &self,
+        order_id: OrderId,
+        amount: Money,
+        token: &PaymentToken,
+    ) -> Result<CaptureOutcome, GatewayError> {
+        match self.faults.draw("provider capture") {
+            Fault::Before => Err(unavailable("capture")),
+            Fault::After => {
+                self.inner.capture(order_id, amount, token).await?;
+                Err(unavailable("capture response lost"))
+            }
+            Fault::None => self.inner.capture(order_id, amount, token).await,
+        }
+    }
+
+    async fn capture_of(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
+        if self.faults.draw("provider lookup") == Fault::None {
+            self.inner.capture_of(order_id).await
+        } else {
+            Err(unavailable("lookup"))
+        }
+    }
+
+    async fn cancel(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
+        match self.faults.draw("provider cancel") {
+            Fault::Before => Err(unavailable("cancel")),
+            Fault::After => {
+                self.inner.cancel(order_id).await?;
+                Err(unavailable("cancel response lost"))
+            }
+            Fault::None => self.inner.cancel(order_id).await,
+        }
+    }
+
+    async fn refund(&self, order_id: OrderId, payment_id: &str, amount: Money) -> Result<(), GatewayError> {
+        match self.faults.draw("provider refund") {
+            Fault::Before => Err(unavailable("refund")),
+            Fault::After => {
+                self.inner.refund(order_id, payment_id, amount).await?;
+                Err(unavailable("refund response lost"))
+            }
+            Fault::None => self.inner.refund(order_id, payment_id, amount).await,
+        }
+    }
+}

@@ -1,0 +1,759 @@
+//! A deterministic simulation of the whole system.
+//!
+//! Every consumer runs as deployed ([`orderflow_lambda::Service`] around the same
+//! service code) over the in-memory adapters. The store's change stream, the relay,
+//! the bus with the template's own rules and the queues (visibility timeouts, receive
+//! counts, redrive to the DLQ the template names) are simulated. One seeded scheduler
+//! chooses every step: which order is placed or cancelled when, which stream records
+//! the relay publishes in which order, which queued message is delivered next, and
+//! which call fails ([`faults`]). Then faults stop, the system is driven to quiescence,
+//! and every invariant is checked with the consistency checker's own rules.
+//!
+//! A seed replays exactly: nothing here reads the wall clock or an unseeded random
+//! source to decide anything.
+
+pub mod faults;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use faults::{Faults, FaultyGateway, FaultyLedger, FaultyStore, Rng, SimClock};
+use inventory::InventoryService;
+use order_saga::OrderSaga;
+use orderflow_adapters::catalog::{MemoryCatalog, MemoryStockLedger};
+use orderflow_adapters::payment::{MemoryGateway, MemoryVault};
+use orderflow_adapters::{MemoryEventStore, MemoryOrderViews};
+use orderflow_app::{
+    Catalog, Clock, CommandError, CommandService, EventRecord, OrderViews, PaymentVault, Product, Repository,
+};
+use orderflow_domain::audit::{OrderStreams, audit_order, held_stock, unrecorded_outcomes};
+use orderflow_domain::inventory::Inventory;
+use orderflow_domain::order::view::OrderView;
+use orderflow_domain::order::{Order, OrderCommand, OrderStatus, PaymentToken, PlaceOrder, PricedLine};
+use orderflow_domain::payment::Payment;
+use orderflow_domain::shipment::Shipment;
+use orderflow_domain::{Currency, CustomerId, Metadata, Money, OrderId, Quantity, Sku};
+use orderflow_lambda::{Consumer, Service};
+use orderflow_provision::Template;
+use orderflow_provision::messaging::{QueueSpec, RuleSpec, declared_queues, declared_rules, pattern_matches};
+use payment::PaymentService;
+use projector::Projector;
+use shipping::ShippingService;
+
+/// The template the simulated transports are read from, as built.
+const TEMPLATE: &str = include_str!("../../../template.yaml");
+
+/// How a scenario runs: its size and how hostile its world is.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Orders in the workload.
+    pub orders: usize,
+    /// Chance of a fault per store or provider call, per mille.
+    pub fault_per_mille: u64,
+    /// Steps before the run is driven to quiescence.
+    pub chaos_steps: usize,
+    /// Steps quiescence may take before the run counts as stuck.
+    pub quiesce_steps: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            orders: 6,
+            fault_per_mille: 60,
+            chaos_steps: 120,
+            quiesce_steps: 4000,
+        }
+    }
+}
+
+/// What one scenario did and found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Its seed.
+    pub seed: u64,
+    /// Faults injected (failed calls, duplicates, reorderings, poison messages).
+    pub faults: u64,
+    /// Broken invariants; empty when the run is sound.
+    pub violations: Vec<String>,
+    /// Every scheduler step and fault, in order.
+    pub trace: Vec<String>,
+}
+
+type Handler = Box<dyn Fn(SqsEvent) -> Pin<Box<dyn Future<Output = SqsBatchResponse>>>>;
+
+fn handler<C: Consumer + Clone>(consumer: C) -> Handler {
+    let service = std::rc::Rc::new(Service::new(consumer));
+    Box::new(move |batch| {
+        let service = std::rc::Rc::clone(&service);
+        Box::pin(async move { service.handle(batch).await })
+    })
+}
+
+#[derive(Debug, Clone)]
+struct Message {
+    id: String,
+    body: String,
+    receives: u32,
+    visible_at: i64,
+    /// Sent on purpose as poison: it must end in the DLQ.
+    poison: bool,
+}
+
+struct SimQueue {
+    spec: QueueSpec,
+    consumer: String,
+    messages: VecDeque<Message>,
+    dead: Vec<Message>,
+}
+
+/// One order of the workload.
+#[derive(Debug, Clone)]
+struct Planned {
+    id: OrderId,
+    customer: CustomerId,
+    lines: Vec<(usize, u64)>,
+    card: &'static str,
+    cancel: bool,
+    placed: bool,
+    cancelled: bool,
+}
+
+const CARDS: [&str; 4] = ["tok_visa", "tok_visa", "tok_decline", "tok_flaky"];
+const SKUS: usize = 3;
+
+/// The simulated system for one seed.
+struct World {
+    rng: Rng,
+    faults: Faults,
+    clock: SimClock,
+    store: MemoryEventStore,
+    catalog: MemoryCatalog,
+    views: MemoryOrderViews,
+    gateway: MemoryGateway,
+    vault: MemoryVault,
+    api: CommandService<FaultyStore, SimClock>,
+    queues: BTreeMap<String, SimQueue>,
+    handlers: BTreeMap<String, Handler>,
+    rules: Vec<RuleSpec>,
+    relayed: usize,
+    next_message: u64,
+    orders: Vec<Planned>,
+    stock: Vec<(Sku, u64)>,
+}
+
+fn usd(cents: u64) -> anyhow::Result<Money> {
+    Ok(Money::new(cents, Currency::parse("USD")?))
+}
+
+impl World {
+    async fn new(seed: u64, settings: Settings) -> anyhow::Result<Self> {
+        let mut rng = Rng::new(seed);
+        let faults = Faults::new(rng.next(), settings.fault_per_mille);
+        let clock = SimClock::new();
+        let mut skew = || i64::try_from(rng.below(4_000_000)).unwrap_or(0) - 2_000_000;
+        let store = MemoryEventStore::new();
+        let faulty = FaultyStore::new(store.clone(), faults.clone());
+        let catalog = MemoryCatalog::new();
+        let views = MemoryOrderViews::new();
+        let gateway = MemoryGateway::new();
+        let vault = MemoryVault::new();
+        let repository = |s: &FaultyStore| Repository::new(s.clone(), 0);
+
+        let mut handlers: BTreeMap<String, Handler> = BTreeMap::new();
+        let ledger = FaultyLedger::new(
+            MemoryStockLedger::new(store.clone(), catalog.clone()),
+            faults.clone(),
+        );
+        handlers.insert(
+            "inventory".into(),
+            handler(InventoryService::new(
+                Repository::new(store.clone(), 0),
+                clock.skewed(skew()),
+                ledger,
+            )),
+        );
+        handlers.insert(
+            "payment".into(),
+            handler(PaymentService::new(
+                repository(&faulty),
+                clock.skewed(skew()),
+                FaultyGateway::new(gateway.clone(), faults.clone()),
+                vault.clone(),
+            )),
+        );
+        handlers.insert(
+            "shipping".into(),
+            handler(ShippingService::new(repository(&faulty), clock.skewed(skew()))),
+        );
+        handlers.insert(
+            "order-saga".into(),
+            handler(OrderSaga::new(repository(&faulty), clock.skewed(skew()))),
+        );
+        handlers.insert(
+            "projector".into(),
+            handler(Projector::new(repository(&faulty), views.clone())),
+        );
+        let api = CommandService::new(repository(&faulty), clock.skewed(skew()), 5);
+
+        let template = Template::parse(TEMPLATE)?;
+        let declared = declared_queues(&template)?;
+        let mut queues = BTreeMap::new();
+        for mapping in template.sqs_mappings()? {
+            if !handlers.contains_key(&mapping.binary) {
+                continue;
+            }
+            let spec = declared
+                .get(&mapping.queue)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("{} maps an undeclared queue", mapping.function))?;
+            queues.insert(
+                mapping.queue.clone(),
+                SimQueue {
+                    spec,
+                    consumer: mapping.binary.clone(),
+                    messages: VecDeque::new(),
+                    dead: Vec::new(),
+                },
+            );
+        }
+        let rules = declared_rules(&template)?;
+
+        let mut stock = Vec::new();
+        for n in 0..SKUS {
+            let sku = Sku::parse(format!("SKU-{n}"))?;
+            let available = rng.below(9) as u64;
+            catalog
+                .put(&Product {
+                    sku: sku.clone(),
+                    name: format!("Product {n}"),
+                    price_amount: 500 + 250 * n as u64,
+                    currency: Currency::parse("USD")?,
+                    available,
+                    reserved: 0,
+                    sold: 0,
+                })
+                .await?;
+            stock.push((sku, available));
+        }
+        let orders = (0..settings.orders)
+            .map(|n| Planned {
+                id: OrderId::from_uuid(uuid::Uuid::from_u64_pair(seed, n as u64)),
+                customer: CustomerId::parse(format!("c-{}", n % 3)).unwrap_or_else(|_| unreachable!()),
+                lines: {
+                    // One or two distinct SKUs (an order names a SKU once).
+                    let first = rng.below(SKUS);
+                    (0..=rng.below(2))
+                        .map(|k| ((first + k) % SKUS, 1 + rng.below(3) as u64))
+                        .collect()
+                },
+                card: CARDS[rng.below(CARDS.len())],
+                cancel: rng.chance(300),
+                placed: false,
+                cancelled: false,
+            })
+            .collect();
+        Ok(Self {
+            rng,
+            faults,
+            clock,
+            store,
+            catalog,
+            views,
+            gateway,
+            vault,
+            api,
+            queues,
+            handlers,
+            rules,
+            relayed: 0,
+            next_message: 0,
+            orders,
+            stock,
+        })
+    }
+
+    fn note(&self, line: String) {
+        self.faults.note(line);
+    }
+
+    /// The client places order `n`, retrying on failure as a client does, with the same
+    /// order id (the idempotency key's).
+    async fn place(&mut self, n: usize) -> anyhow::Result<()> {
+        let order = self.orders[n].clone();
+        let token = PaymentToken::parse(order.card)?;
+        let mut lines = Vec::new();
+        for (sku, quantity) in &order.lines {
+            let (sku, _) = &self.stock[*sku];
+            lines.push(PricedLine {
+                sku: sku.clone(),
+                quantity: Quantity::parse(*quantity)?,
+                unit_price: usd(500)?,
+            });
+        }
+        let command = OrderCommand::Place(PlaceOrder {
+            order_id: order.id,
+            customer_id: order.customer.clone(),
+            lines,
+            payment: token.masked(),
+            shipping_address: serde_json::from_str(
+                r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
+            )?,
+            placed_at: self.clock.now(),
+        });
+        self.vault
+            .keep(
+                order.id,
+                &token,
+                self.clock.now().plus(jiff::SignedDuration::from_hours(24)),
+            )
+            .await?;
+        let metadata = Metadata {
+            correlation_id: format!("corr-{n}"),
+            causation_id: format!("req-{n}"),
+            actor: format!("customer:{}", order.customer),
+        };
+        for attempt in 1..=20 {
+            match self
+                .api
+                .execute::<Order>(&order.id.to_string(), command.clone(), &metadata, None)
+                .await
+            {
+                Ok(_) => {
+                    self.note(format!(
+                        "place order {n} ({}, {} line(s)): placed on attempt {attempt}",
+                        order.card,
+                        order.lines.len()
+                    ));
+                    self.orders[n].placed = true;
+                    return Ok(());
+                }
+                Err(CommandError::Domain(e)) if attempt > 1 => {
+                    // A retry finding its own order placed: the earlier attempt landed.
+                    self.note(format!(
+                        "place order {n}: attempt {attempt} refused ({e}); already placed"
+                    ));
+                    self.orders[n].placed = true;
+                    return Ok(());
+                }
+                Err(CommandError::Domain(e)) => anyhow::bail!("the workload's order {n} is invalid: {e}"),
+                Err(e) => self.note(format!(
+                    "place order {n}: attempt {attempt} failed ({e}); the client retries"
+                )),
+            }
+        }
+        anyhow::bail!("order {n} could not be placed in 20 attempts")
+    }
+
+    /// The customer cancels order `n`; the order may no longer allow it.
+    async fn cancel(&mut self, n: usize) {
+        let order = self.orders[n].clone();
+        self.orders[n].cancelled = true;
+        let metadata = Metadata {
+            correlation_id: format!("corr-{n}"),
+            causation_id: format!("cancel-{n}"),
+            actor: format!("customer:{}", order.customer),
+        };
+        for attempt in 1..=20 {
+            match self
+                .api
+                .execute::<Order>(
+                    &order.id.to_string(),
+                    OrderCommand::Cancel { detail: None },
+                    &metadata,
+                    None,
+                )
+                .await
+            {
+                Ok(_) => {
+                    self.note(format!("cancel order {n}: done on attempt {attempt}"));
+                    return;
+                }
+                Err(CommandError::Domain(e)) => {
+                    self.note(format!("cancel order {n}: refused ({e})"));
+                    return;
+                }
+                Err(e) => self.note(format!("cancel order {n}: attempt {attempt} failed ({e})")),
+            }
+        }
+    }
+
+    /// The relay publishes what the stream holds, perhaps reordered within the batch
+    /// (a transaction's records arrive in any order) and perhaps twice.
+    fn relay(&mut self, chaos: bool) -> anyhow::Result<()> {
+        let mut batch: Vec<EventRecord> = self.store.committed_since(self.relayed)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let take = if chaos {
+            1 + self.rng.below(batch.len())
+        } else {
+            batch.len()
+        };
+        batch.truncate(take);
+        self.relayed += batch.len();
+        if chaos && batch.len() > 1 && self.rng.chance(400) {
+            let (a, b) = (self.rng.below(batch.len()), self.rng.below(batch.len()));
+            batch.swap(a, b);
+            self.faults.count(format!(
+                "relay: records {a} and {b} of a batch of {} swapped",
+                batch.len()
+            ));
+        }
+        for record in &batch {
+            self.publish(record)?;
+            if chaos && self.rng.chance(50) {
+                self.faults.count(format!(
+                    "relay: {} v{} published twice",
+                    record.stream, record.version
+                ));
+                self.publish(record)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The bus: the event, as EventBridge hands it to SQS, to every queue whose rule
+    /// matches.
+    fn publish(&mut self, record: &EventRecord) -> anyhow::Result<()> {
+        let detail: serde_json::Value = serde_json::from_str(&record.body)?;
+        let event = serde_json::json!({
+            "version": "0",
+            "id": record.event_id.to_string(),
+            "detail-type": record.event_type,
+            "source": format!("orderflow.{}", record.stream.aggregate_type),
+            "account": "000000000000",
+            "time": record.occurred_at.to_string(),
+            "region": "us-east-1",
+            "resources": [format!("orderflow:{}", record.stream)],
+            "detail": detail,
+        });
+        let targets: Vec<String> = self
+            .rules
+            .iter()
+            .filter(|rule| pattern_matches(&rule.pattern, &event))
+            .flat_map(|rule| rule.queues.iter().cloned())
+            .collect();
+        let body = event.to_string();
+        for queue in targets {
+            self.enqueue(&queue, body.clone(), false);
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, queue: &str, body: String, poison: bool) {
+        let id = format!("m-{}", self.next_message);
+        self.next_message += 1;
+        let now = self.clock.elapsed();
+        if let Some(queue) = self.queues.get_mut(queue) {
+            queue.messages.push_back(Message {
+                id,
+                body,
+                receives: 0,
+                visible_at: now,
+                poison,
+            });
+        }
+    }
+
+    /// Delivers one visible message of `queue` (any of them: SQS does not keep order),
+    /// and settles it as SQS would: deleted, back after the visibility timeout, or
+    /// redriven to the DLQ after `maxReceiveCount` receives.
+    async fn deliver(&mut self, queue_id: &str, chaos: bool) {
+        let now = self.clock.elapsed();
+        let Some(queue) = self.queues.get_mut(queue_id) else {
+            return;
+        };
+        let visible: Vec<usize> = (0..queue.messages.len())
+            .filter(|&i| queue.messages[i].visible_at <= now)
+            .collect();
+        if visible.is_empty() {
+            return;
+        }
+        let index = visible[self.rng.below(visible.len())];
+        let Some(mut message) = queue.messages.remove(index) else {
+            return;
+        };
+        message.receives += 1;
+        let consumer = queue.consumer.clone();
+        let visibility = i64::from(queue.spec.visibility_timeout) * 1_000_000;
+        let redrive = queue.spec.redrive.clone();
+        let mut sqs = SqsMessage::default();
+        sqs.message_id = Some(message.id.clone());
+        sqs.body = Some(message.body.clone());
+        sqs.attributes
+            .insert("ApproximateReceiveCount".into(), message.receives.to_string());
+        let mut batch = SqsEvent::default();
+        batch.records = vec![sqs];
+        let Some(handle) = self.handlers.get(&consumer) else {
+            return;
+        };
+        let response = handle(batch).await;
+        let failed = !response.batch_item_failures.is_empty();
+        let what = describe(&message.body);
+        let Some(queue) = self.queues.get_mut(queue_id) else {
+            return;
+        };
+        if failed {
+            if redrive.as_ref().is_some_and(|(_, max)| message.receives >= *max) {
+                self.faults.note(format!(
+                    "{consumer}: {what} failed {} times; to the DLQ",
+                    message.receives
+                ));
+                queue.dead.push(message);
+            } else {
+                self.faults.note(format!(
+                    "{consumer}: {what} failed; back after the visibility timeout"
+                ));
+                message.visible_at = now + visibility;
+                queue.messages.push_back(message);
+            }
+        } else if chaos && self.rng.chance(80) {
+            // Handled, but the delete was lost: SQS delivers it again.
+            self.faults.count(format!(
+                "{consumer}: {what} handled, its delete lost; delivered again"
+            ));
+            message.visible_at = now + visibility;
+            queue.messages.push_back(message);
+        } else {
+            self.faults.note(format!("{consumer}: {what} handled"));
+        }
+    }
+
+    /// Queues with a message visible now.
+    fn ready(&self) -> Vec<String> {
+        let now = self.clock.elapsed();
+        self.queues
+            .iter()
+            .filter(|(_, q)| q.messages.iter().any(|m| m.visible_at <= now))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// When the next hidden message shows again, if any is waiting.
+    fn next_visible(&self) -> Option<i64> {
+        self.queues
+            .values()
+            .flat_map(|q| q.messages.iter().map(|m| m.visible_at))
+            .min()
+    }
+
+    async fn step(&mut self, chaos: bool) -> anyhow::Result<bool> {
+        self.clock
+            .advance(i64::try_from(self.rng.below(300_000)).unwrap_or(0));
+        let unplaced: Vec<usize> = (0..self.orders.len())
+            .filter(|&n| !self.orders[n].placed)
+            .collect();
+        let cancellable: Vec<usize> = (0..self.orders.len())
+            .filter(|&n| self.orders[n].placed && self.orders[n].cancel && !self.orders[n].cancelled)
+            .collect();
+        let ready = self.ready();
+        let pending_stream = self.store.committed_since(self.relayed)?.len();
+        let mut choices = Vec::new();
+        if chaos && !unplaced.is_empty() {
+            choices.push(0);
+        }
+        if chaos && !cancellable.is_empty() {
+            choices.push(1);
+        }
+        if pending_stream > 0 {
+            choices.extend([2, 2]);
+        }
+        if !ready.is_empty() {
+            choices.extend([3, 3, 3]);
+        }
+        if chaos && self.rng.chance(15) {
+            choices.push(4);
+        }
+        let Some(&choice) = choices.get(self.rng.below(choices.len())) else {
+            // Nothing to do now: wait for the next hidden message, if any.
+            return Ok(match self.next_visible() {
+                Some(at) => {
+                    self.clock.advance_to(at);
+                    true
+                }
+                None => false,
+            });
+        };
+        match choice {
+            0 => {
+                let n = unplaced[self.rng.below(unplaced.len())];
+                self.place(n).await?;
+            }
+            1 => {
+                let n = cancellable[self.rng.below(cancellable.len())];
+                self.cancel(n).await;
+            }
+            2 => self.relay(chaos)?,
+            3 => {
+                let queue = ready[self.rng.below(ready.len())].clone();
+                self.deliver(&queue, chaos).await;
+            }
+            _ => {
+                let ids: Vec<String> = self.queues.keys().cloned().collect();
+                let queue = ids[self.rng.below(ids.len())].clone();
+                self.faults
+                    .count(format!("poison: a malformed message sent to {queue}"));
+                self.enqueue(&queue, "{not an event".into(), true);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Every invariant the checker knows, over the quiet system.
+    async fn check(&self) -> anyhow::Result<Vec<String>> {
+        let mut violations = Vec::new();
+        let repository = Repository::new(self.store.clone(), 0);
+        let mut held: BTreeMap<Sku, u64> = BTreeMap::new();
+        for (n, planned) in self.orders.iter().enumerate() {
+            let id = planned.id.to_string();
+            let order = repository.history::<Order>(&id).await?;
+            let inventory = repository.history::<Inventory>(&id).await?;
+            let payment = repository.history::<Payment>(&id).await?;
+            let shipment = repository.history::<Shipment>(&id).await?;
+            let streams = OrderStreams {
+                order: &order,
+                inventory: &inventory,
+                payment: &payment,
+                shipment: &shipment,
+            };
+            for finding in audit_order(streams) {
+                violations.push(format!("order {n}: {finding}"));
+            }
+            for (outcome, _) in unrecorded_outcomes(streams) {
+                violations.push(format!("order {n}: its {outcome} is not recorded on the order"));
+            }
+            for line in held_stock(&inventory) {
+                *held.entry(line.sku).or_default() += u64::from(line.quantity.get());
+            }
+            let Some(folded) = OrderView::fold(&order) else {
+                if planned.placed {
+                    violations.push(format!("order {n}: placed but its stream is empty"));
+                }
+                continue;
+            };
+            match folded.status {
+                OrderStatus::Cancelled => {}
+                OrderStatus::Confirmed if folded.shipment.is_some() => {}
+                other => violations.push(format!("order {n}: stuck at {other} (no terminal state)")),
+            }
+            match self.views.get(planned.id).await? {
+                Some(stored) if stored.view == folded => {}
+                Some(_) => {
+                    violations.push(format!("order {n}: its view differs from the fold of its events"))
+                }
+                None => violations.push(format!("order {n}: no view")),
+            }
+        }
+        for (sku, initial) in &self.stock {
+            let products = self.catalog.products(std::slice::from_ref(sku)).await?;
+            let Some(product) = products.get(sku) else {
+                violations.push(format!("{sku}: gone from the catalog"));
+                continue;
+            };
+            if product.available + product.reserved != *initial {
+                violations.push(format!(
+                    "{sku}: {} available + {} reserved, but {initial} were stocked",
+                    product.available, product.reserved
+                ));
+            }
+            let expected = held.get(sku).copied().unwrap_or(0);
+            if product.reserved != expected {
+                violations.push(format!(
+                    "{sku}: {} reserved, orders hold {expected}",
+                    product.reserved
+                ));
+            }
+        }
+        let mut ledger = self.gateway.ledger();
+        ledger.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        for entry in ledger {
+            let Some((n, _)) = self
+                .orders
+                .iter()
+                .enumerate()
+                .find(|(_, o)| o.id.to_string() == entry.order_id)
+            else {
+                violations.push(format!(
+                    "the provider charged an unknown order {}",
+                    entry.order_id
+                ));
+                continue;
+            };
+            let order = repository.history::<Order>(&entry.order_id).await?;
+            let cancelled = OrderView::fold(&order).is_some_and(|v| v.status == OrderStatus::Cancelled);
+            if cancelled && !entry.refunded {
+                violations.push(format!(
+                    "order {n}: cancelled, but the provider still holds its capture"
+                ));
+            }
+            if !cancelled && entry.refunded {
+                violations.push(format!("order {n}: not cancelled, but its capture was refunded"));
+            }
+        }
+        for (id, queue) in &self.queues {
+            if !queue.messages.is_empty() {
+                violations.push(format!("{id}: {} message(s) never handled", queue.messages.len()));
+            }
+            for message in queue.dead.iter().filter(|m| !m.poison) {
+                violations.push(format!("{id}: {} in the DLQ", describe(&message.body)));
+            }
+        }
+        Ok(violations)
+    }
+}
+
+/// `OrderPlaced of order#…` for a message body, for the trace.
+fn describe(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body).map_or_else(
+        |_| "a malformed message".to_owned(),
+        |event| {
+            format!(
+                "{} v{} of {}",
+                event["detail-type"].as_str().unwrap_or("?"),
+                event["detail"]["version"],
+                event["detail"]["aggregateType"].as_str().unwrap_or("?"),
+            )
+        },
+    )
+}
+
+/// Runs the scenario of `seed` to quiescence and checks it.
+///
+/// # Errors
+/// When the simulation itself cannot run (the template does not parse).
+pub async fn run(seed: u64, settings: Settings) -> anyhow::Result<Report> {
+    let mut world = World::new(seed, settings).await?;
+    for _ in 0..settings.chaos_steps {
+        world.step(true).await?;
+    }
+    // The rest of the workload arrives; faults stop; the system settles.
+    for n in 0..world.orders.len() {
+        if !world.orders[n].placed {
+            world.place(n).await?;
+        }
+    }
+    world.faults.calm();
+    world.note("-- faults stop; driving to quiescence".into());
+    let mut violations = Vec::new();
+    let mut quiet = false;
+    for _ in 0..settings.quiesce_steps {
+        if !world.step(false).await? {
+            quiet = true;
+            break;
+        }
+    }
+    if quiet {
+        violations.extend(world.check().await?);
+    } else {
+        violations.push(format!("not quiet after {} steps", settings.quiesce_steps));
+    }
+    Ok(Report {
+        seed,
+        faults: world.faults.injected(),
+        violations,
+        trace: world.faults.trace(),
+    })
+}
