@@ -3,6 +3,7 @@
 //! or provider call can fail before it happens (an outage) or after (the write happened,
 //! the caller saw an error, as a crash or a lost response leaves it).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -202,6 +203,21 @@ impl Faults {
     }
 }
 
+/// `call` under `fault`: not made at all, made and then reported failed, or made.
+async fn faulted<T, E, F>(fault: Fault, call: impl FnOnce() -> F, failure: impl FnOnce() -> E) -> Result<T, E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    match fault {
+        Fault::Before => Err(failure()),
+        Fault::After => {
+            call().await?;
+            Err(failure())
+        }
+        Fault::None => call().await,
+    }
+}
+
 fn outage(call: &str) -> StoreError {
     StoreError::new("simulated fault", format!("{call} failed"))
 }
@@ -228,14 +244,13 @@ impl EventStore for FaultyStore {
         expected_version: u64,
         events: &[EventRecord],
     ) -> Result<(), AppendError> {
-        match self.faults.draw(&format!("append to {stream}")) {
-            Fault::Before => Err(AppendError::Store(outage("append"))),
-            Fault::After => {
-                self.inner.append(stream, expected_version, events).await?;
-                Err(AppendError::Store(outage("append response")))
-            }
-            Fault::None => self.inner.append(stream, expected_version, events).await,
-        }
+        let fault = self.faults.draw(&format!("append to {stream}"));
+        faulted(
+            fault,
+            || self.inner.append(stream, expected_version, events),
+            || AppendError::Store(outage("append")),
+        )
+        .await
     }
 
     async fn load(&self, stream: &StreamId, after_version: u64) -> Result<Vec<EventRecord>, StoreError> {
@@ -301,20 +316,16 @@ impl StockLedger for FaultyLedger {
         events: &[EventRecord],
         moves: &[StockMove],
     ) -> Result<(), MoveError> {
-        match self.faults.draw(&format!("append with stock moves to {stream}")) {
-            Fault::Before => Err(AppendError::Store(outage("transaction")).into()),
-            Fault::After => {
+        let fault = self.faults.draw(&format!("append with stock moves to {stream}"));
+        faulted(
+            fault,
+            || {
                 self.inner
                     .append_with_moves(stream, expected_version, events, moves)
-                    .await?;
-                Err(AppendError::Store(outage("transaction response")).into())
-            }
-            Fault::None => {
-                self.inner
-                    .append_with_moves(stream, expected_version, events, moves)
-                    .await
-            }
-        }
+            },
+            || AppendError::Store(outage("transaction")).into(),
+        )
+        .await
     }
 }
 
@@ -344,14 +355,13 @@ impl<G: PaymentGateway> PaymentGateway for FaultyGateway<G> {
         amount: Money,
         token: &PaymentToken,
     ) -> Result<CaptureOutcome, GatewayError> {
-        match self.faults.draw("provider capture") {
-            Fault::Before => Err(unavailable("capture")),
-            Fault::After => {
-                self.inner.capture(order_id, amount, token).await?;
-                Err(unavailable("capture response lost"))
-            }
-            Fault::None => self.inner.capture(order_id, amount, token).await,
-        }
+        let fault = self.faults.draw("provider capture");
+        faulted(
+            fault,
+            || self.inner.capture(order_id, amount, token),
+            || unavailable("capture"),
+        )
+        .await
     }
 
     async fn capture_of(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
@@ -363,24 +373,17 @@ impl<G: PaymentGateway> PaymentGateway for FaultyGateway<G> {
     }
 
     async fn cancel(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
-        match self.faults.draw("provider cancel") {
-            Fault::Before => Err(unavailable("cancel")),
-            Fault::After => {
-                self.inner.cancel(order_id).await?;
-                Err(unavailable("cancel response lost"))
-            }
-            Fault::None => self.inner.cancel(order_id).await,
-        }
+        let fault = self.faults.draw("provider cancel");
+        faulted(fault, || self.inner.cancel(order_id), || unavailable("cancel")).await
     }
 
     async fn refund(&self, order_id: OrderId, payment_id: &str, amount: Money) -> Result<(), GatewayError> {
-        match self.faults.draw("provider refund") {
-            Fault::Before => Err(unavailable("refund")),
-            Fault::After => {
-                self.inner.refund(order_id, payment_id, amount).await?;
-                Err(unavailable("refund response lost"))
-            }
-            Fault::None => self.inner.refund(order_id, payment_id, amount).await,
-        }
+        let fault = self.faults.draw("provider refund");
+        faulted(
+            fault,
+            || self.inner.refund(order_id, payment_id, amount),
+            || unavailable("refund"),
+        )
+        .await
     }
 }

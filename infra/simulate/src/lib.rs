@@ -757,3 +757,31 @@ pub async fn run(seed: u64, settings: Settings) -> anyhow::Result<Report> {
         trace: world.faults.trace(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn seeded_runs_inject_faults_and_keep_every_invariant() {
+        let mut faults = 0;
+        for seed in 1..=10 {
+            let report = run(seed, Settings::default()).await.unwrap();
+            assert_eq!(report.violations, Vec::<String>::new(), "seed {seed}");
+            faults += report.faults;
+        }
+        assert!(faults > 0, "the runs injected no fault");
+    }
+
+    #[tokio::test]
+    async fn a_seed_replays_exactly() {
+        let (first, again) = (
+            run(7, Settings::default()).await.unwrap(),
+            run(7, Settings::default()).await.unwrap(),
+        );
+        assert_eq!(first.trace, again.trace);
+        assert_eq!(first.faults, again.faults);
+    }
+}
