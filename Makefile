@@ -63,6 +63,11 @@ SEEDS ?= 100
 simulate: ## The whole system in memory: SEEDS seeded schedules with faults, every invariant checked (SEED=n replays one, with its trace).
 	cargo run --quiet --locked -p orderflow-simulate -- $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
 
+MUTANT_SEEDS ?= 200
+.PHONY: simulate-mutants
+simulate-mutants: ## The simulation's teeth: every deliberately broken variant must break an invariant within MUTANT_SEEDS seeds.
+	cargo run --quiet --locked -p orderflow-simulate --features mutants -- --mutants --seeds $(MUTANT_SEEDS)
+
 .PHONY: check-lambda-watch
 check-lambda-watch: install tools ## The cargo lambda watch loop, end to end (an order placed and confirmed).
 	infra/local/with-emulators.sh infra/local/lambda-watch-check.sh
@@ -103,4 +108,4 @@ bench: install ## Criterion benchmarks (handler CPU vs serde_json; 10k-event loa
 	infra/local/with-emulators.sh cargo bench --locked -p orderflow-adapters --bench event_path
 
 .PHONY: ci
-ci: fmt clippy test lint-template doc build ## What .ci/run runs.
+ci: fmt clippy test simulate simulate-mutants lint-template doc build ## What .ci/run runs.

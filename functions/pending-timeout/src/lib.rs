@@ -18,7 +18,7 @@ use jiff::SignedDuration;
 use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::event_store::dynamodb::{PendingEntry, TIME_SHARDS};
-use orderflow_app::{Clock, CommandService, Repository};
+use orderflow_app::{Clock, CommandService, EventStore, Repository};
 use orderflow_domain::inventory::Inventory;
 use orderflow_domain::order::{Order, OrderCommand, OrderStatus};
 use orderflow_domain::payment::Payment;
@@ -56,10 +56,15 @@ pub struct PendingTimeout<C> {
     deadline: SignedDuration,
 }
 
-/// What to do with one order of the index.
-enum Fate {
+/// What became of one order past its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// It was still pending and unanswered: cancelled now (reason `timeout`).
     Expired,
+    /// Still pending, but inventory and payment have both answered: left for the saga
+    /// to record.
     LeftForSaga,
+    /// No longer pending (or never placed): nothing to do.
     Settled,
 }
 
@@ -136,54 +141,69 @@ impl<C: Clock> PendingTimeout<C> {
     /// Expires one order if it is still pending and not answered; takes it out of the
     /// index once it is (or already was) no longer pending.
     async fn settle(&self, entry: &PendingEntry) -> Result<Fate, ExpiryError> {
-        let repository = self.commands.repository();
         let order_id = &entry.order_id;
-        let loaded = repository.load::<Order>(order_id).await?;
-        let fate = match loaded.state.placed().map(|o| o.status) {
-            Some(OrderStatus::Pending) => {
-                let (inventory, payment) = tokio::try_join!(
-                    repository.history::<Inventory>(order_id),
-                    repository.history::<Payment>(order_id),
-                )?;
-                if !inventory.is_empty() && !payment.is_empty() {
-                    tracing::warn!(%order_id, "pending past the deadline, but inventory and payment have answered: left for the saga to record");
-                    return Ok(Fate::LeftForSaga);
-                }
-                let placed = repository.history_page::<Order>(order_id, 0, 1).await?;
-                let metadata = placed.first().map_or_else(
-                    || Metadata {
-                        correlation_id: order_id.clone(),
-                        causation_id: format!("timeout:{order_id}"),
-                        actor: ACTOR.to_owned(),
-                    },
-                    |first| Metadata {
-                        correlation_id: first.metadata.correlation_id.clone(),
-                        causation_id: first.event_id.to_string(),
-                        actor: ACTOR.to_owned(),
-                    },
-                );
-                let executed = self
-                    .commands
-                    .execute::<Order>(order_id, OrderCommand::ExpirePending, &metadata, None)
-                    .await?;
-                if executed.events.is_empty() {
-                    Fate::Settled
-                } else {
-                    orderflow_adapters::metrics::order_events(&executed.events);
-                    tracing::info!(%order_id, correlation_id = %metadata.correlation_id, "pending past the deadline: cancelled (timeout)");
-                    Fate::Expired
-                }
-            }
-            _ => Fate::Settled,
-        };
-        repository.store().retire_pending(order_id).await?;
+        let fate = expire(&self.commands, order_id).await?;
+        if fate != Fate::LeftForSaga {
+            self.commands
+                .repository()
+                .store()
+                .retire_pending(order_id)
+                .await?;
+        }
         Ok(fate)
     }
 }
 
+/// Cancels the order `order_id` (reason `timeout`) if it is still pending and inventory
+/// and payment have not both answered, over any event store: the rule the sweep applies
+/// to each order past its deadline.
+///
+/// # Errors
+/// [`ExpiryError`] when a stream cannot be read or the cancellation not appended.
+pub async fn expire<S: EventStore, C: Clock>(
+    commands: &CommandService<S, C>,
+    order_id: &str,
+) -> Result<Fate, ExpiryError> {
+    let repository = commands.repository();
+    let loaded = repository.load::<Order>(order_id).await?;
+    if loaded.state.placed().map(|o| o.status) != Some(OrderStatus::Pending) {
+        return Ok(Fate::Settled);
+    }
+    let (inventory, payment) = tokio::try_join!(
+        repository.history::<Inventory>(order_id),
+        repository.history::<Payment>(order_id),
+    )?;
+    if !inventory.is_empty() && !payment.is_empty() {
+        tracing::warn!(%order_id, "pending past the deadline, but inventory and payment have answered: left for the saga to record");
+        return Ok(Fate::LeftForSaga);
+    }
+    let placed = repository.history_page::<Order>(order_id, 0, 1).await?;
+    let metadata = placed.first().map_or_else(
+        || Metadata {
+            correlation_id: order_id.to_owned(),
+            causation_id: format!("timeout:{order_id}"),
+            actor: ACTOR.to_owned(),
+        },
+        |first| Metadata {
+            correlation_id: first.metadata.correlation_id.clone(),
+            causation_id: first.event_id.to_string(),
+            actor: ACTOR.to_owned(),
+        },
+    );
+    let executed = commands
+        .execute::<Order>(order_id, OrderCommand::ExpirePending, &metadata, None)
+        .await?;
+    if executed.events.is_empty() {
+        return Ok(Fate::Settled);
+    }
+    orderflow_adapters::metrics::order_events(&executed.events);
+    tracing::info!(%order_id, correlation_id = %metadata.correlation_id, "pending past the deadline: cancelled (timeout)");
+    Ok(Fate::Expired)
+}
+
 /// Why one order could not be expired (it stays in the index; the next run retries).
 #[derive(Debug, thiserror::Error)]
-enum ExpiryError {
+pub enum ExpiryError {
     /// A stream could not be read.
     #[error(transparent)]
     Load(#[from] orderflow_app::LoadError),

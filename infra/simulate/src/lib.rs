@@ -31,7 +31,9 @@ use orderflow_app::{
 use orderflow_domain::audit::{OrderStreams, audit_order, held_stock, unrecorded_outcomes};
 use orderflow_domain::inventory::Inventory;
 use orderflow_domain::order::view::OrderView;
-use orderflow_domain::order::{Order, OrderCommand, OrderStatus, PaymentToken, PlaceOrder, PricedLine};
+use orderflow_domain::order::{
+    FulfilmentStep, Order, OrderCommand, OrderStatus, PaymentToken, PlaceOrder, PricedLine,
+};
 use orderflow_domain::payment::Payment;
 use orderflow_domain::shipment::Shipment;
 use orderflow_domain::{Currency, CustomerId, Metadata, Money, OrderId, Quantity, Sku};
@@ -117,6 +119,8 @@ struct Planned {
     lines: Vec<(usize, u64)>,
     card: &'static str,
     cancel: bool,
+    /// Fulfilment steps an operator takes once the system is quiet (0 to 4).
+    advance: usize,
     placed: bool,
     cancelled: bool,
 }
@@ -135,6 +139,8 @@ struct World {
     gateway: MemoryGateway,
     vault: MemoryVault,
     api: CommandService<FaultyStore, SimClock>,
+    /// The pending-order timeout's writer (its own skewed clock).
+    sweeper: CommandService<FaultyStore, SimClock>,
     queues: BTreeMap<String, SimQueue>,
     handlers: BTreeMap<String, Handler>,
     rules: Vec<RuleSpec>,
@@ -142,6 +148,33 @@ struct World {
     next_message: u64,
     orders: Vec<Planned>,
     stock: Vec<(Sku, u64)>,
+}
+
+/// What the template declares for the bus and the queues, read once per process: every
+/// scenario reads the same template.
+struct Transports {
+    /// (queue, the function it feeds, the queue as declared).
+    mappings: Vec<(String, String, QueueSpec)>,
+    rules: Vec<RuleSpec>,
+}
+
+fn transports() -> anyhow::Result<&'static Transports> {
+    static TRANSPORTS: std::sync::OnceLock<Transports> = std::sync::OnceLock::new();
+    if let Some(transports) = TRANSPORTS.get() {
+        return Ok(transports);
+    }
+    let template = Template::parse(TEMPLATE)?;
+    let declared = declared_queues(&template)?;
+    let mut mappings = Vec::new();
+    for mapping in template.sqs_mappings()? {
+        let spec = declared
+            .get(&mapping.queue)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("{} maps an undeclared queue", mapping.function))?;
+        mappings.push((mapping.queue, mapping.binary, spec));
+    }
+    let rules = declared_rules(&template)?;
+    Ok(TRANSPORTS.get_or_init(|| Transports { mappings, rules }))
 }
 
 fn usd(cents: u64) -> anyhow::Result<Money> {
@@ -197,29 +230,25 @@ impl World {
             handler(Projector::new(repository(&faulty), views.clone())),
         );
         let api = CommandService::new(repository(&faulty), clock.skewed(skew()), 5);
+        let sweeper = CommandService::new(repository(&faulty), clock.skewed(skew()), 5);
 
-        let template = Template::parse(TEMPLATE)?;
-        let declared = declared_queues(&template)?;
+        let transports = transports()?;
         let mut queues = BTreeMap::new();
-        for mapping in template.sqs_mappings()? {
-            if !handlers.contains_key(&mapping.binary) {
+        for (queue, consumer, spec) in &transports.mappings {
+            if !handlers.contains_key(consumer) {
                 continue;
             }
-            let spec = declared
-                .get(&mapping.queue)
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("{} maps an undeclared queue", mapping.function))?;
             queues.insert(
-                mapping.queue.clone(),
+                queue.clone(),
                 SimQueue {
-                    spec,
-                    consumer: mapping.binary.clone(),
+                    spec: spec.clone(),
+                    consumer: consumer.clone(),
                     messages: VecDeque::new(),
                     dead: Vec::new(),
                 },
             );
         }
-        let rules = declared_rules(&template)?;
+        let rules = transports.rules.clone();
 
         let mut stock = Vec::new();
         for n in 0..SKUS {
@@ -251,6 +280,7 @@ impl World {
                 },
                 card: CARDS[rng.below(CARDS.len())],
                 cancel: rng.chance(300),
+                advance: if rng.chance(400) { 1 + rng.below(4) } else { 0 },
                 placed: false,
                 cancelled: false,
             })
@@ -265,6 +295,7 @@ impl World {
             gateway,
             vault,
             api,
+            sweeper,
             queues,
             handlers,
             rules,
@@ -351,10 +382,16 @@ impl World {
     async fn cancel(&mut self, n: usize) {
         let order = self.orders[n].clone();
         self.orders[n].cancelled = true;
+        // A customer or an operator, whoever asks first.
+        let actor = if self.rng.chance(500) {
+            "operator:ops-1".to_owned()
+        } else {
+            format!("customer:{}", order.customer)
+        };
         let metadata = Metadata {
             correlation_id: format!("corr-{n}"),
             causation_id: format!("cancel-{n}"),
-            actor: format!("customer:{}", order.customer),
+            actor: actor.clone(),
         };
         for attempt in 1..=20 {
             match self
@@ -368,7 +405,7 @@ impl World {
                 .await
             {
                 Ok(_) => {
-                    self.note(format!("cancel order {n}: done on attempt {attempt}"));
+                    self.note(format!("cancel order {n} by {actor}: done on attempt {attempt}"));
                     return;
                 }
                 Err(CommandError::Domain(e)) => {
@@ -377,6 +414,51 @@ impl World {
                 }
                 Err(e) => self.note(format!("cancel order {n}: attempt {attempt} failed ({e})")),
             }
+        }
+    }
+
+    /// An operator moves order `n` one step on (preparing, ready, out for delivery,
+    /// delivered), whatever its state: the order refuses a step it does not allow.
+    async fn advance(&mut self, n: usize) -> anyhow::Result<()> {
+        let id = self.orders[n].id.to_string();
+        let loaded = self.api.repository().load::<Order>(&id).await;
+        let Ok(loaded) = loaded else {
+            self.note(format!("advance order {n}: its stream could not be read"));
+            return Ok(());
+        };
+        let step = match loaded.state.placed().map(|o| o.status) {
+            Some(OrderStatus::Confirmed) => FulfilmentStep::Preparing,
+            Some(OrderStatus::Preparing) => FulfilmentStep::Ready,
+            Some(OrderStatus::Ready) => FulfilmentStep::OutForDelivery,
+            Some(OrderStatus::OutForDelivery) => FulfilmentStep::Delivered,
+            // Asked too early or too late: the order must refuse it.
+            _ => [FulfilmentStep::Preparing, FulfilmentStep::Delivered][self.rng.below(2)],
+        };
+        let metadata = Metadata {
+            correlation_id: format!("corr-{n}"),
+            causation_id: format!("advance-{n}-{}", loaded.version),
+            actor: "operator:ops-1".into(),
+        };
+        let result = self
+            .api
+            .execute::<Order>(&id, OrderCommand::Advance(step), &metadata, Some(loaded.version))
+            .await;
+        match result {
+            Ok(_) => self.note(format!("advance order {n}: {step:?}")),
+            Err(e) => self.note(format!("advance order {n}: {step:?} not done ({e})")),
+        }
+        Ok(())
+    }
+
+    /// The pending-order timeout reaches order `n` (its deadline has passed, as far as
+    /// the sweep knows): the sweep's own rule decides.
+    async fn expire(&mut self, n: usize) {
+        let id = self.orders[n].id.to_string();
+        match pending_timeout::expire(&self.sweeper, &id).await {
+            Ok(fate) => self.note(format!("pending timeout, order {n}: {fate:?}")),
+            Err(e) => self.note(format!(
+                "pending timeout, order {n}: failed ({e}); the next run retries"
+            )),
         }
     }
 
@@ -567,6 +649,15 @@ impl World {
         if chaos && self.rng.chance(15) {
             choices.push(4);
         }
+        let placed: Vec<usize> = (0..self.orders.len())
+            .filter(|&n| self.orders[n].placed)
+            .collect();
+        if chaos && !placed.is_empty() {
+            choices.push(5);
+            if self.rng.chance(300) {
+                choices.push(6);
+            }
+        }
         let Some(&choice) = choices.get(self.rng.below(choices.len())) else {
             // Nothing to do now: wait for the next hidden message, if any.
             return Ok(match self.next_visible() {
@@ -591,6 +682,14 @@ impl World {
                 let queue = ready[self.rng.below(ready.len())].clone();
                 self.deliver(&queue, chaos).await;
             }
+            5 => {
+                let n = placed[self.rng.below(placed.len())];
+                self.advance(n).await?;
+            }
+            6 => {
+                let n = placed[self.rng.below(placed.len())];
+                self.expire(n).await;
+            }
             _ => {
                 let ids: Vec<String> = self.queues.keys().cloned().collect();
                 let queue = ids[self.rng.below(ids.len())].clone();
@@ -600,6 +699,17 @@ impl World {
             }
         }
         Ok(true)
+    }
+
+    /// Runs fault-free steps until nothing is left to do; `false` if `steps` were not
+    /// enough.
+    async fn quiesce(&mut self, steps: usize) -> anyhow::Result<bool> {
+        for _ in 0..steps {
+            if !self.step(false).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Every invariant the checker knows, over the quiet system.
@@ -636,7 +746,13 @@ impl World {
             };
             match folded.status {
                 OrderStatus::Cancelled => {}
-                OrderStatus::Confirmed if folded.shipment.is_some() => {}
+                // Confirmed and shipped; operators may have moved it on since.
+                OrderStatus::Confirmed
+                | OrderStatus::Preparing
+                | OrderStatus::Ready
+                | OrderStatus::OutForDelivery
+                | OrderStatus::Delivered
+                    if folded.shipment.is_some() => {}
                 other => violations.push(format!("order {n}: stuck at {other} (no terminal state)")),
             }
             match self.views.get(planned.id).await? {
@@ -738,12 +854,16 @@ pub async fn run(seed: u64, settings: Settings) -> anyhow::Result<Report> {
     world.faults.calm();
     world.note("-- faults stop; driving to quiescence".into());
     let mut violations = Vec::new();
-    let mut quiet = false;
-    for _ in 0..settings.quiesce_steps {
-        if !world.step(false).await? {
-            quiet = true;
-            break;
+    let mut quiet = world.quiesce(settings.quiesce_steps).await?;
+    if quiet {
+        // Operators move shipped orders on, step by step; then the system settles again.
+        world.note("-- operators move orders on".into());
+        for n in 0..world.orders.len() {
+            for _ in 0..world.orders[n].advance {
+                world.advance(n).await?;
+            }
         }
+        quiet = world.quiesce(settings.quiesce_steps).await?;
     }
     if quiet {
         violations.extend(world.check().await?);

@@ -4,6 +4,11 @@
 //! prints its trace. The last line is always
 //! `simulate: N scenarios, F faults injected, V invariant violations`; the exit code is
 //! 1 when any invariant broke.
+//!
+//! `simulate --mutants --seeds 200` (built with the `mutants` feature, as
+//! `make simulate-mutants` does) runs every deliberately broken variant of
+//! [`orderflow_domain::mutant::ALL`] until a seed catches it, and fails when one survives
+//! its seed budget: the simulation has teeth only if it tells them from the real code.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -24,6 +29,10 @@ struct Args {
     /// Replay this one seed and print its trace.
     #[arg(long)]
     seed: Option<u64>,
+    /// Run every deliberately broken variant instead, each until a seed catches it
+    /// (needs the `mutants` feature).
+    #[arg(long)]
+    mutants: bool,
     /// Orders per scenario.
     #[arg(long, default_value_t = Settings::default().orders)]
     orders: usize,
@@ -42,6 +51,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.mutants {
+        return mutants(&runtime, args.seeds, settings);
+    }
     let seeds: Vec<u64> = args
         .seed
         .map_or_else(|| (1..=args.seeds).collect(), |seed| vec![seed]);
@@ -81,11 +93,11 @@ fn main() -> ExitCode {
     }
     let millis = elapsed.as_millis().max(1);
     let rate = u128::from(seeds.len() as u64) * 1000 / millis;
-    let _ = writeln!(out, "({rate} scenarios/s on one thread, {millis} ms)");
     let _ = writeln!(
         out,
-        "({rate:.0} scenarios/s on one thread, {:.2} s)",
-        elapsed.as_secs_f64()
+        "({rate} scenarios/s on one thread, {}.{:03} s)",
+        millis / 1000,
+        millis % 1000
     );
     let _ = writeln!(
         out,
@@ -97,4 +109,61 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Runs each mutant over seeds 1..=`budget` until one catches it.
+#[cfg(feature = "mutants")]
+fn mutants(runtime: &tokio::runtime::Runtime, budget: u64, settings: Settings) -> ExitCode {
+    use orderflow_domain::mutant;
+    let mut out = std::io::stdout().lock();
+    let mut survivors = Vec::new();
+    for candidate in mutant::ALL {
+        mutant::activate(Some(candidate.name));
+        let mut caught = None;
+        for seed in 1..=budget {
+            let finding = match runtime.block_on(run(seed, settings)) {
+                Ok(report) => report.violations.into_iter().next(),
+                Err(e) => Some(format!("the run failed: {e:#}")),
+            };
+            if let Some(finding) = finding {
+                caught = Some((seed, finding));
+                break;
+            }
+        }
+        mutant::activate(None);
+        match caught {
+            Some((seed, finding)) => {
+                let _ = writeln!(out, "mutant {}: caught by seed {seed}: {finding}", candidate.name);
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "mutant {}: SURVIVED {budget} seeds ({})",
+                    candidate.name, candidate.breaks
+                );
+                survivors.push(candidate.name);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "simulate-mutants: {} mutants, {} caught, {} survived",
+        mutant::ALL.len(),
+        mutant::ALL.len() - survivors.len(),
+        survivors.len()
+    );
+    if survivors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(not(feature = "mutants"))]
+fn mutants(_: &tokio::runtime::Runtime, _: u64, _: Settings) -> ExitCode {
+    let _ = writeln!(
+        std::io::stderr(),
+        "simulate: built without the mutants feature; run `make simulate-mutants`"
+    );
+    ExitCode::FAILURE
 }
