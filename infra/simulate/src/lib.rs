@@ -4,10 +4,13 @@
 //! service code) over the in-memory adapters. The store's change stream, the relay,
 //! the bus with the template's own rules and the queues (visibility timeouts, receive
 //! counts, redrive to the DLQ the template names) are simulated. One seeded scheduler
-//! chooses every step: which order is placed or cancelled when, which stream records
-//! the relay publishes in which order, which queued message is delivered next, and
+//! chooses every step: which order is placed or cancelled (by its customer or an
+//! operator) when, which fulfilment step an operator asks for, when the pending-order
+//! timeout reaches an order, which stream records the relay publishes in which order
+//! (and where `PutEvents` is throttled), which queued message is delivered next, and
 //! which call fails ([`faults`]). Then faults stop, the system is driven to quiescence,
-//! and every invariant is checked with the consistency checker's own rules.
+//! operators move shipped orders on, it settles again, and every invariant is checked
+//! with the consistency checker's own rules.
 //!
 //! A seed replays exactly: nothing here reads the wall clock or an unseeded random
 //! source to decide anything.
@@ -475,6 +478,19 @@ impl World {
             batch.len()
         };
         batch.truncate(take);
+        if chaos && self.rng.chance(60) {
+            // PutEvents throttled part-way: what went out stays out, and the relay's
+            // mapping retries the batch from its first record (published again).
+            let sent = self.rng.below(batch.len());
+            self.faults.count(format!(
+                "relay: PutEvents throttled after {sent} of {} records; the batch is retried",
+                batch.len()
+            ));
+            for record in &batch[..sent] {
+                self.publish(record)?;
+            }
+            return Ok(());
+        }
         self.relayed += batch.len();
         if chaos && batch.len() > 1 && self.rng.chance(400) {
             let (a, b) = (self.rng.below(batch.len()), self.rng.below(batch.len()));
