@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use orderflow_app::placement::PlaceError;
 use orderflow_app::{CommandError, IdempotencyError, IdempotentError, LoadError, StoreError};
 use orderflow_domain::order::OrderError;
 use serde_json::json;
@@ -123,6 +124,24 @@ impl From<CommandError<OrderError>> for ApiError {
             CommandError::Rejected(e) => Self::invalid("invalid_order", e.to_string()),
             CommandError::Load(e) => Self::from(e),
             CommandError::Store(e) => Self::unavailable(&e),
+        }
+    }
+}
+
+impl From<PlaceError> for ApiError {
+    fn from(error: PlaceError) -> Self {
+        match error {
+            PlaceError::UnknownSku(sku) => {
+                Self::invalid("unknown_sku", format!("{sku} is not in the catalog"))
+            }
+            PlaceError::KeyReused => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request",
+            ),
+            PlaceError::Command(e) => e.into(),
+            PlaceError::Load(e) => e.into(),
+            PlaceError::Store(e) => e.into(),
         }
     }
 }

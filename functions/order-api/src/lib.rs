@@ -20,7 +20,6 @@ pub mod error;
 pub mod paging;
 
 use orderflow_adapters::config::Config;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -36,13 +35,11 @@ use orderflow_adapters::payment::DynamoVault;
 use orderflow_adapters::rate_limit::{Admission, DynamoRateLimiter};
 use orderflow_adapters::read_model::{CustomerCursor, DynamoOrderViews};
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
-use orderflow_app::{
-    Catalog, Clock, CommandService, Idempotency, PaymentVault, SystemClock, fingerprint, scoped_key,
-};
+use orderflow_app::placement::{NewOrder, Placement};
+use orderflow_app::{Catalog, Clock, CommandService, Idempotency, SystemClock, fingerprint, scoped_key};
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{
-    FulfilmentStep, Order, OrderCommand, OrderError, OrderState, PaymentToken, PlaceOrder, PricedLine,
-    ShippingAddress,
+    FulfilmentStep, Order, OrderCommand, OrderError, OrderState, PaymentToken, ShippingAddress,
 };
 use orderflow_domain::{CustomerId, IdempotencyKey, Metadata, OrderId, Quantity, Sku, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -56,9 +53,6 @@ use paging::{CursorKey, DEFAULT_PAGE, MAX_PAGE, Params, cursor, limit, list};
 
 /// The largest request body accepted; larger ones get a 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// How long a payment token waits in the vault for the payment service.
-const TOKEN_RETENTION: SignedDuration = SignedDuration::from_hours(24);
 
 /// How the API authorizes and pages: everything it needs besides its stores.
 #[derive(Debug, Clone)]
@@ -77,7 +71,7 @@ pub struct Api {
     commands: CommandService<DynamoEventStore, SystemClock>,
     idempotency: Idempotency<DynamoIdempotencyStore, SystemClock>,
     catalog: DynamoCatalog,
-    vault: DynamoVault,
+    placement: Placement<DynamoEventStore, SystemClock, DynamoCatalog, DynamoVault>,
     views: DynamoOrderViews,
     access: Access,
 }
@@ -85,7 +79,7 @@ pub struct Api {
 impl Api {
     /// The API over its stores.
     #[must_use]
-    pub const fn new(
+    pub fn new(
         commands: CommandService<DynamoEventStore, SystemClock>,
         idempotency: Idempotency<DynamoIdempotencyStore, SystemClock>,
         catalog: DynamoCatalog,
@@ -94,10 +88,10 @@ impl Api {
         access: Access,
     ) -> Self {
         Self {
+            placement: Placement::new(commands.clone(), catalog.clone(), vault),
             commands,
             idempotency,
             catalog,
-            vault,
             views,
             access,
         }
@@ -147,9 +141,6 @@ impl HasPrincipalClaims for Api {
         &self.access.claims
     }
 }
-
-/// The namespace of order ids derived from (principal, idempotency key).
-const ORDER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7266_6c6f_772d_6f72_6465_7273);
 
 /// The rate-limit scope of placements in the rate-limit table.
 pub const PLACEMENT_SCOPE: &str = "place-order";
@@ -363,7 +354,7 @@ async fn place_order(
     let scoped = scoped_key(&principal.actor(), key.as_str());
     // One (principal, key), one order id: however often the placement runs (a retry
     // after a crash, a lost response, an expired record), it lands on one stream.
-    let order_id = OrderId::from_uuid(Uuid::new_v5(&ORDER_ID_NAMESPACE, scoped.as_bytes()));
+    let order_id = orderflow_app::placement::order_id_for(&scoped);
     // The same body in another key order or spacing is the same request.
     let canonical = serde_json::from_slice::<serde_json::Value>(&body.raw)
         .map(|v| v.to_string())
@@ -407,95 +398,24 @@ impl Api {
                 retry_after,
             ));
         }
-        let mut seen = HashSet::new();
-        let skus: Vec<Sku> = order
-            .items
-            .iter()
-            .map(|(s, _)| s.clone())
-            .filter(|s| seen.insert(s.clone()))
-            .collect();
-        let products = self.catalog.products(&skus).await?;
-        let lines = order
-            .items
-            .into_iter()
-            .map(|(sku, quantity)| {
-                let product = products.get(&sku).ok_or_else(|| {
-                    ApiError::invalid("unknown_sku", format!("{sku} is not in the catalog"))
-                })?;
-                Ok(PricedLine {
-                    unit_price: product.price(),
-                    sku,
-                    quantity,
-                })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
-        let command = OrderCommand::Place(PlaceOrder {
-            order_id,
-            customer_id: customer,
-            lines,
-            payment: order.token.masked(),
-            shipping_address: order.address,
-            placed_at: now,
-        });
-        // Decide first, so an invalid order stores no token.
-        <Order as orderflow_domain::Aggregate>::decide(
-            &orderflow_domain::order::OrderState::NotPlaced,
-            command.clone(),
-        )
-        .map_err(ApiError::from)?;
-        self.vault
-            .keep(order_id, &order.token, now.plus(TOKEN_RETENTION))
+        let placed = self
+            .placement
+            .place(
+                NewOrder {
+                    order_id,
+                    customer_id: customer,
+                    items: order.items,
+                    token: order.token,
+                    address: order.address,
+                },
+                &metadata,
+            )
             .await?;
-        let executed = match self
-            .commands
-            .execute::<Order>(&order_id.to_string(), command.clone(), &metadata, None)
-            .await
-        {
-            // This placement ran before (it crashed, or its answer was lost, after the
-            // append): the order on its stream is the one to answer with.
-            Err(orderflow_app::CommandError::Domain(OrderError::AlreadyPlaced)) => {
-                return self.placed_before(order_id, &command).await;
-            }
-            other => other?,
-        };
-        tracing::info!(order_id = %order_id, correlation_id = %metadata.correlation_id, actor = %metadata.actor, "order placed");
-        orderflow_adapters::metrics::order_events(&executed.events);
-        let order = OrderView::fold(&executed.events).ok_or_else(ApiError::order_not_found)?;
-        Ok(Placed { order })
-    }
-
-    /// The answer a placement gave the first time: the order as its `OrderPlaced` left
-    /// it. The stream is this principal's and key's alone, so it holds this request,
-    /// unless the key was reused with other items after its record expired: that is
-    /// refused as any reuse is.
-    async fn placed_before(&self, order_id: OrderId, command: &OrderCommand) -> Result<Placed, ApiError> {
-        let history = self
-            .commands
-            .repository()
-            .history_page::<Order>(&order_id.to_string(), 0, 1)
-            .await?;
-        let same = match (history.first().map(|e| &e.data), command) {
-            (Some(orderflow_domain::order::OrderEvent::Placed(placed)), OrderCommand::Place(place)) => {
-                placed.customer_id == place.customer_id
-                    && placed.lines.len() == place.lines.len()
-                    && placed
-                        .lines
-                        .iter()
-                        .zip(&place.lines)
-                        .all(|(a, b)| a.sku == b.sku && a.quantity == b.quantity)
-            }
-            _ => false,
-        };
-        if !same {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request",
-            ));
+        if !placed.events.is_empty() {
+            tracing::info!(order_id = %order_id, correlation_id = %metadata.correlation_id, actor = %metadata.actor, "order placed");
+            orderflow_adapters::metrics::order_events(&placed.events);
         }
-        tracing::info!(%order_id, "placement ran again; answering with the order it placed");
-        let order = OrderView::fold(&history).ok_or_else(ApiError::order_not_found)?;
-        Ok(Placed { order })
+        Ok(Placed { order: placed.order })
     }
 
     /// The order folded from the store now.

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use orderflow_adapters::MemoryEventStore;
 use orderflow_adapters::catalog::MemoryStockLedger;
 use orderflow_app::{
-    AppendError, CaptureOutcome, Clock, EventRecord, EventStore, GatewayError, MoveError, PaymentGateway,
-    ProviderCapture, SnapshotRecord, StockLedger, StockMove, StoreError, StreamId,
+    AppendError, CaptureOutcome, Claim, Clock, EventRecord, EventStore, GatewayError, IdempotencyError,
+    IdempotencyStore, MoveError, PaymentGateway, ProviderCapture, SnapshotRecord, StockLedger, StockMove,
+    StoreError, StreamId,
 };
 use orderflow_domain::order::PaymentToken;
 use orderflow_domain::{Money, OrderId, Timestamp};
@@ -383,6 +384,65 @@ impl<G: PaymentGateway> PaymentGateway for FaultyGateway<G> {
             fault,
             || self.inner.refund(order_id, payment_id, amount),
             || unavailable("refund"),
+        )
+        .await
+    }
+}
+
+/// An idempotency store whose calls fail as [`Faults`] decides: a claim taken but its
+/// answer lost holds the key until its lease runs out; a completion that fails is the
+/// crash between the append and the record of its answer.
+#[derive(Debug, Clone)]
+pub struct FaultyIdempotency<I> {
+    inner: I,
+    faults: Faults,
+}
+
+impl<I> FaultyIdempotency<I> {
+    /// `inner` with `faults`.
+    #[must_use]
+    pub const fn new(inner: I, faults: Faults) -> Self {
+        Self { inner, faults }
+    }
+}
+
+impl<I: IdempotencyStore> IdempotencyStore for FaultyIdempotency<I> {
+    async fn claim(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<Claim, IdempotencyError> {
+        faulted(
+            self.faults.draw("idempotency claim"),
+            || self.inner.claim(key, fingerprint, now, lease_until, expires_at),
+            || IdempotencyError::Store(outage("claim")),
+        )
+        .await
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), IdempotencyError> {
+        faulted(
+            self.faults.draw("idempotency completion"),
+            || self.inner.complete(key, fingerprint, response, expires_at),
+            || IdempotencyError::Store(outage("complete")),
+        )
+        .await
+    }
+
+    async fn release(&self, key: &str, fingerprint: &str) -> Result<(), IdempotencyError> {
+        faulted(
+            self.faults.draw("idempotency release"),
+            || self.inner.release(key, fingerprint),
+            || IdempotencyError::Store(outage("release")),
         )
         .await
     }

@@ -22,24 +22,25 @@ use std::future::Future;
 use std::pin::Pin;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use faults::{Faults, FaultyGateway, FaultyLedger, FaultyStore, Rng, SimClock};
+use faults::{Faults, FaultyGateway, FaultyIdempotency, FaultyLedger, FaultyStore, Rng, SimClock};
 use inventory::InventoryService;
 use order_saga::OrderSaga;
+use orderflow_adapters::MemoryIdempotencyStore;
 use orderflow_adapters::catalog::{MemoryCatalog, MemoryStockLedger};
 use orderflow_adapters::payment::{MemoryGateway, MemoryVault};
 use orderflow_adapters::{MemoryEventStore, MemoryOrderViews};
+use orderflow_app::placement::{NewOrder, PlaceError, Placement, order_id_for};
 use orderflow_app::{
-    Catalog, Clock, CommandError, CommandService, EventRecord, OrderViews, PaymentVault, Product, Repository,
+    Catalog, CommandError, CommandService, EventRecord, Idempotency, IdempotencyError, IdempotentError,
+    OrderViews, Product, Repository, fingerprint, scoped_key,
 };
 use orderflow_domain::audit::{OrderStreams, audit_order, held_stock, unrecorded_outcomes};
 use orderflow_domain::inventory::Inventory;
 use orderflow_domain::order::view::OrderView;
-use orderflow_domain::order::{
-    FulfilmentStep, Order, OrderCommand, OrderStatus, PaymentToken, PlaceOrder, PricedLine,
-};
+use orderflow_domain::order::{FulfilmentStep, Order, OrderCommand, OrderStatus, PaymentToken};
 use orderflow_domain::payment::Payment;
 use orderflow_domain::shipment::Shipment;
-use orderflow_domain::{Currency, CustomerId, Metadata, Money, OrderId, Quantity, Sku};
+use orderflow_domain::{Currency, CustomerId, Metadata, OrderId, Quantity, Sku};
 use orderflow_lambda::{Consumer, Service};
 use orderflow_provision::Template;
 use orderflow_provision::messaging::{QueueSpec, RuleSpec, declared_queues, declared_rules, pattern_matches};
@@ -118,6 +119,8 @@ struct SimQueue {
 #[derive(Debug, Clone)]
 struct Planned {
     id: OrderId,
+    /// The client's idempotency key, scoped to its principal.
+    key: String,
     customer: CustomerId,
     lines: Vec<(usize, u64)>,
     card: &'static str,
@@ -127,6 +130,9 @@ struct Planned {
     placed: bool,
     cancelled: bool,
 }
+
+/// The API's idempotency lease, as `order_api::Api::idempotency` sets it.
+const LEASE_SECONDS: i64 = 30;
 
 const CARDS: [&str; 4] = ["tok_visa", "tok_visa", "tok_decline", "tok_flaky"];
 const SKUS: usize = 3;
@@ -140,8 +146,10 @@ struct World {
     catalog: MemoryCatalog,
     views: MemoryOrderViews,
     gateway: MemoryGateway,
-    vault: MemoryVault,
     api: CommandService<FaultyStore, SimClock>,
+    /// The API's place-order use case and its idempotency records.
+    placement: Placement<FaultyStore, SimClock, MemoryCatalog, MemoryVault>,
+    idempotency: Idempotency<FaultyIdempotency<MemoryIdempotencyStore>, SimClock>,
     /// The pending-order timeout's writer (its own skewed clock).
     sweeper: CommandService<FaultyStore, SimClock>,
     queues: BTreeMap<String, SimQueue>,
@@ -151,6 +159,8 @@ struct World {
     next_message: u64,
     orders: Vec<Planned>,
     stock: Vec<(Sku, u64)>,
+    /// What the workload saw go wrong on the way (reported with the invariants).
+    surprises: Vec<String>,
 }
 
 /// What the template declares for the bus and the queues, read once per process: every
@@ -178,10 +188,6 @@ fn transports() -> anyhow::Result<&'static Transports> {
     }
     let rules = declared_rules(&template)?;
     Ok(TRANSPORTS.get_or_init(|| Transports { mappings, rules }))
-}
-
-fn usd(cents: u64) -> anyhow::Result<Money> {
-    Ok(Money::new(cents, Currency::parse("USD")?))
 }
 
 impl World {
@@ -232,7 +238,15 @@ impl World {
             "projector".into(),
             handler(Projector::new(repository(&faulty), views.clone())),
         );
-        let api = CommandService::new(repository(&faulty), clock.skewed(skew()), 5);
+        let api_clock = clock.skewed(skew());
+        let api = CommandService::new(repository(&faulty), api_clock.clone(), 5);
+        let placement = Placement::new(api.clone(), catalog.clone(), vault.clone());
+        let idempotency = Idempotency::new(
+            FaultyIdempotency::new(MemoryIdempotencyStore::new(), faults.clone()),
+            api_clock,
+            jiff::SignedDuration::from_secs(LEASE_SECONDS),
+            jiff::SignedDuration::from_hours(24),
+        );
         let sweeper = CommandService::new(repository(&faulty), clock.skewed(skew()), 5);
 
         let transports = transports()?;
@@ -271,9 +285,17 @@ impl World {
             stock.push((sku, available));
         }
         let orders = (0..settings.orders)
-            .map(|n| Planned {
-                id: OrderId::from_uuid(uuid::Uuid::from_u64_pair(seed, n as u64)),
-                customer: CustomerId::parse(format!("c-{}", n % 3)).unwrap_or_else(|_| unreachable!()),
+            .map(|n| {
+                let customer = CustomerId::parse(format!("c-{}", n % 3)).unwrap_or_else(|_| unreachable!());
+                let key = scoped_key(&format!("customer:{customer}"), &format!("key-{seed}-{n}"));
+                (customer, key)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|(customer, key)| Planned {
+                id: order_id_for(&key),
+                key,
+                customer,
                 lines: {
                     // One or two distinct SKUs (an order names a SKU once).
                     let first = rng.below(SKUS);
@@ -296,8 +318,9 @@ impl World {
             catalog,
             views,
             gateway,
-            vault,
             api,
+            placement,
+            idempotency,
             sweeper,
             queues,
             handlers,
@@ -306,6 +329,7 @@ impl World {
             next_message: 0,
             orders,
             stock,
+            surprises: Vec::new(),
         })
     }
 
@@ -313,66 +337,75 @@ impl World {
         self.faults.note(line);
     }
 
-    /// The client places order `n`, retrying on failure as a client does, with the same
-    /// order id (the idempotency key's).
+    /// The client places order `n` through the API's use case under its idempotency key,
+    /// retrying on failure as a client does (the same key and body), waiting out a lease
+    /// a crashed attempt left.
     async fn place(&mut self, n: usize) -> anyhow::Result<()> {
         let order = self.orders[n].clone();
         let token = PaymentToken::parse(order.card)?;
-        let mut lines = Vec::new();
+        let mut items = Vec::new();
         for (sku, quantity) in &order.lines {
-            let (sku, _) = &self.stock[*sku];
-            lines.push(PricedLine {
-                sku: sku.clone(),
-                quantity: Quantity::parse(*quantity)?,
-                unit_price: usd(500)?,
-            });
+            items.push((self.stock[*sku].0.clone(), Quantity::parse(*quantity)?));
         }
-        let command = OrderCommand::Place(PlaceOrder {
+        let new_order = NewOrder {
             order_id: order.id,
             customer_id: order.customer.clone(),
-            lines,
-            payment: token.masked(),
-            shipping_address: serde_json::from_str(
+            items,
+            token,
+            address: serde_json::from_str(
                 r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
             )?,
-            placed_at: self.clock.now(),
-        });
-        self.vault
-            .keep(
-                order.id,
-                &token,
-                self.clock.now().plus(jiff::SignedDuration::from_hours(24)),
-            )
-            .await?;
+        };
         let metadata = Metadata {
             correlation_id: format!("corr-{n}"),
             causation_id: format!("req-{n}"),
             actor: format!("customer:{}", order.customer),
         };
+        let fingerprint = fingerprint(format!("{:?}", order.lines).as_bytes());
         for attempt in 1..=20 {
-            match self
-                .api
-                .execute::<Order>(&order.id.to_string(), command.clone(), &metadata, None)
-                .await
-            {
-                Ok(_) => {
+            let placement = &self.placement;
+            let result = self
+                .idempotency
+                .run(&order.key, &fingerprint, || async {
+                    placement
+                        .place(new_order.clone(), &metadata)
+                        .await
+                        .map(|placed| placed.order)
+                })
+                .await;
+            match result {
+                Ok(outcome) if outcome.response.order_id == order.id => {
                     self.note(format!(
-                        "place order {n} ({}, {} line(s)): placed on attempt {attempt}",
+                        "place order {n} ({}, {} line(s)): placed on attempt {attempt}{}",
                         order.card,
-                        order.lines.len()
+                        order.lines.len(),
+                        if outcome.replayed {
+                            " (a replayed answer)"
+                        } else {
+                            ""
+                        }
                     ));
                     self.orders[n].placed = true;
                     return Ok(());
                 }
-                Err(CommandError::Domain(e)) if attempt > 1 => {
-                    // A retry finding its own order placed: the earlier attempt landed.
+                Ok(outcome) => {
+                    self.surprises.push(format!(
+                        "order {n}: the client was answered with another order, {}",
+                        outcome.response.order_id
+                    ));
+                    self.orders[n].placed = true;
+                    return Ok(());
+                }
+                Err(IdempotentError::Work(PlaceError::Command(CommandError::Domain(e)))) => {
+                    anyhow::bail!("the workload's order {n} is invalid: {e}")
+                }
+                Err(IdempotentError::Key(IdempotencyError::InProgress)) => {
+                    // A crashed attempt holds the key: the client retries after a while.
                     self.note(format!(
-                        "place order {n}: attempt {attempt} refused ({e}); already placed"
+                        "place order {n}: attempt {attempt} finds the key in progress; the client waits"
                     ));
-                    self.orders[n].placed = true;
-                    return Ok(());
+                    self.clock.advance(LEASE_SECONDS * 1_000_000 + 1_000_000);
                 }
-                Err(CommandError::Domain(e)) => anyhow::bail!("the workload's order {n} is invalid: {e}"),
                 Err(e) => self.note(format!(
                     "place order {n}: attempt {attempt} failed ({e}); the client retries"
                 )),
@@ -730,7 +763,7 @@ impl World {
 
     /// Every invariant the checker knows, over the quiet system.
     async fn check(&self) -> anyhow::Result<Vec<String>> {
-        let mut violations = Vec::new();
+        let mut violations = self.surprises.clone();
         let repository = Repository::new(self.store.clone(), 0);
         let mut held: BTreeMap<Sku, u64> = BTreeMap::new();
         for (n, planned) in self.orders.iter().enumerate() {

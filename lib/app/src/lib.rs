@@ -5,6 +5,7 @@
 //! - [`command`]: load (snapshot + events, upcast on read), decide, append at the
 //!   expected version, re-decide on a lost race.
 //! - [`idempotency`]: run work once per idempotency key.
+//! - [`placement`]: the place-order use case (price, decide, keep the token, append).
 //! - [`stock`]: the catalog, and stock moves committed with the events that record them.
 //! - [`disposition`]: whether a failure is worth a redelivery, said once per error.
 //!
@@ -13,6 +14,7 @@
 pub mod command;
 pub mod disposition;
 pub mod idempotency;
+pub mod placement;
 pub mod ports;
 pub mod read_model;
 pub mod stock;

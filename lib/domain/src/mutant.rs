@@ -22,6 +22,10 @@ pub const ALL: &[Mutant] = &[
         breaks: "payment answers a cancellation that arrives before the placement with nothing, so a late capture is made",
     },
     Mutant {
+        name: "placement-takeover-mints-new-id",
+        breaks: "a placement that runs again after a crash or a lost answer places a second order under a new id",
+    },
+    Mutant {
         name: "projector-accepts-older",
         breaks: "the read model folds an event at or below the version it holds (a duplicate or late copy) as if it were the next one",
     },
