@@ -45,6 +45,11 @@ impl Rng {
         usize::try_from(self.next() % n as u64).unwrap_or(0)
     }
 
+    /// One of `items`, any of them alike (`None` when there is none).
+    pub fn pick<T: Clone>(&mut self, items: &[T]) -> Option<T> {
+        items.get(self.below(items.len())).cloned()
+    }
+
     /// True `per_mille` times in a thousand.
     pub fn chance(&mut self, per_mille: u64) -> bool {
         self.next() % 1000 < per_mille

@@ -719,25 +719,30 @@ impl World {
         };
         match choice {
             0 => {
-                let n = unplaced[self.rng.below(unplaced.len())];
-                self.place(n).await?;
+                if let Some(n) = self.rng.pick(&unplaced) {
+                    self.place(n).await?;
+                }
             }
             1 => {
-                let n = cancellable[self.rng.below(cancellable.len())];
-                self.cancel(n).await;
+                if let Some(n) = self.rng.pick(&cancellable) {
+                    self.cancel(n).await;
+                }
             }
             2 => self.relay(chaos)?,
             3 => {
-                let queue = ready[self.rng.below(ready.len())].clone();
-                self.deliver(&queue, chaos).await;
+                if let Some(queue) = self.rng.pick(&ready) {
+                    self.deliver(&queue, chaos).await;
+                }
             }
             5 => {
-                let n = placed[self.rng.below(placed.len())];
-                self.advance(n).await?;
+                if let Some(n) = self.rng.pick(&placed) {
+                    self.advance(n).await?;
+                }
             }
             6 => {
-                let n = placed[self.rng.below(placed.len())];
-                self.expire(n).await;
+                if let Some(n) = self.rng.pick(&placed) {
+                    self.expire(n).await;
+                }
             }
             _ => {
                 let ids: Vec<String> = self.queues.keys().cloned().collect();
