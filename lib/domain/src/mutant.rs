@@ -4,7 +4,7 @@
 //!
 //! Built without the `mutants` feature (every build but that check's), [`active`] is a
 //! constant `false` and each guarded branch compiles away. With it, the check switches
-//! one mutant on at a time with [`activate`].
+//! one mutant on at a time with `activate`.
 
 /// A deliberately broken variant: its name and the rule it breaks.
 #[derive(Debug, Clone, Copy)]
