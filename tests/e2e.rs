@@ -778,7 +778,7 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
     let prefix = unique_name("e2e-pii");
     let dir = state_dir();
     // Production's level (info), and debug for every orderflow crate on top.
-    let level = "info,orderflow=debug,orderflow_cli=debug,orderflow_adapters=debug,orderflow_app=debug,\
+    let level = "info,orderflow=debug,orderflow_cli=debug,orderflow_runner=debug,orderflow_adapters=debug,orderflow_app=debug,\
                  order_api=debug,inventory=debug,payment=debug,shipping=debug,order_saga=debug,projector=debug,\
                  relay=debug,pending_timeout=debug";
     let mut dev = Dev::start_with(

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use orderflow_adapters::sqs::FailureLog;
+use orderflow_provision::create::Queue;
 use orderflow_provision::local::Stack;
-use orderflow_provision::messaging::Queue;
 
 pub use crate::target::Target;
 

@@ -18,7 +18,7 @@ pub mod dlq;
 pub mod rebuild;
 pub mod relay;
 pub mod replay;
-pub mod runner;
+pub use orderflow_runner as runner;
 pub mod target;
 pub mod token;
 
@@ -27,7 +27,7 @@ pub mod token;
 /// crates, warnings for the rest).
 pub fn init_logging(pretty: bool) {
     orderflow_adapters::telemetry::init_with(
-        "warn,orderflow=info,orderflow_cli=info,orderflow_provision=info,inventory=info,payment=info,\
+        "warn,orderflow=info,orderflow_cli=info,orderflow_runner=info,orderflow_provision=info,inventory=info,payment=info,\
          shipping=info,order_saga=info,order_api=info,projector=warn,relay=warn",
         pretty,
     );

@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use aws_sdk_sqs::types::QueueAttributeName;
 use orderflow_provision::Template;
+use orderflow_provision::create::{Messaging, Queue};
 use orderflow_provision::local::{self, Stack};
-use orderflow_provision::messaging::{Messaging, Queue};
 
 /// The flags every operator command takes.
 #[derive(Debug, Clone, clap::Args)]

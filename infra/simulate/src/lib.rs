@@ -565,7 +565,7 @@ impl World {
             .rules
             .iter()
             .filter(|rule| pattern_matches(&rule.pattern, &event))
-            .flat_map(|rule| rule.queues.iter().cloned())
+            .flat_map(|rule| rule.queues().map(str::to_owned))
             .collect();
         let body = event.to_string();
         for queue in targets {

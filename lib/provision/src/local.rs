@@ -125,7 +125,7 @@ pub struct Stack {
     /// Tables: logical id → name.
     pub tables: HashMap<String, String>,
     /// Queues, bus and rules.
-    pub messaging: crate::messaging::Messaging,
+    pub messaging: crate::create::Messaging,
     /// The functions' environment, resolved to these names (with the template's
     /// parameter overrides).
     pub environment: std::collections::BTreeMap<String, String>,
@@ -140,7 +140,7 @@ impl Stack {
 
     /// Queue `logical_id`.
     #[must_use]
-    pub fn queue(&self, logical_id: &str) -> Option<&crate::messaging::Queue> {
+    pub fn queue(&self, logical_id: &str) -> Option<&crate::create::Queue> {
         self.messaging.queues.get(logical_id)
     }
 
@@ -205,7 +205,7 @@ pub async fn existing_stack(template: &Template, prefix: &str) -> Result<Stack, 
             Err(e) => return Err(crate::emulator(&format!("table {name}"), e).into()),
         }
     }
-    let messaging = crate::messaging::existing_messaging(template, prefix, &sqs_client().await?)
+    let messaging = crate::create::existing_messaging(template, prefix, &sqs_client().await?)
         .await?
         .ok_or_else(|| StackError::Missing {
             prefix: prefix.to_owned(),
@@ -224,7 +224,7 @@ pub async fn existing_stack(template: &Template, prefix: &str) -> Result<Stack, 
 fn environment(
     template: &Template,
     prefix: &str,
-    messaging: &crate::messaging::Messaging,
+    messaging: &crate::create::Messaging,
 ) -> Result<std::collections::BTreeMap<String, String>, StackError> {
     let mut variables = template.function_environment(prefix)?;
     for value in variables.values_mut() {
@@ -245,7 +245,7 @@ pub async fn provision_stack(template: &Template, prefix: &str) -> Result<Stack,
     for (logical_id, name) in &tables {
         template.table(logical_id)?.create(&dynamodb, name).await?;
     }
-    let messaging = crate::messaging::provision_messaging(
+    let messaging = crate::create::provision_messaging(
         template,
         prefix,
         &sqs_client().await?,

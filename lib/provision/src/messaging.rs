@@ -1,40 +1,16 @@
-//! Queues, the bus and its rules from the template, in moto (or LocalStack).
+//! Queues, the bus and its rules as the template declares them, before any emulator is
+//! involved: what [`crate::create`] creates in moto (or LocalStack) and the simulation
+//! routes by.
 //!
 //! Every resource gets the local name `<prefix>-<LogicalId>`. `!Ref` and `!GetAtt …Arn`
 //! in the properties that matter locally (redrive targets, rule buses and targets) are
-//! resolved to those names and the ARNs the emulator reports.
+//! resolved to logical ids here, and to names and ARNs when they are created.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde_norway::Value;
 
-use crate::{ProvisionError, Template, emulator};
-
-/// A queue as created locally.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Queue {
-    /// Its name.
-    pub name: String,
-    /// Its URL, for SQS calls.
-    pub url: String,
-    /// Its ARN, for redrive policies and rule targets.
-    pub arn: String,
-    /// Visibility timeout, seconds.
-    pub visibility_timeout: u32,
-    /// The DLQ's logical id and `maxReceiveCount`, if it has a redrive policy.
-    pub redrive: Option<(String, u32)>,
-}
-
-/// What [`provision_messaging`] created, by logical id.
-#[derive(Debug, Clone, Default)]
-pub struct Messaging {
-    /// Queues.
-    pub queues: BTreeMap<String, Queue>,
-    /// Buses: logical id → name.
-    pub buses: BTreeMap<String, String>,
-    /// Rules: logical id → name.
-    pub rules: BTreeMap<String, String>,
-}
+use crate::{ProvisionError, Template};
 
 /// Properties of queues that only matter in AWS.
 const AWS_ONLY_QUEUE_PROPERTIES: &[&str] = &["SqsManagedSseEnabled", "KmsMasterKeyId", "Tags"];
@@ -89,7 +65,10 @@ fn unsupported(logical_id: &str, property: &str) -> ProvisionError {
 
 /// A queue's redrive policy as the template declares it: its DLQ's logical id and
 /// `maxReceiveCount`.
-fn declared_redrive(template: &Template, logical_id: &str) -> Result<Option<(String, u32)>, ProvisionError> {
+pub(crate) fn declared_redrive(
+    template: &Template,
+    logical_id: &str,
+) -> Result<Option<(String, u32)>, ProvisionError> {
     let Some(policy) = property(template.properties(logical_id), "RedrivePolicy") else {
         return Ok(None);
     };
@@ -104,6 +83,8 @@ fn declared_redrive(template: &Template, logical_id: &str) -> Result<Option<(Str
 pub struct QueueSpec {
     /// Visibility timeout, seconds.
     pub visibility_timeout: u32,
+    /// Message retention, seconds, when the template sets it.
+    pub retention: Option<u32>,
     /// The DLQ's logical id and `maxReceiveCount`, if it has a redrive policy.
     pub redrive: Option<(String, u32)>,
 }
@@ -114,28 +95,59 @@ pub struct QueueSpec {
 pub struct RuleSpec {
     /// The rule's logical id.
     pub logical_id: String,
+    /// The bus it listens on (logical id).
+    pub bus: String,
     /// Its event pattern.
     pub pattern: serde_json::Value,
-    /// The queues it delivers to.
-    pub queues: Vec<String>,
+    /// The queues it delivers to, as `(target id, queue logical id)`.
+    pub targets: Vec<(String, String)>,
+}
+
+impl RuleSpec {
+    /// The queues it delivers to (logical ids).
+    pub fn queues(&self) -> impl Iterator<Item = &str> {
+        self.targets.iter().map(|(_, queue)| queue.as_str())
+    }
 }
 
 /// Every queue of `template`, by logical id.
 ///
 /// # Errors
-/// [`ProvisionError`] when a redrive policy names no queue.
+/// [`ProvisionError::Unsupported`] when a queue has a property local runs do not
+/// understand or a redrive policy names no queue.
 pub fn declared_queues(template: &Template) -> Result<BTreeMap<String, QueueSpec>, ProvisionError> {
-    template
-        .logical_ids("AWS::SQS::Queue")
-        .into_iter()
+    let ids = template.logical_ids("AWS::SQS::Queue");
+    let queues = ids
+        .iter()
         .map(|id| {
+            let properties = template.properties(id);
+            if let Some(mapping) = properties.as_mapping() {
+                for key in mapping.keys().filter_map(Value::as_str) {
+                    let known = ["VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy"];
+                    if !known.contains(&key) && !AWS_ONLY_QUEUE_PROPERTIES.contains(&key) {
+                        return Err(unsupported(id, key));
+                    }
+                }
+            }
             let spec = QueueSpec {
-                visibility_timeout: number(property(template.properties(id), "VisibilityTimeout"), 30),
+                visibility_timeout: number(property(properties, "VisibilityTimeout"), 30),
+                retention: property(properties, "MessageRetentionPeriod").map(|r| number(Some(r), 345_600)),
                 redrive: declared_redrive(template, id)?,
             };
-            Ok((id.to_owned(), spec))
+            Ok(((*id).to_owned(), spec))
         })
-        .collect()
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    for (id, spec) in &queues {
+        if let Some((dlq, _)) = &spec.redrive
+            && !queues.contains_key(dlq)
+        {
+            return Err(unsupported(
+                id,
+                "RedrivePolicy.deadLetterTargetArn (no such queue)",
+            ));
+        }
+    }
+    Ok(queues)
 }
 
 /// Every rule of `template` with its pattern and target queues.
@@ -149,24 +161,39 @@ pub fn declared_rules(template: &Template) -> Result<Vec<RuleSpec>, ProvisionErr
         .into_iter()
         .map(|id| {
             let properties = template.properties(id);
+            let bus = property(properties, "EventBusName")
+                .and_then(referenced)
+                .filter(|bus| {
+                    template
+                        .logical_ids("AWS::Events::EventBus")
+                        .contains(&bus.as_str())
+                })
+                .ok_or_else(|| unsupported(id, "EventBusName (must reference the template's bus)"))?;
             let pattern =
                 property(properties, "EventPattern").ok_or_else(|| unsupported(id, "EventPattern"))?;
             let pattern =
                 serde_json::to_value(pattern).map_err(|e| ProvisionError::Parse(format!("{id}: {e}")))?;
-            let queues = property(properties, "Targets")
+            let queues = template.logical_ids("AWS::SQS::Queue");
+            let targets = property(properties, "Targets")
                 .and_then(Value::as_sequence)
                 .ok_or_else(|| unsupported(id, "Targets"))?
                 .iter()
                 .map(|t| {
+                    let target = property(t, "Id").and_then(Value::as_str).unwrap_or("target");
                     property(t, "Arn")
                         .and_then(referenced)
-                        .ok_or_else(|| unsupported(id, "Targets.Arn (must reference a queue)"))
+                        .filter(|queue| queues.contains(&queue.as_str()))
+                        .map(|queue| (target.to_owned(), queue))
+                        .ok_or_else(|| {
+                            unsupported(id, "Targets.Arn (only SQS targets of the template run locally)")
+                        })
                 })
                 .collect::<Result<_, _>>()?;
             Ok(RuleSpec {
                 logical_id: id.to_owned(),
+                bus,
                 pattern,
-                queues,
+                targets,
             })
         })
         .collect()
@@ -197,219 +224,6 @@ pub fn pattern_matches(pattern: &serde_json::Value, event: &serde_json::Value) -
             _ => false,
         }
     })
-}
-
-/// The queues, buses and rules of `template` as `orderflow dev` created them, looked
-/// up, never created: `None` when a queue is missing (no such local stack).
-///
-/// # Errors
-/// [`ProvisionError`] when an emulator fails.
-pub async fn existing_messaging(
-    template: &Template,
-    prefix: &str,
-    sqs: &aws_sdk_sqs::Client,
-) -> Result<Option<Messaging>, ProvisionError> {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let mut messaging = Messaging::default();
-    for logical_id in template.logical_ids("AWS::SQS::Queue") {
-        let name = local_name(prefix, logical_id);
-        let url = match sqs.get_queue_url().queue_name(&name).send().await {
-            Ok(found) => found.queue_url.unwrap_or_default(),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => return Ok(None),
-            Err(e) => return Err(emulator(&format!("queue {name}"), e)),
-        };
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .attribute_names(QueueAttributeName::VisibilityTimeout)
-            .send()
-            .await
-            .map_err(|e| emulator(&format!("attributes of {name}"), e))?
-            .attributes
-            .unwrap_or_default();
-        messaging.queues.insert(
-            logical_id.to_owned(),
-            Queue {
-                arn: attributes
-                    .get(&QueueAttributeName::QueueArn)
-                    .cloned()
-                    .unwrap_or_default(),
-                visibility_timeout: attributes
-                    .get(&QueueAttributeName::VisibilityTimeout)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(30),
-                redrive: declared_redrive(template, logical_id)?,
-                name,
-                url,
-            },
-        );
-    }
-    for logical_id in template.logical_ids("AWS::Events::EventBus") {
-        messaging
-            .buses
-            .insert(logical_id.to_owned(), local_name(prefix, logical_id));
-    }
-    for logical_id in template.logical_ids("AWS::Events::Rule") {
-        messaging
-            .rules
-            .insert(logical_id.to_owned(), local_name(prefix, logical_id));
-    }
-    Ok(Some(messaging))
-}
-
-/// Creates every queue, bus and rule of `template` (harmless when they exist).
-///
-/// # Errors
-/// [`ProvisionError`].
-pub async fn provision_messaging(
-    template: &Template,
-    prefix: &str,
-    sqs: &aws_sdk_sqs::Client,
-    events: &aws_sdk_eventbridge::Client,
-) -> Result<Messaging, ProvisionError> {
-    let mut messaging = Messaging::default();
-    // Queues first (without redrive), so every DLQ's ARN is known before any redrive
-    // policy names it.
-    let queue_ids = template.logical_ids("AWS::SQS::Queue");
-    for logical_id in &queue_ids {
-        let properties = template.properties(logical_id);
-        if let Some(mapping) = properties.as_mapping() {
-            for key in mapping.keys().filter_map(Value::as_str) {
-                let known = ["VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy"];
-                if !known.contains(&key) && !AWS_ONLY_QUEUE_PROPERTIES.contains(&key) {
-                    return Err(unsupported(logical_id, key));
-                }
-            }
-        }
-        let name = local_name(prefix, logical_id);
-        let visibility_timeout = number(property(properties, "VisibilityTimeout"), 30);
-        let mut request = sqs.create_queue().queue_name(&name).attributes(
-            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-            visibility_timeout.to_string(),
-        );
-        if let Some(retention) = property(properties, "MessageRetentionPeriod") {
-            request = request.attributes(
-                aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod,
-                number(Some(retention), 345_600).to_string(),
-            );
-        }
-        let url = request
-            .send()
-            .await
-            .map_err(|e| emulator(&format!("queue {name}"), e))?
-            .queue_url
-            .unwrap_or_default();
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| emulator(&format!("attributes of {name}"), e))?
-            .attributes
-            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-            .unwrap_or_default();
-        let redrive = declared_redrive(template, logical_id)?;
-        messaging.queues.insert(
-            (*logical_id).to_owned(),
-            Queue {
-                name,
-                url,
-                arn,
-                visibility_timeout,
-                redrive,
-            },
-        );
-    }
-    for queue in messaging.queues.values() {
-        let Some((dlq, max)) = &queue.redrive else {
-            continue;
-        };
-        let dlq_arn = messaging
-            .queues
-            .get(dlq)
-            .map(|q| q.arn.clone())
-            .ok_or_else(|| unsupported(dlq, "deadLetterTargetArn (no such queue)"))?;
-        let policy = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max}).to_string();
-        sqs.set_queue_attributes()
-            .queue_url(&queue.url)
-            .attributes(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy, policy)
-            .send()
-            .await
-            .map_err(|e| emulator(&format!("redrive policy of {}", queue.name), e))?;
-    }
-
-    for logical_id in template.logical_ids("AWS::Events::EventBus") {
-        let name = local_name(prefix, logical_id);
-        match events.create_event_bus().name(&name).send().await {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_already_exists_exception()) => {}
-            Err(e) => return Err(emulator(&format!("bus {name}"), e)),
-        }
-        messaging.buses.insert(logical_id.to_owned(), name);
-    }
-
-    for logical_id in template.logical_ids("AWS::Events::Rule") {
-        let properties = template.properties(logical_id);
-        let name = local_name(prefix, logical_id);
-        let bus_id = property(properties, "EventBusName")
-            .and_then(referenced)
-            .ok_or_else(|| unsupported(logical_id, "EventBusName (must reference the template's bus)"))?;
-        let bus = messaging
-            .buses
-            .get(&bus_id)
-            .cloned()
-            .ok_or_else(|| unsupported(logical_id, "EventBusName (no such bus)"))?;
-        let pattern =
-            property(properties, "EventPattern").ok_or_else(|| unsupported(logical_id, "EventPattern"))?;
-        let pattern = serde_json::to_string(pattern)
-            .map_err(|e| ProvisionError::Parse(format!("{logical_id}: {e}")))?;
-        events
-            .put_rule()
-            .name(&name)
-            .event_bus_name(&bus)
-            .event_pattern(pattern)
-            .send()
-            .await
-            .map_err(|e| emulator(&format!("rule {name}"), e))?;
-        let targets = property(properties, "Targets")
-            .and_then(Value::as_sequence)
-            .ok_or_else(|| unsupported(logical_id, "Targets"))?;
-        for target in targets {
-            let id = property(target, "Id").and_then(Value::as_str).unwrap_or("target");
-            let queue_id = property(target, "Arn")
-                .and_then(referenced)
-                .ok_or_else(|| unsupported(logical_id, "Targets.Arn (must reference a queue)"))?;
-            let queue = messaging
-                .queues
-                .get(&queue_id)
-                .ok_or_else(|| unsupported(logical_id, "Targets.Arn (only SQS targets run locally)"))?;
-            let target = aws_sdk_eventbridge::types::Target::builder()
-                .id(id)
-                .arn(&queue.arn)
-                .build()
-                .map_err(|e| emulator("rule target", e))?;
-            events
-                .put_targets()
-                .rule(&name)
-                .event_bus_name(&bus)
-                .targets(target)
-                .send()
-                .await
-                .map_err(|e| emulator(&format!("targets of {name}"), e))?;
-        }
-        messaging.rules.insert(logical_id.to_owned(), name);
-    }
-    tracing::info!(
-        queues = messaging.queues.len(),
-        buses = messaging.buses.len(),
-        rules = messaging.rules.len(),
-        "messaging provisioned"
-    );
-    Ok(messaging)
 }
 
 /// Local names of every table of the template, by logical id.
@@ -459,7 +273,8 @@ mod tests {
         let template = Template::load(&Template::default_path()).unwrap();
         let rules = declared_rules(&template).unwrap();
         let saga = rules.iter().find(|r| r.logical_id == "OrderSagaRule").unwrap();
-        assert_eq!(saga.queues, ["OrderSagaQueue"]);
+        assert_eq!(saga.queues().collect::<Vec<_>>(), ["OrderSagaQueue"]);
+        assert_eq!(saga.bus, "EventBus");
         let queues = declared_queues(&template).unwrap();
         assert_eq!(
             queues["OrderSagaQueue"]
