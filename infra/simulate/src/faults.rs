@@ -156,26 +156,44 @@ impl Faults {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether `call` fails this time, and how; recorded in the trace.
-    pub fn draw(&self, call: &str) -> Fault {
-        let mut plan = self.plan();
-        let per_mille = plan.per_mille;
-        if per_mille == 0 || !plan.rng.chance(per_mille) {
-            return Fault::None;
-        }
-        let fault = if plan.rng.chance(500) {
-            Fault::Before
-        } else {
-            Fault::After
-        };
-        plan.injected += 1;
-        plan.trace.push(format!(
-            "  fault: {call} fails {}",
-            match fault {
-                Fault::Before => "before it happens",
-                _ => "after it happened",
+    /// Whether `call` fails this time, and how; recorded in the trace. While faults
+    /// are on, a call may also be slow: it yields to the scheduler one to three times
+    /// before it is made, so that whatever runs beside it (another delivery, another
+    /// request) goes first.
+    pub async fn draw(&self, call: &str) -> Fault {
+        let (fault, yields) = {
+            let mut plan = self.plan();
+            let per_mille = plan.per_mille;
+            if per_mille == 0 {
+                return Fault::None;
             }
-        ));
+            let yields = if plan.rng.chance(250) {
+                1 + plan.rng.below(3)
+            } else {
+                0
+            };
+            let fault = if !plan.rng.chance(per_mille) {
+                Fault::None
+            } else if plan.rng.chance(500) {
+                Fault::Before
+            } else {
+                Fault::After
+            };
+            if fault != Fault::None {
+                plan.injected += 1;
+                plan.trace.push(format!(
+                    "  fault: {call} fails {}",
+                    match fault {
+                        Fault::Before => "before it happens",
+                        _ => "after it happened",
+                    }
+                ));
+            }
+            (fault, yields)
+        };
+        for _ in 0..yields {
+            Slow::default().await;
+        }
         fault
     }
 
@@ -206,6 +224,27 @@ impl Faults {
     #[must_use]
     pub fn trace(&self) -> Vec<String> {
         self.plan().trace.clone()
+    }
+}
+
+/// A slow call: pending once (waking itself at once), so that a scheduler polling
+/// several futures moves the others on before this one continues.
+#[derive(Debug, Default)]
+struct Slow {
+    yielded: bool,
+}
+
+impl Future for Slow {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.yielded {
+            std::task::Poll::Ready(())
+        } else {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
     }
 }
 
@@ -250,7 +289,7 @@ impl EventStore for FaultyStore {
         expected_version: u64,
         events: &[EventRecord],
     ) -> Result<(), AppendError> {
-        let fault = self.faults.draw(&format!("append to {stream}"));
+        let fault = self.faults.draw(&format!("append to {stream}")).await;
         faulted(
             fault,
             || self.inner.append(stream, expected_version, events),
@@ -260,7 +299,7 @@ impl EventStore for FaultyStore {
     }
 
     async fn load(&self, stream: &StreamId, after_version: u64) -> Result<Vec<EventRecord>, StoreError> {
-        if self.faults.draw(&format!("load {stream}")) == Fault::None {
+        if self.faults.draw(&format!("load {stream}")).await == Fault::None {
             self.inner.load(stream, after_version).await
         } else {
             Err(outage("load"))
@@ -322,7 +361,10 @@ impl StockLedger for FaultyLedger {
         events: &[EventRecord],
         moves: &[StockMove],
     ) -> Result<(), MoveError> {
-        let fault = self.faults.draw(&format!("append with stock moves to {stream}"));
+        let fault = self
+            .faults
+            .draw(&format!("append with stock moves to {stream}"))
+            .await;
         faulted(
             fault,
             || {
@@ -361,7 +403,7 @@ impl<G: PaymentGateway> PaymentGateway for FaultyGateway<G> {
         amount: Money,
         token: &PaymentToken,
     ) -> Result<CaptureOutcome, GatewayError> {
-        let fault = self.faults.draw("provider capture");
+        let fault = self.faults.draw("provider capture").await;
         faulted(
             fault,
             || self.inner.capture(order_id, amount, token),
@@ -371,7 +413,7 @@ impl<G: PaymentGateway> PaymentGateway for FaultyGateway<G> {
     }
 
     async fn capture_of(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
-        if self.faults.draw("provider lookup") == Fault::None {
+        if self.faults.draw("provider lookup").await == Fault::None {
             self.inner.capture_of(order_id).await
         } else {
             Err(unavailable("lookup"))
@@ -379,12 +421,12 @@ impl<G: PaymentGateway> PaymentGateway for FaultyGateway<G> {
     }
 
     async fn cancel(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
-        let fault = self.faults.draw("provider cancel");
+        let fault = self.faults.draw("provider cancel").await;
         faulted(fault, || self.inner.cancel(order_id), || unavailable("cancel")).await
     }
 
     async fn refund(&self, order_id: OrderId, payment_id: &str, amount: Money) -> Result<(), GatewayError> {
-        let fault = self.faults.draw("provider refund");
+        let fault = self.faults.draw("provider refund").await;
         faulted(
             fault,
             || self.inner.refund(order_id, payment_id, amount),
@@ -421,7 +463,7 @@ impl<I: IdempotencyStore> IdempotencyStore for FaultyIdempotency<I> {
         expires_at: Timestamp,
     ) -> Result<Claim, IdempotencyError> {
         faulted(
-            self.faults.draw("idempotency claim"),
+            self.faults.draw("idempotency claim").await,
             || self.inner.claim(key, fingerprint, now, lease_until, expires_at),
             || IdempotencyError::Store(outage("claim")),
         )
@@ -436,7 +478,7 @@ impl<I: IdempotencyStore> IdempotencyStore for FaultyIdempotency<I> {
         expires_at: Timestamp,
     ) -> Result<(), IdempotencyError> {
         faulted(
-            self.faults.draw("idempotency completion"),
+            self.faults.draw("idempotency completion").await,
             || self.inner.complete(key, fingerprint, response, expires_at),
             || IdempotencyError::Store(outage("complete")),
         )
@@ -445,10 +487,66 @@ impl<I: IdempotencyStore> IdempotencyStore for FaultyIdempotency<I> {
 
     async fn release(&self, key: &str, fingerprint: &str) -> Result<(), IdempotencyError> {
         faulted(
-            self.faults.draw("idempotency release"),
+            self.faults.draw("idempotency release").await,
             || self.inner.release(key, fingerprint),
             || IdempotencyError::Store(outage("release")),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_slow_call_lets_what_runs_beside_it_go_first() {
+        let order = RefCell::new(Vec::new());
+        futures::join!(
+            async {
+                Slow::default().await;
+                order.borrow_mut().push("slow");
+            },
+            async {
+                order.borrow_mut().push("beside");
+            }
+        );
+        assert_eq!(order.into_inner(), ["beside", "slow"]);
+    }
+
+    #[tokio::test]
+    async fn calls_interleave_only_while_faults_are_on() {
+        let faults = Faults::new(7, 1000);
+        let mut slow = 0;
+        for _ in 0..200 {
+            let order = RefCell::new(Vec::new());
+            futures::join!(
+                async {
+                    faults.draw("call").await;
+                    order.borrow_mut().push(1);
+                },
+                async {
+                    order.borrow_mut().push(2);
+                }
+            );
+            slow += usize::from(order.into_inner() == [2, 1]);
+        }
+        assert!((20..=100).contains(&slow), "{slow} of 200 calls were slow");
+        faults.calm();
+        let order = RefCell::new(Vec::new());
+        for _ in 0..50 {
+            futures::join!(
+                async {
+                    assert_eq!(faults.draw("call").await, Fault::None);
+                    order.borrow_mut().push(1);
+                },
+                async {
+                    order.borrow_mut().push(2);
+                }
+            );
+        }
+        assert!(order.into_inner().chunks(2).all(|pair| pair == [1, 2]));
     }
 }

@@ -108,6 +108,14 @@ struct Message {
     poison: bool,
 }
 
+/// A message out for delivery.
+#[derive(Debug, Clone)]
+struct Delivery {
+    queue: String,
+    consumer: String,
+    message: Message,
+}
+
 struct SimQueue {
     spec: QueueSpec,
     consumer: String,
@@ -200,7 +208,7 @@ impl World {
         let faulty = FaultyStore::new(store.clone(), faults.clone());
         let catalog = MemoryCatalog::new();
         let views = MemoryOrderViews::new();
-        let gateway = MemoryGateway::new();
+        let gateway = MemoryGateway::with_clock(clock.clone());
         let vault = MemoryVault::new();
         let repository = |s: &FaultyStore| Repository::new(s.clone(), 0);
 
@@ -363,52 +371,70 @@ impl World {
         };
         let fingerprint = fingerprint(format!("{:?}", order.lines).as_bytes());
         for attempt in 1..=20 {
-            let placement = &self.placement;
-            let result = self
-                .idempotency
-                .run(&order.key, &fingerprint, || async {
-                    placement
-                        .place(new_order.clone(), &metadata)
-                        .await
-                        .map(|placed| placed.order)
-                })
-                .await;
-            match result {
-                Ok(outcome) if outcome.response.order_id == order.id => {
-                    self.note(format!(
-                        "place order {n} ({}, {} line(s)): placed on attempt {attempt}{}",
-                        order.card,
-                        order.lines.len(),
-                        if outcome.replayed {
-                            " (a replayed answer)"
-                        } else {
-                            ""
-                        }
-                    ));
-                    self.orders[n].placed = true;
-                    return Ok(());
+            let request = || {
+                let placement = &self.placement;
+                let (new_order, metadata) = (&new_order, &metadata);
+                self.idempotency
+                    .run(&order.key, &fingerprint, move || async move {
+                        placement
+                            .place(new_order.clone(), metadata)
+                            .await
+                            .map(|placed| placed.order)
+                    })
+            };
+            // A double click, or a client that timed out and retried while its first
+            // request is still running: two requests with one key at once.
+            let results = if attempt == 1 && self.rng.chance(100) {
+                self.faults
+                    .count(format!("place order {n}: the same request twice at once"));
+                let (first, second) = futures::join!(request(), request());
+                vec![first, second]
+            } else {
+                vec![request().await]
+            };
+            let mut wait = false;
+            for result in results {
+                match result {
+                    Ok(outcome) if outcome.response.order_id == order.id => {
+                        self.note(format!(
+                            "place order {n} ({}, {} line(s)): placed on attempt {attempt}{}",
+                            order.card,
+                            order.lines.len(),
+                            if outcome.replayed {
+                                " (a replayed answer)"
+                            } else {
+                                ""
+                            }
+                        ));
+                        self.orders[n].placed = true;
+                    }
+                    Ok(outcome) => {
+                        self.surprises.push(format!(
+                            "order {n}: the client was answered with another order, {}",
+                            outcome.response.order_id
+                        ));
+                        self.orders[n].placed = true;
+                    }
+                    Err(IdempotentError::Work(PlaceError::Command(CommandError::Domain(e)))) => {
+                        anyhow::bail!("the workload's order {n} is invalid: {e}")
+                    }
+                    Err(IdempotentError::Key(IdempotencyError::InProgress)) => {
+                        // Another attempt holds the key: the client retries after a while.
+                        self.note(format!(
+                            "place order {n}: attempt {attempt} finds the key in progress; the client waits"
+                        ));
+                        wait = true;
+                    }
+                    Err(e) => self.note(format!(
+                        "place order {n}: attempt {attempt} failed ({e}); the client retries"
+                    )),
                 }
-                Ok(outcome) => {
-                    self.surprises.push(format!(
-                        "order {n}: the client was answered with another order, {}",
-                        outcome.response.order_id
-                    ));
-                    self.orders[n].placed = true;
-                    return Ok(());
-                }
-                Err(IdempotentError::Work(PlaceError::Command(CommandError::Domain(e)))) => {
-                    anyhow::bail!("the workload's order {n} is invalid: {e}")
-                }
-                Err(IdempotentError::Key(IdempotencyError::InProgress)) => {
-                    // A crashed attempt holds the key: the client retries after a while.
-                    self.note(format!(
-                        "place order {n}: attempt {attempt} finds the key in progress; the client waits"
-                    ));
-                    self.clock.advance(LEASE_SECONDS * 1_000_000 + 1_000_000);
-                }
-                Err(e) => self.note(format!(
-                    "place order {n}: attempt {attempt} failed ({e}); the client retries"
-                )),
+            }
+            if self.orders[n].placed {
+                return Ok(());
+            }
+            if wait {
+                self.clock.advance(LEASE_SECONDS * 1_000_000 + 1_000_000);
             }
         }
         anyhow::bail!("order {n} could not be placed in 20 attempts")
@@ -589,46 +615,140 @@ impl World {
         }
     }
 
-    /// Delivers one visible message of `queue` (any of them: SQS does not keep order),
-    /// and settles it as SQS would: deleted, back after the visibility timeout, or
-    /// redriven to the DLQ after `maxReceiveCount` receives.
-    async fn deliver(&mut self, queue_id: &str, chaos: bool) {
-        let now = self.clock.elapsed();
-        let Some(queue) = self.queues.get_mut(queue_id) else {
+    /// The payment provider goes down for 10 s to 2 min of simulated time: every call
+    /// fails as unavailable until then, and payments wait it out through their queue's
+    /// retries (4 min of visibility timeouts before a message would be redriven).
+    fn provider_outage(&mut self) {
+        let seconds = 10 + self.rng.below(111);
+        let now = orderflow_app::Clock::now(&self.clock).as_micros();
+        let Ok(ends) =
+            orderflow_domain::Timestamp::from_micros(now + i64::try_from(seconds).unwrap_or(0) * 1_000_000)
+        else {
             return;
         };
+        self.gateway.set_outage(Some(ends));
+        self.faults.count(format!("provider: down for {seconds} s"));
+    }
+
+    /// Takes one visible message of `queue` (any of them: SQS does not keep order) for
+    /// delivery: it counts a receive and is hidden until it is settled.
+    fn receive(&mut self, queue_id: &str) -> Option<Delivery> {
+        let now = self.clock.elapsed();
+        let queue = self.queues.get_mut(queue_id)?;
         let visible: Vec<usize> = (0..queue.messages.len())
             .filter(|&i| queue.messages[i].visible_at <= now)
             .collect();
-        if visible.is_empty() {
-            return;
-        }
-        let index = visible[self.rng.below(visible.len())];
-        let Some(mut message) = queue.messages.remove(index) else {
-            return;
-        };
+        let index = self.rng.pick(&visible)?;
+        let mut message = queue.messages.remove(index)?;
         message.receives += 1;
-        let consumer = queue.consumer.clone();
-        let visibility = i64::from(queue.spec.visibility_timeout) * 1_000_000;
-        let redrive = queue.spec.redrive.clone();
+        Some(Delivery {
+            queue: queue_id.to_owned(),
+            consumer: queue.consumer.clone(),
+            message,
+        })
+    }
+
+    /// The batch a delivery hands its handler, as Lambda's event source mapping builds it.
+    fn batch(delivery: &Delivery) -> SqsEvent {
         let mut sqs = SqsMessage::default();
-        sqs.message_id = Some(message.id.clone());
-        sqs.body = Some(message.body.clone());
-        sqs.attributes
-            .insert("ApproximateReceiveCount".into(), message.receives.to_string());
+        sqs.message_id = Some(delivery.message.id.clone());
+        sqs.body = Some(delivery.message.body.clone());
+        sqs.attributes.insert(
+            "ApproximateReceiveCount".into(),
+            delivery.message.receives.to_string(),
+        );
         let mut batch = SqsEvent::default();
         batch.records = vec![sqs];
-        let Some(handle) = self.handlers.get(&consumer) else {
+        batch
+    }
+
+    /// Runs a delivery's handler; `None` when no function reads its queue.
+    fn invoke(&self, delivery: &Delivery) -> Option<Pin<Box<dyn Future<Output = SqsBatchResponse>>>> {
+        self.handlers
+            .get(&delivery.consumer)
+            .map(|handle| handle(Self::batch(delivery)))
+    }
+
+    /// Delivers one visible message of `queue`. While faults are on, another delivery
+    /// may run beside it, their calls interleaved wherever one is slow: the same message
+    /// again (its visibility timeout ran out while the first handler was still at it)
+    /// or a message of any queue (Lambda runs batches concurrently).
+    async fn deliver(&mut self, queue_id: &str, chaos: bool) {
+        let Some(first) = self.receive(queue_id) else {
             return;
         };
-        let response = handle(batch).await;
+        let beside = if chaos && self.rng.chance(150) {
+            if self.rng.chance(300) {
+                let mut again = first.clone();
+                again.message.receives += 1;
+                self.faults.count(format!(
+                    "{}: {} delivered again while its first delivery runs",
+                    first.consumer,
+                    describe(&first.message.body)
+                ));
+                Some((again, true))
+            } else {
+                let ready = self.ready();
+                let other = self.rng.pick(&ready);
+                other.and_then(|q| self.receive(&q)).map(|d| {
+                    self.faults.note(format!(
+                        "{} and {}: delivered concurrently",
+                        first.consumer, d.consumer
+                    ));
+                    (d, false)
+                })
+            }
+        } else {
+            None
+        };
+        let Some(run_first) = self.invoke(&first) else {
+            return;
+        };
+        match beside {
+            None => {
+                let response = run_first.await;
+                self.settle(first, &response, chaos);
+            }
+            Some((second, same)) => {
+                let Some(run_second) = self.invoke(&second) else {
+                    self.settle(first, &SqsBatchResponse::default(), chaos);
+                    return;
+                };
+                let (response, second_response) = futures::join!(run_first, run_second);
+                if same {
+                    // Only the latest receipt can delete the message.
+                    self.settle(second, &second_response, chaos);
+                } else {
+                    self.settle(first, &response, chaos);
+                    self.settle(second, &second_response, chaos);
+                }
+            }
+        }
+    }
+
+    /// Settles a delivery as SQS would: deleted, back after the visibility timeout, or
+    /// redriven to the DLQ after `maxReceiveCount` receives.
+    fn settle(&mut self, delivery: Delivery, response: &SqsBatchResponse, chaos: bool) {
+        let now = self.clock.elapsed();
+        let Delivery {
+            queue: queue_id,
+            consumer,
+            mut message,
+        } = delivery;
         let failed = !response.batch_item_failures.is_empty();
         let what = describe(&message.body);
-        let Some(queue) = self.queues.get_mut(queue_id) else {
+        let lost_delete = !failed && chaos && self.rng.chance(80);
+        let Some(queue) = self.queues.get_mut(&queue_id) else {
             return;
         };
+        let visibility = i64::from(queue.spec.visibility_timeout) * 1_000_000;
         if failed {
-            if redrive.as_ref().is_some_and(|(_, max)| message.receives >= *max) {
+            if queue
+                .spec
+                .redrive
+                .as_ref()
+                .is_some_and(|(_, max)| message.receives >= *max)
+            {
                 self.faults.note(format!(
                     "{consumer}: {what} failed {} times; to the DLQ",
                     message.receives
@@ -641,7 +761,7 @@ impl World {
                 message.visible_at = now + visibility;
                 queue.messages.push_back(message);
             }
-        } else if chaos && self.rng.chance(80) {
+        } else if lost_delete {
             // Handled, but the delete was lost: SQS delivers it again.
             self.faults.count(format!(
                 "{consumer}: {what} handled, its delete lost; delivered again"
@@ -707,6 +827,9 @@ impl World {
                 choices.push(6);
             }
         }
+        if chaos && self.rng.chance(8) {
+            choices.push(7);
+        }
         let Some(&choice) = choices.get(self.rng.below(choices.len())) else {
             // Nothing to do now: wait for the next hidden message, if any.
             return Ok(match self.next_visible() {
@@ -744,6 +867,7 @@ impl World {
                     self.expire(n).await;
                 }
             }
+            7 => self.provider_outage(),
             _ => {
                 let ids: Vec<String> = self.queues.keys().cloned().collect();
                 let queue = ids[self.rng.below(ids.len())].clone();

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem};
 use orderflow_app::{
-    CaptureOutcome, GatewayError, PaymentGateway, PaymentVault, ProviderCapture, StoreError,
+    CaptureOutcome, Clock, GatewayError, PaymentGateway, PaymentVault, ProviderCapture, StoreError,
 };
 use orderflow_domain::order::PaymentToken;
 use orderflow_domain::{Currency, Money, OrderId, Timestamp};
@@ -416,17 +416,42 @@ struct MemoryProvider {
 
 /// The simulated provider in memory: the same rules as [`SimulatedGateway`] (declining
 /// tokens, `tok_flaky`'s first attempt, one capture per order key, a cancel that
-/// refunds and refuses later captures, outages), for tests and the simulation.
-#[derive(Debug, Clone, Default)]
+/// refunds and refuses later captures, outages), for tests and the simulation. An
+/// outage ends by its clock: the system's, or the simulation's ([`Self::with_clock`]).
+#[derive(Clone)]
 pub struct MemoryGateway {
     provider: std::sync::Arc<std::sync::Mutex<MemoryProvider>>,
+    clock: std::sync::Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for MemoryGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryGateway")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryGateway {
+    fn default() -> Self {
+        Self::with_clock(orderflow_app::SystemClock)
+    }
 }
 
 impl MemoryGateway {
-    /// A provider with an empty ledger.
+    /// A provider with an empty ledger, on the system clock.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A provider with an empty ledger whose outages end by `clock`.
+    #[must_use]
+    pub fn with_clock(clock: impl Clock + 'static) -> Self {
+        Self {
+            provider: std::sync::Arc::default(),
+            clock: std::sync::Arc::new(clock),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryProvider> {
@@ -446,9 +471,9 @@ impl MemoryGateway {
         self.lock().outage_until = until;
     }
 
-    fn available(provider: &MemoryProvider) -> Result<(), GatewayError> {
+    fn available(&self, provider: &MemoryProvider) -> Result<(), GatewayError> {
         match provider.outage_until {
-            Some(until) if until > Timestamp::from_jiff(jiff::Timestamp::now()) => {
+            Some(until) if until > self.clock.now() => {
                 Err(GatewayError::Unavailable("simulated provider outage".into()))
             }
             _ => Ok(()),
@@ -474,7 +499,7 @@ impl PaymentGateway for MemoryGateway {
         token: &PaymentToken,
     ) -> Result<CaptureOutcome, GatewayError> {
         let mut provider = self.lock();
-        Self::available(&provider)?;
+        self.available(&provider)?;
         if let Some(declined) = declined_by(token) {
             return Ok(declined);
         }
@@ -505,7 +530,7 @@ impl PaymentGateway for MemoryGateway {
 
     async fn capture_of(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
         let provider = self.lock();
-        Self::available(&provider)?;
+        self.available(&provider)?;
         provider
             .captures
             .get(&order_id)
@@ -516,7 +541,7 @@ impl PaymentGateway for MemoryGateway {
 
     async fn cancel(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
         let mut provider = self.lock();
-        Self::available(&provider)?;
+        self.available(&provider)?;
         provider.voided.insert(order_id);
         let Some(entry) = provider.captures.get_mut(&order_id) else {
             return Ok(None);
@@ -527,7 +552,7 @@ impl PaymentGateway for MemoryGateway {
 
     async fn refund(&self, order_id: OrderId, payment_id: &str, _amount: Money) -> Result<(), GatewayError> {
         let mut provider = self.lock();
-        Self::available(&provider)?;
+        self.available(&provider)?;
         match provider.captures.get_mut(&order_id) {
             Some(entry) if entry.payment_id == payment_id => {
                 entry.refunded = true;

@@ -194,6 +194,41 @@ mod memory {
     async fn vault_contract() {
         vault::a_token_is_kept_until_forgotten(MemoryVault::new()).await;
     }
+
+    /// A clock that moves only when told.
+    #[derive(Clone)]
+    struct Manual(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+    impl orderflow_app::Clock for Manual {
+        fn now(&self) -> Timestamp {
+            Timestamp::from_micros(self.0.load(std::sync::atomic::Ordering::Relaxed)).unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outage_ends_by_the_gateway_s_clock_not_the_wall_clock() {
+        let start = Timestamp::from_jiff(jiff::Timestamp::now()).as_micros();
+        let clock = Manual(std::sync::Arc::new(start.into()));
+        let gateway = MemoryGateway::with_clock(clock.clone());
+        let ends = Timestamp::from_micros(start + 60_000_000).unwrap();
+        gateway.set_outage(Some(ends));
+        let order = OrderId::from_uuid(Uuid::now_v7());
+        assert!(matches!(
+            gateway.capture_of(order).await,
+            Err(GatewayError::Unavailable(_))
+        ));
+        clock
+            .0
+            .store(start + 59_000_000, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(
+            gateway.capture_of(order).await,
+            Err(GatewayError::Unavailable(_))
+        ));
+        clock
+            .0
+            .store(start + 61_000_000, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(gateway.capture_of(order).await.unwrap(), None);
+    }
 }
 
 mod dynamodb {
