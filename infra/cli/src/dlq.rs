@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use orderflow_adapters::sqs::FailureLog;
+use orderflow_adapters::sqs::DynamoFailureLog;
+use orderflow_app::FailureLog as _;
 use orderflow_provision::create::Queue;
 use orderflow_provision::local::Stack;
 
@@ -239,12 +240,11 @@ pub async fn show(target: &Target, queue: &str, max: usize) -> anyhow::Result<Ve
     let resolved = crate::target::resolve(target).await?;
     let (stack, sqs) = (&resolved.stack, &resolved.sqs);
     let dlq = find(stack, queue)?;
-    let failures = FailureLog::new(
+    let failures = DynamoFailureLog::new(
         resolved.dynamodb.clone(),
         stack
             .table("FailureLogTable")
             .context("the template has no FailureLogTable")?,
-        "orderflow dlq",
     );
     let messages = receive(sqs, &dlq.queue, max, Duration::from_secs(30)).await?;
     let mut parked = Vec::new();

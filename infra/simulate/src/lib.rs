@@ -28,11 +28,12 @@ use order_saga::OrderSaga;
 use orderflow_adapters::MemoryIdempotencyStore;
 use orderflow_adapters::catalog::{MemoryCatalog, MemoryStockLedger};
 use orderflow_adapters::payment::{MemoryGateway, MemoryVault};
+use orderflow_adapters::sqs::{FailureRecorder, MemoryFailureLog};
 use orderflow_adapters::{MemoryEventStore, MemoryOrderViews};
 use orderflow_app::placement::{NewOrder, PlaceError, Placement, order_id_for};
 use orderflow_app::{
-    Catalog, CommandError, CommandService, EventRecord, Idempotency, IdempotencyError, IdempotentError,
-    OrderViews, Product, Repository, fingerprint, scoped_key,
+    Catalog, CommandError, CommandService, EventRecord, FailureLog as _, Idempotency, IdempotencyError,
+    IdempotentError, OrderViews, Product, Repository, fingerprint, scoped_key,
 };
 use orderflow_domain::audit::{OrderStreams, audit_order, held_stock, unrecorded_outcomes};
 use orderflow_domain::inventory::Inventory;
@@ -90,8 +91,10 @@ pub struct Report {
 
 type Handler = Box<dyn Fn(SqsEvent) -> Pin<Box<dyn Future<Output = SqsBatchResponse>>>>;
 
-fn handler<C: Consumer + Clone>(consumer: C) -> Handler {
-    let service = std::rc::Rc::new(Service::new(consumer));
+/// `consumer` with the runtime around it, recording its failures in `failures`.
+fn handler<C: Consumer + Clone>(consumer: C, failures: &MemoryFailureLog, clock: &SimClock) -> Handler {
+    let recorder = FailureRecorder::new(failures.clone(), C::ACTOR, clock.clone());
+    let service = std::rc::Rc::new(Service::with_failures(consumer, recorder));
     Box::new(move |batch| {
         let service = std::rc::Rc::clone(&service);
         Box::pin(async move { service.handle(batch).await })
@@ -154,6 +157,8 @@ struct World {
     catalog: MemoryCatalog,
     views: MemoryOrderViews,
     gateway: MemoryGateway,
+    /// Why each failed message failed, as the consumers recorded it.
+    failures: MemoryFailureLog,
     api: CommandService<FaultyStore, SimClock>,
     /// The API's place-order use case and its idempotency records.
     placement: Placement<FaultyStore, SimClock, MemoryCatalog, MemoryVault>,
@@ -212,6 +217,7 @@ impl World {
         let vault = MemoryVault::new();
         let repository = |s: &FaultyStore| Repository::new(s.clone(), 0);
 
+        let failures = MemoryFailureLog::new();
         let mut handlers: BTreeMap<String, Handler> = BTreeMap::new();
         let ledger = FaultyLedger::new(
             MemoryStockLedger::new(store.clone(), catalog.clone()),
@@ -219,32 +225,48 @@ impl World {
         );
         handlers.insert(
             "inventory".into(),
-            handler(InventoryService::new(
-                Repository::new(store.clone(), 0),
-                clock.skewed(skew()),
-                ledger,
-            )),
+            handler(
+                InventoryService::new(Repository::new(store.clone(), 0), clock.skewed(skew()), ledger),
+                &failures,
+                &clock,
+            ),
         );
         handlers.insert(
             "payment".into(),
-            handler(PaymentService::new(
-                repository(&faulty),
-                clock.skewed(skew()),
-                FaultyGateway::new(gateway.clone(), faults.clone()),
-                vault.clone(),
-            )),
+            handler(
+                PaymentService::new(
+                    repository(&faulty),
+                    clock.skewed(skew()),
+                    FaultyGateway::new(gateway.clone(), faults.clone()),
+                    vault.clone(),
+                ),
+                &failures,
+                &clock,
+            ),
         );
         handlers.insert(
             "shipping".into(),
-            handler(ShippingService::new(repository(&faulty), clock.skewed(skew()))),
+            handler(
+                ShippingService::new(repository(&faulty), clock.skewed(skew())),
+                &failures,
+                &clock,
+            ),
         );
         handlers.insert(
             "order-saga".into(),
-            handler(OrderSaga::new(repository(&faulty), clock.skewed(skew()))),
+            handler(
+                OrderSaga::new(repository(&faulty), clock.skewed(skew())),
+                &failures,
+                &clock,
+            ),
         );
         handlers.insert(
             "projector".into(),
-            handler(Projector::new(repository(&faulty), views.clone())),
+            handler(
+                Projector::new(repository(&faulty), views.clone()),
+                &failures,
+                &clock,
+            ),
         );
         let api_clock = clock.skewed(skew());
         let api = CommandService::new(repository(&faulty), api_clock.clone(), 5);
@@ -326,6 +348,7 @@ impl World {
             catalog,
             views,
             gateway,
+            failures,
             api,
             placement,
             idempotency,
@@ -991,8 +1014,19 @@ impl World {
             if !queue.messages.is_empty() {
                 violations.push(format!("{id}: {} message(s) never handled", queue.messages.len()));
             }
-            for message in queue.dead.iter().filter(|m| !m.poison) {
-                violations.push(format!("{id}: {} in the DLQ", describe(&message.body)));
+            for message in &queue.dead {
+                if !message.poison {
+                    violations.push(format!("{id}: {} in the DLQ", describe(&message.body)));
+                    continue;
+                }
+                // A parked message says why it is there (what `orderflow dlq show` reads).
+                match self.failures.get(&message.id).await? {
+                    Some(failure) if failure.kind == "poison" => {}
+                    other => violations.push(format!(
+                        "{id}: poison message {} parked without its reason recorded ({other:?})",
+                        message.id
+                    )),
+                }
             }
         }
         Ok(violations)

@@ -145,11 +145,14 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable.
-    pub fn failure_log(&self, consumer: &str) -> Result<crate::sqs::FailureLog, ConfigError> {
-        Ok(crate::sqs::FailureLog::new(
-            self.dynamodb.clone(),
-            self.required("FAILURE_LOG_TABLE")?,
+    pub fn failure_log(
+        &self,
+        consumer: &str,
+    ) -> Result<crate::sqs::FailureRecorder<crate::sqs::DynamoFailureLog>, ConfigError> {
+        Ok(crate::sqs::FailureRecorder::new(
+            crate::sqs::DynamoFailureLog::new(self.dynamodb.clone(), self.required("FAILURE_LOG_TABLE")?),
             consumer,
+            orderflow_app::SystemClock,
         ))
     }
 }

@@ -11,7 +11,8 @@ use std::future::Future;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
-use orderflow_app::{BoxError, Disposed, Disposition};
+use orderflow_app::failures::FAILURE_RETENTION;
+use orderflow_app::{BoxError, Clock, Disposed, Disposition, FailureLog, StoreError};
 
 /// Why a message was not processed: its disposition (retry or poison) and the error
 /// itself, sources and all, so the log line and the failure log can give the whole
@@ -204,22 +205,19 @@ impl Backoff {
 
 /// Handles each message of `event` with `handle`, concurrently, and reports the
 /// failures for SQS to redeliver.
-pub async fn process_batch<F, Fut>(
-    event: SqsEvent,
-    failures: Option<&FailureLog>,
-    handle: F,
-) -> SqsBatchResponse
+pub async fn process_batch<F, Fut>(event: SqsEvent, handle: F) -> SqsBatchResponse
 where
     F: Fn(SqsMessage) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
-    process_batch_with_backoff(event, failures, None, handle).await
+    process_batch_with_backoff::<_, _, MemoryFailureLog>(event, None, None, handle).await
 }
 
-/// [`process_batch`], holding back retryable failures by `backoff`.
-pub async fn process_batch_with_backoff<F, Fut>(
+/// [`process_batch`], recording failures with `failures` and holding back retryable
+/// ones by `backoff`.
+pub async fn process_batch_with_backoff<F, Fut, L: FailureLog>(
     event: SqsEvent,
-    failures: Option<&FailureLog>,
+    failures: Option<&FailureRecorder<L>>,
     backoff: Option<&Backoff>,
     handle: F,
 ) -> SqsBatchResponse
@@ -285,59 +283,40 @@ where
     response
 }
 
-/// Where consumers record why a message failed, for the DLQ tooling: one item per
-/// message id (the last failure wins), kept as long as a DLQ keeps a message.
-#[derive(Debug, Clone)]
-pub struct FailureLog {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+pub use orderflow_app::RecordedFailure;
+
+/// What a consumer records its failed messages with: the log, its own name, and the
+/// clock the failures are stamped by.
+#[derive(Clone)]
+pub struct FailureRecorder<L> {
+    log: L,
     consumer: String,
+    clock: std::sync::Arc<dyn Clock>,
 }
 
-/// A recorded failure.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RecordedFailure {
-    /// The SQS message id.
-    pub message_id: String,
-    /// The function that failed it.
-    pub consumer: String,
-    /// `retry` or `poison`.
-    pub kind: String,
-    /// The reason, as logged: the cause chain on one line.
-    pub reason: String,
-    /// The cause chain, outermost first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub causes: Vec<String>,
-    /// Its receive count then.
-    pub receive_count: String,
-    /// When (RFC 3339).
-    pub failed_at: String,
-    /// TTL, epoch seconds.
-    pub expiration: i64,
+impl<L: std::fmt::Debug> std::fmt::Debug for FailureRecorder<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailureRecorder")
+            .field("log", &self.log)
+            .field("consumer", &self.consumer)
+            .finish_non_exhaustive()
+    }
 }
 
-/// How long a failure is kept: as long as the DLQs keep messages (14 days).
-const FAILURE_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hours(14 * 24);
-
-impl FailureLog {
-    /// The log in `table`, written by `consumer`.
-    pub fn new(
-        client: aws_sdk_dynamodb::Client,
-        table: impl Into<String>,
-        consumer: impl Into<String>,
-    ) -> Self {
+impl<L: FailureLog> FailureRecorder<L> {
+    /// `consumer` recording into `log`, stamped by `clock`.
+    pub fn new(log: L, consumer: impl Into<String>, clock: impl Clock + 'static) -> Self {
         Self {
-            client,
-            table: table.into(),
+            log,
             consumer: consumer.into(),
+            clock: std::sync::Arc::new(clock),
         }
     }
 
     /// Records a failure; a failure to record is logged, never returned (the message
     /// has failed either way and SQS keeps it).
     pub async fn record(&self, message_id: &str, receive_count: &str, error: &Failure) {
-        let now = jiff::Timestamp::now();
+        let now = self.clock.now();
         let causes = error.causes();
         let record = RecordedFailure {
             message_id: message_id.to_owned(),
@@ -346,33 +325,47 @@ impl FailureLog {
             reason: causes.join(": "),
             causes,
             receive_count: receive_count.to_owned(),
-            failed_at: orderflow_domain::Timestamp::from_jiff(now).to_string(),
-            expiration: now.as_second() + FAILURE_RETENTION.as_secs(),
+            failed_at: now.to_string(),
+            expiration: now.as_jiff().as_second() + FAILURE_RETENTION.as_secs(),
         };
-        let item = match serde_dynamo::to_item(&record) {
-            Ok(item) => item,
-            Err(error) => {
-                tracing::warn!(message_id, %error, "failure not recorded");
-                return;
-            }
-        };
-        if let Err(error) = self
-            .client
+        if let Err(error) = self.log.record(&record).await {
+            tracing::warn!(message_id, error = %orderflow_app::cause_chain(&error).join(": "), "failure not recorded");
+        }
+    }
+}
+
+/// The failure log in DynamoDB: one item per message id, expiring with the DLQs'
+/// retention.
+#[derive(Debug, Clone)]
+pub struct DynamoFailureLog {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoFailureLog {
+    /// The log in `table`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl FailureLog for DynamoFailureLog {
+    async fn record(&self, failure: &RecordedFailure) -> Result<(), StoreError> {
+        let item = serde_dynamo::to_item(failure).map_err(|e| StoreError::new("encode a failure", e))?;
+        self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .send()
             .await
-        {
-            tracing::warn!(message_id, error = %error, "failure not recorded");
-        }
+            .map_err(|e| StoreError::new("record a failure", e))?;
+        Ok(())
     }
 
-    /// The last failure recorded for a message.
-    ///
-    /// # Errors
-    /// [`orderflow_app::StoreError`].
-    pub async fn get(&self, message_id: &str) -> Result<Option<RecordedFailure>, orderflow_app::StoreError> {
+    async fn get(&self, message_id: &str) -> Result<Option<RecordedFailure>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -383,14 +376,42 @@ impl FailureLog {
             )
             .send()
             .await
-            .map_err(|e| orderflow_app::StoreError::new("read the failure log", e))?;
+            .map_err(|e| StoreError::new("read the failure log", e))?;
         output
             .item
-            .map(|item| {
-                serde_dynamo::from_item(item)
-                    .map_err(|e| orderflow_app::StoreError::new("decode a failure", e))
-            })
+            .map(|item| serde_dynamo::from_item(item).map_err(|e| StoreError::new("decode a failure", e)))
             .transpose()
+    }
+}
+
+/// The failure log in memory, for tests and the simulation.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryFailureLog {
+    failures: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, RecordedFailure>>>,
+}
+
+impl MemoryFailureLog {
+    /// An empty log.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, RecordedFailure>> {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl FailureLog for MemoryFailureLog {
+    async fn record(&self, failure: &RecordedFailure) -> Result<(), StoreError> {
+        self.lock().insert(failure.message_id.clone(), failure.clone());
+        Ok(())
+    }
+
+    async fn get(&self, message_id: &str) -> Result<Option<RecordedFailure>, StoreError> {
+        Ok(self.lock().get(message_id).cloned())
     }
 }
 
@@ -438,7 +459,7 @@ mod tests {
         let started = std::time::Instant::now();
         let response = within(
             SystemTime::now() + Duration::from_millis(800),
-            process_batch(batch, None, |m| async move {
+            process_batch(batch, |m| async move {
                 if m.message_id.as_deref() == Some("hung") {
                     // A call that never answers.
                     tokio::time::sleep(Duration::from_secs(3_600)).await;
@@ -464,7 +485,7 @@ mod tests {
         batch.records = vec![message("slow")];
         let response = within(
             SystemTime::UNIX_EPOCH,
-            process_batch(batch, None, |_| async {
+            process_batch(batch, |_| async {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 Ok(())
             }),
@@ -474,7 +495,7 @@ mod tests {
         // Without a deadline (a test or a tool calling the handler), nothing is cut.
         let mut batch = SqsEvent::default();
         batch.records = vec![message("slow")];
-        let response = process_batch(batch, None, |_| async {
+        let response = process_batch(batch, |_| async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             Ok(())
         })

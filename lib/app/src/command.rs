@@ -3,7 +3,6 @@
 //! re-decide a bounded number of times.
 
 use orderflow_domain::{Aggregate, DecodeError, Envelope, Metadata, RawEnvelope};
-use uuid::Uuid;
 
 use crate::ports::{AppendError, Clock, EventRecord, EventStore, SnapshotRecord, StoreError, StreamId};
 
@@ -395,6 +394,7 @@ impl<S: EventStore, C: Clock> CommandService<S, C> {
                 });
             }
             let envelopes = envelopes::<A>(
+                &self.clock,
                 aggregate_id,
                 loaded.version,
                 decided,
@@ -443,10 +443,11 @@ impl<S: EventStore, C: Clock> CommandService<S, C> {
     }
 }
 
-/// Wraps newly decided events in envelopes: versions after `version`, fresh UUID v7
-/// ids, one timestamp.
+/// Wraps newly decided events in envelopes: versions after `version`, ids minted by
+/// `clock`, one timestamp.
 #[must_use]
 pub fn envelopes<A: Aggregate>(
+    clock: &impl Clock,
     aggregate_id: &str,
     version: u64,
     events: Vec<A::Event>,
@@ -456,7 +457,7 @@ pub fn envelopes<A: Aggregate>(
     (version + 1..)
         .zip(events)
         .map(|(version, data)| Envelope {
-            event_id: Uuid::now_v7(),
+            event_id: clock.mint_id(),
             aggregate_type: A::TYPE.to_owned(),
             aggregate_id: aggregate_id.to_owned(),
             version,

@@ -13,6 +13,7 @@
 
 pub mod command;
 pub mod disposition;
+pub mod failures;
 pub mod idempotency;
 pub mod placement;
 pub mod ports;
@@ -21,6 +22,7 @@ pub mod stock;
 
 pub use command::{CommandError, CommandService, Executed, LoadError, Loaded, Repository};
 pub use disposition::{Disposed, Disposition, cause_chain};
+pub use failures::{FailureLog, RecordedFailure};
 pub use idempotency::{Idempotency, IdempotentError, Outcome, fingerprint, scoped_key};
 pub use ports::{
     AppendError, BoxError, CaptureOutcome, Claim, Clock, EventPublisher, EventRecord, EventStore,

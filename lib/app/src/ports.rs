@@ -279,10 +279,18 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> impl Future<Output = Result<(), IdempotencyError>> + Send;
 }
 
-/// Where "now" comes from: the domain never reads a clock.
+/// Where "now" comes from: the domain never reads a clock. A clock also mints event
+/// ids, since a UUID v7 is an instant plus randomness: the system's mints them from the
+/// wall clock and the operating system's randomness, the simulation's from its seed, so
+/// that a run replays to the same ids.
 pub trait Clock: Send + Sync {
     /// The current instant.
     fn now(&self) -> Timestamp;
+
+    /// A new, unique event id (UUID v7).
+    fn mint_id(&self) -> Uuid {
+        Uuid::now_v7()
+    }
 }
 
 /// The system clock.

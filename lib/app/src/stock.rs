@@ -167,6 +167,7 @@ where
         }
         let moves = moves_for(&decided);
         let envelopes = envelopes::<A>(
+            clock,
             aggregate_id,
             loaded.version,
             decided,

@@ -17,7 +17,10 @@ use std::future::Future;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Error, LambdaEvent};
 use orderflow_adapters::config::{Config, ConfigError};
-use orderflow_adapters::sqs::{Backoff, Failure, FailureLog, decode_message, process_batch_with_backoff};
+use orderflow_adapters::sqs::{
+    Backoff, DynamoFailureLog, Failure, FailureRecorder, decode_message, process_batch_with_backoff,
+};
+use orderflow_app::FailureLog;
 use orderflow_domain::{DomainEvent, Envelope, Metadata};
 use tracing::Instrument;
 
@@ -71,11 +74,11 @@ impl Recorded {
     }
 }
 
-/// A consumer with the runtime around it.
+/// A consumer with the runtime around it, recording its failures in a `L`.
 #[derive(Debug, Clone)]
-pub struct Service<C> {
+pub struct Service<C, L = DynamoFailureLog> {
     consumer: C,
-    failures: Option<FailureLog>,
+    failures: Option<FailureRecorder<L>>,
 }
 
 impl<C: Consumer> Service<C> {
@@ -100,6 +103,16 @@ impl<C: Consumer> Service<C> {
             consumer: C::build(config)?,
             failures: Some(config.failure_log(C::ACTOR)?),
         })
+    }
+}
+
+impl<C: Consumer, L: FailureLog> Service<C, L> {
+    /// `consumer`, recording its failures with `failures`.
+    pub const fn with_failures(consumer: C, failures: FailureRecorder<L>) -> Self {
+        Self {
+            consumer,
+            failures: Some(failures),
+        }
     }
 
     /// The consumer.
