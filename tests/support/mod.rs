@@ -527,7 +527,7 @@ impl Fixture {
             order_api::paging::CursorKey::new(*b"the fixture's cursor key").unwrap(),
         )
         .unwrap();
-        let api = order_api::Api::new(
+        let api = order_api::Api::<order_api::Dynamo>::new(
             CommandService::new(Repository::new(store, 50), SystemClock, 5),
             order_api::Api::idempotency(orderflow_adapters::DynamoIdempotencyStore::new(
                 self.dynamodb.clone(),

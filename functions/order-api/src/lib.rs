@@ -23,13 +23,20 @@ mod routes;
 
 use jiff::SignedDuration;
 use orderflow_adapters::catalog::DynamoCatalog;
+use orderflow_adapters::catalog::MemoryCatalog;
 use orderflow_adapters::config::Config;
 use orderflow_adapters::payment::DynamoVault;
+use orderflow_adapters::payment::MemoryVault;
 use orderflow_adapters::rate_limit::DynamoRateLimiter;
+use orderflow_adapters::rate_limit::MemoryRateLimiter;
 use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
+use orderflow_adapters::{MemoryEventStore, MemoryIdempotencyStore, MemoryOrderViews};
 use orderflow_app::placement::Placement;
-use orderflow_app::{CommandService, Idempotency, SystemClock};
+use orderflow_app::{
+    Catalog, Clock, CommandService, EventStore, Idempotency, IdempotencyStore, OrderViews, PaymentVault,
+    RateLimiter, SystemClock,
+};
 
 use access::HasPrincipalClaims;
 pub use access::{Action, Decision, Principal, PrincipalClaims, authorize};
@@ -40,36 +47,83 @@ pub use routes::router;
 
 /// How the API authorizes and pages: everything it needs besides its stores.
 #[derive(Debug, Clone)]
-pub struct Access {
+pub struct Access<L = DynamoRateLimiter> {
     /// Which claim holds a customer's id.
     pub claims: PrincipalClaims,
     /// The key cursors are signed with.
     pub cursors: CursorKey,
     /// Orders per minute per principal.
-    pub placements: DynamoRateLimiter,
+    pub placements: L,
+}
+
+/// What the API runs over, one port each: DynamoDB in Lambda and `orderflow dev`
+/// ([`Dynamo`]), memory in the in-memory API tests ([`InMemory`]).
+pub trait Stores: Send + Sync + 'static {
+    /// The event store.
+    type Events: EventStore + Clone + std::fmt::Debug + 'static;
+    /// The idempotency records.
+    type Keys: IdempotencyStore + Clone + std::fmt::Debug + 'static;
+    /// The catalog.
+    type Catalog: Catalog + Clone + std::fmt::Debug + 'static;
+    /// The payment vault.
+    type Vault: PaymentVault + Clone + std::fmt::Debug + 'static;
+    /// The order read model.
+    type Views: OrderViews + Clone + std::fmt::Debug + 'static;
+    /// The placement rate limit.
+    type Limiter: RateLimiter + Clone + std::fmt::Debug + 'static;
+    /// The clock.
+    type Clock: Clock + Clone + std::fmt::Debug + 'static;
+}
+
+/// The API over DynamoDB.
+#[derive(Debug, Clone, Copy)]
+pub struct Dynamo;
+
+impl Stores for Dynamo {
+    type Events = DynamoEventStore;
+    type Keys = DynamoIdempotencyStore;
+    type Catalog = DynamoCatalog;
+    type Vault = DynamoVault;
+    type Views = DynamoOrderViews;
+    type Limiter = DynamoRateLimiter;
+    type Clock = SystemClock;
+}
+
+/// The API in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct InMemory;
+
+impl Stores for InMemory {
+    type Events = MemoryEventStore;
+    type Keys = MemoryIdempotencyStore;
+    type Catalog = MemoryCatalog;
+    type Vault = MemoryVault;
+    type Views = MemoryOrderViews;
+    type Limiter = MemoryRateLimiter;
+    type Clock = SystemClock;
 }
 
 /// What the API needs.
 #[derive(Debug, Clone)]
-pub struct Api {
-    commands: CommandService<DynamoEventStore, SystemClock>,
-    idempotency: Idempotency<DynamoIdempotencyStore, SystemClock>,
-    catalog: DynamoCatalog,
-    placement: Placement<DynamoEventStore, SystemClock, DynamoCatalog, DynamoVault>,
-    views: DynamoOrderViews,
-    access: Access,
+pub struct Api<P: Stores = Dynamo> {
+    commands: CommandService<P::Events, P::Clock>,
+    idempotency: Idempotency<P::Keys, P::Clock>,
+    catalog: P::Catalog,
+    placement: Placement<P::Events, P::Clock, P::Catalog, P::Vault>,
+    views: P::Views,
+    access: Access<P::Limiter>,
 }
 
-impl Api {
+impl<P: Stores> Api<P> {
     /// The API over its stores.
     #[must_use]
     pub fn new(
-        commands: CommandService<DynamoEventStore, SystemClock>,
-        idempotency: Idempotency<DynamoIdempotencyStore, SystemClock>,
-        catalog: DynamoCatalog,
-        vault: DynamoVault,
-        views: DynamoOrderViews,
-        access: Access,
+        commands: CommandService<P::Events, P::Clock>,
+        idempotency: Idempotency<P::Keys, P::Clock>,
+        catalog: P::Catalog,
+        vault: P::Vault,
+        views: P::Views,
+        access: Access<P::Limiter>,
     ) -> Self {
         Self {
             placement: Placement::new(commands.clone(), catalog.clone(), vault),
@@ -81,6 +135,20 @@ impl Api {
         }
     }
 
+    /// The idempotency lease and retention the API uses: longer than a request, a day
+    /// of retries.
+    #[must_use]
+    pub fn idempotency_over(store: P::Keys, clock: P::Clock) -> Idempotency<P::Keys, P::Clock> {
+        Idempotency::new(
+            store,
+            clock,
+            SignedDuration::from_secs(30),
+            SignedDuration::from_hours(24),
+        )
+    }
+}
+
+impl Api<Dynamo> {
     /// The API as its function's variables describe it (`EVENT_STORE_TABLE`,
     /// `SNAPSHOT_TABLE`, `SNAPSHOT_EVERY`, `IDEMPOTENCY_TABLE`, `CATALOG_TABLE`,
     /// `PAYMENT_VAULT_TABLE`, `ORDER_VIEW_TABLE` and [`Access::from_variables`]'s), with
@@ -111,16 +179,11 @@ impl Api {
     /// of retries.
     #[must_use]
     pub fn idempotency(store: DynamoIdempotencyStore) -> Idempotency<DynamoIdempotencyStore, SystemClock> {
-        Idempotency::new(
-            store,
-            SystemClock,
-            SignedDuration::from_secs(30),
-            SignedDuration::from_hours(24),
-        )
+        Self::idempotency_over(store, SystemClock)
     }
 }
 
-impl HasPrincipalClaims for Api {
+impl<P: Stores> HasPrincipalClaims for Api<P> {
     fn principal_claims(&self) -> &PrincipalClaims {
         &self.access.claims
     }

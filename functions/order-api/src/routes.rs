@@ -9,10 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use orderflow_adapters::rate_limit::Admission;
 use orderflow_adapters::read_model::CustomerCursor;
 use orderflow_app::placement::NewOrder;
-use orderflow_app::{Catalog, Clock, fingerprint, scoped_key};
+use orderflow_app::{Admission, Catalog, Clock, OrderViews, RateLimiter, fingerprint, scoped_key};
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{FulfilmentStep, Order, OrderCommand, OrderError, OrderState};
 use orderflow_domain::{CustomerId, IdempotencyKey, Metadata, OrderId, Timestamp};
@@ -24,18 +23,18 @@ use crate::extract::{
     request_metadata,
 };
 use crate::paging::{self, DEFAULT_PAGE, MAX_PAGE, Params, cursor, limit, list};
-use crate::{Action, Api, ApiError, Decision, Principal, authorize};
+use crate::{Action, Api, ApiError, Decision, Principal, Stores, authorize};
 
 /// The router, with every route of the API.
-pub fn router(api: Arc<Api>) -> Router {
+pub fn router<P: Stores>(api: Arc<Api<P>>) -> Router {
     Router::new()
-        .route("/orders", post(place_order))
-        .route("/orders/{id}", get(get_order))
-        .route("/orders/{id}/events", get(get_events))
-        .route("/orders/{id}/cancel", post(cancel_order))
-        .route("/orders/{id}/status", post(advance_order))
-        .route("/customers/{id}/orders", get(list_customer_orders))
-        .route("/products", get(list_products))
+        .route("/orders", post(place_order::<P>))
+        .route("/orders/{id}", get(get_order::<P>))
+        .route("/orders/{id}/events", get(get_events::<P>))
+        .route("/orders/{id}/cancel", post(cancel_order::<P>))
+        .route("/orders/{id}/status", post(advance_order::<P>))
+        .route("/customers/{id}/orders", get(list_customer_orders::<P>))
+        .route("/products", get(list_products::<P>))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route") })
         .layer(axum::middleware::from_fn(timed))
         .with_state(api)
@@ -73,8 +72,8 @@ fn order_response(status: StatusCode, view: OrderView) -> Result<Response, ApiEr
     Ok((status, headers, Json(view)).into_response())
 }
 
-async fn place_order(
-    State(api): State<Arc<Api>>,
+async fn place_order<P: Stores>(
+    State(api): State<Arc<Api<P>>>,
     principal: Principal,
     headers: HeaderMap,
     body: JsonBody<PlaceOrderRequest>,
@@ -130,7 +129,7 @@ async fn place_order(
     Ok(response)
 }
 
-impl Api {
+impl<P: Stores> Api<P> {
     /// Places `order` for `customer`: within the principal's rate, priced from the
     /// catalog, decided, the token kept, the event appended. A replayed idempotent
     /// request never gets here, so it costs no rate.
@@ -213,8 +212,8 @@ fn owned_by(principal: &Principal, view: OrderView) -> Result<OrderView, ApiErro
     Ok(view)
 }
 
-async fn get_order(
-    State(api): State<Arc<Api>>,
+async fn get_order<P: Stores>(
+    State(api): State<Arc<Api<P>>>,
     principal: Principal,
     Path(id): Path<String>,
     params: Params,
@@ -270,8 +269,8 @@ struct EventsCursor {
     after_version: u64,
 }
 
-async fn get_events(
-    State(api): State<Arc<Api>>,
+async fn get_events<P: Stores>(
+    State(api): State<Arc<Api<P>>>,
     principal: Principal,
     Path(id): Path<String>,
     params: Params,
@@ -307,8 +306,8 @@ async fn get_events(
     Ok(Json(list("events", json!(events), next)).into_response())
 }
 
-async fn list_customer_orders(
-    State(api): State<Arc<Api>>,
+async fn list_customer_orders<P: Stores>(
+    State(api): State<Arc<Api<P>>>,
     principal: Principal,
     Path(id): Path<String>,
     params: Params,
@@ -336,8 +335,8 @@ async fn list_customer_orders(
 /// Runs a command on an order the principal may act on (`action` of its owner), and
 /// answers with the order. One that is not theirs is refused before anything is
 /// decided, as the same 404 as an order that does not exist.
-async fn order_command(
-    api: &Api,
+async fn order_command<P: Stores>(
+    api: &Api<P>,
     principal: &Principal,
     id: OrderId,
     headers: &HeaderMap,
@@ -371,8 +370,8 @@ async fn order_command(
     order_response(StatusCode::OK, api.view(id).await?)
 }
 
-async fn cancel_order(
-    State(api): State<Arc<Api>>,
+async fn cancel_order<P: Stores>(
+    State(api): State<Arc<Api<P>>>,
     principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -394,8 +393,8 @@ async fn cancel_order(
     .await
 }
 
-async fn advance_order(
-    State(api): State<Arc<Api>>,
+async fn advance_order<P: Stores>(
+    State(api): State<Arc<Api<P>>>,
     principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -420,7 +419,10 @@ async fn advance_order(
     .await
 }
 
-async fn list_products(State(api): State<Arc<Api>>, principal: Principal) -> Result<Response, ApiError> {
+async fn list_products<P: Stores>(
+    State(api): State<Arc<Api<P>>>,
+    principal: Principal,
+) -> Result<Response, ApiError> {
     authorize(&principal, Action::BrowseCatalog).into_result()?;
     let products: Vec<_> = api
         .catalog

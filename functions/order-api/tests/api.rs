@@ -24,30 +24,9 @@ use orderflow_provision::local;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// Who sends a request: what the JWT authorizer verified, or nobody.
-#[derive(Debug, Clone, Copy)]
-enum Who {
-    Customer(&'static str),
-    Operator(&'static str),
-    Nobody,
-}
+mod common;
 
-/// The request context API Gateway gives Lambda for `who`'s verified token.
-fn context(who: Who) -> Option<lambda_http::request::RequestContext> {
-    let claims = match who {
-        Who::Customer(id) => json!({"sub": id, "iss": "https://issuer.example.com/", "exp": "4102444800"}),
-        Who::Operator(name) => json!({"sub": name, "scope": "openid orderflow/operator"}),
-        Who::Nobody => return None,
-    };
-    let context: aws_lambda_events::event::apigw::ApiGatewayV2httpRequestContext = serde_json::from_value(json!({
-        "routeKey": "$default", "accountId": "123", "stage": "$default", "requestId": "r-1",
-        "apiId": "api", "domainName": "x", "domainPrefix": "x", "time": "t", "timeEpoch": 0,
-        "http": {"method": "GET", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
-        "authorizer": {"jwt": {"claims": claims, "scopes": null}}
-    }))
-    .unwrap();
-    Some(lambda_http::request::RequestContext::ApiGatewayV2(context))
-}
+use common::{Who, context};
 
 const C1: Who = Who::Customer("c-1");
 
@@ -112,7 +91,7 @@ async fn app_with(
             .unwrap();
     }
     let store = DynamoEventStore::new(store_client, &tables["EventStoreTable"], &tables["SnapshotTable"]);
-    let api = Api::new(
+    let api = Api::<order_api::Dynamo>::new(
         CommandService::new(Repository::new(store, 50), SystemClock, 5),
         orderflow_app::Idempotency::new(
             DynamoIdempotencyStore::new(idempotency_client, &tables["IdempotencyTable"]),

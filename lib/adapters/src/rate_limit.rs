@@ -1,30 +1,19 @@
 //! A per-principal rate limit that holds across Lambda instances: a fixed window of
 //! one minute, counted in one DynamoDB item per (principal, window), each taken with a
 //! conditional `ADD`, so concurrent instances can never let more through than the
-//! limit. Items expire by TTL a window after their own.
+//! limit. Items expire by TTL a window after their own. [`MemoryRateLimiter`] keeps the
+//! same counts in memory.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use orderflow_app::StoreError;
+use orderflow_app::rate_limit::{RateLimiter, WINDOW_SECONDS, window};
 use orderflow_domain::Timestamp;
 use sha2::{Digest, Sha256};
 
-/// The length of a window, seconds.
-const WINDOW_SECONDS: i64 = 60;
-
-/// What taking one unit decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// Under the limit: go ahead.
-    Admitted,
-    /// Over the limit: try again in this many seconds (when the window turns).
-    Limited {
-        /// Seconds until the next window.
-        retry_after: u64,
-    },
-}
+pub use orderflow_app::rate_limit::Admission;
 
 /// A limit of `per_minute` units per key and minute, in `table`.
 #[derive(Debug, Clone)]
@@ -46,21 +35,15 @@ impl DynamoRateLimiter {
             scope,
         }
     }
+}
 
-    /// The limit per minute.
-    #[must_use]
-    pub const fn per_minute(&self) -> u64 {
+impl RateLimiter for DynamoRateLimiter {
+    fn per_minute(&self) -> u64 {
         self.per_minute
     }
 
-    /// Takes one unit for `key` at `now`.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the table cannot be written (the caller decides whether to
-    /// fail open or closed; the API fails closed with a 503).
-    pub async fn take(&self, key: &str, now: Timestamp) -> Result<Admission, StoreError> {
-        let second = now.as_micros().div_euclid(1_000_000);
-        let window = second.div_euclid(WINDOW_SECONDS);
+    async fn take(&self, key: &str, now: Timestamp) -> Result<Admission, StoreError> {
+        let (window, retry_after) = window(now);
         let window_end = (window + 1) * WINDOW_SECONDS;
         // The key is hashed: no principal's name is stored, and no two principals'
         // keys can collide however they are spelled.
@@ -91,11 +74,48 @@ impl DynamoRateLimiter {
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                Ok(Admission::Limited {
-                    retry_after: u64::try_from(window_end - second).unwrap_or(1).max(1),
-                })
+                Ok(Admission::Limited { retry_after })
             }
             Err(error) => Err(StoreError::new("take a rate-limit unit", error)),
         }
+    }
+}
+
+/// The same limit in memory, for tests and in-memory runs of the API.
+#[derive(Debug, Clone)]
+pub struct MemoryRateLimiter {
+    per_minute: u64,
+    used: std::sync::Arc<std::sync::Mutex<HashMap<(String, i64), u64>>>,
+}
+
+impl MemoryRateLimiter {
+    /// `per_minute` units a minute per key.
+    #[must_use]
+    pub fn new(per_minute: u64) -> Self {
+        Self {
+            per_minute,
+            used: std::sync::Arc::default(),
+        }
+    }
+}
+
+impl RateLimiter for MemoryRateLimiter {
+    fn per_minute(&self) -> u64 {
+        self.per_minute
+    }
+
+    async fn take(&self, key: &str, now: Timestamp) -> Result<Admission, StoreError> {
+        let (window, retry_after) = window(now);
+        let mut used = self
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        used.retain(|(_, w), _| *w >= window);
+        let count = used.entry((key.to_owned(), window)).or_default();
+        if *count >= self.per_minute {
+            return Ok(Admission::Limited { retry_after });
+        }
+        *count += 1;
+        Ok(Admission::Admitted)
     }
 }

@@ -17,6 +17,7 @@ pub mod failures;
 pub mod idempotency;
 pub mod placement;
 pub mod ports;
+pub mod rate_limit;
 pub mod read_model;
 pub mod stock;
 
@@ -30,5 +31,6 @@ pub use ports::{
     PaymentGateway, PaymentVault, ProviderCapture, SnapshotRecord, StoreError, StreamId, SystemClock,
     validate_append,
 };
+pub use rate_limit::{Admission, RateLimiter};
 pub use read_model::{CustomerCursor, CustomerPage, OrderViews, StoredView, Written};
 pub use stock::{Catalog, MoveError, Product, StockLedger, StockMove};
