@@ -485,15 +485,12 @@ impl Fixture {
         for (sku, price, stock) in CATALOG {
             inspector
                 .catalog
-                .put(&Product {
-                    sku: Sku::parse(*sku).unwrap(),
-                    name: format!("Product {sku}"),
-                    price_amount: *price,
-                    currency: usd(),
-                    available: *stock,
-                    reserved: 0,
-                    sold: 0,
-                })
+                .put(&Product::listed(
+                    Sku::parse(*sku).unwrap(),
+                    format!("Product {sku}"),
+                    orderflow_domain::Money::new(*price, usd()),
+                    *stock,
+                ))
                 .await
                 .unwrap();
         }

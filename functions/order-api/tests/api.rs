@@ -14,11 +14,10 @@ use http_body_util::BodyExt;
 use jiff::SignedDuration;
 use order_api::paging::CursorKey;
 use order_api::{Access, Api, router};
-use orderflow_adapters::catalog::{DynamoCatalog, Product};
+use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::payment::DynamoVault;
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
-use orderflow_app::{Catalog, CommandService, Repository, SystemClock};
-use orderflow_domain::{Currency, Sku};
+use orderflow_app::{CommandService, Repository, SystemClock};
 use orderflow_provision::faults::{Faults, dynamodb_client_with};
 use orderflow_provision::local;
 use serde_json::{Value, json};
@@ -76,20 +75,7 @@ async fn app_with(
     .await
     .unwrap();
     let catalog = DynamoCatalog::new(dynamodb.clone(), &tables["CatalogTable"]);
-    for (sku, price, stock) in [("SKU-1", 1299, 10), ("SKU-2", 500, 3)] {
-        catalog
-            .put(&Product {
-                sku: Sku::parse(sku).unwrap(),
-                name: format!("Product {sku}"),
-                price_amount: price,
-                currency: Currency::parse("USD").unwrap(),
-                available: stock,
-                reserved: 0,
-                sold: 0,
-            })
-            .await
-            .unwrap();
-    }
+    common::stock(&catalog).await;
     let store = DynamoEventStore::new(store_client, &tables["EventStoreTable"], &tables["SnapshotTable"]);
     let api = Api::<order_api::Dynamo>::new(
         CommandService::new(Repository::new(store, 50), SystemClock, 5),

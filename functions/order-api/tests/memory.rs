@@ -16,12 +16,12 @@ use common::{Who, context};
 use http_body_util::BodyExt;
 use order_api::paging::CursorKey;
 use order_api::{Access, Api, InMemory, PrincipalClaims, router};
-use orderflow_adapters::catalog::{MemoryCatalog, Product};
+use orderflow_adapters::catalog::MemoryCatalog;
 use orderflow_adapters::payment::MemoryVault;
 use orderflow_adapters::rate_limit::MemoryRateLimiter;
 use orderflow_adapters::{MemoryEventStore, MemoryIdempotencyStore, MemoryOrderViews};
-use orderflow_app::{Catalog, CommandService, PaymentVault, Repository, SystemClock};
-use orderflow_domain::{Currency, OrderId, Sku};
+use orderflow_app::{CommandService, PaymentVault, Repository, SystemClock};
+use orderflow_domain::OrderId;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -33,20 +33,7 @@ struct App {
 
 async fn app(orders_per_minute: u64) -> App {
     let catalog = MemoryCatalog::new();
-    for (sku, price, stock) in [("SKU-1", 1299, 10), ("SKU-2", 500, 3)] {
-        catalog
-            .put(&Product {
-                sku: Sku::parse(sku).unwrap(),
-                name: format!("Product {sku}"),
-                price_amount: price,
-                currency: Currency::parse("USD").unwrap(),
-                available: stock,
-                reserved: 0,
-                sold: 0,
-            })
-            .await
-            .unwrap();
-    }
+    common::stock(&catalog).await;
     let store = MemoryEventStore::new();
     let vault = MemoryVault::new();
     let api = Api::<InMemory>::new(

@@ -10,10 +10,10 @@ use orderflow_app::{EventRecord, EventStore, Repository, StreamId, SystemClock};
 use orderflow_domain::audit::check_transitions;
 use orderflow_domain::inventory::{InventoryEvent, StockLine, StockReleased, StockReserved};
 use orderflow_domain::order::view::OrderView;
-use orderflow_domain::order::{Order, OrderCommand, OrderStatus};
+use orderflow_domain::order::{Order, OrderStatus};
 use orderflow_domain::payment::{PaymentCaptured, PaymentEvent, PaymentRefunded};
-use orderflow_domain::{CustomerId, Envelope, OrderId, Quantity, Sku};
-use orderflow_testkit::{at, decided, envelope, metadata, place, usd};
+use orderflow_domain::{Envelope, OrderId, Quantity, Sku};
+use orderflow_testkit::{at, envelope, metadata, placed_order, usd};
 use proptest::prelude::*;
 
 fn participant<E>(
@@ -28,11 +28,7 @@ fn participant<E>(
 
 /// The order in the store: placed, and cancelled at once if `cancelled`.
 async fn order_in(store: &MemoryEventStore, order_id: OrderId, cancelled: bool) {
-    let mut commands = vec![place(order_id, &CustomerId::parse("c-1").unwrap(), 2, 500, at(0))];
-    if cancelled {
-        commands.push(OrderCommand::Cancel { detail: None });
-    }
-    let records: Vec<EventRecord> = decided(order_id, commands.into_iter().map(|c| (c, at(0))))
+    let records: Vec<EventRecord> = placed_order(order_id, 2, 500, at(0), cancelled)
         .iter()
         .map(EventRecord::from_envelope)
         .collect();

@@ -8,21 +8,17 @@
 use orderflow_adapters::MemoryEventStore;
 use orderflow_adapters::payment::{MemoryGateway, MemoryVault};
 use orderflow_app::{EventRecord, EventStore, PaymentVault, Repository, StreamId, SystemClock};
-use orderflow_domain::order::{OrderCommand, PaymentToken};
+use orderflow_domain::order::PaymentToken;
 use orderflow_domain::payment::{Payment, PaymentEvent, Trigger};
-use orderflow_domain::{CustomerId, OrderId, Timestamp};
-use orderflow_testkit::{decided, metadata, place};
+use orderflow_domain::{OrderId, Timestamp};
+use orderflow_testkit::{metadata, placed_order};
 use payment::PaymentService;
 use proptest::prelude::*;
 
 /// The order's events in the store: placed, and cancelled if `cancelled`.
 async fn order_in(store: &MemoryEventStore, order_id: OrderId, cancelled: bool) {
     let now = Timestamp::from_jiff(jiff::Timestamp::now());
-    let mut commands = vec![place(order_id, &CustomerId::parse("c-1").unwrap(), 3, 250, now)];
-    if cancelled {
-        commands.push(OrderCommand::Cancel { detail: None });
-    }
-    let records: Vec<EventRecord> = decided(order_id, commands.into_iter().map(|c| (c, now)))
+    let records: Vec<EventRecord> = placed_order(order_id, 3, 250, now, cancelled)
         .iter()
         .map(EventRecord::from_envelope)
         .collect();

@@ -302,15 +302,12 @@ impl World {
             let sku = Sku::parse(format!("SKU-{n}"))?;
             let available = rng.below(9) as u64;
             catalog
-                .put(&Product {
-                    sku: sku.clone(),
-                    name: format!("Product {n}"),
-                    price_amount: 500 + 250 * n as u64,
-                    currency: Currency::parse("USD")?,
+                .put(&Product::listed(
+                    sku.clone(),
+                    format!("Product {n}"),
+                    orderflow_domain::Money::new(500 + 250 * n as u64, Currency::parse("USD")?),
                     available,
-                    reserved: 0,
-                    sold: 0,
-                })
+                ))
                 .await?;
             stock.push((sku, available));
         }

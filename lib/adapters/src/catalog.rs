@@ -95,15 +95,7 @@ impl DynamoCatalog {
 impl Catalog for DynamoCatalog {
     /// Writes products (seeding a local stack or a test).
     async fn put(&self, product: &Product) -> Result<(), StoreError> {
-        let item = serde_dynamo::to_item(product).map_err(|e| StoreError::new("encode product", e))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StoreError::new("put product", e))?;
-        Ok(())
+        crate::item::put(&self.client, &self.table, product, "put product").await
     }
 
     /// The products of `skus` that exist (strongly consistent, 100 keys a call).

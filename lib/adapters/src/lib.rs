@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod config;
 pub mod event_store;
 pub mod idempotency;
+mod item;
 pub mod metrics;
 pub mod payment;
 pub mod rate_limit;

@@ -354,33 +354,12 @@ impl DynamoFailureLog {
 
 impl FailureLog for DynamoFailureLog {
     async fn record(&self, failure: &RecordedFailure) -> Result<(), StoreError> {
-        let item = serde_dynamo::to_item(failure).map_err(|e| StoreError::new("encode a failure", e))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StoreError::new("record a failure", e))?;
-        Ok(())
+        crate::item::put(&self.client, &self.table, failure, "record a failure").await
     }
 
     async fn get(&self, message_id: &str) -> Result<Option<RecordedFailure>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(
-                "messageId",
-                aws_sdk_dynamodb::types::AttributeValue::S(message_id.to_owned()),
-            )
-            .send()
-            .await
-            .map_err(|e| StoreError::new("read the failure log", e))?;
-        output
-            .item
-            .map(|item| serde_dynamo::from_item(item).map_err(|e| StoreError::new("decode a failure", e)))
-            .transpose()
+        let key = ("messageId", message_id.to_owned());
+        crate::item::get(&self.client, &self.table, key, "read the failure log").await
     }
 }
 

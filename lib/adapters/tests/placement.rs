@@ -13,7 +13,7 @@ use orderflow_app::{
     Catalog, CommandError, CommandService, PaymentVault, Repository, SystemClock, scoped_key,
 };
 use orderflow_domain::order::{OrderError, PaymentToken};
-use orderflow_domain::{Currency, CustomerId, IdempotencyKey, Metadata, Quantity, Sku};
+use orderflow_domain::{Currency, CustomerId, IdempotencyKey, Metadata, Money, Quantity, Sku};
 
 struct Fixture {
     placement: Placement<MemoryEventStore, SystemClock, MemoryCatalog, MemoryVault>,
@@ -24,15 +24,12 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let catalog = MemoryCatalog::new();
     catalog
-        .put(&Product {
-            sku: Sku::parse("SKU-1").unwrap(),
-            name: "Product".into(),
-            price_amount: 1299,
-            currency: Currency::parse("USD").unwrap(),
-            available: 10,
-            reserved: 0,
-            sold: 0,
-        })
+        .put(&Product::listed(
+            Sku::parse("SKU-1").unwrap(),
+            "Product",
+            Money::new(1299, Currency::parse("USD").unwrap()),
+            10,
+        ))
         .await
         .unwrap();
     let store = MemoryEventStore::new();

@@ -8,11 +8,11 @@
 mod common;
 
 use common::{fresh_stream, records};
+use orderflow_adapters::MemoryEventStore;
 use orderflow_adapters::catalog::{DynamoCatalog, DynamoStockLedger, MemoryCatalog, MemoryStockLedger};
-use orderflow_adapters::{DynamoEventStore, MemoryEventStore};
 use orderflow_app::{AppendError, Catalog, EventStore, MoveError, Product, StockLedger, StockMove};
 use orderflow_domain::inventory::StockLine;
-use orderflow_domain::{Currency, Quantity, Sku};
+use orderflow_domain::{Currency, Money, Quantity, Sku};
 use orderflow_provision::local;
 use uuid::Uuid;
 
@@ -25,15 +25,10 @@ fn memory_stock() -> (MemoryStockLedger, MemoryCatalog) {
 }
 
 async fn dynamo_stock() -> (DynamoStockLedger, DynamoCatalog) {
-    let client = local::dynamodb_client().await.unwrap();
-    let tables = local::fresh_tables(&client, &["EventStoreTable", "SnapshotTable", "CatalogTable"])
+    let (store, client, _) = common::dynamo_event_store_with_names().await;
+    let tables = local::fresh_tables(&client, &["CatalogTable"])
         .await
         .expect("DynamoDB Local is reachable");
-    let store = DynamoEventStore::new(
-        client.clone(),
-        &tables["EventStoreTable"],
-        &tables["SnapshotTable"],
-    );
     let catalog = DynamoCatalog::new(client, &tables["CatalogTable"]);
     (DynamoStockLedger::new(store, catalog.clone()), catalog)
 }
@@ -41,15 +36,12 @@ async fn dynamo_stock() -> (DynamoStockLedger, DynamoCatalog) {
 /// A product no other test uses, with `available` units.
 async fn stocked(catalog: &impl Catalog, available: u64) -> Sku {
     let sku = Sku::parse(format!("SKU-{}", Uuid::now_v7().simple())).unwrap();
-    let product = Product {
-        sku: sku.clone(),
-        name: "Widget".into(),
-        price_amount: 1299,
-        currency: Currency::parse("USD").unwrap(),
+    let product = Product::listed(
+        sku.clone(),
+        "Widget",
+        Money::new(1299, Currency::parse("USD").unwrap()),
         available,
-        reserved: 0,
-        sold: 0,
-    };
+    );
     catalog.put(&product).await.unwrap();
     sku
 }

@@ -42,6 +42,21 @@ pub struct Product {
 }
 
 impl Product {
+    /// A product newly listed at `price` with `available` units in stock, none reserved
+    /// or sold.
+    #[must_use]
+    pub fn listed(sku: Sku, name: impl Into<String>, price: Money, available: u64) -> Self {
+        Self {
+            sku,
+            name: name.into(),
+            price_amount: price.amount,
+            currency: price.currency,
+            available,
+            reserved: 0,
+            sold: 0,
+        }
+    }
+
     /// The unit price.
     #[must_use]
     pub const fn price(&self) -> Money {

@@ -121,3 +121,21 @@ pub fn decided(
     }
     history
 }
+
+/// The history of an order of `quantity` × `SKU-1` at `unit_cents`, placed by `c-1` at
+/// `at`, and cancelled then too if `cancelled`.
+#[must_use]
+pub fn placed_order(
+    order_id: OrderId,
+    quantity: u64,
+    unit_cents: u64,
+    at: Timestamp,
+    cancelled: bool,
+) -> Vec<Envelope<OrderEvent>> {
+    let customer = CustomerId::parse("c-1").unwrap();
+    let mut commands = vec![(place(order_id, &customer, quantity, unit_cents, at), at)];
+    if cancelled {
+        commands.push((OrderCommand::Cancel { detail: None }, at));
+    }
+    decided(order_id, commands)
+}

@@ -3,7 +3,26 @@
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub, reason = "test code")]
 
+use orderflow_adapters::catalog::Product;
+use orderflow_app::Catalog;
+use orderflow_domain::{Currency, Money, Sku};
 use serde_json::json;
+
+/// The catalog every API test starts with: `SKU-1` at 12.99 (10 in stock) and `SKU-2`
+/// at 5.00 (3 in stock).
+pub async fn stock(catalog: &impl Catalog) {
+    for (sku, price, stock) in [("SKU-1", 1299, 10), ("SKU-2", 500, 3)] {
+        catalog
+            .put(&Product::listed(
+                Sku::parse(sku).unwrap(),
+                format!("Product {sku}"),
+                Money::new(price, Currency::parse("USD").unwrap()),
+                stock,
+            ))
+            .await
+            .unwrap();
+    }
+}
 
 /// Who sends a request: what the JWT authorizer verified, or nobody.
 #[derive(Debug, Clone, Copy)]
