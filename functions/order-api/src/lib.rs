@@ -1,4 +1,4 @@
-//! The order API: an axum [`Router`] that runs in Lambda through `lambda_http` (HTTP
+//! The order API: an axum [`Router`](axum::Router) that runs in Lambda through `lambda_http` (HTTP
 //! API, payload 2.0) and, unchanged, on localhost under the dev runner.
 //!
 //! | route | does |

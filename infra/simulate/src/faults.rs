@@ -147,7 +147,9 @@ struct Plan {
     /// Chance of a fault per call, per mille; 0 once the run drives to quiescence.
     per_mille: u64,
     injected: u64,
-    trace: Vec<String>,
+    /// `None` when the run keeps no trace (a batch of seeds: a failing one is run again
+    /// with its trace).
+    trace: Option<Vec<String>>,
 }
 
 /// The faults of one run, shared by every wrapped adapter.
@@ -155,14 +157,15 @@ struct Plan {
 pub struct Faults(Arc<Mutex<Plan>>);
 
 impl Faults {
-    /// Faults drawn from `seed`, `per_mille` of calls failing.
+    /// Faults drawn from `seed`, `per_mille` of calls failing, keeping a trace if
+    /// `traced`.
     #[must_use]
-    pub fn new(seed: u64, per_mille: u64) -> Self {
+    pub fn new(seed: u64, per_mille: u64, traced: bool) -> Self {
         Self(Arc::new(Mutex::new(Plan {
             rng: Rng::new(seed),
             per_mille,
             injected: 0,
-            trace: Vec::new(),
+            trace: traced.then(Vec::new),
         })))
     }
 
@@ -195,13 +198,15 @@ impl Faults {
             };
             if fault != Fault::None {
                 plan.injected += 1;
-                plan.trace.push(format!(
-                    "  fault: {call} fails {}",
-                    match fault {
-                        Fault::Before => "before it happens",
-                        _ => "after it happened",
-                    }
-                ));
+                plan.write(|| {
+                    format!(
+                        "  fault: {call} fails {}",
+                        match fault {
+                            Fault::Before => "before it happens",
+                            _ => "after it happened",
+                        }
+                    )
+                });
             }
             (fault, yields)
         };
@@ -216,16 +221,16 @@ impl Faults {
         self.plan().per_mille = 0;
     }
 
-    /// Records a scheduler step in the trace.
-    pub fn note(&self, line: String) {
-        self.plan().trace.push(line);
+    /// Records a scheduler step in the trace (the line is only made when it is kept).
+    pub fn note(&self, line: impl FnOnce() -> String) {
+        self.plan().write(line);
     }
 
     /// Counts a fault the scheduler injected itself (a duplicate, a reordering).
-    pub fn count(&self, line: String) {
+    pub fn count(&self, line: impl FnOnce() -> String) {
         let mut plan = self.plan();
         plan.injected += 1;
-        plan.trace.push(line);
+        plan.write(line);
     }
 
     /// Faults injected so far.
@@ -234,10 +239,18 @@ impl Faults {
         self.plan().injected
     }
 
-    /// The trace so far.
+    /// The trace so far (empty when none is kept).
     #[must_use]
     pub fn trace(&self) -> Vec<String> {
-        self.plan().trace.clone()
+        self.plan().trace.clone().unwrap_or_default()
+    }
+}
+
+impl Plan {
+    fn write(&mut self, line: impl FnOnce() -> String) {
+        if let Some(trace) = &mut self.trace {
+            trace.push(line());
+        }
     }
 }
 
@@ -554,7 +567,7 @@ mod tests {
 
     #[tokio::test]
     async fn calls_interleave_only_while_faults_are_on() {
-        let faults = Faults::new(7, 1000);
+        let faults = Faults::new(7, 1000, false);
         let mut slow = 0;
         for _ in 0..200 {
             let order = RefCell::new(Vec::new());

@@ -63,6 +63,8 @@ pub struct Settings {
     pub chaos_steps: usize,
     /// Steps quiescence may take before the run counts as stuck.
     pub quiesce_steps: usize,
+    /// Keep a trace of every step and fault (to print a seed's schedule).
+    pub traced: bool,
 }
 
 impl Default for Settings {
@@ -72,6 +74,7 @@ impl Default for Settings {
             fault_per_mille: 60,
             chaos_steps: 120,
             quiesce_steps: 4000,
+            traced: false,
         }
     }
 }
@@ -206,7 +209,7 @@ fn transports() -> anyhow::Result<&'static Transports> {
 impl World {
     async fn new(seed: u64, settings: Settings) -> anyhow::Result<Self> {
         let mut rng = Rng::new(seed);
-        let faults = Faults::new(rng.next(), settings.fault_per_mille);
+        let faults = Faults::new(rng.next(), settings.fault_per_mille, settings.traced);
         let clock = SimClock::new();
         let mut skew = || i64::try_from(rng.below(4_000_000)).unwrap_or(0) - 2_000_000;
         let store = MemoryEventStore::new();
@@ -361,7 +364,7 @@ impl World {
         })
     }
 
-    fn note(&self, line: String) {
+    fn note(&self, line: impl FnOnce() -> String) {
         self.faults.note(line);
     }
 
@@ -406,7 +409,7 @@ impl World {
             // request is still running: two requests with one key at once.
             let results = if attempt == 1 && self.rng.chance(100) {
                 self.faults
-                    .count(format!("place order {n}: the same request twice at once"));
+                    .count(|| format!("place order {n}: the same request twice at once"));
                 let (first, second) = futures::join!(request(), request());
                 vec![first, second]
             } else {
@@ -416,16 +419,18 @@ impl World {
             for result in results {
                 match result {
                     Ok(outcome) if outcome.response.order_id == order.id => {
-                        self.note(format!(
-                            "place order {n} ({}, {} line(s)): placed on attempt {attempt}{}",
-                            order.card,
-                            order.lines.len(),
-                            if outcome.replayed {
-                                " (a replayed answer)"
-                            } else {
-                                ""
-                            }
-                        ));
+                        self.note(|| {
+                            format!(
+                                "place order {n} ({}, {} line(s)): placed on attempt {attempt}{}",
+                                order.card,
+                                order.lines.len(),
+                                if outcome.replayed {
+                                    " (a replayed answer)"
+                                } else {
+                                    ""
+                                }
+                            )
+                        });
                         self.orders[n].placed = true;
                     }
                     Ok(outcome) => {
@@ -440,14 +445,14 @@ impl World {
                     }
                     Err(IdempotentError::Key(IdempotencyError::InProgress)) => {
                         // Another attempt holds the key: the client retries after a while.
-                        self.note(format!(
+                        self.note(||format!(
                             "place order {n}: attempt {attempt} finds the key in progress; the client waits"
                         ));
                         wait = true;
                     }
-                    Err(e) => self.note(format!(
-                        "place order {n}: attempt {attempt} failed ({e}); the client retries"
-                    )),
+                    Err(e) => self.note(|| {
+                        format!("place order {n}: attempt {attempt} failed ({e}); the client retries")
+                    }),
                 }
             }
             if self.orders[n].placed {
@@ -487,14 +492,14 @@ impl World {
                 .await
             {
                 Ok(_) => {
-                    self.note(format!("cancel order {n} by {actor}: done on attempt {attempt}"));
+                    self.note(|| format!("cancel order {n} by {actor}: done on attempt {attempt}"));
                     return;
                 }
                 Err(CommandError::Domain(e)) => {
-                    self.note(format!("cancel order {n}: refused ({e})"));
+                    self.note(|| format!("cancel order {n}: refused ({e})"));
                     return;
                 }
-                Err(e) => self.note(format!("cancel order {n}: attempt {attempt} failed ({e})")),
+                Err(e) => self.note(|| format!("cancel order {n}: attempt {attempt} failed ({e})")),
             }
         }
     }
@@ -505,7 +510,7 @@ impl World {
         let id = self.orders[n].id.to_string();
         let loaded = self.api.repository().load::<Order>(&id).await;
         let Ok(loaded) = loaded else {
-            self.note(format!("advance order {n}: its stream could not be read"));
+            self.note(|| format!("advance order {n}: its stream could not be read"));
             return Ok(());
         };
         let step = match loaded.state.placed().map(|o| o.status) {
@@ -526,8 +531,8 @@ impl World {
             .execute::<Order>(&id, OrderCommand::Advance(step), &metadata, Some(loaded.version))
             .await;
         match result {
-            Ok(_) => self.note(format!("advance order {n}: {step:?}")),
-            Err(e) => self.note(format!("advance order {n}: {step:?} not done ({e})")),
+            Ok(_) => self.note(|| format!("advance order {n}: {step:?}")),
+            Err(e) => self.note(|| format!("advance order {n}: {step:?} not done ({e})")),
         }
         Ok(())
     }
@@ -537,10 +542,8 @@ impl World {
     async fn expire(&mut self, n: usize) {
         let id = self.orders[n].id.to_string();
         match pending_timeout::expire(&self.sweeper, &id).await {
-            Ok(fate) => self.note(format!("pending timeout, order {n}: {fate:?}")),
-            Err(e) => self.note(format!(
-                "pending timeout, order {n}: failed ({e}); the next run retries"
-            )),
+            Ok(fate) => self.note(|| format!("pending timeout, order {n}: {fate:?}")),
+            Err(e) => self.note(|| format!("pending timeout, order {n}: failed ({e}); the next run retries")),
         }
     }
 
@@ -561,10 +564,12 @@ impl World {
             // PutEvents throttled part-way: what went out stays out, and the relay's
             // mapping retries the batch from its first record (published again).
             let sent = self.rng.below(batch.len());
-            self.faults.count(format!(
-                "relay: PutEvents throttled after {sent} of {} records; the batch is retried",
-                batch.len()
-            ));
+            self.faults.count(|| {
+                format!(
+                    "relay: PutEvents throttled after {sent} of {} records; the batch is retried",
+                    batch.len()
+                )
+            });
             for record in &batch[..sent] {
                 self.publish(record)?;
             }
@@ -574,18 +579,14 @@ impl World {
         if chaos && batch.len() > 1 && self.rng.chance(400) {
             let (a, b) = (self.rng.below(batch.len()), self.rng.below(batch.len()));
             batch.swap(a, b);
-            self.faults.count(format!(
-                "relay: records {a} and {b} of a batch of {} swapped",
-                batch.len()
-            ));
+            self.faults
+                .count(|| format!("relay: records {a} and {b} of a batch of {} swapped", batch.len()));
         }
         for record in &batch {
             self.publish(record)?;
             if chaos && self.rng.chance(50) {
-                self.faults.count(format!(
-                    "relay: {} v{} published twice",
-                    record.stream, record.version
-                ));
+                self.faults
+                    .count(|| format!("relay: {} v{} published twice", record.stream, record.version));
                 self.publish(record)?;
             }
         }
@@ -647,7 +648,7 @@ impl World {
             return;
         };
         self.gateway.set_outage(Some(ends));
-        self.faults.count(format!("provider: down for {seconds} s"));
+        self.faults.count(|| format!("provider: down for {seconds} s"));
     }
 
     /// Takes one visible message of `queue` (any of them: SQS does not keep order) for
@@ -701,20 +702,20 @@ impl World {
             if self.rng.chance(300) {
                 let mut again = first.clone();
                 again.message.receives += 1;
-                self.faults.count(format!(
-                    "{}: {} delivered again while its first delivery runs",
-                    first.consumer,
-                    describe(&first.message.body)
-                ));
+                self.faults.count(|| {
+                    format!(
+                        "{}: {} delivered again while its first delivery runs",
+                        first.consumer,
+                        describe(&first.message.body)
+                    )
+                });
                 Some((again, true))
             } else {
                 let ready = self.ready();
                 let other = self.rng.pick(&ready);
                 other.and_then(|q| self.receive(&q)).map(|d| {
-                    self.faults.note(format!(
-                        "{} and {}: delivered concurrently",
-                        first.consumer, d.consumer
-                    ));
+                    self.faults
+                        .note(|| format!("{} and {}: delivered concurrently", first.consumer, d.consumer));
                     (d, false)
                 })
             }
@@ -756,7 +757,6 @@ impl World {
             mut message,
         } = delivery;
         let failed = !response.batch_item_failures.is_empty();
-        let what = describe(&message.body);
         let lost_delete = !failed && chaos && self.rng.chance(80);
         let Some(queue) = self.queues.get_mut(&queue_id) else {
             return;
@@ -769,27 +769,37 @@ impl World {
                 .as_ref()
                 .is_some_and(|(_, max)| message.receives >= *max)
             {
-                self.faults.note(format!(
-                    "{consumer}: {what} failed {} times; to the DLQ",
-                    message.receives
-                ));
+                self.faults.note(|| {
+                    format!(
+                        "{consumer}: {} failed {} times; to the DLQ",
+                        describe(&message.body),
+                        message.receives
+                    )
+                });
                 queue.dead.push(message);
             } else {
-                self.faults.note(format!(
-                    "{consumer}: {what} failed; back after the visibility timeout"
-                ));
+                self.faults.note(|| {
+                    format!(
+                        "{consumer}: {} failed; back after the visibility timeout",
+                        describe(&message.body)
+                    )
+                });
                 message.visible_at = now + visibility;
                 queue.messages.push_back(message);
             }
         } else if lost_delete {
             // Handled, but the delete was lost: SQS delivers it again.
-            self.faults.count(format!(
-                "{consumer}: {what} handled, its delete lost; delivered again"
-            ));
+            self.faults.count(|| {
+                format!(
+                    "{consumer}: {} handled, its delete lost; delivered again",
+                    describe(&message.body)
+                )
+            });
             message.visible_at = now + visibility;
             queue.messages.push_back(message);
         } else {
-            self.faults.note(format!("{consumer}: {what} handled"));
+            self.faults
+                .note(|| format!("{consumer}: {} handled", describe(&message.body)));
         }
     }
 
@@ -892,7 +902,7 @@ impl World {
                 let ids: Vec<String> = self.queues.keys().cloned().collect();
                 let queue = ids[self.rng.below(ids.len())].clone();
                 self.faults
-                    .count(format!("poison: a malformed message sent to {queue}"));
+                    .count(|| format!("poison: a malformed message sent to {queue}"));
                 self.enqueue(&queue, "{not an event".into(), true);
             }
         }
@@ -1061,12 +1071,12 @@ pub async fn run(seed: u64, settings: Settings) -> anyhow::Result<Report> {
         }
     }
     world.faults.calm();
-    world.note("-- faults stop; driving to quiescence".into());
+    world.note(|| "-- faults stop; driving to quiescence".into());
     let mut violations = Vec::new();
     let mut quiet = world.quiesce(settings.quiesce_steps).await?;
     if quiet {
         // Operators move shipped orders on, step by step; then the system settles again.
-        world.note("-- operators move orders on".into());
+        world.note(|| "-- operators move orders on".into());
         for n in 0..world.orders.len() {
             for _ in 0..world.orders[n].advance {
                 world.advance(n).await?;
@@ -1106,11 +1116,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_seed_replays_exactly() {
-        let (first, again) = (
-            run(7, Settings::default()).await.unwrap(),
+        let traced = Settings {
+            traced: true,
+            ..Settings::default()
+        };
+        let (first, again, untraced) = (
+            run(7, traced).await.unwrap(),
+            run(7, traced).await.unwrap(),
             run(7, Settings::default()).await.unwrap(),
         );
+        assert!(first.trace.len() > 100, "{} lines", first.trace.len());
         assert_eq!(first.trace, again.trace);
         assert_eq!(first.faults, again.faults);
+        assert!(untraced.trace.is_empty());
+        assert_eq!(untraced.faults, first.faults, "keeping a trace changes nothing");
     }
 }

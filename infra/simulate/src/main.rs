@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let settings = Settings {
         orders: args.orders,
+        traced: args.seed.is_some(),
         ..Settings::default()
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().build() {
@@ -86,9 +87,16 @@ fn main() -> ExitCode {
     }
     let elapsed = started.elapsed();
     if let (Some(report), None) = (&first_failure, args.seed) {
+        // Batches keep no trace; the seed replays exactly, so it is run again with one.
+        let traced = Settings {
+            traced: true,
+            ..settings
+        };
         let _ = writeln!(out, "trace of seed {}:", report.seed);
-        for line in &report.trace {
-            let _ = writeln!(out, "{line}");
+        if let Ok(replayed) = runtime.block_on(run(report.seed, traced)) {
+            for line in &replayed.trace {
+                let _ = writeln!(out, "{line}");
+            }
         }
     }
     let millis = elapsed.as_millis().max(1);
