@@ -6,14 +6,14 @@
 
 use order_saga::{Answer, OrderSaga};
 use orderflow_adapters::MemoryEventStore;
-use orderflow_app::{EventRecord, EventStore, Repository, StreamId, SystemClock};
+use orderflow_app::{Repository, SystemClock};
 use orderflow_domain::audit::check_transitions;
 use orderflow_domain::inventory::{InventoryEvent, StockLine, StockReleased, StockReserved};
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{Order, OrderStatus};
 use orderflow_domain::payment::{PaymentCaptured, PaymentEvent, PaymentRefunded};
 use orderflow_domain::{Envelope, OrderId, Quantity, Sku};
-use orderflow_testkit::{at, envelope, metadata, placed_order, usd};
+use orderflow_testkit::{at, envelope, metadata, placed_order, store_order, usd};
 use proptest::prelude::*;
 
 fn participant<E>(
@@ -28,14 +28,7 @@ fn participant<E>(
 
 /// The order in the store: placed, and cancelled at once if `cancelled`.
 async fn order_in(store: &MemoryEventStore, order_id: OrderId, cancelled: bool) {
-    let records: Vec<EventRecord> = placed_order(order_id, 2, 500, at(0), cancelled)
-        .iter()
-        .map(EventRecord::from_envelope)
-        .collect();
-    store
-        .append(&StreamId::new("order", order_id.to_string()), 0, &records)
-        .await
-        .unwrap();
+    store_order(store, &placed_order(order_id, 2, 500, at(0), cancelled)).await;
 }
 
 /// What inventory and payment say about the order: reserved and captured, then (when

@@ -7,25 +7,18 @@
 
 use orderflow_adapters::MemoryEventStore;
 use orderflow_adapters::payment::{MemoryGateway, MemoryVault};
-use orderflow_app::{EventRecord, EventStore, PaymentVault, Repository, StreamId, SystemClock};
+use orderflow_app::{PaymentVault, Repository, SystemClock};
 use orderflow_domain::order::PaymentToken;
 use orderflow_domain::payment::{Payment, PaymentEvent, Trigger};
 use orderflow_domain::{OrderId, Timestamp};
-use orderflow_testkit::{metadata, placed_order};
+use orderflow_testkit::{metadata, placed_order, store_order};
 use payment::PaymentService;
 use proptest::prelude::*;
 
 /// The order's events in the store: placed, and cancelled if `cancelled`.
 async fn order_in(store: &MemoryEventStore, order_id: OrderId, cancelled: bool) {
     let now = Timestamp::from_jiff(jiff::Timestamp::now());
-    let records: Vec<EventRecord> = placed_order(order_id, 3, 250, now, cancelled)
-        .iter()
-        .map(EventRecord::from_envelope)
-        .collect();
-    store
-        .append(&StreamId::new("order", order_id.to_string()), 0, &records)
-        .await
-        .unwrap();
+    store_order(store, &placed_order(order_id, 3, 250, now, cancelled)).await;
 }
 
 proptest! {

@@ -139,3 +139,23 @@ pub fn placed_order(
     }
     decided(order_id, commands)
 }
+
+/// Appends an order's `history` (version 1 on) to its stream in `store`.
+///
+/// # Panics
+/// When the store refuses: the stream was not empty, or the store failed.
+pub async fn store_order(store: &impl orderflow_app::EventStore, history: &[Envelope<OrderEvent>]) {
+    let Some(first) = history.first() else { return };
+    let records: Vec<_> = history
+        .iter()
+        .map(orderflow_app::EventRecord::from_envelope)
+        .collect();
+    store
+        .append(
+            &orderflow_app::StreamId::new("order", first.aggregate_id.clone()),
+            0,
+            &records,
+        )
+        .await
+        .unwrap();
+}
