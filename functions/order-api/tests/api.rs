@@ -10,7 +10,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use jiff::SignedDuration;
 use order_api::paging::CursorKey;
 use order_api::{Access, Api, router};
@@ -21,11 +20,10 @@ use orderflow_app::{CommandService, Repository, SystemClock};
 use orderflow_provision::faults::{Faults, dynamodb_client_with};
 use orderflow_provision::local;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 mod common;
 
-use common::{Who, context};
+use common::{Reply, Who, context};
 
 const C1: Who = Who::Customer("c-1");
 
@@ -107,24 +105,9 @@ async fn app_with(
     }
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Value,
-}
-
 impl App {
     async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"));
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        common::send(&self.router, request).await
     }
 
     /// A request from customer c-1.

@@ -12,8 +12,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{Who, context};
-use http_body_util::BodyExt;
+use common::{Reply, Who, context};
 use order_api::paging::CursorKey;
 use order_api::{Access, Api, InMemory, PrincipalClaims, router};
 use orderflow_adapters::catalog::MemoryCatalog;
@@ -23,7 +22,6 @@ use orderflow_adapters::{MemoryEventStore, MemoryIdempotencyStore, MemoryOrderVi
 use orderflow_app::{CommandService, PaymentVault, Repository, SystemClock};
 use orderflow_domain::OrderId;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 struct App {
     router: Router,
@@ -57,12 +55,6 @@ async fn app(orders_per_minute: u64) -> App {
     }
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Value,
-}
-
 impl App {
     async fn call(&self, who: Who, method: &str, uri: &str, key: Option<&str>, body: Option<Value>) -> Reply {
         let mut request = Request::builder().method(method).uri(uri);
@@ -75,16 +67,7 @@ impl App {
         if let Some(context) = context(who) {
             request.extensions_mut().insert(context);
         }
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"));
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        common::send(&self.router, request).await
     }
 
     fn events(&self) -> usize {

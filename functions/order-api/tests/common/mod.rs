@@ -1,12 +1,23 @@
 //! What the API tests share: who sends a request, as API Gateway's JWT authorizer hands
 //! it to Lambda.
 
-#![allow(clippy::unwrap_used, dead_code, unreachable_pub, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    dead_code,
+    unreachable_pub,
+    reason = "test code"
+)]
 
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
 use orderflow_adapters::catalog::Product;
 use orderflow_app::Catalog;
 use orderflow_domain::{Currency, Money, Sku};
-use serde_json::json;
+use serde_json::{Value, json};
+use tower::ServiceExt;
 
 /// The catalog every API test starts with: `SKU-1` at 12.99 (10 in stock) and `SKU-2`
 /// at 5.00 (3 in stock).
@@ -47,4 +58,25 @@ pub fn context(who: Who) -> Option<lambda_http::request::RequestContext> {
     }))
     .unwrap();
     Some(lambda_http::request::RequestContext::ApiGatewayV2(context))
+}
+
+/// What the API answered: its status, headers and JSON body.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// Sends `request` through `router`; every answer must be JSON.
+pub async fn send(router: &Router, request: Request<Body>) -> Reply {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"));
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
