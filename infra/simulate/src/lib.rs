@@ -683,11 +683,20 @@ impl World {
         batch
     }
 
-    /// Runs a delivery's handler; `None` when no function reads its queue.
-    fn invoke(&self, delivery: &Delivery) -> Option<Pin<Box<dyn Future<Output = SqsBatchResponse>>>> {
-        self.handlers
-            .get(&delivery.consumer)
-            .map(|handle| handle(Self::batch(delivery)))
+    /// Runs a delivery's handler. Every simulated queue has one (queues without a
+    /// function are not simulated); were one missing, the message would fail and come
+    /// back, never vanish.
+    fn invoke(&self, delivery: &Delivery) -> Pin<Box<dyn Future<Output = SqsBatchResponse>>> {
+        match self.handlers.get(&delivery.consumer) {
+            Some(handle) => handle(Self::batch(delivery)),
+            None => {
+                let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+                failure.item_identifier = delivery.message.id.clone();
+                let mut response = SqsBatchResponse::default();
+                response.batch_item_failures.push(failure);
+                Box::pin(std::future::ready(response))
+            }
+        }
     }
 
     /// Delivers one visible message of `queue`. While faults are on, another delivery
@@ -722,19 +731,14 @@ impl World {
         } else {
             None
         };
-        let Some(run_first) = self.invoke(&first) else {
-            return;
-        };
+        let run_first = self.invoke(&first);
         match beside {
             None => {
                 let response = run_first.await;
                 self.settle(first, &response, chaos);
             }
             Some((second, same)) => {
-                let Some(run_second) = self.invoke(&second) else {
-                    self.settle(first, &SqsBatchResponse::default(), chaos);
-                    return;
-                };
+                let run_second = self.invoke(&second);
                 let (response, second_response) = futures::join!(run_first, run_second);
                 if same {
                     // Only the latest receipt can delete the message.
