@@ -1,6 +1,8 @@
 //! Inventory: on `OrderPlaced`, reserve every line (all or nothing) and record it; on
 //! `OrderCancelled`, release what was reserved, or leave a tombstone so a reservation
-//! arriving later is never made.
+//! arriving later is never made; when the order goes out for delivery
+//! (`OrderFulfilmentAdvanced` to `OUT_FOR_DELIVERY`), move what it holds from reserved
+//! to sold.
 //!
 //! Each stock move and its event commit in one DynamoDB transaction, so redeliveries
 //! and retries cannot move stock twice.
@@ -11,7 +13,7 @@ use orderflow_adapters::sqs::Failure;
 use orderflow_app::stock::{Applied, execute_with_moves};
 use orderflow_app::{Clock, CommandService, Repository, StockLedger, StockMove, SystemClock};
 use orderflow_domain::inventory::{Inventory, InventoryCommand, InventoryEvent, ShortageReason, StockLine};
-use orderflow_domain::order::OrderEvent;
+use orderflow_domain::order::{FulfilmentStep, OrderEvent};
 use orderflow_domain::{DomainEvent, Envelope, Metadata, OrderId};
 use orderflow_lambda::{Consumer, FromConfig, Recorded};
 
@@ -95,6 +97,35 @@ impl<C: Clock, L: StockLedger> InventoryService<C, L> {
         }
     }
 
+    /// Sells what the order holds: reserved becomes sold. Nothing held (a duplicate, a
+    /// reservation that failed) sells nothing.
+    ///
+    /// # Errors
+    /// [`Failure`].
+    pub async fn sell(&self, order_id: OrderId, metadata: &Metadata) -> Result<Recorded, Failure> {
+        let applied = execute_with_moves::<Inventory, L, C>(
+            self.commands.repository(),
+            &self.ledger,
+            self.commands.clock(),
+            &order_id.to_string(),
+            InventoryCommand::Sell { order_id },
+            metadata,
+            moves,
+        )
+        .await?;
+        match applied {
+            Applied::Done(events) => {
+                if !events.is_empty() {
+                    tracing::info!("reserved stock sold");
+                }
+                Ok(Recorded::of(&events))
+            }
+            Applied::Refused { index, .. } => Err(Failure::poison(format!(
+                "stock of line {index} is not reserved as recorded; the catalog needs a look"
+            ))),
+        }
+    }
+
     /// Releases the order's reservation, or leaves a tombstone.
     ///
     /// # Errors
@@ -134,6 +165,10 @@ fn moves(events: &[InventoryEvent]) -> Vec<StockMove> {
                 .map(StockMove::Release)
                 .collect(),
             InventoryEvent::Released(e) => e.lines.iter().cloned().map(StockMove::Release).collect(),
+            InventoryEvent::Sold(_) if orderflow_domain::mutant::active("inventory-sale-moves-nothing") => {
+                Vec::new()
+            }
+            InventoryEvent::Sold(e) => e.lines.iter().cloned().map(StockMove::Sell).collect(),
             InventoryEvent::ReservationFailed(_) | InventoryEvent::Voided(_) => Vec::new(),
         })
         .collect()
@@ -162,6 +197,15 @@ impl<C: Clock + 'static, L: StockLedger + 'static> Consumer for InventoryService
                 let order_id = OrderId::parse(&envelope.aggregate_id)
                     .map_err(|e| Failure::poison_while("reading the order id", e))?;
                 self.release(order_id, &metadata).await
+            }
+            OrderEvent::FulfilmentAdvanced(advanced) => {
+                if advanced.step != FulfilmentStep::OutForDelivery {
+                    // The rule only routes OUT_FOR_DELIVERY; anything else moves no stock.
+                    return Ok(Recorded::of::<InventoryEvent>(&[]));
+                }
+                let order_id = OrderId::parse(&envelope.aggregate_id)
+                    .map_err(|e| Failure::poison_while("reading the order id", e))?;
+                self.sell(order_id, &metadata).await
             }
             other => Err(Failure::poison(format!(
                 "inventory does not handle {}",

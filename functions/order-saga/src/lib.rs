@@ -89,7 +89,7 @@ pub fn command_for(envelope: &Envelope<Answer>) -> Option<(OrderId, OrderCommand
                     at,
                 },
             ),
-            InventoryEvent::Voided(_) => return None,
+            InventoryEvent::Voided(_) | InventoryEvent::Sold(_) => return None,
         },
         Answer::Payment(event) => match event {
             PaymentEvent::Captured(e) => (

@@ -31,16 +31,19 @@ use orderflow_adapters::payment::{MemoryGateway, MemoryVault};
 use orderflow_adapters::sqs::{FailureRecorder, MemoryFailureLog};
 use orderflow_adapters::{MemoryEventStore, MemoryOrderViews};
 use orderflow_app::placement::{NewOrder, PlaceError, Placement, order_id_for};
+use orderflow_app::stock::{Applied, conservation};
 use orderflow_app::{
-    Catalog, CommandError, CommandService, EventRecord, FailureLog as _, Idempotency, IdempotencyError,
-    IdempotentError, OrderViews, Product, Repository, fingerprint, scoped_key,
+    Catalog, CatalogService, CommandError, CommandService, EventRecord, FailureLog as _, Idempotency,
+    IdempotencyError, IdempotentError, OrderViews, Repository, fingerprint, scoped_key,
 };
-use orderflow_domain::audit::{OrderStreams, audit_order, held_stock, unrecorded_outcomes};
+use orderflow_domain::audit::{OrderStreams, audit_order, held_stock, sold_stock, unrecorded_outcomes};
 use orderflow_domain::inventory::Inventory;
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{FulfilmentStep, Order, OrderCommand, OrderStatus, PaymentToken};
 use orderflow_domain::payment::Payment;
+use orderflow_domain::product::{self, ProductDetails};
 use orderflow_domain::shipment::Shipment;
+use orderflow_domain::{Aggregate, Money};
 use orderflow_domain::{Currency, CustomerId, Metadata, OrderId, Quantity, Sku};
 use orderflow_lambda::{Consumer, Service};
 use orderflow_provision::Template;
@@ -168,13 +171,15 @@ struct World {
     idempotency: Idempotency<FaultyIdempotency<MemoryIdempotencyStore>, SimClock>,
     /// The pending-order timeout's writer (its own skewed clock).
     sweeper: CommandService<FaultyStore, SimClock>,
+    /// Operators receiving and writing off stock while orders reserve it.
+    stocking: CatalogService<FaultyLedger, SimClock>,
     queues: BTreeMap<String, SimQueue>,
     handlers: BTreeMap<String, Handler>,
     rules: Vec<RuleSpec>,
     relayed: usize,
     next_message: u64,
     orders: Vec<Planned>,
-    stock: Vec<(Sku, u64)>,
+    stock: Vec<Sku>,
     /// What the workload saw go wrong on the way (reported with the invariants).
     surprises: Vec<String>,
 }
@@ -225,6 +230,11 @@ impl World {
         let ledger = FaultyLedger::new(
             MemoryStockLedger::new(store.clone(), catalog.clone()),
             faults.clone(),
+        );
+        let stocking = CatalogService::new(
+            Repository::new(store.clone(), 0),
+            ledger.clone(),
+            clock.skewed(skew()),
         );
         handlers.insert(
             "inventory".into(),
@@ -300,19 +310,30 @@ impl World {
         }
         let rules = transports.rules.clone();
 
+        // The catalog is stocked as operators stock it: listed with its stock, as
+        // product events committed with the counters.
+        let lister = CatalogService::new(
+            Repository::new(store.clone(), 0),
+            MemoryStockLedger::new(store.clone(), catalog.clone()),
+            clock.clone(),
+        );
+        let seeding = Metadata {
+            correlation_id: "seed".into(),
+            causation_id: "seed".into(),
+            actor: "operator:sim".into(),
+        };
         let mut stock = Vec::new();
         for n in 0..SKUS {
             let sku = Sku::parse(format!("SKU-{n}"))?;
-            let available = rng.below(9) as u64;
-            catalog
-                .put(&Product::listed(
-                    sku.clone(),
-                    format!("Product {n}"),
-                    orderflow_domain::Money::new(500 + 250 * n as u64, Currency::parse("USD")?),
-                    available,
-                ))
+            let details = ProductDetails {
+                name: format!("Product {n}"),
+                price: Money::new(500 + 250 * n as u64, Currency::parse("USD")?),
+                description: None,
+            };
+            lister
+                .describe(&sku, details, rng.below(9) as u64, "initial count", &seeding)
                 .await?;
-            stock.push((sku, available));
+            stock.push(sku);
         }
         let orders = (0..settings.orders)
             .map(|n| {
@@ -353,6 +374,7 @@ impl World {
             placement,
             idempotency,
             sweeper,
+            stocking,
             queues,
             handlers,
             rules,
@@ -376,7 +398,7 @@ impl World {
         let token = PaymentToken::parse(order.card)?;
         let mut items = Vec::new();
         for (sku, quantity) in &order.lines {
-            items.push((self.stock[*sku].0.clone(), Quantity::parse(*quantity)?));
+            items.push((self.stock[*sku].clone(), Quantity::parse(*quantity)?));
         }
         let new_order = NewOrder {
             order_id: order.id,
@@ -636,6 +658,29 @@ impl World {
         }
     }
 
+    /// An operator receives (up to 5) or writes off (up to 3) units of a SKU while
+    /// orders reserve it. A failed call is not retried: committed or not, the units and
+    /// their record went together.
+    async fn restock(&mut self) {
+        let sku = self.stock[self.rng.below(self.stock.len())].clone();
+        let delta = if self.rng.chance(500) {
+            1 + self.rng.below(5) as i64
+        } else {
+            -(1 + self.rng.below(3) as i64)
+        };
+        let metadata = Metadata {
+            correlation_id: format!("stock-{}", self.next_message),
+            causation_id: format!("stock-{}", self.next_message),
+            actor: "operator:sim".into(),
+        };
+        let outcome = match self.stocking.adjust(&sku, delta, "sim count", &metadata).await {
+            Ok(Applied::Done(_)) => "done".to_owned(),
+            Ok(Applied::Refused { .. }) => "refused: too little available".to_owned(),
+            Err(e) => format!("not done ({e})"),
+        };
+        self.note(|| format!("operator: stock {sku} {delta:+}: {outcome}"));
+    }
+
     /// The payment provider goes down for 10 s to 2 min of simulated time: every call
     /// fails as unavailable until then, and payments wait it out through their queue's
     /// retries (4 min of visibility timeouts before a message would be redriven).
@@ -864,6 +909,9 @@ impl World {
         if chaos && self.rng.chance(8) {
             choices.push(7);
         }
+        if chaos && self.rng.chance(25) {
+            choices.push(8);
+        }
         let Some(&choice) = choices.get(self.rng.below(choices.len())) else {
             // Nothing to do now: wait for the next hidden message, if any.
             return Ok(match self.next_visible() {
@@ -902,6 +950,7 @@ impl World {
                 }
             }
             7 => self.provider_outage(),
+            8 => self.restock().await,
             _ => {
                 let ids: Vec<String> = self.queues.keys().cloned().collect();
                 let queue = ids[self.rng.below(ids.len())].clone();
@@ -929,6 +978,7 @@ impl World {
         let mut violations = self.surprises.clone();
         let repository = Repository::new(self.store.clone(), 0);
         let mut held: BTreeMap<Sku, u64> = BTreeMap::new();
+        let mut sold: BTreeMap<Sku, u64> = BTreeMap::new();
         for (n, planned) in self.orders.iter().enumerate() {
             let id = planned.id.to_string();
             let order = repository.history::<Order>(&id).await?;
@@ -949,6 +999,9 @@ impl World {
             }
             for line in held_stock(&inventory) {
                 *held.entry(line.sku).or_default() += u64::from(line.quantity.get());
+            }
+            for line in sold_stock(&inventory) {
+                *sold.entry(line.sku).or_default() += u64::from(line.quantity.get());
             }
             let Some(folded) = OrderView::fold(&order) else {
                 if planned.placed {
@@ -975,25 +1028,21 @@ impl World {
                 None => violations.push(format!("order {n}: no view")),
             }
         }
-        for (sku, initial) in &self.stock {
+        for sku in &self.stock {
             let products = self.catalog.products(std::slice::from_ref(sku)).await?;
             let Some(product) = products.get(sku) else {
                 violations.push(format!("{sku}: gone from the catalog"));
                 continue;
             };
-            if product.available + product.reserved != *initial {
-                violations.push(format!(
-                    "{sku}: {} available + {} reserved, but {initial} were stocked",
-                    product.available, product.reserved
-                ));
-            }
-            let expected = held.get(sku).copied().unwrap_or(0);
-            if product.reserved != expected {
-                violations.push(format!(
-                    "{sku}: {} reserved, orders hold {expected}",
-                    product.reserved
-                ));
-            }
+            let history = repository.history::<product::Product>(sku.as_str()).await?;
+            let stream =
+                product::Product::fold(product::ProductState::default(), history.iter().map(|e| &e.data));
+            violations.extend(conservation(
+                product,
+                &stream,
+                held.get(sku).copied().unwrap_or(0),
+                sold.get(sku).copied().unwrap_or(0),
+            ));
         }
         let mut ledger = self.gateway.ledger();
         ledger.sort_by(|a, b| a.order_id.cmp(&b.order_id));

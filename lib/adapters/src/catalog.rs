@@ -1,9 +1,12 @@
-//! The product catalog and its stock (inventory's table): prices for the API, and the
-//! stock moves inventory makes inside its reservation transactions.
+//! The product catalog and its stock: prices for the API, and the stock moves inventory
+//! (reservations, releases, sales) and operators (listings, receipts, write-offs) make
+//! inside the transactions that append their events.
 //!
-//! One item per SKU: `sku`, `name`, `priceAmount`, `currency`, `available`, `reserved`,
-//! `sold`. Stock is conserved: every move takes from one counter what it adds to
-//! another, under a condition, in the same transaction as the event that records it.
+//! One item per SKU: `sku`, `name`, `priceAmount`, `currency`, `description`,
+//! `available`, `reserved`, `sold`. Stock is conserved: every move takes from one
+//! counter what it adds to another, or enters or leaves through a receipt or write-off
+//! recorded on the product's stream, under a condition, in the same transaction as the
+//! event that records it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,56 +43,104 @@ impl DynamoCatalog {
         }
     }
 
-    fn stock_move(
+    fn update(
         &self,
-        line: &StockLine,
+        sku: &Sku,
         update: &str,
-        condition: &str,
+        condition: Option<&str>,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
     ) -> Result<TransactWriteItem, StoreError> {
-        // `:zero` is for counters an item may not have yet (written by hand, or by an
-        // older build): `if_not_exists(reserved, :zero)`.
-        let values = HashMap::from([
-            (":q".to_owned(), AttributeValue::N(line.quantity.to_string())),
-            (":zero".to_owned(), AttributeValue::N("0".to_owned())),
-        ])
-        .into_iter()
-        .filter(|(name, _)| update.contains(name.as_str()) || condition.contains(name.as_str()))
-        .collect();
+        let names: HashMap<String, String> = names
+            .iter()
+            .map(|(alias, name)| ((*alias).to_owned(), (*name).to_owned()))
+            .collect();
+        let values: HashMap<String, AttributeValue> = values
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(&line.sku)))
+            .set_key(Some(key(sku)))
             .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError::new("build stock update", e))?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Moves `line` from available to reserved, if that many are available.
-    ///
-    /// # Errors
-    /// [`StoreError`] if the request cannot be built.
-    pub fn reserve(&self, line: &StockLine) -> Result<TransactWriteItem, StoreError> {
-        self.stock_move(
-            line,
-            "SET available = available - :q, reserved = if_not_exists(reserved, :zero) + :q",
-            "available >= :q",
+    /// `from - :q, to + :q` if `from >= :q`. `:zero` is for counters an item may not
+    /// have yet (written by an older build): `if_not_exists(reserved, :zero)`.
+    fn shift(&self, sku: &Sku, quantity: u64, from: &str, to: &str) -> Result<TransactWriteItem, StoreError> {
+        self.update(
+            sku,
+            &format!("SET {from} = {from} - :q, {to} = if_not_exists({to}, :zero) + :q"),
+            Some(&format!("{from} >= :q")),
+            &[],
+            vec![(":q", number(quantity)), (":zero", number(0))],
         )
     }
 
-    /// Moves `line` back from reserved to available.
+    /// The item update that makes `stock_move`, under its condition.
     ///
     /// # Errors
     /// [`StoreError`] if the request cannot be built.
-    pub fn release(&self, line: &StockLine) -> Result<TransactWriteItem, StoreError> {
-        self.stock_move(
-            line,
-            "SET available = available + :q, reserved = reserved - :q",
-            "reserved >= :q",
-        )
+    pub fn stock_move(&self, stock_move: &StockMove) -> Result<TransactWriteItem, StoreError> {
+        let units = |line: &StockLine| u64::from(line.quantity.get());
+        match stock_move {
+            StockMove::Reserve(line) => self.shift(&line.sku, units(line), "available", "reserved"),
+            StockMove::Release(line) => self.shift(&line.sku, units(line), "reserved", "available"),
+            StockMove::Sell(line) => self.shift(&line.sku, units(line), "reserved", "sold"),
+            StockMove::Receive { sku, quantity } => self.update(
+                sku,
+                "SET available = available + :q",
+                Some("attribute_exists(sku)"),
+                &[],
+                vec![(":q", number(*quantity))],
+            ),
+            StockMove::WriteOff { sku, quantity } => self.update(
+                sku,
+                "SET available = available - :q",
+                Some("available >= :q"),
+                &[],
+                vec![(":q", number(*quantity))],
+            ),
+            StockMove::Describe {
+                sku,
+                details,
+                received,
+            } => {
+                let set = "SET #name = :name, priceAmount = :price, currency = :currency, \
+                     available = if_not_exists(available, :zero) + :q, \
+                     reserved = if_not_exists(reserved, :zero), sold = if_not_exists(sold, :zero)";
+                let mut values = vec![
+                    (":name", AttributeValue::S(details.name.clone())),
+                    (":price", number(details.price.amount)),
+                    (
+                        ":currency",
+                        AttributeValue::S(details.price.currency.as_str().to_owned()),
+                    ),
+                    (":q", number(*received)),
+                    (":zero", number(0)),
+                ];
+                let expression = match &details.description {
+                    Some(text) => {
+                        values.push((":description", AttributeValue::S(text.clone())));
+                        format!("{set}, description = :description")
+                    }
+                    None => format!("{set} REMOVE description"),
+                };
+                self.update(sku, &expression, None, &[("#name", "name")], values)
+            }
+        }
     }
+}
+
+fn number(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
 }
 
 impl Catalog for DynamoCatalog {
@@ -149,6 +200,30 @@ impl Catalog for DynamoCatalog {
         products.sort_by(|a, b| a.sku.cmp(&b.sku));
         Ok(products)
     }
+
+    /// One page of a scan: the table's order, stable from page to page.
+    async fn page(
+        &self,
+        limit: usize,
+        after: Option<&Sku>,
+    ) -> Result<(Vec<Product>, Option<Sku>), StoreError> {
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(after.map(key))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("scan products", e))?;
+        let products: Vec<Product> = serde_dynamo::from_items(output.items.unwrap_or_default())
+            .map_err(|e| StoreError::new("decode product", e))?;
+        let next = output.last_evaluated_key.and_then(|mut k| match k.remove("sku") {
+            Some(AttributeValue::S(sku)) => Sku::parse(sku).ok(),
+            _ => None,
+        });
+        Ok((products, next))
+    }
 }
 
 /// Inventory's ledger in DynamoDB: the events and the counter updates in one
@@ -183,10 +258,7 @@ impl StockLedger for DynamoStockLedger {
     ) -> Result<(), MoveError> {
         let effects = moves
             .iter()
-            .map(|m| match m {
-                StockMove::Reserve(line) => self.catalog.reserve(line),
-                StockMove::Release(line) => self.catalog.release(line),
-            })
+            .map(|m| self.catalog.stock_move(m))
             .collect::<Result<Vec<_>, _>>()
             .map_err(orderflow_app::AppendError::Store)?;
         match self
@@ -242,6 +314,25 @@ impl Catalog for MemoryCatalog {
     async fn all(&self) -> Result<Vec<Product>, StoreError> {
         Ok(self.lock()?.values().cloned().collect())
     }
+
+    async fn page(
+        &self,
+        limit: usize,
+        after: Option<&Sku>,
+    ) -> Result<(Vec<Product>, Option<Sku>), StoreError> {
+        use std::ops::Bound;
+        let products = self.lock()?;
+        let start = after.map_or(Bound::Unbounded, |sku| Bound::Excluded(sku.clone()));
+        let mut page: Vec<Product> = products
+            .range((start, Bound::Unbounded))
+            .take(limit.max(1) + 1)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let more = page.len() > limit.max(1);
+        page.truncate(limit.max(1));
+        let next = page.last().filter(|_| more).map(|p| p.sku.clone());
+        Ok((page, next))
+    }
 }
 
 /// Inventory's ledger in memory: the catalog's lock is held across the append, so the
@@ -264,16 +355,46 @@ impl MemoryStockLedger {
 fn apply_moves(products: &mut BTreeMap<Sku, Product>, moves: &[StockMove]) -> Result<(), MoveError> {
     let mut moved = products.clone();
     for (index, stock_move) in moves.iter().enumerate() {
-        let line = stock_move.line();
         let refused = |unknown| MoveError::Refused { index, unknown };
-        let product = moved.get_mut(&line.sku).ok_or(refused(true))?;
-        let quantity = u64::from(line.quantity.get());
-        let (from, to) = match stock_move {
-            StockMove::Reserve(_) => (&mut product.available, &mut product.reserved),
-            StockMove::Release(_) => (&mut product.reserved, &mut product.available),
+        let sku = stock_move.sku();
+        if let StockMove::Describe {
+            details, received, ..
+        } = stock_move
+        {
+            let product = moved
+                .entry(sku.clone())
+                .or_insert_with(|| Product::listed(sku.clone(), "", details.price, 0));
+            product.name.clone_from(&details.name);
+            product.price_amount = details.price.amount;
+            product.currency = details.price.currency;
+            product.description.clone_from(&details.description);
+            product.available += received;
+            continue;
+        }
+        let product = moved.get_mut(sku).ok_or(refused(true))?;
+        let units = |line: &StockLine| u64::from(line.quantity.get());
+        let (from, to, quantity) = match stock_move {
+            StockMove::Reserve(line) => (
+                Some(&mut product.available),
+                Some(&mut product.reserved),
+                units(line),
+            ),
+            StockMove::Release(line) => (
+                Some(&mut product.reserved),
+                Some(&mut product.available),
+                units(line),
+            ),
+            StockMove::Sell(line) => (Some(&mut product.reserved), Some(&mut product.sold), units(line)),
+            StockMove::Receive { quantity, .. } => (None, Some(&mut product.available), *quantity),
+            StockMove::WriteOff { quantity, .. } => (Some(&mut product.available), None, *quantity),
+            StockMove::Describe { .. } => continue,
         };
-        *from = from.checked_sub(quantity).ok_or(refused(false))?;
-        *to += quantity;
+        if let Some(from) = from {
+            *from = from.checked_sub(quantity).ok_or(refused(false))?;
+        }
+        if let Some(to) = to {
+            *to += quantity;
+        }
     }
     *products = moved;
     Ok(())

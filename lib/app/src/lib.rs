@@ -33,4 +33,4 @@ pub use ports::{
 };
 pub use rate_limit::{Admission, RateLimiter};
 pub use read_model::{CustomerCursor, CustomerPage, OrderViews, StoredView, Written};
-pub use stock::{Catalog, MoveError, Product, StockLedger, StockMove};
+pub use stock::{Catalog, CatalogService, MoveError, Product, StockLedger, StockMove};

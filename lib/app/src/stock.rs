@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use orderflow_domain::inventory::StockLine;
+use orderflow_domain::product::{self, ProductCommand, ProductDetails, ProductError, ProductEvent};
 use orderflow_domain::{Aggregate, Currency, Envelope, Metadata, Money, Sku};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +40,9 @@ pub struct Product {
     /// Units gone with shipped orders.
     #[serde(default)]
     pub sold: u64,
+    /// Longer text, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 impl Product {
@@ -54,6 +58,17 @@ impl Product {
             available,
             reserved: 0,
             sold: 0,
+            description: None,
+        }
+    }
+
+    /// Its name, price and description.
+    #[must_use]
+    pub fn details(&self) -> ProductDetails {
+        ProductDetails {
+            name: self.name.clone(),
+            price: self.price(),
+            description: self.description.clone(),
         }
     }
 
@@ -77,24 +92,60 @@ pub trait Catalog: Send + Sync {
 
     /// Every product, by SKU.
     fn all(&self) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
+
+    /// Up to `limit` products after `after`, by SKU, and the SKU to continue after when
+    /// there may be more.
+    fn page(
+        &self,
+        limit: usize,
+        after: Option<&Sku>,
+    ) -> impl Future<Output = Result<(Vec<Product>, Option<Sku>), StoreError>> + Send;
 }
 
-/// A move between a product's counters. Stock is conserved: a move takes from one
-/// counter what it adds to another.
+/// A change to a product's entry. Stock is conserved: a move between counters takes
+/// from one what it adds to another, and units only enter or leave the counters
+/// through a receipt or a write-off, each recorded on the product's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StockMove {
     /// From available to reserved, if that many are available.
     Reserve(StockLine),
     /// From reserved back to available, if that many are reserved.
     Release(StockLine),
+    /// From reserved to sold, if that many are reserved.
+    Sell(StockLine),
+    /// Into available, if the product exists.
+    Receive {
+        /// The product.
+        sku: Sku,
+        /// Units.
+        quantity: u64,
+    },
+    /// Out of available, if that many are available.
+    WriteOff {
+        /// The product.
+        sku: Sku,
+        /// Units.
+        quantity: u64,
+    },
+    /// Lists the product with these details or changes them (its counters start at
+    /// zero), and adds `received` units to available.
+    Describe {
+        /// The product.
+        sku: Sku,
+        /// Its name, price and description.
+        details: ProductDetails,
+        /// Units received with the listing.
+        received: u64,
+    },
 }
 
 impl StockMove {
-    /// The SKU and quantity moved.
+    /// The product it changes.
     #[must_use]
-    pub const fn line(&self) -> &StockLine {
+    pub const fn sku(&self) -> &Sku {
         match self {
-            Self::Reserve(line) | Self::Release(line) => line,
+            Self::Reserve(line) | Self::Release(line) | Self::Sell(line) => &line.sku,
+            Self::Receive { sku, .. } | Self::WriteOff { sku, .. } | Self::Describe { sku, .. } => sku,
         }
     }
 }
@@ -204,4 +255,240 @@ where
         }
     }
     Err(CommandError::Contention { attempts: ATTEMPTS })
+}
+
+/// The catalog's changes as their product stream records them: listing, repricing,
+/// receipts and write-offs, each committed with the counters it moves.
+#[derive(Debug, Clone)]
+pub struct CatalogService<L: StockLedger, C> {
+    repository: Repository<L::Store>,
+    ledger: L,
+    clock: C,
+}
+
+impl<L: StockLedger, C: Clock> CatalogService<L, C> {
+    /// The service over the ledger (whose store `repository` reads).
+    pub const fn new(repository: Repository<L::Store>, ledger: L, clock: C) -> Self {
+        Self {
+            repository,
+            ledger,
+            clock,
+        }
+    }
+
+    /// The product's stream, for its audit trail and the checker.
+    #[must_use]
+    pub const fn repository(&self) -> &Repository<L::Store> {
+        &self.repository
+    }
+
+    /// Lists `sku` with `details` (and `initial_stock` units, received for `reason`), or
+    /// changes its details; the same details again change nothing.
+    ///
+    /// # Errors
+    /// [`CommandError`].
+    pub async fn describe(
+        &self,
+        sku: &Sku,
+        details: ProductDetails,
+        initial_stock: u64,
+        reason: &str,
+        metadata: &Metadata,
+    ) -> Result<Applied<ProductEvent>, CommandError<ProductError>> {
+        let command = ProductCommand::Describe {
+            sku: sku.clone(),
+            details,
+            initial_stock,
+            reason: reason.to_owned(),
+        };
+        self.run(sku, command, metadata).await
+    }
+
+    /// Receives (`delta` > 0) or writes off units of `sku` for `reason`.
+    ///
+    /// # Errors
+    /// [`CommandError`]; a write-off of more than is available is
+    /// [`Applied::Refused`].
+    pub async fn adjust(
+        &self,
+        sku: &Sku,
+        delta: i64,
+        reason: &str,
+        metadata: &Metadata,
+    ) -> Result<Applied<ProductEvent>, CommandError<ProductError>> {
+        let command = ProductCommand::Adjust {
+            sku: sku.clone(),
+            delta,
+            reason: reason.to_owned(),
+        };
+        self.run(sku, command, metadata).await
+    }
+
+    async fn run(
+        &self,
+        sku: &Sku,
+        command: ProductCommand,
+        metadata: &Metadata,
+    ) -> Result<Applied<ProductEvent>, CommandError<ProductError>> {
+        execute_with_moves::<product::Product, L, C>(
+            &self.repository,
+            &self.ledger,
+            &self.clock,
+            sku.as_str(),
+            command,
+            metadata,
+            product_moves,
+        )
+        .await
+    }
+}
+
+/// The counter changes product events stand for: a listing and the stock received
+/// with it are one change to one item (a transaction may touch an item once).
+#[must_use]
+pub fn product_moves(events: &[ProductEvent]) -> Vec<StockMove> {
+    let mut moves: Vec<StockMove> = Vec::new();
+    for event in events {
+        match event {
+            ProductEvent::Listed(e) => moves.push(StockMove::Describe {
+                sku: e.sku.clone(),
+                details: e.details.clone(),
+                received: 0,
+            }),
+            ProductEvent::Repriced(e) => moves.push(StockMove::Describe {
+                sku: e.sku.clone(),
+                details: e.details.clone(),
+                received: 0,
+            }),
+            ProductEvent::Received(e) => match moves.last_mut() {
+                Some(StockMove::Describe { sku, received, .. }) if *sku == e.sku => *received += e.quantity,
+                _ => moves.push(StockMove::Receive {
+                    sku: e.sku.clone(),
+                    quantity: e.quantity,
+                }),
+            },
+            ProductEvent::WrittenOff(e) => moves.push(StockMove::WriteOff {
+                sku: e.sku.clone(),
+                quantity: e.quantity,
+            }),
+        }
+    }
+    moves
+}
+
+/// Everything wrong with one product's counters, against its stream (what entered and
+/// left through operators) and the inventory streams (`held`: reserved for orders not
+/// yet out for delivery; `sold`: gone with them). Empty when stock is conserved:
+/// received − written off = available + reserved + sold.
+#[must_use]
+pub fn conservation(product: &Product, stream: &product::ProductState, held: u64, sold: u64) -> Vec<String> {
+    let sku = &product.sku;
+    let Some(net) = stream.net_stock() else {
+        return vec![format!(
+            "{sku}: in the catalog without a ProductListed on product#{sku} (written by hand?)"
+        )];
+    };
+    let mut findings = Vec::new();
+    let counted = product.available + product.reserved + product.sold;
+    if net != counted {
+        findings.push(format!(
+            "{sku}: received − written off = {net}, but available {} + reserved {} + sold {} = {counted}",
+            product.available, product.reserved, product.sold
+        ));
+    }
+    if product.reserved != held {
+        findings.push(format!(
+            "{sku}: the catalog holds {} reserved, the inventory streams {held}",
+            product.reserved
+        ));
+    }
+    if product.sold != sold {
+        findings.push(format!(
+            "{sku}: the catalog counts {} sold, the inventory streams {sold}",
+            product.sold
+        ));
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use orderflow_domain::product::{ProductListed, StockReceived, StockWrittenOff};
+
+    use super::*;
+
+    #[test]
+    fn conservation_names_every_counter_that_does_not_add_up() {
+        let sku = Sku::parse("SKU-1").unwrap();
+        let details = ProductDetails {
+            name: "Beans".into(),
+            price: Money::new(100, Currency::parse("USD").unwrap()),
+            description: None,
+        };
+        let stream = product::ProductState::Listed {
+            details: details.clone(),
+            received: 12,
+            written_off: 2,
+        };
+        let mut row = Product::listed(sku, "Beans", details.price, 5);
+        row.reserved = 3;
+        row.sold = 2;
+        assert!(conservation(&row, &stream, 3, 2).is_empty());
+        let findings = conservation(&row, &stream, 2, 3);
+        assert_eq!(findings.len(), 2, "{findings:?}");
+        row.available = 6;
+        let findings = conservation(&row, &stream, 3, 2);
+        assert!(
+            findings[0].contains("received − written off = 10"),
+            "{findings:?}"
+        );
+        let unlisted = conservation(&row, &product::ProductState::Unlisted, 3, 2);
+        assert!(unlisted[0].contains("without a ProductListed"), "{unlisted:?}");
+    }
+
+    #[test]
+    fn a_listing_and_its_stock_are_one_move() {
+        let sku = Sku::parse("SKU-1").unwrap();
+        let details = ProductDetails {
+            name: "Beans".into(),
+            price: Money::new(100, Currency::parse("USD").unwrap()),
+            description: None,
+        };
+        let received = |quantity| {
+            ProductEvent::Received(StockReceived {
+                sku: sku.clone(),
+                quantity,
+                reason: "count".into(),
+            })
+        };
+        let listed = ProductEvent::Listed(ProductListed {
+            sku: sku.clone(),
+            details: details.clone(),
+        });
+        assert_eq!(
+            product_moves(&[listed, received(5)]),
+            [StockMove::Describe {
+                sku: sku.clone(),
+                details,
+                received: 5
+            }]
+        );
+        let written_off = ProductEvent::WrittenOff(StockWrittenOff {
+            sku: sku.clone(),
+            quantity: 2,
+            reason: "damaged".into(),
+        });
+        assert_eq!(
+            product_moves(&[received(3), written_off]),
+            [
+                StockMove::Receive {
+                    sku: sku.clone(),
+                    quantity: 3
+                },
+                StockMove::WriteOff { sku, quantity: 2 }
+            ]
+        );
+    }
 }

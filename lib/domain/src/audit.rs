@@ -257,18 +257,31 @@ fn payments(payment: &[Envelope<PaymentEvent>]) -> (usize, u64, bool) {
         })
 }
 
-/// The stock an order's inventory stream holds now: reserved and not released.
+/// The stock an order's inventory stream holds now: reserved, and neither released
+/// nor sold.
 #[must_use]
 pub fn held_stock(inventory: &[Envelope<InventoryEvent>]) -> Vec<StockLine> {
     let mut held = Vec::new();
     for event in inventory {
         match &event.data {
             InventoryEvent::Reserved(r) => held.clone_from(&r.lines),
-            InventoryEvent::Released(_) => held.clear(),
+            InventoryEvent::Released(_) | InventoryEvent::Sold(_) => held.clear(),
             _ => {}
         }
     }
     held
+}
+
+/// The stock an order's inventory stream sold: gone out for delivery with the order.
+#[must_use]
+pub fn sold_stock(inventory: &[Envelope<InventoryEvent>]) -> Vec<StockLine> {
+    inventory
+        .iter()
+        .find_map(|e| match &e.data {
+            InventoryEvent::Sold(s) => Some(s.lines.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// Everything wrong with one order.

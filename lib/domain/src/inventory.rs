@@ -76,6 +76,17 @@ pub struct StockReleased {
     pub lines: Vec<StockLine>,
 }
 
+/// The reserved units left with the order when it went out for delivery: they move
+/// from reserved to sold, and the order can no longer be cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockSold {
+    /// The order.
+    pub order_id: OrderId,
+    /// What was sold.
+    pub lines: Vec<StockLine>,
+}
+
 /// The order was cancelled before anything was reserved: the tombstone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -96,6 +107,8 @@ pub enum InventoryEvent {
     Released(StockReleased),
     /// See [`ReservationVoided`].
     Voided(ReservationVoided),
+    /// See [`StockSold`].
+    Sold(StockSold),
 }
 
 /// Wire names.
@@ -108,6 +121,8 @@ pub mod names {
     pub const RELEASED: &str = "StockReleased";
     /// `ReservationVoided`
     pub const VOIDED: &str = "ReservationVoided";
+    /// `StockSold`
+    pub const SOLD: &str = "StockSold";
 }
 
 impl DomainEvent for InventoryEvent {
@@ -117,6 +132,7 @@ impl DomainEvent for InventoryEvent {
             Self::ReservationFailed(_) => names::RESERVATION_FAILED,
             Self::Released(_) => names::RELEASED,
             Self::Voided(_) => names::VOIDED,
+            Self::Sold(_) => names::SOLD,
         }
     }
 
@@ -133,6 +149,7 @@ impl DomainEvent for InventoryEvent {
             }
             RELEASED => Self::Released(decode_data(RELEASED, version, 1, data, &[])?),
             VOIDED => Self::Voided(decode_data(VOIDED, version, 1, data, &[])?),
+            SOLD => Self::Sold(decode_data(SOLD, version, 1, data, &[])?),
             other => return Err(DecodeError::UnknownType(other.to_owned())),
         })
     }
@@ -156,6 +173,11 @@ pub enum Reservation {
     Released,
     /// Cancelled before anything was held: nothing ever will be.
     Voided,
+    /// Held, then gone out with the order.
+    Sold {
+        /// What was sold.
+        lines: Vec<StockLine>,
+    },
 }
 
 /// What inventory is asked to do for an order.
@@ -179,6 +201,11 @@ pub enum InventoryCommand {
     },
     /// The order was cancelled: give back whatever is held, or leave a tombstone.
     Release {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// The order went out for delivery: what is held is sold.
+    Sell {
         /// The order.
         order_id: OrderId,
     },
@@ -229,7 +256,14 @@ impl Aggregate for Inventory {
                     lines: lines.clone(),
                 })]
             }
-            // Duplicates, and reservations after a tombstone: nothing happens.
+            (Reservation::Held { lines }, InventoryCommand::Sell { order_id }) => {
+                vec![InventoryEvent::Sold(StockSold {
+                    order_id,
+                    lines: lines.clone(),
+                })]
+            }
+            // Duplicates, reservations after a tombstone, a sale of nothing held:
+            // nothing happens.
             _ => vec![],
         })
     }
@@ -242,6 +276,9 @@ impl Aggregate for Inventory {
             (Reservation::Open, InventoryEvent::ReservationFailed(_)) => Reservation::Failed,
             (Reservation::Open, InventoryEvent::Voided(_)) => Reservation::Voided,
             (Reservation::Held { .. }, InventoryEvent::Released(_)) => Reservation::Released,
+            (Reservation::Held { .. }, InventoryEvent::Sold(e)) => Reservation::Sold {
+                lines: e.lines.clone(),
+            },
             (state, _) => state,
         }
     }
@@ -290,6 +327,17 @@ mod tests {
             "duplicates decide nothing"
         );
         assert_eq!(state, Reservation::Released);
+    }
+
+    #[test]
+    fn what_is_held_is_sold_once_and_then_cannot_be_released() {
+        let sell = InventoryCommand::Sell { order_id: order() };
+        let (state, types) = run(&[reserve(), sell.clone(), sell.clone(), release()]);
+        assert_eq!(types, [names::RESERVED, names::SOLD]);
+        assert_eq!(state, Reservation::Sold { lines: lines() });
+        let (state, types) = run(&[sell, reserve()]);
+        assert_eq!(types, [names::RESERVED], "nothing held, nothing sold");
+        assert!(matches!(state, Reservation::Held { .. }));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`order`]: the Order aggregate as a decider (`decide` / `evolve`); it joins the saga.
 //! - [`inventory`], [`payment`], [`shipment`]: the other participants' per-order
 //!   deciders, each with a tombstone for a cancellation that arrives first.
+//! - [`product`]: a catalog product's listing, price and stock receipts and write-offs.
 //! - [`envelope`]: the envelope every event travels in, and upcasting on read.
 //!
 //! Cargo keeps this crate pure: its dependency tree has no `aws-*`, `lambda_*` or
@@ -17,6 +18,7 @@ pub mod money;
 pub mod mutant;
 pub mod order;
 pub mod payment;
+pub mod product;
 pub mod shipment;
 pub mod time;
 

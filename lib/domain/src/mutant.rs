@@ -38,6 +38,10 @@ pub const ALL: &[Mutant] = &[
         breaks: "a release moves each line's units twice",
     },
     Mutant {
+        name: "inventory-sale-moves-nothing",
+        breaks: "an order going out for delivery records its stock sold but leaves the units reserved",
+    },
+    Mutant {
         name: "saga-ignores-compensations",
         breaks: "the order does not record a refund, release or shipment cancellation its participants made",
     },

@@ -1,4 +1,4 @@
-//! The sample payloads in `events/order/` decode, re-encode to the same JSON, and old
+//! The sample payloads in `events/<aggregate>/` decode, re-encode to the same JSON, and old
 //! schema versions upcast to what the current version says.
 
 #![allow(
@@ -84,7 +84,18 @@ fn every_current_sample_round_trips_exactly() {
             inventory::names::RESERVED,
             inventory::names::RESERVATION_FAILED,
             inventory::names::RELEASED,
-            inventory::names::VOIDED
+            inventory::names::VOIDED,
+            inventory::names::SOLD
+        ])
+    );
+    use orderflow_domain::product;
+    assert_eq!(
+        round_trip_folder::<product::ProductEvent>("product"),
+        sorted(vec![
+            product::names::LISTED,
+            product::names::REPRICED,
+            product::names::RECEIVED,
+            product::names::WRITTEN_OFF
         ])
     );
     assert_eq!(
