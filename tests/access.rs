@@ -85,7 +85,7 @@ impl Stack {
         if let Some(token) = self.token(caller) {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        if (method, uri) == ("POST", "/orders") {
+        if method == "POST" && (uri == "/orders" || uri.ends_with("/stock")) {
             request = request.header("idempotency-key", uuid::Uuid::now_v7().to_string());
         }
         let request = request
@@ -228,6 +228,34 @@ async fn every_route_for_no_token_a_bad_token_the_owner_another_customer_and_an_
             body: None,
             expect: [UNAUTHORIZED, UNAUTHORIZED, ok(200), ok(200), ok(200)],
         },
+        Row {
+            route: "GET /products/{sku}",
+            method: "GET",
+            uri: Box::new(|_| "/products/SKU-1".into()),
+            body: None,
+            expect: [UNAUTHORIZED, UNAUTHORIZED, FORBIDDEN, FORBIDDEN, ok(200)],
+        },
+        Row {
+            route: "GET /products/{sku}/events",
+            method: "GET",
+            uri: Box::new(|_| "/products/SKU-1/events".into()),
+            body: None,
+            expect: [UNAUTHORIZED, UNAUTHORIZED, FORBIDDEN, FORBIDDEN, ok(200)],
+        },
+        Row {
+            route: "PUT /products/{sku}",
+            method: "PUT",
+            uri: Box::new(|_| "/products/SKU-NEW".into()),
+            body: Some(json!({"name": "Kettle", "price": {"amount": 2500, "currency": "USD"}})),
+            expect: [UNAUTHORIZED, UNAUTHORIZED, FORBIDDEN, FORBIDDEN, ok(201)],
+        },
+        Row {
+            route: "POST /products/{sku}/stock",
+            method: "POST",
+            uri: Box::new(|_| "/products/SKU-1/stock".into()),
+            body: Some(json!({"delta": 5, "reason": "received PO-7"})),
+            expect: [UNAUTHORIZED, UNAUTHORIZED, FORBIDDEN, FORBIDDEN, ok(200)],
+        },
     ];
     // Another customer's order answers what no order answers, byte for byte.
     let (_, nowhere) = stack
@@ -294,6 +322,24 @@ async fn every_route_for_no_token_a_bad_token_the_owner_another_customer_and_an_
         trail["events"].as_array().unwrap().last().unwrap()["actor"],
         "operator:ops-7"
     );
+    // Only the operator changed the catalog: one receipt of SKU-1, one new product.
+    let (_, trail) = stack
+        .call(Caller::Operator, "GET", "/products/SKU-1/events", None)
+        .await;
+    let types: Vec<&str> = trail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["ProductListed", "StockReceived", "StockReceived"]);
+    let receipt = trail["events"].as_array().unwrap().last().unwrap();
+    assert_eq!(receipt["actor"], "operator:ops-7");
+    assert_eq!(receipt["data"]["reason"], "received PO-7");
+    let (status, listed) = stack
+        .call(Caller::Operator, "GET", "/products/SKU-NEW", None)
+        .await;
+    assert_eq!((status, listed["available"].as_u64()), (200, Some(0)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,13 @@ fn only_operator_routes_need_the_operator_scope() {
         .into_iter()
         .map(|r| (r.key(), r))
         .collect();
-    let operator_only = ["POST /orders/{id}/status"];
+    let operator_only = [
+        "POST /orders/{id}/status",
+        "GET /products/{sku}",
+        "PUT /products/{sku}",
+        "POST /products/{sku}/stock",
+        "GET /products/{sku}/events",
+    ];
     let everyone = [
         "POST /orders",
         "GET /orders/{id}",
@@ -152,13 +158,13 @@ fn resources(statement: &Value) -> Vec<String> {
 #[test]
 fn each_function_appends_only_to_the_event_streams_it_owns() {
     let doc = document();
-    let owners = [
-        ("OrderApiRole", "order"),
-        ("OrderSagaRole", "order"),
-        ("PendingTimeoutRole", "order"),
-        ("InventoryRole", "inventory"),
-        ("PaymentRole", "payment"),
-        ("ShippingRole", "shipment"),
+    let owners: [(&str, &[&str]); 6] = [
+        ("OrderApiRole", &["order", "product"]),
+        ("OrderSagaRole", &["order"]),
+        ("PendingTimeoutRole", &["order"]),
+        ("InventoryRole", &["inventory"]),
+        ("PaymentRole", &["payment"]),
+        ("ShippingRole", &["shipment"]),
     ];
     let writes = [
         "dynamodb:PutItem",
@@ -167,7 +173,7 @@ fn each_function_appends_only_to_the_event_streams_it_owns() {
         "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem",
     ];
-    for (role, stream) in owners {
+    for (role, streams) in owners {
         let mut guarded = 0;
         for statement in statements(&doc, role) {
             let on_store = resources(statement)
@@ -181,7 +187,8 @@ fn each_function_appends_only_to_the_event_streams_it_owns() {
                 .as_sequence()
                 .map(|k| k.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            assert_eq!(keys, [format!("{stream}#*")], "{role}: {statement:?}");
+            let owned: Vec<String> = streams.iter().map(|s| format!("{s}#*")).collect();
+            assert_eq!(keys, owned, "{role}: {statement:?}");
             guarded += 1;
         }
         assert!(

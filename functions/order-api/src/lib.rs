@@ -9,7 +9,11 @@
 //! | `POST /orders/{id}/cancel` | cancel with a reason (`If-Match` optional) |
 //! | `POST /orders/{id}/status` | operator transition (`If-Match` optional) |
 //! | `GET /customers/{id}/orders` | a customer's orders, newest first, paginated |
-//! | `GET /products` | the catalog |
+//! | `GET /products` | the catalog, paginated (`limit`, `cursor`) |
+//! | `GET /products/{sku}` | operators: a product with its counters |
+//! | `PUT /products/{sku}` | operators: list a product (201) or change its name and price |
+//! | `POST /products/{sku}/stock` | operators: receive or write off stock (`Idempotency-Key`) |
+//! | `GET /products/{sku}/events` | operators: a product's audit trail, paginated |
 //!
 //! Prices come from the catalog, never from the client. Who may do what is decided in
 //! [`access`]; the actor of every command (`customer:<id>` or `operator:<sub>`) is
@@ -19,11 +23,11 @@ pub mod access;
 pub mod error;
 pub mod extract;
 pub mod paging;
+mod products;
 mod routes;
 
 use jiff::SignedDuration;
-use orderflow_adapters::catalog::DynamoCatalog;
-use orderflow_adapters::catalog::MemoryCatalog;
+use orderflow_adapters::catalog::{DynamoCatalog, DynamoStockLedger, MemoryCatalog, MemoryStockLedger};
 use orderflow_adapters::config::Config;
 use orderflow_adapters::payment::DynamoVault;
 use orderflow_adapters::payment::MemoryVault;
@@ -34,8 +38,8 @@ use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
 use orderflow_adapters::{MemoryEventStore, MemoryIdempotencyStore, MemoryOrderViews};
 use orderflow_app::placement::Placement;
 use orderflow_app::{
-    Catalog, Clock, CommandService, EventStore, Idempotency, IdempotencyStore, OrderViews, PaymentVault,
-    RateLimiter, SystemClock,
+    Catalog, CatalogService, Clock, CommandService, EventStore, Idempotency, IdempotencyStore, OrderViews,
+    PaymentVault, RateLimiter, StockLedger, SystemClock,
 };
 
 use access::HasPrincipalClaims;
@@ -73,6 +77,11 @@ pub trait Stores: Send + Sync + 'static {
     type Limiter: RateLimiter + Clone + std::fmt::Debug + 'static;
     /// The clock.
     type Clock: Clock + Clone + std::fmt::Debug + 'static;
+    /// Product events with the counters they move.
+    type Ledger: StockLedger<Store = Self::Events> + Clone + std::fmt::Debug + 'static;
+
+    /// The ledger over the event store and the catalog.
+    fn ledger(store: &Self::Events, catalog: &Self::Catalog) -> Self::Ledger;
 }
 
 /// The API over DynamoDB.
@@ -87,6 +96,11 @@ impl Stores for Dynamo {
     type Views = DynamoOrderViews;
     type Limiter = DynamoRateLimiter;
     type Clock = SystemClock;
+    type Ledger = DynamoStockLedger;
+
+    fn ledger(store: &DynamoEventStore, catalog: &DynamoCatalog) -> DynamoStockLedger {
+        DynamoStockLedger::new(store.clone(), catalog.clone())
+    }
 }
 
 /// The API in memory.
@@ -101,6 +115,11 @@ impl Stores for InMemory {
     type Views = MemoryOrderViews;
     type Limiter = MemoryRateLimiter;
     type Clock = SystemClock;
+    type Ledger = MemoryStockLedger;
+
+    fn ledger(store: &MemoryEventStore, catalog: &MemoryCatalog) -> MemoryStockLedger {
+        MemoryStockLedger::new(store.clone(), catalog.clone())
+    }
 }
 
 /// What the API needs.
@@ -110,6 +129,7 @@ pub struct Api<P: Stores = Dynamo> {
     idempotency: Idempotency<P::Keys, P::Clock>,
     catalog: P::Catalog,
     placement: Placement<P::Events, P::Clock, P::Catalog, P::Vault>,
+    catalog_changes: CatalogService<P::Ledger, P::Clock>,
     views: P::Views,
     access: Access<P::Limiter>,
 }
@@ -125,7 +145,13 @@ impl<P: Stores> Api<P> {
         views: P::Views,
         access: Access<P::Limiter>,
     ) -> Self {
+        let store = commands.repository().store();
         Self {
+            catalog_changes: CatalogService::new(
+                commands.repository().clone(),
+                P::ledger(store, &catalog),
+                commands.clock().clone(),
+            ),
             placement: Placement::new(commands.clone(), catalog.clone(), vault),
             commands,
             idempotency,

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use orderflow_adapters::read_model::CustomerCursor;
 use orderflow_app::placement::NewOrder;
-use orderflow_app::{Admission, Catalog, Clock, OrderViews, RateLimiter, fingerprint, scoped_key};
+use orderflow_app::{Admission, Clock, OrderViews, RateLimiter, fingerprint, scoped_key};
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{FulfilmentStep, Order, OrderCommand, OrderError, OrderState};
 use orderflow_domain::{CustomerId, IdempotencyKey, Metadata, OrderId, Timestamp};
@@ -23,7 +23,7 @@ use crate::extract::{
     request_metadata,
 };
 use crate::paging::{self, DEFAULT_PAGE, MAX_PAGE, Params, cursor, limit, list};
-use crate::{Action, Api, ApiError, Decision, Principal, Stores, authorize};
+use crate::{Action, Api, ApiError, Decision, Principal, Stores, authorize, products};
 
 /// The router, with every route of the API.
 pub fn router<P: Stores>(api: Arc<Api<P>>) -> Router {
@@ -34,7 +34,13 @@ pub fn router<P: Stores>(api: Arc<Api<P>>) -> Router {
         .route("/orders/{id}/cancel", post(cancel_order::<P>))
         .route("/orders/{id}/status", post(advance_order::<P>))
         .route("/customers/{id}/orders", get(list_customer_orders::<P>))
-        .route("/products", get(list_products::<P>))
+        .route("/products", get(products::list_products::<P>))
+        .route(
+            "/products/{sku}",
+            get(products::get_product::<P>).put(products::put_product::<P>),
+        )
+        .route("/products/{sku}/stock", post(products::adjust_stock::<P>))
+        .route("/products/{sku}/events", get(products::get_product_events::<P>))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route") })
         .layer(axum::middleware::from_fn(timed))
         .with_state(api)
@@ -72,19 +78,14 @@ fn order_response(status: StatusCode, view: OrderView) -> Result<Response, ApiEr
     Ok((status, headers, Json(view)).into_response())
 }
 
-async fn place_order<P: Stores>(
-    State(api): State<Arc<Api<P>>>,
-    principal: Principal,
-    headers: HeaderMap,
-    body: JsonBody<PlaceOrderRequest>,
-) -> Result<Response, ApiError> {
-    // Without a key a client cannot retry safely, so there is no placement without one.
-    let key = headers
+/// The request's `Idempotency-Key`: required, so that `why` holds.
+pub(crate) fn idempotency_key(headers: &HeaderMap, why: &str) -> Result<IdempotencyKey, ApiError> {
+    headers
         .get("idempotency-key")
         .ok_or_else(|| {
             ApiError::invalid(
                 "missing_idempotency_key",
-                "Idempotency-Key: required, so that a retry places no second order",
+                format!("Idempotency-Key: required, so that {why}"),
             )
         })?
         .to_str()
@@ -95,7 +96,17 @@ async fn place_order<P: Stores>(
                 "invalid_idempotency_key",
                 "Idempotency-Key: 1 to 255 printable ASCII characters",
             )
-        })?;
+        })
+}
+
+async fn place_order<P: Stores>(
+    State(api): State<Arc<Api<P>>>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: JsonBody<PlaceOrderRequest>,
+) -> Result<Response, ApiError> {
+    // Without a key a client cannot retry safely, so there is no placement without one.
+    let key = idempotency_key(&headers, "a retry places no second order")?;
     let order = body.value.parse()?;
     let customer = authorize(
         &principal,
@@ -417,19 +428,4 @@ async fn advance_order<P: Stores>(
         |_| Action::Operate,
     )
     .await
-}
-
-async fn list_products<P: Stores>(
-    State(api): State<Arc<Api<P>>>,
-    principal: Principal,
-) -> Result<Response, ApiError> {
-    authorize(&principal, Action::BrowseCatalog).into_result()?;
-    let products: Vec<_> = api
-        .catalog
-        .all()
-        .await?
-        .into_iter()
-        .map(|p| json!({"sku": p.sku, "name": p.name, "price": p.price(), "available": p.available}))
-        .collect();
-    Ok(Json(json!({ "products": products })).into_response())
 }

@@ -234,3 +234,313 @@ async fn the_catalog_is_listed_to_customers_and_refused_to_nobody() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+fn product(name: &str, amount: u64) -> Value {
+    json!({"name": name, "price": {"amount": amount, "currency": "USD"}})
+}
+
+fn stock(delta: Value, reason: Option<&str>) -> Value {
+    let mut body = json!({"delta": delta});
+    if let Some(reason) = reason {
+        body["reason"] = json!(reason);
+    }
+    body
+}
+
+#[tokio::test]
+async fn operators_list_reprice_and_stock_a_product_and_every_change_is_on_its_trail() {
+    let app = app(60).await;
+    let listed = app
+        .call(
+            OPERATOR,
+            "PUT",
+            "/products/SKU-K",
+            None,
+            Some(product("Kettle", 2500)),
+        )
+        .await;
+    assert_eq!(listed.status, StatusCode::CREATED, "{}", listed.body);
+    assert_eq!(listed.headers["location"], "/products/SKU-K");
+    assert_eq!(
+        listed.body,
+        json!({"sku": "SKU-K", "name": "Kettle", "price": {"amount": 2500, "currency": "USD"},
+               "available": 0, "reserved": 0, "sold": 0})
+    );
+    let same = app
+        .call(
+            OPERATOR,
+            "PUT",
+            "/products/SKU-K",
+            None,
+            Some(product("Kettle", 2500)),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK);
+    let received = app
+        .call(
+            OPERATOR,
+            "POST",
+            "/products/SKU-K/stock",
+            Some("s-1"),
+            Some(stock(json!(5), Some("received PO-1"))),
+        )
+        .await;
+    assert_eq!(received.status, StatusCode::OK, "{}", received.body);
+    assert_eq!(received.body["available"], 5);
+    // The same key again: the same answer, no second receipt.
+    let again = app
+        .call(
+            OPERATOR,
+            "POST",
+            "/products/SKU-K/stock",
+            Some("s-1"),
+            Some(stock(json!(5), Some("received PO-1"))),
+        )
+        .await;
+    assert_eq!(
+        (again.status, &again.body["available"]),
+        (StatusCode::OK, &json!(5))
+    );
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let reused = app
+        .call(
+            OPERATOR,
+            "POST",
+            "/products/SKU-K/stock",
+            Some("s-1"),
+            Some(stock(json!(6), Some("received PO-1"))),
+        )
+        .await;
+    assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reused.body);
+    // An order placed now takes the new price; a repricing later does not change it.
+    let placed = app
+        .call(C1, "POST", "/orders", Some("o-1"), Some(order("SKU-K", 2)))
+        .await;
+    assert_eq!(placed.body["total"]["amount"], 5000, "{}", placed.body);
+    let repriced = app
+        .call(
+            OPERATOR,
+            "PUT",
+            "/products/SKU-K",
+            None,
+            Some(product("Kettle, steel", 2700)),
+        )
+        .await;
+    assert_eq!(
+        (repriced.status, &repriced.body["price"]["amount"]),
+        (StatusCode::OK, &json!(2700))
+    );
+    let id = placed.body["orderId"].as_str().unwrap();
+    let kept = app
+        .call(C1, "GET", &format!("/orders/{id}?consistent=true"), None, None)
+        .await;
+    assert_eq!(kept.body["total"]["amount"], 5000, "the order keeps its price");
+    let later = app
+        .call(C1, "POST", "/orders", Some("o-2"), Some(order("SKU-K", 1)))
+        .await;
+    assert_eq!(later.body["total"]["amount"], 2700);
+    let written_off = app
+        .call(
+            OPERATOR,
+            "POST",
+            "/products/SKU-K/stock",
+            Some("s-2"),
+            Some(stock(json!(-2), Some("dropped"))),
+        )
+        .await;
+    assert_eq!(written_off.body["available"], 3, "{}", written_off.body);
+    let too_many = app
+        .call(
+            OPERATOR,
+            "POST",
+            "/products/SKU-K/stock",
+            Some("s-3"),
+            Some(stock(json!(-4), Some("lost"))),
+        )
+        .await;
+    assert_eq!(too_many.status, StatusCode::CONFLICT, "{}", too_many.body);
+    assert_eq!(too_many.body["error"]["code"], "insufficient_stock");
+
+    // The trail, two events a page, names each change, its actor and its reason.
+    let mut types = Vec::new();
+    let mut uri = "/products/SKU-K/events?limit=2".to_owned();
+    loop {
+        let page = app.call(OPERATOR, "GET", &uri, None, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        for event in page.body["events"].as_array().unwrap() {
+            assert_eq!(event["actor"], "operator:ops-1");
+            types.push(event["eventType"].as_str().unwrap().to_owned());
+        }
+        match page.body["nextCursor"].as_str() {
+            Some(cursor) => uri = format!("/products/SKU-K/events?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        types,
+        [
+            "ProductListed",
+            "StockReceived",
+            "ProductRepriced",
+            "StockWrittenOff"
+        ]
+    );
+    let product = app.call(OPERATOR, "GET", "/products/SKU-K", None, None).await;
+    assert_eq!(product.body["name"], "Kettle, steel");
+    assert_eq!(product.body["available"], 3);
+}
+
+#[tokio::test]
+async fn bad_catalog_requests_are_400s_naming_the_field_and_unknown_skus_404s() {
+    let app = app(60).await;
+    app.call(
+        OPERATOR,
+        "PUT",
+        "/products/SKU-K",
+        None,
+        Some(product("Kettle", 2500)),
+    )
+    .await;
+    let cases = [
+        (
+            "PUT",
+            "/products/SKU-K",
+            json!({"price": {"amount": 1, "currency": "USD"}}),
+            "invalid_name",
+        ),
+        ("PUT", "/products/SKU-K", json!({"name": "K"}), "invalid_price"),
+        ("PUT", "/products/SKU-K", product("K", 0), "invalid_price"),
+        (
+            "PUT",
+            "/products/SKU-K",
+            json!({"name": "K", "price": {"amount": 1, "currency": "usd!"}}),
+            "invalid_price",
+        ),
+        ("PUT", "/products/bad%20sku", product("K", 1), "invalid_sku"),
+        (
+            "POST",
+            "/products/SKU-K/stock",
+            stock(json!(0), Some("r")),
+            "invalid_delta",
+        ),
+        (
+            "POST",
+            "/products/SKU-K/stock",
+            stock(json!(1.5), Some("r")),
+            "invalid_delta",
+        ),
+        (
+            "POST",
+            "/products/SKU-K/stock",
+            stock(json!("5"), Some("r")),
+            "invalid_delta",
+        ),
+        (
+            "POST",
+            "/products/SKU-K/stock",
+            stock(json!(2_000_000), Some("r")),
+            "invalid_delta",
+        ),
+        (
+            "POST",
+            "/products/SKU-K/stock",
+            stock(json!(5), None),
+            "invalid_reason",
+        ),
+        (
+            "POST",
+            "/products/SKU-K/stock",
+            stock(json!(5), Some("  ")),
+            "invalid_reason",
+        ),
+    ];
+    for (n, (method, uri, body, code)) in cases.into_iter().enumerate() {
+        let reply = app
+            .call(
+                OPERATOR,
+                method,
+                uri,
+                Some(&format!("bad-{n}")),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", reply.body);
+        assert_eq!(reply.body["error"]["code"], code, "{body}");
+    }
+    let no_key = app
+        .call(
+            OPERATOR,
+            "POST",
+            "/products/SKU-K/stock",
+            None,
+            Some(stock(json!(5), Some("r"))),
+        )
+        .await;
+    assert_eq!(no_key.body["error"]["code"], "missing_idempotency_key");
+    for (method, uri) in [
+        ("GET", "/products/SKU-9"),
+        ("GET", "/products/SKU-9/events"),
+        ("POST", "/products/SKU-9/stock"),
+    ] {
+        let reply = app
+            .call(
+                OPERATOR,
+                method,
+                uri,
+                Some("k-404"),
+                Some(stock(json!(5), Some("r"))),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{method} {uri}: {}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"]["code"], "product_not_found");
+    }
+    let product = app.call(OPERATOR, "GET", "/products/SKU-K", None, None).await;
+    assert_eq!(product.body["available"], 0, "nothing moved: {}", product.body);
+}
+
+#[tokio::test]
+async fn the_catalog_is_paged_for_everyone_and_every_product_comes_once() {
+    let app = app(60).await;
+    for n in 0..7 {
+        let reply = app
+            .call(
+                OPERATOR,
+                "PUT",
+                &format!("/products/P-{n}"),
+                None,
+                Some(product("P", 100)),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    let mut seen = Vec::new();
+    let mut uri = "/products?limit=3".to_owned();
+    loop {
+        let page = app.call(C1, "GET", &uri, None, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let products = page.body["products"].as_array().unwrap();
+        assert!(products.len() <= 3);
+        for p in products {
+            assert!(
+                p.get("reserved").is_none(),
+                "customers see no counters but available"
+            );
+            seen.push(p["sku"].as_str().unwrap().to_owned());
+        }
+        match page.body["nextCursor"].as_str() {
+            Some(cursor) => uri = format!("/products?limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    let mut want: Vec<String> = (0..7).map(|n| format!("P-{n}")).collect();
+    want.extend(["SKU-1".to_owned(), "SKU-2".to_owned()]);
+    assert_eq!(seen, want);
+    let forged = app.call(C1, "GET", "/products?cursor=abc.def", None, None).await;
+    assert_eq!(forged.body["error"]["code"], "invalid_cursor");
+}
