@@ -983,3 +983,171 @@ async fn events_the_relay_gave_up_on_are_recovered_and_every_order_completes_onc
     let depths = f.queue_depths().await;
     assert_eq!(depths["RelayFailureQueue"], 1, "{depths:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_is_imported_once_stocked_with_reasons_and_every_unit_is_accounted_for() {
+    use orderflow_cli::catalog::{self, AdjustArgs, Format, ImportArgs};
+    use orderflow_domain::order::{FulfilmentStep, Order, OrderCommand};
+    let f = Fixture::new(false).await;
+    let on = orderflow_cli::target::Target::local(&f.stack.prefix);
+    let dir = std::env::temp_dir().join(format!("orderflow-import-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("catalog.csv");
+    // SKU-1 is in the catalog at another price; SKU-NEW is not.
+    std::fs::write(
+        &file,
+        "sku,name,priceAmount,currency,available,description\n\
+         SKU-1,Product SKU-1,1499,USD,999,\n\
+         SKU-NEW,\"Kettle, steel\",2500,USD,20,Holds 1.5 l\n",
+    )
+    .unwrap();
+    let import = |dry_run| ImportArgs {
+        file: file.clone(),
+        dry_run,
+        actor: Some("operator:ops-1".into()),
+        on: on.clone(),
+    };
+    let dry = catalog::import(&import(true)).await.unwrap();
+    assert_eq!((dry.listed, dry.repriced, dry.unchanged), (1, 1, 0));
+    assert!(
+        dry.lines
+            .iter()
+            .any(|l| l.starts_with("would list SKU-NEW") && l.contains("20 units")),
+        "{:?}",
+        dry.lines
+    );
+    assert!(
+        dry.lines.iter().any(|l| l.starts_with("would reprice SKU-1")),
+        "{:?}",
+        dry.lines
+    );
+    assert!(
+        dry.lines.iter().any(|l| l.starts_with("left alone: SKU-1")),
+        "{:?}",
+        dry.lines
+    );
+    assert!(
+        !f.stock().await.contains_key("SKU-NEW"),
+        "a dry run writes nothing"
+    );
+
+    let done = catalog::import(&import(false)).await.unwrap();
+    assert_eq!((done.listed, done.repriced, done.unchanged), (1, 1, 0));
+    let again = catalog::import(&import(false)).await.unwrap();
+    assert_eq!(
+        (again.listed, again.repriced, again.unchanged),
+        (0, 0, 2),
+        "{:?}",
+        again.lines
+    );
+    let stock = f.stock().await;
+    assert_eq!(
+        (stock["SKU-1"].price_amount, stock["SKU-NEW"].available),
+        (1499, 20)
+    );
+    assert_eq!(stock["SKU-NEW"].description.as_deref(), Some("Holds 1.5 l"));
+
+    let adjust = |quantity, reason: &str| AdjustArgs {
+        sku: "SKU-NEW".into(),
+        quantity,
+        reason: reason.into(),
+        actor: None,
+        on: on.clone(),
+    };
+    assert_eq!(
+        catalog::adjust(&adjust(5, "received PO-9"), 1)
+            .await
+            .unwrap()
+            .available,
+        25
+    );
+    let refused = catalog::adjust(&adjust(30, "lost"), -1).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "SKU-NEW: cannot write off 30: only 25 available"
+    );
+    assert_eq!(
+        catalog::adjust(&adjust(5, "damaged"), -1)
+            .await
+            .unwrap()
+            .available,
+        20
+    );
+    let unknown = catalog::adjust(
+        &AdjustArgs {
+            sku: "SKU-NONE".into(),
+            ..adjust(1, "x")
+        },
+        1,
+    )
+    .await
+    .unwrap_err();
+    assert!(unknown.to_string().contains("no such product"), "{unknown}");
+
+    // An order of two goes out for delivery: its units move from reserved to sold.
+    let order = f.place(&[("SKU-NEW", 2)], "tok_visa").await;
+    f.settle().await;
+    for step in [
+        FulfilmentStep::Preparing,
+        FulfilmentStep::Ready,
+        FulfilmentStep::OutForDelivery,
+    ] {
+        f.commands
+            .execute::<Order>(
+                &order.to_string(),
+                OrderCommand::Advance(step),
+                &support::Inspector::metadata("ops-1"),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    f.settle().await;
+    let kettle = f.stock().await["SKU-NEW"].clone();
+    assert_eq!((kettle.available, kettle.reserved, kettle.sold), (18, 0, 2));
+    assert_eq!(
+        f.stream::<orderflow_domain::inventory::Inventory>(order).await,
+        ["StockReserved", "StockSold"]
+    );
+    let clean = run(&args(&f)).await.unwrap();
+    assert!(clean.clean(), "{clean}");
+
+    // The export holds what an import reads back unchanged.
+    let exported = catalog::export(&on, Format::Json).await.unwrap();
+    let back = dir.join("export.json");
+    std::fs::write(&back, &exported).unwrap();
+    let round = catalog::import(&ImportArgs {
+        file: back,
+        ..import(false)
+    })
+    .await
+    .unwrap();
+    assert_eq!((round.listed, round.repriced), (0, 0), "{:?}", round.lines);
+    assert!(
+        catalog::export(&on, Format::Csv)
+            .await
+            .unwrap()
+            .contains("SKU-NEW,\"Kettle, steel\",2500,USD,18,0,2,Holds 1.5 l")
+    );
+
+    // A unit that appears in the counters without an event is found.
+    f.dynamodb
+        .update_item()
+        .table_name(f.stack.table("CatalogTable").unwrap())
+        .key("sku", AttributeValue::S("SKU-NEW".into()))
+        .update_expression("SET sold = sold + :one")
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    let report = run(&args(&f)).await.unwrap();
+    let text = report.to_string();
+    assert!(
+        text.contains("SKU-NEW: received − written off = 20, but available 18 + reserved 0 + sold 3 = 21"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SKU-NEW: the catalog counts 3 sold, the inventory streams 2"),
+        "{text}"
+    );
+}

@@ -50,6 +50,21 @@ pub struct Inspector {
 }
 
 impl Inspector {
+    /// The catalog's changes (listing, repricing, receipts, write-offs) as operators
+    /// make them.
+    pub fn stocking(
+        &self,
+    ) -> orderflow_app::CatalogService<orderflow_adapters::catalog::DynamoStockLedger, SystemClock> {
+        orderflow_app::CatalogService::new(
+            self.commands.repository().clone(),
+            orderflow_adapters::catalog::DynamoStockLedger::new(
+                self.commands.repository().store().clone(),
+                self.catalog.clone(),
+            ),
+            SystemClock,
+        )
+    }
+
     pub async fn new(stack: Stack) -> Self {
         let dynamodb = local::dynamodb_client().await.unwrap();
         let table = |id: &str| stack.table(id).unwrap().to_owned();
@@ -482,15 +497,26 @@ impl Fixture {
             .await
             .expect("the emulators are running (make test starts them)");
         let inspector = Inspector::new(stack.clone()).await;
+        // Stocked as operators stock a stack: product events with their counters.
+        let stocking = inspector.stocking();
         for (sku, price, stock) in CATALOG {
-            inspector
-                .catalog
-                .put(&Product::listed(
-                    Sku::parse(*sku).unwrap(),
-                    format!("Product {sku}"),
-                    orderflow_domain::Money::new(*price, usd()),
+            let details = orderflow_domain::product::ProductDetails {
+                name: format!("Product {sku}"),
+                price: orderflow_domain::Money::new(*price, usd()),
+                description: None,
+            };
+            stocking
+                .describe(
+                    &Sku::parse(*sku).unwrap(),
+                    details,
                     *stock,
-                ))
+                    "initial count",
+                    &Metadata {
+                        correlation_id: "fixture".into(),
+                        causation_id: "fixture".into(),
+                        actor: "operator:fixture".into(),
+                    },
+                )
                 .await
                 .unwrap();
         }

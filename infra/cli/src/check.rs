@@ -8,12 +8,16 @@
 //!   the stream says captured and not refunded);
 //! - the read model against the fold of the store (orders whose last event is younger
 //!   than `--grace` are left out: the projector may still be on its way);
-//! - over all orders only: the catalog's reserved stock equals what the inventory
-//!   streams hold, and the read model holds no view of an order the store lacks;
+//! - over all orders only: stock is conserved for every SKU (received − written off
+//!   on its product stream = available + reserved + sold in the catalog), the
+//!   catalog's reserved and sold counters equal what the inventory streams hold and
+//!   sold, every product stream has its catalog entry, and the read model holds no
+//!   view of an order the store lacks;
 //! - that no saga has stalled: an order unchanged for longer than `--grace` (the lag
 //!   objective) is not still `PENDING` (an answer from inventory or payment missing,
-//!   or given and never recorded on the order) nor `CONFIRMED` without a shipment, as
-//!   when an event was lost between the store and its consumers;
+//!   or given and never recorded on the order) nor `CONFIRMED` without a shipment, nor
+//!   out for delivery with its stock still reserved (not sold), as when an event was
+//!   lost between the store and its consumers;
 //! - that the customer sees every compensation: a refund, a stock release or a
 //!   shipment cancellation older than `--grace` is recorded on the order, at the time
 //!   its participant made it (and the order records none its participants did not).
@@ -30,11 +34,12 @@ use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::payment::SimulatedGateway;
 use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_app::{Catalog, EventStore, Repository};
-use orderflow_domain::audit::{OrderStreams, audit_order, held_stock, unrecorded_outcomes};
+use orderflow_domain::audit::{OrderStreams, audit_order, held_stock, sold_stock, unrecorded_outcomes};
 use orderflow_domain::inventory::Inventory;
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{Order, OrderStatus};
 use orderflow_domain::payment::{Payment, PaymentEvent};
+use orderflow_domain::product::{Product, ProductState};
 use orderflow_domain::shipment::Shipment;
 use orderflow_domain::{Aggregate, OrderId, Timestamp};
 
@@ -123,6 +128,7 @@ struct Checked {
     order_id: OrderId,
     findings: Vec<String>,
     held: Vec<(String, u64)>,
+    sold: Vec<(String, u64)>,
     charged: bool,
     recent: bool,
 }
@@ -182,6 +188,7 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
         ..Report::default()
     };
     let mut held: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sold: BTreeMap<String, u64> = BTreeMap::new();
     let mut charged: HashMap<OrderId, bool> = HashMap::new();
     for order in checked {
         report.recent += usize::from(order.recent);
@@ -190,6 +197,9 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
         }
         for (sku, quantity) in order.held {
             *held.entry(sku).or_default() += quantity;
+        }
+        for (sku, quantity) in order.sold {
+            *sold.entry(sku).or_default() += quantity;
         }
         charged.insert(order.order_id, order.charged);
     }
@@ -217,18 +227,37 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
         }
     }
     if whole {
-        for product in DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")?)
+        let products = DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")?)
             .all()
-            .await?
-        {
-            let expected = held.get(product.sku.as_str()).copied().unwrap_or(0);
-            if product.reserved != expected {
+            .await?;
+        let streams: Vec<(orderflow_app::Product, ProductState)> = futures::stream::iter(products)
+            .map(|product| async {
+                let history = repository.history::<Product>(product.sku.as_str()).await?;
+                anyhow::Ok((
+                    product,
+                    Product::fold(ProductState::default(), history.iter().map(|e| &e.data)),
+                ))
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let catalogued: std::collections::HashSet<String> =
+            streams.iter().map(|(p, _)| p.sku.to_string()).collect();
+        for (product, stream) in &streams {
+            let sku = product.sku.as_str();
+            let (held, sold) = (
+                held.get(sku).copied().unwrap_or(0),
+                sold.get(sku).copied().unwrap_or(0),
+            );
+            for what in orderflow_app::stock::conservation(product, stream, held, sold) {
+                report.findings.push(Finding { order_id: None, what });
+            }
+        }
+        for sku in store.aggregate_ids(Product::TYPE).await? {
+            if !catalogued.contains(&sku) {
                 report.findings.push(Finding {
                     order_id: None,
-                    what: format!(
-                        "{}: the catalog holds {} reserved, the inventory streams {}",
-                        product.sku, product.reserved, expected
-                    ),
+                    what: format!("{sku}: product#{sku} has events but the catalog has no entry"),
                 });
             }
         }
@@ -296,6 +325,14 @@ async fn check_order(
         }) {
             findings.push(stall);
         }
+        if folded
+            .as_ref()
+            .is_some_and(|f| matches!(f.status, OrderStatus::OutForDelivery | OrderStatus::Delivered))
+            && !held_stock(&inventory).is_empty()
+        {
+            findings
+                .push("stalled: gone out for delivery but its stock is still reserved, not sold".to_owned());
+        }
         let stored = match scanned {
             Some(all) => all.get(&order_id).cloned(),
             None => views.get(order_id).await?.map(|s| s.view),
@@ -319,6 +356,10 @@ async fn check_order(
         order_id,
         findings,
         held: held_stock(&inventory)
+            .into_iter()
+            .map(|l| (l.sku.to_string(), u64::from(l.quantity.get())))
+            .collect(),
+        sold: sold_stock(&inventory)
             .into_iter()
             .map(|l| (l.sku.to_string(), u64::from(l.quantity.get())))
             .collect(),

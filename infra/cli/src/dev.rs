@@ -3,8 +3,9 @@
 //!
 //! 1. Creates every resource of the template in the emulators as `<prefix>-<LogicalId>`
 //!    (harmless when they exist).
-//! 2. Seeds the catalog from `infra/local/catalog.json` (only SKUs that are missing, so
-//!    a restart never resets stock) and prints it.
+//! 2. Seeds the catalog from `infra/local/catalog.json` through `orderflow catalog
+//!    import` (product events; only SKUs that are missing get stock, so a restart never
+//!    resets it) and prints it.
 //! 3. Serves the order API on `--listen` through the same axum router as Lambda,
 //!    behind the local JWT authorizer ([`crate::authorizer`]): the stack's own signing
 //!    key (made once under the state directory), the template's route scopes and
@@ -24,9 +25,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use order_api::Api;
-use orderflow_adapters::catalog::{DynamoCatalog, Product};
+use orderflow_adapters::catalog::Product;
 use orderflow_adapters::config::Config;
-use orderflow_app::Catalog;
 use orderflow_provision::local::{self, Stack};
 use orderflow_provision::{Template, local::provision_stack};
 
@@ -75,33 +75,14 @@ pub struct DevArgs {
     pub state_dir: PathBuf,
 }
 
-/// Seeds the SKUs of `path` that the catalog does not have yet.
+/// Seeds the catalog from `path` the way operators import one (`orderflow catalog
+/// import`): missing SKUs are listed with their stock, as product events; SKUs already
+/// there keep their stock, so a restart never resets it.
 async fn seed_catalog(stack: &Stack, path: &std::path::Path) -> anyhow::Result<Vec<Product>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let products: Vec<Product> =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let dynamodb = local::dynamodb_client().await?;
-    let table = stack
-        .table("CatalogTable")
-        .context("the template has no CatalogTable")?;
-    for product in &products {
-        let item = serde_dynamo::to_item(product)?;
-        let put = dynamodb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(sku)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-            Err(e) => return Err(e).context("seeding the catalog"),
-        }
-    }
-    Ok(DynamoCatalog::new(dynamodb, table).all().await?)
+    crate::catalog::seed(stack, &dynamodb, path)
+        .await
+        .with_context(|| format!("seeding the catalog from {}", path.display()))
 }
 
 fn print_stack(stack: &Stack, products: &[Product], args: &DevArgs) -> std::io::Result<()> {
@@ -125,13 +106,14 @@ fn print_stack(stack: &Stack, products: &[Product], args: &DevArgs) -> std::io::
     for p in products {
         writeln!(
             out,
-            "  {:10} {:28} {:>6} {}  available {:>4}  reserved {:>3}",
+            "  {:10} {:28} {:>6} {}  available {:>4}  reserved {:>3}  sold {:>3}",
             p.sku.as_str(),
             p.name,
             p.price_amount,
             p.currency,
             p.available,
-            p.reserved
+            p.reserved,
+            p.sold
         )?;
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! - [`authorizer`]: API Gateway's JWT authorizer, locally; [`token`]: `orderflow token`.
 //! - [`runner`]: Lambda's event source mappings, locally: the event store's stream
 //!   into the relay, each function's SQS queue into its handler.
+//! - [`catalog`]: `orderflow catalog import | export` and `orderflow stock`.
 //! - [`dlq`]: `orderflow dlq list | show | redrive`.
 //! - [`check`]: `orderflow check`, the consistency checker.
 //! - [`replay`]: `orderflow replay`, governed replay of stored events.
@@ -12,6 +13,7 @@
 //! - [`relay`]: `orderflow relay recover`, the events of batches the relay gave up on.
 
 pub mod authorizer;
+pub mod catalog;
 pub mod check;
 pub mod dev;
 pub mod dlq;

@@ -1,7 +1,7 @@
 //! `orderflow`: the operator's command line.
 
 use clap::{Parser, Subcommand};
-use orderflow_cli::{check, dev, dlq, rebuild, relay, replay, token};
+use orderflow_cli::{catalog, check, dev, dlq, rebuild, relay, replay, token};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
@@ -30,6 +30,10 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// The relay's failures: `recover` republishes the events of batches it gave up on.
     Relay(relay::RelayArgs),
+    /// The catalog: `import <file>` (JSON or CSV; idempotent; `--dry-run`) and `export`.
+    Catalog(catalog::CatalogArgs),
+    /// Stock: `receive | write-off <sku> <n> --reason <why>`.
+    Stock(catalog::StockArgs),
     /// Print a token for the local stack: `--customer <id>` or `--operator <name>`.
     Token(token::TokenArgs),
 }
@@ -55,6 +59,14 @@ async fn main() -> anyhow::Result<()> {
             token::run(&args)
         }
         Command::Dev(args) => dev::run(args, shutdown).await,
+        Command::Catalog(args) => {
+            drop(shutdown);
+            catalog::run_catalog(&args).await
+        }
+        Command::Stock(args) => {
+            drop(shutdown);
+            catalog::run_stock(&args).await
+        }
         Command::Replay(args) => {
             let replayed = replay::run(&args, shutdown).await?;
             replay::report(&replayed)?;
