@@ -104,8 +104,8 @@ build: tools ## sam build: every function's bootstrap, built by cargo-lambda.
 lint: fmt clippy doc lint-template ## Everything CI checks besides the tests.
 
 .PHONY: bench
-bench: install ## Criterion benchmarks (handler CPU vs serde_json; 10k-event loads).
-	infra/local/with-emulators.sh cargo bench --locked -p orderflow-adapters --bench event_path
+bench: install ## Benchmarks, each beside its baseline: handler CPU vs serde_json, 10k-event loads, reservations on one SKU vs many.
+	infra/local/with-emulators.sh cargo bench --locked -p orderflow-adapters --bench event_path --bench hot_sku
 
 .PHONY: ci
 ci: fmt clippy test simulate simulate-mutants lint-template doc build ## What .ci/run runs.

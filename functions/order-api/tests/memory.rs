@@ -235,6 +235,23 @@ async fn the_catalog_is_listed_to_customers_and_refused_to_nobody() {
     );
 }
 
+impl App {
+    async fn put_product(&self, uri: impl AsRef<str>, body: Value) -> Reply {
+        self.call(OPERATOR, "PUT", uri.as_ref(), None, Some(body)).await
+    }
+
+    async fn adjust(&self, sku: &str, key: &str, body: Value) -> Reply {
+        self.call(
+            OPERATOR,
+            "POST",
+            &format!("/products/{sku}/stock"),
+            Some(key),
+            Some(body),
+        )
+        .await
+    }
+}
+
 fn product(name: &str, amount: u64) -> Value {
     json!({"name": name, "price": {"amount": amount, "currency": "USD"}})
 }
@@ -250,15 +267,7 @@ fn stock(delta: Value, reason: Option<&str>) -> Value {
 #[tokio::test]
 async fn operators_list_reprice_and_stock_a_product_and_every_change_is_on_its_trail() {
     let app = app(60).await;
-    let listed = app
-        .call(
-            OPERATOR,
-            "PUT",
-            "/products/SKU-K",
-            None,
-            Some(product("Kettle", 2500)),
-        )
-        .await;
+    let listed = app.put_product("/products/SKU-K", product("Kettle", 2500)).await;
     assert_eq!(listed.status, StatusCode::CREATED, "{}", listed.body);
     assert_eq!(listed.headers["location"], "/products/SKU-K");
     assert_eq!(
@@ -266,36 +275,16 @@ async fn operators_list_reprice_and_stock_a_product_and_every_change_is_on_its_t
         json!({"sku": "SKU-K", "name": "Kettle", "price": {"amount": 2500, "currency": "USD"},
                "available": 0, "reserved": 0, "sold": 0})
     );
-    let same = app
-        .call(
-            OPERATOR,
-            "PUT",
-            "/products/SKU-K",
-            None,
-            Some(product("Kettle", 2500)),
-        )
-        .await;
+    let same = app.put_product("/products/SKU-K", product("Kettle", 2500)).await;
     assert_eq!(same.status, StatusCode::OK);
     let received = app
-        .call(
-            OPERATOR,
-            "POST",
-            "/products/SKU-K/stock",
-            Some("s-1"),
-            Some(stock(json!(5), Some("received PO-1"))),
-        )
+        .adjust("SKU-K", "s-1", stock(json!(5), Some("received PO-1")))
         .await;
     assert_eq!(received.status, StatusCode::OK, "{}", received.body);
     assert_eq!(received.body["available"], 5);
     // The same key again: the same answer, no second receipt.
     let again = app
-        .call(
-            OPERATOR,
-            "POST",
-            "/products/SKU-K/stock",
-            Some("s-1"),
-            Some(stock(json!(5), Some("received PO-1"))),
-        )
+        .adjust("SKU-K", "s-1", stock(json!(5), Some("received PO-1")))
         .await;
     assert_eq!(
         (again.status, &again.body["available"]),
@@ -303,13 +292,7 @@ async fn operators_list_reprice_and_stock_a_product_and_every_change_is_on_its_t
     );
     assert_eq!(again.headers["idempotent-replayed"], "true");
     let reused = app
-        .call(
-            OPERATOR,
-            "POST",
-            "/products/SKU-K/stock",
-            Some("s-1"),
-            Some(stock(json!(6), Some("received PO-1"))),
-        )
+        .adjust("SKU-K", "s-1", stock(json!(6), Some("received PO-1")))
         .await;
     assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reused.body);
     // An order placed now takes the new price; a repricing later does not change it.
@@ -318,13 +301,7 @@ async fn operators_list_reprice_and_stock_a_product_and_every_change_is_on_its_t
         .await;
     assert_eq!(placed.body["total"]["amount"], 5000, "{}", placed.body);
     let repriced = app
-        .call(
-            OPERATOR,
-            "PUT",
-            "/products/SKU-K",
-            None,
-            Some(product("Kettle, steel", 2700)),
-        )
+        .put_product("/products/SKU-K", product("Kettle, steel", 2700))
         .await;
     assert_eq!(
         (repriced.status, &repriced.body["price"]["amount"]),
@@ -340,24 +317,10 @@ async fn operators_list_reprice_and_stock_a_product_and_every_change_is_on_its_t
         .await;
     assert_eq!(later.body["total"]["amount"], 2700);
     let written_off = app
-        .call(
-            OPERATOR,
-            "POST",
-            "/products/SKU-K/stock",
-            Some("s-2"),
-            Some(stock(json!(-2), Some("dropped"))),
-        )
+        .adjust("SKU-K", "s-2", stock(json!(-2), Some("dropped")))
         .await;
     assert_eq!(written_off.body["available"], 3, "{}", written_off.body);
-    let too_many = app
-        .call(
-            OPERATOR,
-            "POST",
-            "/products/SKU-K/stock",
-            Some("s-3"),
-            Some(stock(json!(-4), Some("lost"))),
-        )
-        .await;
+    let too_many = app.adjust("SKU-K", "s-3", stock(json!(-4), Some("lost"))).await;
     assert_eq!(too_many.status, StatusCode::CONFLICT, "{}", too_many.body);
     assert_eq!(too_many.body["error"]["code"], "insufficient_stock");
 
@@ -393,14 +356,7 @@ async fn operators_list_reprice_and_stock_a_product_and_every_change_is_on_its_t
 #[tokio::test]
 async fn bad_catalog_requests_are_400s_naming_the_field_and_unknown_skus_404s() {
     let app = app(60).await;
-    app.call(
-        OPERATOR,
-        "PUT",
-        "/products/SKU-K",
-        None,
-        Some(product("Kettle", 2500)),
-    )
-    .await;
+    app.put_product("/products/SKU-K", product("Kettle", 2500)).await;
     let cases = [
         (
             "PUT",
@@ -508,13 +464,7 @@ async fn the_catalog_is_paged_for_everyone_and_every_product_comes_once() {
     let app = app(60).await;
     for n in 0..7 {
         let reply = app
-            .call(
-                OPERATOR,
-                "PUT",
-                &format!("/products/P-{n}"),
-                None,
-                Some(product("P", 100)),
-            )
+            .put_product(&format!("/products/P-{n}"), product("P", 100))
             .await;
         assert_eq!(reply.status, StatusCode::CREATED);
     }
