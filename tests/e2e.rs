@@ -731,7 +731,13 @@ async fn the_runner_provisions_exactly_what_the_template_declares() {
             .into_iter()
             .map(|t| t.arn)
             .collect();
-        let queue = logical.replace("Rule", "Queue");
+        // The template names its target `!GetAtt <Queue>.Arn`.
+        let queue = match &template.properties(logical)["Targets"][0]["Arn"] {
+            serde_norway::Value::Tagged(tagged) => {
+                tagged.value.as_str().unwrap().trim_end_matches(".Arn").to_owned()
+            }
+            other => panic!("{logical}: a target that is not a !GetAtt: {other:?}"),
+        };
         assert_eq!(arns.len(), 1);
         assert!(
             arns[0].ends_with(&format!("{prefix}-{queue}")),

@@ -201,7 +201,8 @@ impl Catalog for DynamoCatalog {
         Ok(products)
     }
 
-    /// One page of a scan: the table's order, stable from page to page.
+    /// One page of a scan: pages follow the table's order (stable from page to page),
+    /// each sorted by SKU.
     async fn page(
         &self,
         limit: usize,
@@ -216,8 +217,10 @@ impl Catalog for DynamoCatalog {
             .send()
             .await
             .map_err(|e| StoreError::new("scan products", e))?;
-        let products: Vec<Product> = serde_dynamo::from_items(output.items.unwrap_or_default())
+        let mut products: Vec<Product> = serde_dynamo::from_items(output.items.unwrap_or_default())
             .map_err(|e| StoreError::new("decode product", e))?;
+        // A catalog that fits one page reads in SKU order, as `all` does.
+        products.sort_by(|a, b| a.sku.cmp(&b.sku));
         let next = output.last_evaluated_key.and_then(|mut k| match k.remove("sku") {
             Some(AttributeValue::S(sku)) => Sku::parse(sku).ok(),
             _ => None,

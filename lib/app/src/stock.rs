@@ -93,8 +93,9 @@ pub trait Catalog: Send + Sync {
     /// Every product, by SKU.
     fn all(&self) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
 
-    /// Up to `limit` products after `after`, by SKU, and the SKU to continue after when
-    /// there may be more.
+    /// Up to `limit` products after the position `after` names, each page sorted by SKU,
+    /// and where to continue when there may be more. Together the pages hold every
+    /// product once.
     fn page(
         &self,
         limit: usize,
