@@ -68,6 +68,21 @@ MUTANT_SEEDS ?= 200
 simulate-mutants: ## The simulation's teeth: every deliberately broken variant must break an invariant within MUTANT_SEEDS seeds.
 	cargo run --quiet --locked -p orderflow-simulate --features mutants -- --mutants --seeds $(MUTANT_SEEDS)
 
+.PHONY: schemas
+schemas: ## Write the contracts from the code: openapi.json and events/schemas/ (never over a published version with a breaking change).
+	cargo run --quiet --locked -p orderflow-contracts -- write
+
+.PHONY: schema-check
+schema-check: ## The contract gate: committed contracts are what the code generates, no breaking change without a new version, upcaster and corpus event, every consumer reads what it is sent.
+	cargo run --quiet --locked -p orderflow-contracts -- check
+
+FUZZ_EXAMPLES ?= 40
+.PHONY: fuzz
+fuzz: install ## Fuzzing from the contract: schemathesis against orderflow dev, as a customer and as an operator (FUZZ_EXAMPLES per operation, FUZZ_SEED to replay).
+	@infra/local/emulators.sh install-fuzz
+	cargo build --quiet --locked -p orderflow-cli --bin orderflow
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) infra/local/with-emulators.sh infra/local/fuzz.sh
+
 .PHONY: check-lambda-watch
 check-lambda-watch: install tools ## The cargo lambda watch loop, end to end (an order placed and confirmed).
 	infra/local/with-emulators.sh infra/local/lambda-watch-check.sh
@@ -108,4 +123,4 @@ bench: install ## Benchmarks, each beside its baseline: handler CPU vs serde_jso
 	infra/local/with-emulators.sh cargo bench --locked -p orderflow-adapters --bench event_path --bench hot_sku
 
 .PHONY: ci
-ci: fmt clippy test simulate simulate-mutants lint-template doc build ## What .ci/run runs.
+ci: fmt clippy test schema-check fuzz simulate simulate-mutants lint-template doc build ## What .ci/run runs.

@@ -400,6 +400,14 @@ async fn two_hundred_orders_with_every_message_duplicated_settle_with_the_invari
     )
     .await;
     let inspector = inspector(&prefix).await;
+    // The contract is served as committed, to anyone, token or not.
+    let description = reqwest::get(format!("{}/openapi.json", dev.url)).await.unwrap();
+    assert_eq!(description.status().as_u16(), 200);
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("functions/order-api/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(description.json::<Value>().await.unwrap(), committed);
     let orders = place_orders(&dev, 0..200).await;
     quiesce(&inspector, &orders, Duration::from_secs(240)).await;
     a_stranger_reaches_none_of_them(&dev, &orders).await;

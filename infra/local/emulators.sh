@@ -71,6 +71,11 @@ cmd_install_tools() {
   install_venv "$local_dir/venv-checkov" "$here/requirements-checkov.txt"
 }
 
+cmd_install_fuzz() {
+  mkdir -p "$local_dir"
+  install_venv "$local_dir/venv-schemathesis" "$here/requirements-schemathesis.txt"
+}
+
 answers() {
   # Any HTTP status means a server is there (DynamoDB Local answers 400 to a bare GET).
   local code
@@ -159,6 +164,7 @@ EOF
 case "${1:-}" in
   install) cmd_install ;;
   install-tools) cmd_install_tools ;;
+  install-fuzz) cmd_install_fuzz ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;

@@ -20,6 +20,23 @@ use orderflow_lambda::{Consumer, FromConfig, Recorded};
 /// Who records inventory's events.
 pub const ACTOR: &str = "service:inventory";
 
+/// The events it reads, each up to the schema version it was built for: the contract
+/// gate fails when a producer would write a newer one or the template routes another.
+pub const READS: &[orderflow_domain::schema::Reads] = &[
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::PLACED,
+        up_to: 2,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::CANCELLED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::FULFILMENT_ADVANCED,
+        up_to: 1,
+    },
+];
+
 /// The inventory service, over any stock ledger (DynamoDB in AWS, memory in tests).
 #[derive(Debug, Clone)]
 pub struct InventoryService<C, L: StockLedger = DynamoStockLedger> {

@@ -212,9 +212,10 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Decision {
             Some(customer) => Decision::Allow {
                 customer: Some(customer.clone()),
             },
-            None => Decision::Deny(ApiError::invalid(
+            None => Decision::Deny(ApiError::invalid_field(
                 "missing_customer_id",
-                "customerId: required when an operator places an order",
+                "customerId",
+                "required when an operator places an order",
             )),
         },
         (Principal::Customer(me), Action::ReadOrder { owner } | Action::CancelOrder { owner }) => {

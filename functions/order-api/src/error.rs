@@ -1,6 +1,8 @@
 //! Every failure the API can answer with, and the one place each internal error maps
-//! to an HTTP status. Clients get `{"error": {"code", "message"}}`; internal detail
-//! (SDK errors, store names) goes to the log, never to the client.
+//! to an HTTP status. Clients get `{"error": {"code", "message", "field"}}` (`field`, the
+//! JSON path of the offending member of the body, or the parameter or header, when one
+//! is to blame); internal detail (SDK errors, store names) goes to the log, never to the
+//! client.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -21,6 +23,9 @@ pub struct ApiError {
     pub message: String,
     /// Seconds after which a retry can succeed (`Retry-After`), for 429s.
     pub retry_after: Option<u64>,
+    /// What is to blame: the JSON path of a body member (`shippingAddress.name`,
+    /// `items[1].quantity`), or the name of a path or query parameter or header.
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -31,6 +36,20 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            field: None,
+        }
+    }
+
+    /// A 400 blaming `field`: the message says `<field>: <problem>`.
+    pub fn invalid_field(
+        code: &'static str,
+        field: impl Into<String>,
+        problem: impl std::fmt::Display,
+    ) -> Self {
+        let field = field.into();
+        Self {
+            field: Some(field.clone()),
+            ..Self::invalid(code, format!("{field}: {problem}"))
         }
     }
 
@@ -78,7 +97,11 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(field) = self.field {
+            error["field"] = json!(field);
+        }
+        let body = json!({ "error": error });
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(
@@ -101,7 +124,7 @@ impl From<OrderError> for ApiError {
             OrderError::NoLines
             | OrderError::TooManyLines(_)
             | OrderError::DuplicateSku(_)
-            | OrderError::Money(_) => (StatusCode::BAD_REQUEST, "invalid_order"),
+            | OrderError::Money(_) => return Self::invalid_field("invalid_order", "items", error),
         };
         Self::new(status, code, error.to_string())
     }

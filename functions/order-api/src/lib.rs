@@ -22,8 +22,9 @@
 pub mod access;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod paging;
-mod products;
+pub mod products;
 mod routes;
 
 use jiff::SignedDuration;
@@ -47,7 +48,7 @@ pub use access::{Action, Decision, Principal, PrincipalClaims, authorize};
 pub use error::ApiError;
 pub use extract::{JsonBody, MAX_BODY_BYTES, PlaceOrderRequest};
 use paging::CursorKey;
-pub use routes::router;
+pub use routes::{openapi as openapi_document, operations, router};
 
 /// How the API authorizes and pages: everything it needs besides its stores.
 #[derive(Debug, Clone)]

@@ -80,7 +80,7 @@ impl CursorKey {
 }
 
 /// The query string, checked by hand so every malformed parameter gets its own 400.
-pub type Params = axum::extract::Query<std::collections::HashMap<String, String>>;
+pub use crate::extract::Params;
 
 /// `limit`: 1 to [`MAX_PAGE`], `default` when absent.
 ///
@@ -91,7 +91,7 @@ pub fn limit(params: &Params, default: u16) -> Result<u16, ApiError> {
         raw.parse()
             .ok()
             .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| ApiError::invalid("invalid_limit", format!("limit: 1 to {MAX_PAGE}")))
+            .ok_or_else(|| ApiError::invalid_field("invalid_limit", "limit", format!("1 to {MAX_PAGE}")))
     })
 }
 
@@ -109,13 +109,14 @@ pub fn cursor<T: DeserializeOwned>(key: &CursorKey, params: &Params) -> Result<O
 /// The 400 for a cursor of another list.
 #[must_use]
 pub fn foreign_cursor() -> ApiError {
-    ApiError::invalid("invalid_cursor", "this cursor belongs to another list")
+    ApiError::invalid_field("invalid_cursor", "cursor", "this cursor belongs to another list")
 }
 
 fn bad_cursor() -> ApiError {
-    ApiError::invalid(
+    ApiError::invalid_field(
         "invalid_cursor",
-        "cursor: pass back a nextCursor this list returned",
+        "cursor",
+        "pass back a nextCursor this list returned",
     )
 }
 

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::extract::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use orderflow_app::stock::Applied;
@@ -21,17 +22,39 @@ use crate::paging::{self, MAX_PAGE, Params, cursor, limit, list};
 use crate::{Action, Api, ApiError, Principal, Stores, authorize};
 
 /// A product as operators see it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ProductBody {
+#[schemars(rename = "Product")]
+pub struct ProductBody {
+    /// Its SKU.
     sku: Sku,
+    /// Its name.
     name: String,
+    /// Its price now.
     price: Money,
+    /// What it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
+    /// Units that can be reserved.
     available: u64,
+    /// Units reserved by orders not yet out for delivery.
     reserved: u64,
+    /// Units gone out for delivery.
     sold: u64,
+}
+
+/// A product as everyone signed in sees it in the catalog.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogItem {
+    /// Its SKU.
+    sku: Sku,
+    /// Its name.
+    name: String,
+    /// Its price now.
+    price: Money,
+    /// Units that can be ordered now.
+    available: u64,
 }
 
 impl From<Product> for ProductBody {
@@ -49,19 +72,31 @@ impl From<Product> for ProductBody {
 }
 
 /// `PUT /products/{sku}` body.
-#[derive(Debug, Deserialize)]
-pub(crate) struct DescribeRequest {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct DescribeRequest {
+    /// 1 to 200 characters.
     #[serde(default)]
+    #[schemars(with = "String", required, length(min = 1, max = 200), regex(pattern = orderflow_domain::schema::NOT_BLANK))]
     name: Option<String>,
+    /// The price of one unit, for orders placed from now on.
     #[serde(default)]
+    #[schemars(with = "PriceRequest", required)]
     price: Option<serde_json::Value>,
+    /// At most 500 characters; blank or absent for none.
     #[serde(default)]
+    #[schemars(length(max = 500))]
     description: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A price.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Price")]
 struct PriceRequest {
+    /// Minor units (cents), above 0.
+    #[schemars(range(min = 1))]
     amount: u64,
+    /// An ISO 4217 code.
+    #[schemars(with = "orderflow_domain::Currency")]
     currency: String,
 }
 
@@ -73,7 +108,11 @@ fn text(
 ) -> Result<String, ApiError> {
     let value = value.map(|v| v.trim().to_owned()).unwrap_or_default();
     if value.is_empty() || value.chars().count() > max {
-        return Err(ApiError::invalid(code, format!("{field}: 1 to {max} characters")));
+        return Err(ApiError::invalid_field(
+            code,
+            field,
+            format!("1 to {max} characters"),
+        ));
     }
     Ok(value)
 }
@@ -82,9 +121,10 @@ impl DescribeRequest {
     fn parse(self) -> Result<ProductDetails, ApiError> {
         let name = text("name", "invalid_name", self.name, 200)?;
         let bad_price = || {
-            ApiError::invalid(
+            ApiError::invalid_field(
                 "invalid_price",
-                "price: {\"amount\": a whole number of minor units above 0, \"currency\": an ISO 4217 code}",
+                "price",
+                "{\"amount\": a whole number of minor units above 0, \"currency\": an ISO 4217 code}",
             )
         };
         let price: PriceRequest =
@@ -107,11 +147,15 @@ impl DescribeRequest {
 }
 
 /// `POST /products/{sku}/stock` body.
-#[derive(Debug, Deserialize)]
-pub(crate) struct StockRequest {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct StockRequest {
+    /// Units: positive receives, negative writes off; never 0.
     #[serde(default)]
+    #[schemars(with = "i64", required, range(min = -1_000_000, max = 1_000_000), extend("not" = {"const": 0}))]
     delta: Option<serde_json::Value>,
+    /// Why, for the audit trail: 1 to 500 characters.
     #[serde(default)]
+    #[schemars(with = "String", required, length(min = 1, max = 500), regex(pattern = orderflow_domain::schema::NOT_BLANK))]
     reason: Option<String>,
 }
 
@@ -123,10 +167,11 @@ impl StockRequest {
             .and_then(serde_json::Value::as_i64)
             .filter(|d| *d != 0 && d.unsigned_abs() <= MAX_STOCK_DELTA)
             .ok_or_else(|| {
-                ApiError::invalid(
+                ApiError::invalid_field(
                     "invalid_delta",
+                    "delta",
                     format!(
-                        "delta: a non-zero whole number of units, at most {MAX_STOCK_DELTA} either way (positive receives, negative writes off)"
+                        "a non-zero whole number of units, at most {MAX_STOCK_DELTA} either way (positive receives, negative writes off)"
                     ),
                 )
             })?;
@@ -135,7 +180,7 @@ impl StockRequest {
 }
 
 fn sku(raw: &str) -> Result<Sku, ApiError> {
-    Sku::parse(raw).map_err(|e| ApiError::invalid("invalid_sku", e.to_string()))
+    Sku::parse(raw).map_err(|e| ApiError::invalid_field("invalid_sku", "sku", e))
 }
 
 fn product_not_found() -> ApiError {
@@ -344,7 +389,12 @@ pub(crate) async fn list_products<P: Stores>(
         .await?;
     let products: Vec<_> = page
         .into_iter()
-        .map(|p| json!({"sku": p.sku, "name": p.name, "price": p.price(), "available": p.available}))
+        .map(|p| CatalogItem {
+            price: p.price(),
+            sku: p.sku,
+            name: p.name,
+            available: p.available,
+        })
         .collect();
     let next = next.map(|after| api.access.cursors.seal(&ProductsCursor { after }));
     Ok(Json(list("products", json!(products), next)).into_response())

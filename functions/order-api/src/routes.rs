@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use crate::extract::Path;
+use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::http::header::{ETAG, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use orderflow_adapters::read_model::CustomerCursor;
 use orderflow_app::placement::NewOrder;
@@ -22,28 +24,366 @@ use crate::extract::{
     CancelRequest, JsonBody, PlaceOrderRequest, StatusRequest, ValidOrder, if_match, order_id,
     request_metadata,
 };
+use crate::openapi::{self, Answer, Operation, Param};
 use crate::paging::{self, DEFAULT_PAGE, MAX_PAGE, Params, cursor, limit, list};
 use crate::{Action, Api, ApiError, Decision, Principal, Stores, authorize, products};
 
-/// The router, with every route of the API.
+/// The router, with every route of the API: [`operations`], each with its handler.
 pub fn router<P: Stores>(api: Arc<Api<P>>) -> Router {
-    Router::new()
-        .route("/orders", post(place_order::<P>))
-        .route("/orders/{id}", get(get_order::<P>))
-        .route("/orders/{id}/events", get(get_events::<P>))
-        .route("/orders/{id}/cancel", post(cancel_order::<P>))
-        .route("/orders/{id}/status", post(advance_order::<P>))
-        .route("/customers/{id}/orders", get(list_customer_orders::<P>))
-        .route("/products", get(products::list_products::<P>))
-        .route(
-            "/products/{sku}",
-            get(products::get_product::<P>).put(products::put_product::<P>),
-        )
-        .route("/products/{sku}/stock", post(products::adjust_stock::<P>))
-        .route("/products/{sku}/events", get(products::get_product_events::<P>))
+    operations::<P>()
+        .into_iter()
+        .fold(Router::new(), |router, (operation, handler)| {
+            router.route(operation.path, handler)
+        })
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take this method",
+            )
+        })
         .layer(axum::middleware::from_fn(timed))
         .with_state(api)
+}
+
+/// The API's OpenAPI description: the same table as the router's.
+#[must_use]
+pub fn openapi() -> serde_json::Value {
+    let operations: Vec<Operation> = operations::<crate::InMemory>()
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect();
+    openapi::document(&operations)
+}
+
+type Handler<P> = MethodRouter<Arc<Api<P>>>;
+
+/// An operation with its handler, routed for the operation's method only.
+fn at<P: Stores, H: axum::handler::Handler<T, Arc<Api<P>>>, T: 'static>(
+    operation: Operation,
+    handler: H,
+) -> (Operation, Handler<P>) {
+    let filter = match operation.method {
+        Method::POST => MethodFilter::POST,
+        Method::PUT => MethodFilter::PUT,
+        _ => MethodFilter::GET,
+    };
+    (operation, on(filter, handler))
+}
+
+const ORDER_ID: &str = "The order (a UUID).";
+
+/// Where a placed order leads.
+const ORDER_LINKS: &[(&str, &str, &str, &str)] = &[
+    ("GetOrder", "getOrder", "id", "$response.body#/orderId"),
+    (
+        "GetOrderEvents",
+        "getOrderEvents",
+        "id",
+        "$response.body#/orderId",
+    ),
+    ("CancelOrder", "cancelOrder", "id", "$response.body#/orderId"),
+    ("AdvanceOrder", "advanceOrder", "id", "$response.body#/orderId"),
+    (
+        "ListCustomerOrders",
+        "listCustomerOrders",
+        "id",
+        "$response.body#/customerId",
+    ),
+];
+
+/// Where a listed product leads.
+const PRODUCT_LINKS: &[(&str, &str, &str, &str)] = &[
+    ("GetProduct", "getProduct", "sku", "$response.body#/sku"),
+    ("AdjustStock", "adjustStock", "sku", "$response.body#/sku"),
+    (
+        "GetProductEvents",
+        "getProductEvents",
+        "sku",
+        "$response.body#/sku",
+    ),
+];
+const CURSOR: &str = "`nextCursor` of the previous page; absent for the first.";
+const REQUEST_IDS: &str = "Echoed into the events' metadata; printable ASCII, at most 128 characters.";
+
+fn paging(limit: &'static str) -> [Param; 2] {
+    [
+        openapi::query::<openapi::PageLimit>("limit", limit),
+        openapi::query::<String>("cursor", CURSOR),
+    ]
+}
+
+fn tracing_headers() -> [Param; 2] {
+    [
+        openapi::header::<String>("X-Request-Id", false, REQUEST_IDS),
+        openapi::header::<String>("X-Correlation-Id", false, REQUEST_IDS),
+    ]
+}
+
+fn if_match_param() -> Param {
+    Param {
+        schema: |_| {
+            schemars::json_schema!({"type": "string", "pattern": "^(W/)?\"?[0-9]{1,19}\"?$", "examples": ["\"3\""]})
+        },
+        ..openapi::header::<String>(
+            "If-Match",
+            false,
+            "The order's version (its ETag); the change is refused with 412 when the order has moved on.",
+        )
+    }
+}
+
+/// Every operation of the API with its handler: the router and the OpenAPI description
+/// are both built from this.
+#[allow(clippy::too_many_lines, reason = "one table, one entry per route")]
+pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
+    use crate::openapi::{Audience::*, answer, header, path, query};
+    use crate::openapi::{CatalogPage, EventPage, OrderPage};
+    let order_id = || path::<OrderId>("id", ORDER_ID);
+    let sku = || path::<orderflow_domain::Sku>("sku", "The product's SKU.");
+    let order_answer = |status, description| answer::<OrderView>(status, description, &["ETag"]);
+    vec![
+        at(
+            Operation {
+                method: Method::POST,
+                path: "/orders",
+                id: "placeOrder",
+                summary: "Place an order, priced from the catalog; the same Idempotency-Key and body again answer the same order.",
+                audience: Everyone,
+                params: [
+                    vec![header::<orderflow_domain::IdempotencyKey>(
+                        "Idempotency-Key",
+                        true,
+                        "Makes the request safe to retry: one key, one order.",
+                    )],
+                    tracing_headers().to_vec(),
+                ]
+                .concat(),
+                body: Some(openapi::schema::<PlaceOrderRequest>),
+                example: Some(|| {
+                    serde_json::json!({
+                        "items": [{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}],
+                        "paymentToken": "tok_visa",
+                        "shippingAddress": {"name": "Ada Lovelace", "line1": "1 Main St", "city": "Springfield", "postalCode": "12345", "country": "US"},
+                    })
+                }),
+                answers: vec![Answer {
+                    links: ORDER_LINKS,
+                    ..answer::<OrderView>(
+                        201,
+                        "Placed (or, with Idempotent-Replayed, placed by an earlier request with this key).",
+                        &["ETag", "Location", "Idempotent-Replayed"],
+                    )
+                }],
+                errors: &[400, 403, 409, 413, 422],
+            },
+            place_order::<P>,
+        ),
+        at(
+            Operation {
+                method: Method::GET,
+                path: "/orders/{id}",
+                id: "getOrder",
+                summary: "An order: from the read model, or folded from its events now (`consistent`) or as it stood at a time (`at`).",
+                audience: Everyone,
+                params: vec![
+                    order_id(),
+                    query::<bool>("consistent", "`true`: fold the order from the event store now."),
+                    query::<orderflow_domain::Timestamp>(
+                        "at",
+                        "The order as it stood at this RFC 3339 time.",
+                    ),
+                ],
+                body: None,
+                example: None,
+                answers: vec![answer::<OrderView>(
+                    200,
+                    "The order.",
+                    &["ETag", "orderflow-source"],
+                )],
+                errors: &[400, 404],
+            },
+            get_order::<P>,
+        ),
+        at(
+            Operation {
+                method: Method::GET,
+                path: "/orders/{id}/events",
+                id: "getOrderEvents",
+                summary: "An order's audit trail: every event in order, in envelopes, a page at a time.",
+                audience: Everyone,
+                params: [
+                    vec![order_id()],
+                    paging("Events per page: 1 to 100 (default 100).").to_vec(),
+                ]
+                .concat(),
+                body: None,
+                example: None,
+                answers: vec![answer::<EventPage>(200, "A page of events.", &[])],
+                errors: &[400, 404],
+            },
+            get_events::<P>,
+        ),
+        at(
+            Operation {
+                method: Method::POST,
+                path: "/orders/{id}/cancel",
+                id: "cancelOrder",
+                summary: "Cancel an order with a reason; stock, payment and shipment are compensated.",
+                audience: Everyone,
+                params: [vec![order_id(), if_match_param()], tracing_headers().to_vec()].concat(),
+                body: Some(openapi::schema::<CancelRequest>),
+                example: Some(|| serde_json::json!({"reason": "ordered the wrong size"})),
+                answers: vec![order_answer(200, "Cancelled.")],
+                errors: &[400, 404, 409, 412, 413],
+            },
+            cancel_order::<P>,
+        ),
+        at(
+            Operation {
+                method: Method::POST,
+                path: "/orders/{id}/status",
+                id: "advanceOrder",
+                summary: "Move a confirmed order one fulfilment step on.",
+                audience: Operators,
+                params: [vec![order_id(), if_match_param()], tracing_headers().to_vec()].concat(),
+                body: Some(openapi::schema::<StatusRequest>),
+                example: Some(|| serde_json::json!({"status": "PREPARING"})),
+                answers: vec![order_answer(200, "Advanced.")],
+                errors: &[400, 404, 409, 412, 413],
+            },
+            advance_order::<P>,
+        ),
+        at(
+            Operation {
+                method: Method::GET,
+                path: "/customers/{id}/orders",
+                id: "listCustomerOrders",
+                summary: "A customer's orders, newest first, a page at a time.",
+                audience: Everyone,
+                params: [
+                    vec![path::<CustomerId>("id", "The customer.")],
+                    paging("Orders per page: 1 to 100 (default 20).").to_vec(),
+                ]
+                .concat(),
+                body: None,
+                example: None,
+                answers: vec![answer::<OrderPage>(
+                    200,
+                    "A page of orders.",
+                    &["orderflow-source"],
+                )],
+                errors: &[400, 403],
+            },
+            list_customer_orders::<P>,
+        ),
+        at(
+            Operation {
+                method: Method::GET,
+                path: "/products",
+                id: "listProducts",
+                summary: "The catalog, a page at a time.",
+                audience: Everyone,
+                params: paging("Products per page: 1 to 100 (default 100).").to_vec(),
+                body: None,
+                example: None,
+                answers: vec![answer::<CatalogPage>(200, "A page of products.", &[])],
+                errors: &[400],
+            },
+            products::list_products::<P>,
+        ),
+        at(
+            Operation {
+                method: Method::GET,
+                path: "/products/{sku}",
+                id: "getProduct",
+                summary: "A product with its stock counters.",
+                audience: Operators,
+                params: vec![sku()],
+                body: None,
+                example: None,
+                answers: vec![answer::<products::ProductBody>(200, "The product.", &[])],
+                errors: &[400, 404],
+            },
+            products::get_product::<P>,
+        ),
+        at(
+            Operation {
+                method: Method::PUT,
+                path: "/products/{sku}",
+                id: "putProduct",
+                summary: "List a product, or change its name, price or description (prices apply to orders placed afterwards).",
+                audience: Operators,
+                params: [vec![sku()], tracing_headers().to_vec()].concat(),
+                body: Some(openapi::schema::<products::DescribeRequest>),
+                example: Some(
+                    || serde_json::json!({"name": "Milk jug, 600 ml", "price": {"amount": 1850, "currency": "USD"}, "description": "Stainless steel"}),
+                ),
+                answers: vec![
+                    Answer {
+                        links: PRODUCT_LINKS,
+                        ..answer::<products::ProductBody>(200, "Updated (or already so).", &[])
+                    },
+                    Answer {
+                        links: PRODUCT_LINKS,
+                        ..answer::<products::ProductBody>(201, "Listed.", &["Location"])
+                    },
+                ],
+                errors: &[400, 409, 413],
+            },
+            products::put_product::<P>,
+        ),
+        at(
+            Operation {
+                method: Method::POST,
+                path: "/products/{sku}/stock",
+                id: "adjustStock",
+                summary: "Receive stock (a positive delta) or write it off (a negative one), with a reason.",
+                audience: Operators,
+                params: [
+                    vec![
+                        sku(),
+                        header::<orderflow_domain::IdempotencyKey>(
+                            "Idempotency-Key",
+                            true,
+                            "Makes the request safe to retry: one key, one stock change.",
+                        ),
+                    ],
+                    tracing_headers().to_vec(),
+                ]
+                .concat(),
+                body: Some(openapi::schema::<products::StockRequest>),
+                example: Some(|| serde_json::json!({"delta": 24, "reason": "received PO-1042"})),
+                answers: vec![answer::<products::ProductBody>(
+                    200,
+                    "Adjusted (or, with Idempotent-Replayed, adjusted by an earlier request with this key).",
+                    &["Idempotent-Replayed"],
+                )],
+                errors: &[400, 404, 409, 413, 422],
+            },
+            products::adjust_stock::<P>,
+        ),
+        at(
+            Operation {
+                method: Method::GET,
+                path: "/products/{sku}/events",
+                id: "getProductEvents",
+                summary: "A product's audit trail: listings, repricings, receipts and write-offs with their actors.",
+                audience: Operators,
+                params: [
+                    vec![sku()],
+                    paging("Events per page: 1 to 100 (default 100).").to_vec(),
+                ]
+                .concat(),
+                body: None,
+                example: None,
+                answers: vec![answer::<EventPage>(200, "A page of events.", &[])],
+                errors: &[400, 404],
+            },
+            products::get_product_events::<P>,
+        ),
+    ]
 }
 
 /// Every request's duration, as a metric.
@@ -83,18 +423,20 @@ pub(crate) fn idempotency_key(headers: &HeaderMap, why: &str) -> Result<Idempote
     headers
         .get("idempotency-key")
         .ok_or_else(|| {
-            ApiError::invalid(
+            ApiError::invalid_field(
                 "missing_idempotency_key",
-                format!("Idempotency-Key: required, so that {why}"),
+                "Idempotency-Key",
+                format!("required, so that {why}"),
             )
         })?
         .to_str()
         .ok()
         .and_then(|k| IdempotencyKey::parse(k).ok())
         .ok_or_else(|| {
-            ApiError::invalid(
+            ApiError::invalid_field(
                 "invalid_idempotency_key",
-                "Idempotency-Key: 1 to 255 printable ASCII characters",
+                "Idempotency-Key",
+                "1 to 255 printable ASCII characters",
             )
         })
 }
@@ -115,7 +457,7 @@ async fn place_order<P: Stores>(
         },
     )
     .into_result()?
-    .ok_or_else(|| ApiError::invalid("missing_customer_id", "customerId: required"))?;
+    .ok_or_else(|| ApiError::invalid_field("missing_customer_id", "customerId", "required"))?;
     let metadata = request_metadata(&headers, &principal);
     let scoped = scoped_key(&principal.actor(), key.as_str());
     // One (principal, key), one order id: however often the placement runs (a retry
@@ -234,15 +576,20 @@ async fn get_order<P: Stores>(
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => {
-            return Err(ApiError::invalid(
+            return Err(ApiError::invalid_field(
                 "invalid_consistent",
-                "consistent: true or false",
+                "consistent",
+                "true or false",
             ));
         }
     };
     let (view, source) = if let Some(raw) = params.get("at") {
         let at = Timestamp::parse(raw).map_err(|_| {
-            ApiError::invalid("invalid_time", "at: an RFC 3339 time, e.g. 2026-11-21T09:30:00Z")
+            ApiError::invalid_field(
+                "invalid_time",
+                "at",
+                "an RFC 3339 time, e.g. 2026-11-21T09:30:00Z",
+            )
         })?;
         (owned_by(&principal, api.view_at(id, at).await?)?, "event-store")
     } else if consistent {
@@ -324,7 +671,7 @@ async fn list_customer_orders<P: Stores>(
     params: Params,
 ) -> Result<Response, ApiError> {
     let customer =
-        CustomerId::parse(id).map_err(|e| ApiError::invalid("invalid_customer_id", e.to_string()))?;
+        CustomerId::parse(id).map_err(|e| ApiError::invalid_field("invalid_customer_id", "id", e))?;
     authorize(&principal, Action::ListOrders { of: &customer }).into_result()?;
     let limit = limit(&params, DEFAULT_PAGE)?;
     let after = cursor::<CustomerCursor>(&api.access.cursors, &params)?;
@@ -391,7 +738,11 @@ async fn cancel_order<P: Stores>(
     let id = order_id(&id)?;
     let reason = body.value.reason.trim().to_owned();
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::invalid("invalid_reason", "reason: 1 to 500 characters"));
+        return Err(ApiError::invalid_field(
+            "invalid_reason",
+            "reason",
+            "1 to 500 characters",
+        ));
     }
     order_command(
         &api,
@@ -414,9 +765,10 @@ async fn advance_order<P: Stores>(
     authorize(&principal, Action::Operate).into_result()?;
     let id = order_id(&id)?;
     let step = FulfilmentStep::parse(&body.value.status).ok_or_else(|| {
-        ApiError::invalid(
+        ApiError::invalid_field(
             "invalid_status",
-            "status: PREPARING, READY, OUT_FOR_DELIVERY or DELIVERED",
+            "status",
+            "PREPARING, READY, OUT_FOR_DELIVERY or DELIVERED",
         )
     })?;
     order_command(

@@ -494,3 +494,481 @@ async fn the_catalog_is_paged_for_everyone_and_every_product_comes_once() {
     let forged = app.call(C1, "GET", "/products?cursor=abc.def", None, None).await;
     assert_eq!(forged.body["error"]["code"], "invalid_cursor");
 }
+
+#[tokio::test]
+async fn a_bad_body_names_the_json_path_of_the_member_at_fault() {
+    let app = app(60).await;
+    let with = |pointer: &str, value: Option<Value>| {
+        let mut body = order("SKU-1", 1);
+        body["items"] = json!([{"sku": "SKU-1", "quantity": 1}, {"sku": "SKU-2", "quantity": 1}]);
+        let (parent, member) = pointer.rsplit_once('/').unwrap();
+        let parent = body.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+        match value {
+            Some(value) => parent.insert(member.to_owned(), value),
+            None => parent.remove(member),
+        };
+        body
+    };
+    let cases = [
+        (
+            "/shippingAddress/name",
+            None,
+            "invalid_order",
+            "shippingAddress.name",
+        ),
+        (
+            "/shippingAddress/name",
+            Some(json!(5)),
+            "invalid_order",
+            "shippingAddress.name",
+        ),
+        (
+            "/shippingAddress/name",
+            Some(json!("  ")),
+            "invalid_order",
+            "shippingAddress.name",
+        ),
+        (
+            "/shippingAddress/country",
+            Some(json!("USA")),
+            "invalid_order",
+            "shippingAddress.country",
+        ),
+        (
+            "/shippingAddress",
+            Some(json!("1 Main St")),
+            "malformed_request",
+            "shippingAddress",
+        ),
+        (
+            "/items/1/quantity",
+            Some(json!("two")),
+            "malformed_request",
+            "items[1].quantity",
+        ),
+        (
+            "/items/1/quantity",
+            Some(json!(0)),
+            "invalid_order",
+            "items[1].quantity",
+        ),
+        (
+            "/items/1/quantity",
+            None,
+            "malformed_request",
+            "items[1].quantity",
+        ),
+        (
+            "/items/0/sku",
+            Some(json!("SKU 1")),
+            "invalid_order",
+            "items[0].sku",
+        ),
+        ("/items", None, "malformed_request", "items"),
+        ("/items", Some(json!([])), "invalid_order", "items"),
+        (
+            "/paymentToken",
+            Some(json!("4242424242424242")),
+            "invalid_order",
+            "paymentToken",
+        ),
+        (
+            "/customerId",
+            Some(json!("c 1")),
+            "invalid_customer_id",
+            "customerId",
+        ),
+    ];
+    for (i, (pointer, value, code, field)) in cases.into_iter().enumerate() {
+        let body = with(pointer, value.clone());
+        let reply = app
+            .call(C1, "POST", "/orders", Some(&format!("k-{i}")), Some(body))
+            .await;
+        let case = format!("{pointer} = {value:?}: {}", reply.body);
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{case}");
+        assert_eq!(reply.body["error"]["code"], code, "{case}");
+        assert_eq!(reply.body["error"]["field"], field, "{case}");
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("{field}: ")), "{case}");
+    }
+    // Not JSON at all: nothing to point at.
+    for text in [
+        "{\"items\": ".to_owned(),
+        format!("{} trailing", order("SKU-1", 1)),
+    ] {
+        let mut request = Request::builder()
+            .method("POST")
+            .uri("/orders")
+            .header("idempotency-key", "k-x");
+        request = request.header("content-type", "application/json");
+        let mut request = request.body(Body::from(text)).unwrap();
+        request.extensions_mut().insert(context(C1).unwrap());
+        let reply = common::send(&app.router, request).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert_eq!(reply.body["error"]["code"], "malformed_request");
+        assert!(reply.body["error"].get("field").is_none(), "{}", reply.body);
+    }
+    // Parameters and headers are named the same way.
+    let limit = app
+        .call(C1, "GET", "/customers/c-1/orders?limit=0", None, None)
+        .await;
+    assert_eq!(limit.body["error"]["field"], "limit");
+    let key = app
+        .call(C1, "POST", "/orders", None, Some(order("SKU-1", 1)))
+        .await;
+    assert_eq!(key.body["error"]["field"], "Idempotency-Key");
+    let price = app
+        .put_product(
+            "/products/SKU-9",
+            json!({"name": "Nine", "price": {"amount": "x", "currency": "USD"}}),
+        )
+        .await;
+    assert_eq!(price.body["error"]["field"], "price", "{}", price.body);
+    let delta = app
+        .adjust("SKU-1", "s-1", json!({"delta": 0, "reason": "count"}))
+        .await;
+    assert_eq!(delta.body["error"]["field"], "delta", "{}", delta.body);
+    assert_eq!(app.events(), 0, "nothing was written");
+}
+
+/// One request of a session: who, method, URI, the route it is, key, body.
+type Step = (
+    Who,
+    &'static str,
+    String,
+    &'static str,
+    Option<&'static str>,
+    Option<Value>,
+);
+
+/// Checks `reply` against what the OpenAPI description says `method template` answers
+/// with its status.
+fn conforms(document: &Value, method: &str, template: &str, reply: &Reply) {
+    let what = format!("{method} {template} → {}", reply.status.as_u16());
+    let response = document["paths"][template][method.to_lowercase()]["responses"]
+        .get(reply.status.as_u16().to_string())
+        .unwrap_or_else(|| panic!("{what}: the status is not described ({})", reply.body));
+    let schema = &response["content"]["application/json"]["schema"];
+    assert!(!schema.is_null(), "{what}: no body is described");
+    let wrapper = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": document["components"],
+        "allOf": [schema],
+    });
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&wrapper)
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&reply.body)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{what}: {errors:#?}\n{}", reply.body);
+    for header in response["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, _)| name)
+    {
+        let always = ["ETag", "Location", "orderflow-source"].contains(&header.as_str());
+        assert!(
+            !always || reply.headers.contains_key(header.as_str()),
+            "{what}: {header} is described but missing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_answer_of_every_route_is_what_the_openapi_description_says() {
+    let document = order_api::openapi_document();
+    let app = app(60).await;
+    let placed = app
+        .call(C1, "POST", "/orders", Some("c-1"), Some(order("SKU-1", 1)))
+        .await;
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let other = OrderId::from_uuid(uuid::Uuid::now_v7()).to_string();
+    let mut seen = std::collections::BTreeSet::new();
+    let session: Vec<Step> = vec![
+        (
+            C1,
+            "POST",
+            "/orders".into(),
+            "/orders",
+            Some("c-2"),
+            Some(order("SKU-2", 1)),
+        ),
+        (
+            C1,
+            "POST",
+            "/orders".into(),
+            "/orders",
+            Some("c-1"),
+            Some(order("SKU-1", 1)),
+        ),
+        (
+            C1,
+            "POST",
+            "/orders".into(),
+            "/orders",
+            Some("c-1"),
+            Some(order("SKU-2", 1)),
+        ),
+        (
+            C1,
+            "POST",
+            "/orders".into(),
+            "/orders",
+            Some("c-3"),
+            Some(json!({"items": 1})),
+        ),
+        (
+            C1,
+            "POST",
+            "/orders".into(),
+            "/orders",
+            None,
+            Some(order("SKU-1", 1)),
+        ),
+        (
+            Who::Nobody,
+            "POST",
+            "/orders".into(),
+            "/orders",
+            Some("c-4"),
+            Some(order("SKU-1", 1)),
+        ),
+        (
+            OPERATOR,
+            "POST",
+            "/orders".into(),
+            "/orders",
+            Some("o-1"),
+            Some(order("SKU-1", 1)),
+        ),
+        (C1, "GET", format!("/orders/{id}"), "/orders/{id}", None, None),
+        (
+            C1,
+            "GET",
+            format!("/orders/{id}?consistent=true"),
+            "/orders/{id}",
+            None,
+            None,
+        ),
+        (
+            C1,
+            "GET",
+            format!("/orders/{id}?at=2020-01-01T00:00:00Z"),
+            "/orders/{id}",
+            None,
+            None,
+        ),
+        (C2, "GET", format!("/orders/{id}"), "/orders/{id}", None, None),
+        (C1, "GET", "/orders/nope".into(), "/orders/{id}", None, None),
+        (
+            C1,
+            "GET",
+            format!("/orders/{id}/events?limit=1"),
+            "/orders/{id}/events",
+            None,
+            None,
+        ),
+        (
+            C1,
+            "GET",
+            format!("/orders/{other}/events"),
+            "/orders/{id}/events",
+            None,
+            None,
+        ),
+        (
+            C1,
+            "GET",
+            format!("/orders/{id}/events?cursor=forged"),
+            "/orders/{id}/events",
+            None,
+            None,
+        ),
+        (
+            C1,
+            "GET",
+            "/customers/c-1/orders?limit=1".into(),
+            "/customers/{id}/orders",
+            None,
+            None,
+        ),
+        (
+            C1,
+            "GET",
+            "/customers/c-2/orders".into(),
+            "/customers/{id}/orders",
+            None,
+            None,
+        ),
+        (
+            OPERATOR,
+            "POST",
+            format!("/orders/{id}/status"),
+            "/orders/{id}/status",
+            None,
+            Some(json!({"status": "SHIPPED"})),
+        ),
+        (
+            C1,
+            "POST",
+            format!("/orders/{id}/status"),
+            "/orders/{id}/status",
+            None,
+            Some(json!({"status": "PREPARING"})),
+        ),
+        (
+            OPERATOR,
+            "POST",
+            format!("/orders/{id}/status"),
+            "/orders/{id}/status",
+            None,
+            Some(json!({"status": "PREPARING"})),
+        ),
+        (
+            C1,
+            "POST",
+            format!("/orders/{id}/cancel"),
+            "/orders/{id}/cancel",
+            None,
+            Some(json!({"reason": ""})),
+        ),
+        (
+            C1,
+            "POST",
+            format!("/orders/{id}/cancel"),
+            "/orders/{id}/cancel",
+            None,
+            Some(json!({"reason": "changed my mind"})),
+        ),
+        (
+            C1,
+            "POST",
+            format!("/orders/{id}/cancel"),
+            "/orders/{id}/cancel",
+            None,
+            Some(json!({"reason": "again"})),
+        ),
+        (C1, "GET", "/products?limit=1".into(), "/products", None, None),
+        (C1, "GET", "/products?limit=1000".into(), "/products", None, None),
+        (
+            OPERATOR,
+            "GET",
+            "/products/SKU-1".into(),
+            "/products/{sku}",
+            None,
+            None,
+        ),
+        (C1, "GET", "/products/SKU-1".into(), "/products/{sku}", None, None),
+        (
+            OPERATOR,
+            "GET",
+            "/products/SKU-404".into(),
+            "/products/{sku}",
+            None,
+            None,
+        ),
+        (
+            OPERATOR,
+            "PUT",
+            "/products/SKU-9".into(),
+            "/products/{sku}",
+            None,
+            Some(product("Nine", 900)),
+        ),
+        (
+            OPERATOR,
+            "PUT",
+            "/products/SKU-9".into(),
+            "/products/{sku}",
+            None,
+            Some(product("Nine", 950)),
+        ),
+        (
+            OPERATOR,
+            "PUT",
+            "/products/SKU-9".into(),
+            "/products/{sku}",
+            None,
+            Some(json!({"name": "Nine"})),
+        ),
+        (
+            OPERATOR,
+            "POST",
+            "/products/SKU-9/stock".into(),
+            "/products/{sku}/stock",
+            Some("s-1"),
+            Some(json!({"delta": 5, "reason": "delivery"})),
+        ),
+        (
+            OPERATOR,
+            "POST",
+            "/products/SKU-9/stock".into(),
+            "/products/{sku}/stock",
+            Some("s-1"),
+            Some(json!({"delta": 5, "reason": "delivery"})),
+        ),
+        (
+            OPERATOR,
+            "POST",
+            "/products/SKU-9/stock".into(),
+            "/products/{sku}/stock",
+            Some("s-1"),
+            Some(json!({"delta": 6, "reason": "delivery"})),
+        ),
+        (
+            OPERATOR,
+            "POST",
+            "/products/SKU-9/stock".into(),
+            "/products/{sku}/stock",
+            Some("s-2"),
+            Some(json!({"delta": -50, "reason": "broken"})),
+        ),
+        (
+            OPERATOR,
+            "POST",
+            "/products/SKU-404/stock".into(),
+            "/products/{sku}/stock",
+            Some("s-3"),
+            Some(json!({"delta": 1, "reason": "found"})),
+        ),
+        (
+            OPERATOR,
+            "GET",
+            "/products/SKU-9/events?limit=1".into(),
+            "/products/{sku}/events",
+            None,
+            None,
+        ),
+        (
+            OPERATOR,
+            "GET",
+            "/products/SKU-404/events".into(),
+            "/products/{sku}/events",
+            None,
+            None,
+        ),
+    ];
+    for (who, method, uri, template, key, body) in session {
+        let reply = app.call(who, method, &uri, key, body).await;
+        conforms(&document, method, template, &reply);
+        seen.insert((method, template, reply.status.as_u16()));
+    }
+    let routes: std::collections::BTreeSet<_> = seen.iter().map(|(m, t, _)| (*m, *t)).collect();
+    assert_eq!(routes.len(), 11, "every route was exercised: {routes:?}");
+    for status in [200, 201, 400, 401, 403, 404, 409, 422] {
+        assert!(
+            seen.iter().any(|(_, _, s)| *s == status),
+            "{status} was never answered: {seen:?}"
+        );
+    }
+    // What no route describes has the same error shape.
+    for (method, uri, status) in [("GET", "/nowhere", 404), ("DELETE", "/orders", 405)] {
+        let reply = app.call(C1, method, uri, None, None).await;
+        assert_eq!(reply.status.as_u16(), status);
+        assert!(reply.body["error"]["code"].is_string(), "{}", reply.body);
+    }
+}

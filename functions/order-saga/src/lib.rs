@@ -20,6 +20,43 @@ use serde_json::value::RawValue;
 /// Who records the saga's events.
 pub const ACTOR: &str = "service:order-saga";
 
+/// The events it reads, each up to the schema version it was built for: the contract
+/// gate fails when a producer would write a newer one or the template routes another.
+pub const READS: &[orderflow_domain::schema::Reads] = &[
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::inventory::names::RESERVED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::inventory::names::RESERVATION_FAILED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::inventory::names::RELEASED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::payment::names::CAPTURED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::payment::names::DECLINED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::payment::names::REFUNDED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::shipment::names::CREATED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::shipment::names::CANCELLED,
+        up_to: 1,
+    },
+];
+
 /// What the saga reads: the participants' events (their type names are distinct).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]

@@ -125,6 +125,19 @@ pub enum Settled {
 /// Who records payment's events.
 pub const ACTOR: &str = "service:payment";
 
+/// The events it reads, each up to the schema version it was built for: the contract
+/// gate fails when a producer would write a newer one or the template routes another.
+pub const READS: &[orderflow_domain::schema::Reads] = &[
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::PLACED,
+        up_to: 2,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::CANCELLED,
+        up_to: 1,
+    },
+];
+
 /// Steps one delivery may take (capture, record, refund, record): more means a loop.
 const MAX_STEPS: usize = 6;
 

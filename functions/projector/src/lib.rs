@@ -22,6 +22,59 @@ use orderflow_lambda::{Consumer, FromConfig};
 /// The projector's name in logs (it records no events).
 pub const ACTOR: &str = "service:projector";
 
+/// The events it reads, each up to the schema version it was built for: the contract
+/// gate fails when a producer would write a newer one or the template routes another.
+pub const READS: &[orderflow_domain::schema::Reads] = &[
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::PLACED,
+        up_to: 2,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::STOCK_RESERVED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::STOCK_RESERVATION_FAILED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::PAYMENT_CAPTURED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::PAYMENT_DECLINED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::CONFIRMED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::SHIPMENT_RECORDED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::FULFILMENT_ADVANCED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::CANCELLED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::PAYMENT_REFUNDED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::STOCK_RELEASED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::SHIPMENT_CANCELLED,
+        up_to: 1,
+    },
+];
+
 /// What projecting one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

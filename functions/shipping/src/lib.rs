@@ -14,6 +14,19 @@ use orderflow_lambda::{Consumer, FromConfig, Recorded};
 /// Who records shipping's events.
 pub const ACTOR: &str = "service:shipping";
 
+/// The events it reads, each up to the schema version it was built for: the contract
+/// gate fails when a producer would write a newer one or the template routes another.
+pub const READS: &[orderflow_domain::schema::Reads] = &[
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::CONFIRMED,
+        up_to: 1,
+    },
+    orderflow_domain::schema::Reads {
+        event_type: orderflow_domain::order::events::names::CANCELLED,
+        up_to: 1,
+    },
+];
+
 /// The carrier's tracking number for an order: stable, so a retried creation that
 /// races itself names the same parcel.
 #[must_use]

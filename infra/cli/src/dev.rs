@@ -121,7 +121,8 @@ fn print_stack(stack: &Stack, products: &[Product], args: &DevArgs) -> std::io::
 
 /// The order API of the local stack as API Gateway and Lambda serve it: the router,
 /// configured from the template's function environment, behind the local JWT
-/// authorizer with the template's routes, scopes and throttles.
+/// authorizer with the template's routes, scopes and throttles; and, without a token,
+/// its OpenAPI description at `/openapi.json`.
 ///
 /// # Errors
 /// When the template lacks a table or a route setting, or the key cannot be read.
@@ -138,10 +139,17 @@ pub fn api_router(
         CursorKey::new(keys.cursor_key()).map_err(anyhow::Error::msg)?,
     )?;
     let authorizer = LocalAuthorizer::new(keys, template.http_routes(HTTP_API)?);
-    Ok(authorizer::protect(
-        order_api::router(Arc::new(api)),
-        Arc::new(authorizer),
-    ))
+    // The description is public, as a published contract is: it needs no token.
+    let description = Arc::new(order_api::openapi_document());
+    Ok(axum::Router::new()
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move { axum::Json(description.as_ref().clone()) }),
+        )
+        .merge(authorizer::protect(
+            order_api::router(Arc::new(api)),
+            Arc::new(authorizer),
+        )))
 }
 
 /// The HTTP API of the template.

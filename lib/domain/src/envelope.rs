@@ -34,7 +34,7 @@ pub trait DomainEvent: Sized + Serialize {
 }
 
 /// Who and what caused an event: the audit trail's "who" and the trace through services.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
     /// Follows one order through every service.
@@ -59,7 +59,7 @@ impl Metadata {
 }
 
 /// The mark a replayed event carries, so consumers can tell it from live traffic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReplayMark {
     /// The replay's record id.
     pub id: String,

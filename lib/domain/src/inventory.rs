@@ -14,7 +14,7 @@ use crate::envelope::{DecodeError, DomainEvent, decode_data};
 use crate::ids::{OrderId, Quantity, Sku};
 
 /// One reserved line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockLine {
     /// What.
@@ -24,7 +24,7 @@ pub struct StockLine {
 }
 
 /// Why a reservation failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ShortageReason {
     /// Fewer available than ordered.
@@ -45,7 +45,7 @@ impl ShortageReason {
 }
 
 /// Every line was reserved, all or nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockReserved {
     /// The order.
@@ -55,7 +55,7 @@ pub struct StockReserved {
 }
 
 /// Nothing was reserved: a line was short.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockReservationFailed {
     /// The order.
@@ -67,7 +67,7 @@ pub struct StockReservationFailed {
 }
 
 /// A reservation was given back after the order was cancelled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockReleased {
     /// The order.
@@ -78,7 +78,7 @@ pub struct StockReleased {
 
 /// The reserved units left with the order when it went out for delivery: they move
 /// from reserved to sold, and the order can no longer be cancelled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockSold {
     /// The order.
@@ -88,7 +88,7 @@ pub struct StockSold {
 }
 
 /// The order was cancelled before anything was reserved: the tombstone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationVoided {
     /// The order.

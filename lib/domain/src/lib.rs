@@ -6,6 +6,7 @@
 //!   deciders, each with a tombstone for a cancellation that arrives first.
 //! - [`product`]: a catalog product's listing, price and stock receipts and write-offs.
 //! - [`envelope`]: the envelope every event travels in, and upcasting on read.
+//! - [`schema`]: the JSON Schemas of every event type and of the envelope.
 //!
 //! Cargo keeps this crate pure: its dependency tree has no `aws-*`, `lambda_*` or
 //! `tokio` crate, and a test in `tests/` fails if one ever appears.
@@ -19,6 +20,7 @@ pub mod mutant;
 pub mod order;
 pub mod payment;
 pub mod product;
+pub mod schema;
 pub mod shipment;
 pub mod time;
 

@@ -79,7 +79,7 @@ impl fmt::Debug for Currency {
 }
 
 /// An amount of money: non-negative minor units (cents for USD) and a currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Money {
     /// Minor units; negative amounts do not exist in this domain (refunds are events).
     pub amount: u64,

@@ -16,7 +16,7 @@ use crate::ids::OrderId;
 use crate::money::Money;
 
 /// The provider captured the amount.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentCaptured {
     /// The order.
@@ -28,7 +28,7 @@ pub struct PaymentCaptured {
 }
 
 /// The provider declined.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentDeclined {
     /// The order.
@@ -38,7 +38,7 @@ pub struct PaymentDeclined {
 }
 
 /// A capture was refunded in full.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentRefunded {
     /// The order.
@@ -50,7 +50,7 @@ pub struct PaymentRefunded {
 }
 
 /// The order was cancelled before any capture: the tombstone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentVoided {
     /// The order.

@@ -21,7 +21,7 @@ pub const MAX_STOCK_DELTA: u64 = 1_000_000;
 pub const MAX_TEXT: usize = 500;
 
 /// What a product is called and costs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductDetails {
     /// Display name.
@@ -34,7 +34,7 @@ pub struct ProductDetails {
 }
 
 /// The product entered the catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductListed {
     /// Its SKU.
@@ -46,7 +46,7 @@ pub struct ProductListed {
 
 /// The product's name, price or description changed; orders placed before keep the
 /// prices they were placed with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductRepriced {
     /// Its SKU.
@@ -59,7 +59,7 @@ pub struct ProductRepriced {
 }
 
 /// Units entered the stock (a delivery, a return to shelf, the initial count).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockReceived {
     /// Its SKU.
@@ -71,7 +71,7 @@ pub struct StockReceived {
 }
 
 /// Units left the stock other than by sale (damaged, lost, a recount).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockWrittenOff {
     /// Its SKU.

@@ -12,7 +12,7 @@ use crate::envelope::{DecodeError, DomainEvent, decode_data};
 use crate::ids::OrderId;
 
 /// A shipment was created with a carrier tracking number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShipmentCreated {
     /// The order.
@@ -24,7 +24,7 @@ pub struct ShipmentCreated {
 }
 
 /// The shipment was cancelled because the order was.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShipmentCancelled {
     /// The order.
@@ -34,7 +34,7 @@ pub struct ShipmentCancelled {
 }
 
 /// The order was cancelled before any shipment: the tombstone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShipmentVoided {
     /// The order.

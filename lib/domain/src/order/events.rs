@@ -14,7 +14,7 @@ use crate::time::Timestamp;
 /// An order was placed: prices were fixed from the catalog at this moment.
 ///
 /// Schema v2; v1 (before addresses) had flat minor-unit prices and no address.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPlaced {
     /// The order.
@@ -34,7 +34,7 @@ pub struct OrderPlaced {
 }
 
 /// Inventory reserved every line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderStockReserved {
     /// Inventory's reservation.
@@ -42,7 +42,7 @@ pub struct OrderStockReserved {
 }
 
 /// Inventory could not reserve every line; nothing was reserved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderStockReservationFailed {
     /// The SKU that was short, when one was.
@@ -52,7 +52,7 @@ pub struct OrderStockReservationFailed {
 }
 
 /// Payment captured the order's total.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPaymentCaptured {
     /// The provider's capture id.
@@ -62,7 +62,7 @@ pub struct OrderPaymentCaptured {
 }
 
 /// Payment was declined.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPaymentDeclined {
     /// Machine-readable reason from the provider (`card_declined`, `insufficient_funds`).
@@ -70,11 +70,11 @@ pub struct OrderPaymentDeclined {
 }
 
 /// Stock and payment are both in: the order is confirmed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderConfirmed {}
 
 /// Shipping created a shipment for the order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderShipmentRecorded {
     /// Shipping's shipment id.
@@ -84,7 +84,7 @@ pub struct OrderShipmentRecorded {
 }
 
 /// An operator moved the order one fulfilment step on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderFulfilmentAdvanced {
     /// The step the order is now at.
@@ -92,7 +92,7 @@ pub struct OrderFulfilmentAdvanced {
 }
 
 /// The order was cancelled; compensation follows from this event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderCancelled {
     /// Machine-readable reason.
@@ -103,7 +103,7 @@ pub struct OrderCancelled {
 }
 
 /// Payment refunded the capture of a cancelled order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPaymentRefunded {
     /// The capture refunded.
@@ -115,7 +115,7 @@ pub struct OrderPaymentRefunded {
 }
 
 /// Inventory released the reservation of a cancelled order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderStockReleased {
     /// When inventory released it (the time of its `StockReleased`).
@@ -123,7 +123,7 @@ pub struct OrderStockReleased {
 }
 
 /// Shipping cancelled the shipment of a cancelled order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderShipmentCancelled {
     /// Shipping's id.

@@ -14,7 +14,7 @@ use crate::money::Money;
 pub const MAX_LINES: usize = 99;
 
 /// One priced line of a placed order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderLine {
     /// What.
@@ -92,7 +92,7 @@ impl fmt::Debug for PaymentToken {
 }
 
 /// A masked reference to a payment method, safe in events and logs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PaymentRef(String);
 
 impl PaymentRef {
@@ -104,7 +104,7 @@ impl PaymentRef {
 }
 
 /// Where an order is delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", try_from = "RawAddress")]
 pub struct ShippingAddress {
     /// Recipient.
@@ -122,15 +122,29 @@ pub struct ShippingAddress {
     pub country: String,
 }
 
-#[derive(Deserialize)]
+/// Where an order goes, as a client writes it.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "ShippingAddress")]
 struct RawAddress {
+    /// Recipient.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::schema::PRINTABLE))]
     name: String,
+    /// Street and number.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::schema::PRINTABLE))]
     line1: String,
+    /// Anything else.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::schema::PRINTABLE))]
     line2: Option<String>,
+    /// City.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::schema::PRINTABLE))]
     city: String,
+    /// Postal code.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::schema::PRINTABLE))]
     postal_code: String,
+    /// ISO 3166-1 alpha-2 country code.
+    #[schemars(regex(pattern = r"^[A-Z]{2}$"))]
     country: String,
 }
 
@@ -142,6 +156,38 @@ pub struct AddressError {
     pub field: &'static str,
     /// What is wrong with it.
     pub problem: &'static str,
+}
+
+impl ShippingAddress {
+    /// The address in a JSON object as a client wrote it, or the first member that is
+    /// missing, not a string, empty, too long or malformed.
+    ///
+    /// # Errors
+    /// [`AddressError`] naming the member.
+    pub fn from_json(object: &serde_json::Map<String, serde_json::Value>) -> Result<Self, AddressError> {
+        let member = |field: &'static str| match object.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
+            Some(_) => Err(AddressError {
+                field,
+                problem: "must be a string",
+            }),
+        };
+        let required = |field: &'static str| {
+            member(field)?.ok_or(AddressError {
+                field,
+                problem: "required",
+            })
+        };
+        Self::try_from(RawAddress {
+            name: required("name")?,
+            line1: required("line1")?,
+            line2: member("line2")?,
+            city: required("city")?,
+            postal_code: required("postalCode")?,
+            country: required("country")?,
+        })
+    }
 }
 
 impl TryFrom<RawAddress> for ShippingAddress {
@@ -187,7 +233,9 @@ impl TryFrom<RawAddress> for ShippingAddress {
 }
 
 /// Where an order is in its life (ordered as the life goes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     /// Placed; waiting for stock and payment.
@@ -235,7 +283,7 @@ impl fmt::Display for OrderStatus {
 }
 
 /// The operator-driven steps after confirmation, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FulfilmentStep {
     /// CONFIRMED → PREPARING.
@@ -286,7 +334,7 @@ impl FulfilmentStep {
 }
 
 /// Why an order was cancelled, machine-readable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CancellationReason {
     /// A customer or an operator asked.

@@ -17,7 +17,7 @@ use crate::order::{
 use crate::time::Timestamp;
 
 /// Payment as a client sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentView {
     /// `CAPTURED`, `DECLINED` or, once a cancelled order's capture came back,
@@ -37,7 +37,7 @@ pub struct PaymentView {
 }
 
 /// The shipment as a client sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShipmentView {
     /// `CREATED`, or `CANCELLED` once shipping cancelled it.
@@ -58,7 +58,7 @@ fn created() -> String {
 }
 
 /// An order, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
     /// Identity.
