@@ -123,9 +123,7 @@ fn tracing_headers() -> [Param; 2] {
 
 fn if_match_param() -> Param {
     Param {
-        schema: |_| {
-            schemars::json_schema!({"type": "string", "pattern": "^(W/)?\"?[0-9]{1,19}\"?$", "examples": ["\"3\""]})
-        },
+        schema: |_| schemars::json_schema!({"type": "string", "pattern": "^(W/)?\"?[0-9]{1,19}\"?$", "examples": ["\"3\""]}),
         ..openapi::header::<String>(
             "If-Match",
             false,
