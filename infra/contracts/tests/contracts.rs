@@ -341,3 +341,107 @@ fn every_route_the_template_declares_is_described_with_its_scope() {
     }
     assert_eq!(described, routes.len(), "every template route is described");
 }
+
+/// Validates `instance` against `schema` (which may point into the OpenAPI document's
+/// components); returns the problems.
+fn against_openapi(document: &Value, schema: &Value, instance: &Value) -> Vec<String> {
+    let wrapper = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": document["components"],
+        "allOf": [schema],
+    });
+    errors(&validator(&wrapper), instance)
+}
+
+#[test]
+fn every_trigger_sample_carries_what_the_contracts_say() {
+    let root = repository();
+    // Queue messages: EventBridge events whose detail is an envelope.
+    let mut envelopes = 0;
+    for entry in std::fs::read_dir(root.join("events/sqs")).unwrap() {
+        let path = entry.unwrap().path();
+        for record in read(&path)["Records"].as_array().unwrap() {
+            let event: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+            let detail = &event["detail"];
+            assert_eq!(event["detail-type"], detail["eventType"], "{}", path.display());
+            assert_eq!(
+                event["source"].as_str().unwrap(),
+                format!("orderflow.{}", detail["aggregateType"].as_str().unwrap()),
+                "{}",
+                path.display()
+            );
+            let problems = validate_event(&root, detail);
+            assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
+            envelopes += 1;
+        }
+    }
+    // Stream records: the store's item, whose body is the envelope.
+    for record in read(&root.join("events/relay/stream-batch.json"))["Records"]
+        .as_array()
+        .unwrap()
+    {
+        let body = record["dynamodb"]["NewImage"]["body"]["S"].as_str().unwrap();
+        let problems = validate_event(&root, &serde_json::from_str(body).unwrap());
+        assert!(problems.is_empty(), "stream-batch.json: {problems:#?}");
+        envelopes += 1;
+    }
+    assert!(envelopes >= 14, "{envelopes}");
+    // API requests: a described operation, with described parameters and a body its
+    // schema accepts.
+    let document = order_api::openapi_document();
+    for entry in std::fs::read_dir(root.join("events/api")).unwrap() {
+        let path = entry.unwrap().path();
+        let request = read(&path);
+        let (method, route) = request["routeKey"].as_str().unwrap().split_once(' ').unwrap();
+        let operation = &document["paths"][route][method.to_lowercase()];
+        assert!(
+            operation.is_object(),
+            "{}: {method} {route} is not described",
+            path.display()
+        );
+        let parameter = |name: &str, location: &str| {
+            operation["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name && p["in"] == location)
+                .unwrap_or_else(|| panic!("{}: {location} parameter {name} is not described", path.display()))
+                .clone()
+        };
+        for (name, value) in request["pathParameters"].as_object().into_iter().flatten() {
+            let problems = against_openapi(&document, &parameter(name, "path")["schema"], value);
+            assert!(problems.is_empty(), "{}: {name}: {problems:#?}", path.display());
+        }
+        for pair in request["rawQueryString"]
+            .as_str()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let name = pair.split('=').next().unwrap();
+            parameter(name, "query");
+        }
+        if let Some(body) = request["body"].as_str().filter(|b| !b.is_empty()) {
+            let schema = &operation["requestBody"]["content"]["application/json"]["schema"];
+            let problems = against_openapi(&document, schema, &serde_json::from_str(body).unwrap());
+            assert!(problems.is_empty(), "{}: the body: {problems:#?}", path.display());
+        }
+    }
+}
+
+#[test]
+fn every_request_example_in_the_description_is_valid_against_its_schema() {
+    let document = order_api::openapi_document();
+    let mut examples = 0;
+    for (route, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let media = &operation["requestBody"]["content"]["application/json"];
+            if let Some(example) = media.get("example") {
+                let problems = against_openapi(&document, &media["schema"], example);
+                assert!(problems.is_empty(), "{method} {route}: {problems:#?}");
+                examples += 1;
+            }
+        }
+    }
+    assert_eq!(examples, 5, "every operation with a body has an example");
+}

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use orderflow_contracts::{CORPUS, corpus, repository};
-use orderflow_domain::order::view::OrderView;
+use orderflow_domain::order::view::{Applied, OrderProjection, OrderView};
 use orderflow_domain::{Aggregate, DomainEvent, Envelope, inventory, order, payment, product, shipment};
 use serde_json::{Value, json};
 
@@ -46,7 +46,18 @@ fn golden(name: &str, lines: &[Value]) -> Value {
     match aggregate {
         "order" => {
             let (events, state) = fold::<order::Order>(name, lines);
-            json!({"state": state, "view": OrderView::fold(&events)})
+            // Projected as the projector does, one event at a time.
+            let mut projection = OrderProjection::default();
+            for event in &events {
+                assert_eq!(projection.apply(event), Applied::Folded, "{name}");
+            }
+            let view = projection.view();
+            assert_eq!(
+                view,
+                OrderView::fold(&events),
+                "{name}: a rebuild folds what the projector applied"
+            );
+            json!({"state": state, "view": view})
         }
         "inventory" => json!({"state": fold::<inventory::Inventory>(name, lines).1}),
         "payment" => json!({"state": fold::<payment::Payment>(name, lines).1}),
