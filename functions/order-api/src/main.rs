@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use lambda_http::Error;
 use order_api::{Api, cursor_key_from_secret};
+use orderflow_adapters::calls::CallCounter;
 use orderflow_adapters::config::Config;
 use orderflow_adapters::{aws_sdk_config, telemetry};
 
@@ -11,8 +12,11 @@ use orderflow_adapters::{aws_sdk_config, telemetry};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_process().await;
+    let secrets = aws_sdk_secretsmanager::config::Builder::from(&aws_sdk_config().await)
+        .interceptor(CallCounter::default())
+        .build();
     let cursors = cursor_key_from_secret(
-        &aws_sdk_secretsmanager::Client::new(&aws_sdk_config().await),
+        &aws_sdk_secretsmanager::Client::from_conf(secrets),
         &config.required("CURSOR_KEY_SECRET")?,
     )
     .await?;

@@ -80,13 +80,14 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
-    /// The process's environment and clients from the SDK's standard chain.
+    /// The process's environment and clients from the SDK's standard chain, their calls
+    /// counted ([`crate::calls`]).
     pub async fn from_process() -> Self {
         let sdk = aws_sdk_config().await;
         Self::new(
             process_variable,
-            aws_sdk_dynamodb::Client::new(&sdk),
-            Some(aws_sdk_sqs::Client::new(&sdk)),
+            crate::calls::Counted::counted(&aws_sdk_dynamodb::Client::new(&sdk)),
+            Some(crate::calls::Counted::counted(&aws_sdk_sqs::Client::new(&sdk))),
         )
     }
 

@@ -4,6 +4,7 @@
 //! DynamoDB Local.
 
 pub mod bus;
+pub mod calls;
 pub mod catalog;
 pub mod config;
 pub mod event_store;

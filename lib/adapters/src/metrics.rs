@@ -16,6 +16,7 @@
 //! | `ConflictsRetried` | count | function | command handling (a lost append race re-decided) |
 //! | `EventsRelayed` | count | function | the relay |
 //! | `ColdStart` | count | function | every function |
+//! | `AwsCalls` | count | function, service, operation | every AWS call every function sends ([`crate::calls`]) |
 
 use std::time::Duration;
 
