@@ -965,6 +965,14 @@ async fn every_answer_of_every_route_is_what_the_openapi_description_says() {
             "{status} was never answered: {seen:?}"
         );
     }
+    // A path axum cannot decode is refused in the error shape, not as plain text.
+    let undecodable = app.call(C1, "GET", "/orders/%FF", None, None).await;
+    assert_eq!(undecodable.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        undecodable.body["error"]["code"], "invalid_path",
+        "{}",
+        undecodable.body
+    );
     // What no route describes has the same error shape.
     for (method, uri, status) in [("GET", "/nowhere", 404), ("DELETE", "/orders", 405)] {
         let reply = app.call(C1, method, uri, None, None).await;
