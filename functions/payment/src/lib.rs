@@ -191,8 +191,11 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
         metadata: &Metadata,
     ) -> Result<(), Failure> {
         let id = order_id.to_string();
+        // Loaded once: each step decides on the state the last one left (a concurrent
+        // writer makes the append conflict, and the step is decided again on a fresh
+        // load).
+        let mut loaded = self.commands.repository().load::<Payment>(&id).await?;
         for _ in 0..MAX_STEPS {
-            let loaded = self.commands.repository().load::<Payment>(&id).await?;
             let command = match next_step(&loaded.state, trigger) {
                 Step::Done => return Ok(()),
                 Step::Capture => {
@@ -237,7 +240,7 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
             );
             let executed = self
                 .commands
-                .execute::<Payment>(&id, command, metadata, None)
+                .execute_loaded::<Payment>(&id, loaded, command, metadata)
                 .await?;
             orderflow_adapters::metrics::payment_events(&executed.events);
             // The token outlives the call to the provider until its outcome is recorded:
@@ -246,6 +249,7 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
             if settles && let Err(error) = self.vault.forget(order_id).await {
                 tracing::warn!(%error, "payment token not forgotten; its TTL will remove it");
             }
+            loaded = executed.into_loaded();
         }
         Err(Failure::poison(format!(
             "payment of {order_id} did not settle in {MAX_STEPS} steps"

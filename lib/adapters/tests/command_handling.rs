@@ -333,8 +333,10 @@ mod suite {
         assert_eq!(status(&loaded.state), OrderStatus::Cancelled);
     }
 
-    pub(crate) async fn unusable_snapshots_are_ignored(store: impl EventStore) {
-        let service = service(store, 0);
+    pub(crate) async fn unusable_snapshots_are_ignored(store: impl EventStore + Clone) {
+        let service = service(store.clone(), 0);
+        // A stream as long as the snapshot interval reads its latest snapshot.
+        let reader = Repository::new(store, 1);
         let (id, key) = new_order();
         service
             .execute::<Order>(&key, place(id), &metadata(), None)
@@ -355,7 +357,7 @@ mod suite {
             })
             .await
             .unwrap();
-        let loaded = service.repository().load::<Order>(&key).await.unwrap();
+        let loaded = reader.load::<Order>(&key).await.unwrap();
         assert_eq!(
             (loaded.from_snapshot, loaded.version),
             (None, 2),
@@ -370,7 +372,7 @@ mod suite {
             })
             .await
             .unwrap();
-        let again = service.repository().load::<Order>(&key).await.unwrap();
+        let again = reader.load::<Order>(&key).await.unwrap();
         assert_eq!(
             again.from_snapshot, None,
             "a snapshot of another state schema is ignored"
@@ -431,6 +433,43 @@ mod suite {
             "{error:?}"
         );
     }
+
+    pub(crate) async fn a_stale_preloaded_state_costs_a_retry_not_a_wrong_decision(store: impl EventStore) {
+        let service = service(store, 0);
+        let (id, key) = new_order();
+        let placed = service
+            .execute::<Order>(&key, place(id), &metadata(), None)
+            .await
+            .unwrap();
+        let stale = placed.into_loaded();
+        assert_eq!(stale.version, 1);
+        // Another writer moves the order on after the caller loaded it.
+        service
+            .execute::<Order>(&key, reserved(), &metadata(), None)
+            .await
+            .unwrap();
+        // Decided on the stale state, the answer would be recorded again at version 2;
+        // the append conflicts, and it is decided again on what the stream holds.
+        let again = service
+            .execute_loaded::<Order>(&key, stale, reserved(), &metadata())
+            .await
+            .unwrap();
+        assert!(
+            again.events.is_empty(),
+            "a duplicate answer is a no-op: {:?}",
+            again.events
+        );
+        assert_eq!(again.version, 2);
+        // A fresh preloaded state is used as it is: the next command appends at once.
+        let next = service
+            .execute_loaded::<Order>(&key, again.into_loaded(), captured(), &metadata())
+            .await
+            .unwrap();
+        assert_eq!(next.version, 4, "payment recorded and the order confirmed");
+        assert_eq!(status(&next.state), OrderStatus::Confirmed);
+        let reloaded = service.repository().load::<Order>(&key).await.unwrap();
+        assert_eq!((reloaded.version, reloaded.state), (next.version, next.state));
+    }
 }
 
 against_both!(
@@ -447,5 +486,6 @@ against_both!(
         unusable_snapshots_are_ignored,
         old_schema_versions_are_upcast_on_load,
         a_corrupt_event_is_a_typed_load_error,
+        a_stale_preloaded_state_costs_a_retry_not_a_wrong_decision,
     ]
 );

@@ -98,7 +98,26 @@ pub struct Executed<A: Aggregate> {
     pub version: u64,
     /// The new events, empty when the command decided nothing (a duplicate).
     pub events: Vec<Envelope<A::Event>>,
+    /// When the stream's last event happened, as [`Loaded::last_occurred_at`].
+    pub last_occurred_at: Option<orderflow_domain::Timestamp>,
 }
+
+impl<A: Aggregate> Executed<A> {
+    /// The aggregate as it stands after the command, as a load would give it: the
+    /// next command can be decided on it without reading the stream again.
+    #[must_use]
+    pub fn into_loaded(self) -> Loaded<A> {
+        Loaded {
+            state: self.state,
+            version: self.version,
+            from_snapshot: None,
+            last_occurred_at: self.last_occurred_at,
+        }
+    }
+}
+
+/// The first page of a stream read where snapshots are never taken.
+const UNSNAPSHOTTED_PAGE: usize = 100;
 
 /// Loads aggregates from an event store, using and taking snapshots.
 #[derive(Debug, Clone)]
@@ -121,7 +140,13 @@ impl<S: EventStore> Repository<S> {
         &self.store
     }
 
-    /// Loads from the latest usable snapshot plus the events after it.
+    /// Loads from the events, and from the latest usable snapshot when the stream is
+    /// long enough to have one.
+    ///
+    /// The first read is one page of the stream from its start, as long as the snapshot
+    /// interval: most streams (an order's dozen events) end within it, and are loaded
+    /// in that one call, with no snapshot read. Only a stream that fills the page reads
+    /// its latest snapshot, and uses it when it is past the page.
     ///
     /// A snapshot of another state schema, or one that does not deserialize, is
     /// ignored (and logged): the events are the truth, snapshots only a cache.
@@ -130,20 +155,43 @@ impl<S: EventStore> Repository<S> {
     /// [`LoadError`].
     pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, LoadError> {
         let stream = StreamId::new(A::TYPE, aggregate_id);
-        let snapshot = match self.store.latest_snapshot(&stream).await {
-            Ok(snapshot) => snapshot.and_then(|s| usable_snapshot::<A>(&s)),
-            Err(error) => {
-                tracing::warn!(%stream, error = %error, "snapshot unavailable; loading every event");
-                None
+        let page = usize::try_from(self.snapshot_every)
+            .ok()
+            .filter(|every| *every > 0)
+            .unwrap_or(UNSNAPSHOTTED_PAGE);
+        let first = self.store.load_page(&stream, 0, page).await?;
+        let (state, version) = fold_records::<A>(&stream, A::State::default(), 0, &first)?;
+        if first.len() < page {
+            return Ok(Loaded {
+                state,
+                version,
+                from_snapshot: None,
+                last_occurred_at: first.last().map(|r| r.occurred_at),
+            });
+        }
+        let snapshot = if self.snapshot_every == 0 {
+            None
+        } else {
+            match self.store.latest_snapshot(&stream).await {
+                Ok(snapshot) => snapshot
+                    .and_then(|s| usable_snapshot::<A>(&s))
+                    .filter(|(_, at)| *at > version),
+                Err(error) => {
+                    tracing::warn!(%stream, error = %error, "snapshot unavailable; loading every event");
+                    None
+                }
             }
         };
         let (state, version, from_snapshot) = match snapshot {
-            Some((state, version)) => (state, version, Some(version)),
-            None => (A::State::default(), 0, None),
+            Some((state, at)) => (state, at, Some(at)),
+            None => (state, version, None),
         };
         let records = self.store.load(&stream, version).await?;
         let (state, version) = fold_records::<A>(&stream, state, version, &records)?;
-        let last_occurred_at = match records.last() {
+        let last_occurred_at = match records
+            .last()
+            .or_else(|| first.last().filter(|r| r.version == version))
+        {
             Some(last) => Some(last.occurred_at),
             // Everything was in the snapshot: the time of its last event is one read away.
             None if version > 0 => self
@@ -371,11 +419,45 @@ impl<S: EventStore, C: Clock> CommandService<S, C> {
         expected_version: Option<u64>,
         guard: impl Fn(&A::State) -> Result<(), A::Error>,
     ) -> Result<Executed<A>, CommandError<A::Error>> {
+        self.attempt(aggregate_id, None, command, metadata, expected_version, guard)
+            .await
+    }
+
+    /// [`execute`](Self::execute) on an aggregate the caller has just loaded (or
+    /// executed a command on: [`Executed::into_loaded`]): the first attempt decides on
+    /// `loaded` instead of reading the stream again. A conflict re-loads, as ever, so a
+    /// stale `loaded` costs a retry, never a wrong decision.
+    ///
+    /// # Errors
+    /// As [`execute`](Self::execute).
+    pub async fn execute_loaded<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        loaded: Loaded<A>,
+        command: A::Command,
+        metadata: &Metadata,
+    ) -> Result<Executed<A>, CommandError<A::Error>> {
+        self.attempt(aggregate_id, Some(loaded), command, metadata, None, |_| Ok(()))
+            .await
+    }
+
+    async fn attempt<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        mut preloaded: Option<Loaded<A>>,
+        command: A::Command,
+        metadata: &Metadata,
+        expected_version: Option<u64>,
+        guard: impl Fn(&A::State) -> Result<(), A::Error>,
+    ) -> Result<Executed<A>, CommandError<A::Error>> {
         let stream = StreamId::new(A::TYPE, aggregate_id);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let loaded = self.repository.load::<A>(aggregate_id).await?;
+            let loaded = match preloaded.take() {
+                Some(loaded) => loaded,
+                None => self.repository.load::<A>(aggregate_id).await?,
+            };
             guard(&loaded.state).map_err(CommandError::Domain)?;
             if let Some(expected) = expected_version
                 && expected != loaded.version
@@ -391,6 +473,7 @@ impl<S: EventStore, C: Clock> CommandService<S, C> {
                     state: loaded.state,
                     version: loaded.version,
                     events: Vec::new(),
+                    last_occurred_at: loaded.last_occurred_at,
                 });
             }
             let envelopes = envelopes::<A>(
@@ -417,6 +500,10 @@ impl<S: EventStore, C: Clock> CommandService<S, C> {
                     return Ok(Executed {
                         state,
                         version,
+                        last_occurred_at: envelopes
+                            .last()
+                            .map(|e| e.occurred_at)
+                            .or(loaded.last_occurred_at),
                         events: envelopes,
                     });
                 }

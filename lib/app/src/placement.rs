@@ -17,7 +17,9 @@ use orderflow_domain::order::{
 use orderflow_domain::{Aggregate, CustomerId, Envelope, Metadata, OrderId, Quantity, Sku};
 use uuid::Uuid;
 
-use crate::{Catalog, Clock, CommandError, CommandService, EventStore, LoadError, PaymentVault, StoreError};
+use crate::{
+    Catalog, Clock, CommandError, CommandService, EventStore, LoadError, Loaded, PaymentVault, StoreError,
+};
 
 /// How long a payment token waits in the vault for the payment service.
 pub const TOKEN_RETENTION: SignedDuration = SignedDuration::from_hours(24);
@@ -137,9 +139,18 @@ impl<S: EventStore, C: Clock, K: Catalog, V: PaymentVault> Placement<S, C, K, V>
         self.vault
             .keep(order_id, &order.token, now.plus(TOKEN_RETENTION))
             .await?;
+        // The id is new unless this placement ran before, so the order is decided on an
+        // empty stream without reading it: a stream that holds the order makes the
+        // append conflict, and the command is decided again on what it holds.
+        let fresh = Loaded::<Order> {
+            state: orderflow_domain::order::OrderState::NotPlaced,
+            version: 0,
+            from_snapshot: None,
+            last_occurred_at: None,
+        };
         match self
             .commands
-            .execute::<Order>(&order_id.to_string(), command.clone(), metadata, None)
+            .execute_loaded::<Order>(&order_id.to_string(), fresh, command.clone(), metadata)
             .await
         {
             Ok(executed) => {
