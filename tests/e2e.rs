@@ -96,6 +96,8 @@ impl Dev {
                 prefix,
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--ops-listen",
+                "127.0.0.1:0",
             ])
             .args(["--state-dir", state_dir.to_str().unwrap()])
             .args(extra)
@@ -871,6 +873,163 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
         let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(secret)).take(3).collect();
         assert!(leaks.is_empty(), "{secret} reached the logs: {leaks:#?}");
     }
+}
+
+/// Where a running `orderflow dev` serves its operations endpoints, from what it
+/// printed.
+fn ops_url(dev: &Dev) -> String {
+    let out = std::fs::read_to_string(&dev.outputs[1]).unwrap();
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("operations: "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("orderflow dev printed its operations address")
+        .to_owned()
+}
+
+/// `orderflow load` against `dev`, with `args`: its exit code, stdout and JSON report.
+fn load(dev: &Dev, args: &[&str]) -> (Option<i32>, String, Value) {
+    let report = dev.state_dir.join(format!("load-{}.json", uuid::Uuid::now_v7()));
+    let output = Command::new(binary())
+        .current_dir(workspace())
+        .args([
+            "load",
+            "--prefix",
+            &dev.prefix,
+            "--api",
+            &dev.url,
+            "--calls",
+            &ops_url(dev),
+        ])
+        .args(["--state-dir", dev.state_dir.to_str().unwrap(), "--quiet"])
+        .args(["--report", report.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let json = std::fs::read_to_string(&report)
+        .map(|r| serde_json::from_str(&r).unwrap())
+        .unwrap_or_else(|_| panic!("no report: {output:?}"));
+    (output.status.code(), stdout, json)
+}
+
+#[tokio::test]
+async fn orderflow_load_places_a_mix_and_reports_latency_calls_dlqs_and_check() {
+    let prefix = unique_name("load");
+    let dir = state_dir();
+    let dev = Dev::start(&prefix, &dir, &[]).await;
+
+    // Each kind of the mix, against the running stack.
+    let (code, stdout, report) = load(
+        &dev,
+        &[
+            "--orders",
+            "16",
+            "--concurrency",
+            "4",
+            "--declines",
+            "25",
+            "--out-of-stock",
+            "25",
+            "--cancellations",
+            "25",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}\n{report:#}");
+    assert_eq!(
+        (report["placed"].as_u64(), report["rejected"].as_u64()),
+        (Some(16), Some(0))
+    );
+    assert_eq!(
+        (report["unexpected"].as_u64(), report["unsettled"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let mix: BTreeSet<&str> = report["mix"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        mix,
+        BTreeSet::from(["cancelled", "declined", "ordinary", "outOfStock"]),
+        "{report:#}"
+    );
+    let outcomes = report["outcomes"].as_object().unwrap();
+    for outcome in [
+        "CONFIRMED",
+        "CANCELLED/payment_declined",
+        "CANCELLED/out_of_stock",
+        "CANCELLED/requested",
+    ] {
+        assert!(outcomes.contains_key(outcome), "{outcome} missing: {report:#}");
+    }
+    assert_eq!(outcomes.values().filter_map(Value::as_u64).sum::<u64>(), 16);
+    assert_eq!(report["timeToTerminal"]["count"].as_u64(), Some(16));
+    assert!(report["apiLatency"]["count"].as_u64().unwrap() >= 16);
+    assert!(report["endToEndPerSecond"].as_f64().unwrap() > 0.0);
+    assert!(report["eventsPerOrder"].as_f64().unwrap() >= 5.0, "{report:#}");
+    let calls = &report["calls"];
+    assert!(
+        calls["byOperation"]["order-api DynamoDB.TransactWriteItems"]
+            .as_f64()
+            .unwrap()
+            >= 1.0,
+        "{calls:#}"
+    );
+    assert!(
+        calls["byOperation"]["relay EventBridge.PutEvents"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
+        "{calls:#}"
+    );
+    assert!(
+        calls["eventSourceMappingPerOrder"].as_f64().unwrap() > 0.0,
+        "{calls:#}"
+    );
+    assert!(
+        calls["floor"].is_null(),
+        "the floor is an ordinary order's: {calls:#}"
+    );
+    assert!(
+        report["dlqDepths"].as_object().unwrap().values().all(|d| d == 0),
+        "{report:#}"
+    );
+    assert_eq!(report["checkFindings"], json!([]));
+    assert!(stdout.contains("check           0 finding(s)"), "{stdout}");
+
+    // Ordinary orders one at a time: what they cost against the designed floor (40
+    // calls), and the emulators' ceiling for the same mix, side by side.
+    let (code, stdout, report) = load(
+        &dev,
+        &[
+            "--orders",
+            "4",
+            "--concurrency",
+            "1",
+            "--declines",
+            "0",
+            "--out-of-stock",
+            "0",
+            "--cancellations",
+            "0",
+            "--ceiling",
+            "2",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    let calls = &report["calls"];
+    assert_eq!(calls["floor"], json!(40));
+    let of_floor = calls["ofFloor"].as_f64().unwrap();
+    assert!((0.5..=1.1).contains(&of_floor), "{of_floor}: {calls:#}");
+    assert!(
+        report["ceiling"]["callsPerSecond"].as_f64().unwrap() > 0.0,
+        "{report:#}"
+    );
+    assert!(report["ofCeiling"].as_f64().unwrap() > 0.0);
+    assert!(stdout.contains("× the ceiling"), "{stdout}");
 }
 
 #[test]

@@ -668,3 +668,63 @@ async fn two_thousand_pending_orders_are_timed_out_page_by_page_however_late_the
         assert_eq!(order.cancellation.unwrap().reason, CancellationReason::Timeout);
     }
 }
+
+/// The runner honours a mapping's `MaximumBatchingWindowInSeconds`: with a window, a
+/// batch keeps gathering what arrives within it; without one (the template's choice,
+/// so that no hop waits), a batch is what was there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batching_window_gathers_what_arrives_within_it_and_none_waits_for_nothing() {
+    let text = std::fs::read_to_string(orderflow_provision::Template::default_path()).unwrap();
+    for (window, expected) in [(2, 3), (0, 1)] {
+        // The template's text with the inventory mapping's window set.
+        let marker = "Queue: !GetAtt InventoryQueue.Arn\n            BatchSize: 10\n            MaximumBatchingWindowInSeconds: 0";
+        assert!(
+            text.contains(marker),
+            "the inventory mapping as the template writes it"
+        );
+        let changed = text.replace(
+            marker,
+            &format!("Queue: !GetAtt InventoryQueue.Arn\n            BatchSize: 10\n            MaximumBatchingWindowInSeconds: {window}"),
+        );
+        let template = orderflow_provision::Template::parse(&changed).unwrap();
+        let f = Fixture::with(
+            template,
+            orderflow_cli::runner::Options {
+                receive_wait: std::time::Duration::from_secs(1),
+                failed_visibility: Some(std::time::Duration::ZERO),
+                ..orderflow_cli::runner::Options::default()
+            },
+        )
+        .await;
+        let consumer = f
+            .runner
+            .consumers()
+            .iter()
+            .find(|c| c.mapping.queue == "InventoryQueue")
+            .unwrap();
+        assert_eq!(consumer.mapping.batching_window_seconds, window);
+        let (sqs, url) = (f.sqs.clone(), consumer.queue.url.clone());
+        let send = move |n: u32| {
+            let (sqs, url) = (sqs.clone(), url.clone());
+            async move {
+                sqs.send_message()
+                    .queue_url(url)
+                    .message_body(format!("{{\"n\": {n}}}"))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        };
+        send(0).await;
+        // Two more arrive 300 and 600 ms into the batch.
+        let later = tokio::spawn(async move {
+            for n in 1..=2 {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                send(n).await;
+            }
+        });
+        let received = f.runner.pump_queue(consumer).await.unwrap();
+        later.await.unwrap();
+        assert_eq!(received, expected, "window {window} s");
+    }
+}

@@ -24,7 +24,7 @@ port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 prefix="fuzz$$"
 # The route throttles and the per-principal order rate are lifted: they answer 429s
 # (described, and tested elsewhere) where the fuzzer should reach the handlers.
-"$orderflow" dev --prefix "$prefix" --listen "127.0.0.1:$port" --state-dir "$work" \
+"$orderflow" dev --prefix "$prefix" --listen "127.0.0.1:$port" --ops-listen 127.0.0.1:0 --state-dir "$work" \
   --parameter-overrides ApiThrottleBurst=100000 ApiThrottleRate=100000 \
   PlaceOrderThrottleBurst=100000 PlaceOrderThrottleRate=100000 OrdersPerMinute=1000000 \
   >"$work/dev.log" 2>&1 &

@@ -21,7 +21,7 @@ target/debug/orderflow dev --prefix "$prefix" --state-dir "$state" --provision-o
 
 cargo-lambda lambda watch --env-file "$state/$prefix.env" --invoke-port "$invoke_port" >"$state/$prefix-watch.log" 2>&1 &
 pids+=($!)
-target/debug/orderflow dev --prefix "$prefix" --state-dir "$state" --listen "127.0.0.1:$api_port" \
+target/debug/orderflow dev --prefix "$prefix" --state-dir "$state" --listen "127.0.0.1:$api_port" --ops-listen 127.0.0.1:0 \
   --lambda-watch "http://127.0.0.1:$invoke_port" >"$state/$prefix-dev.out" 2>"$state/$prefix-dev.err" &
 pids+=($!)
 

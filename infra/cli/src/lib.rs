@@ -11,12 +11,16 @@
 //! - [`target`]: where those commands act: a deployed stack (`--stack`) or a local one.
 //! - [`rebuild`]: `orderflow rebuild`, the order read model rebuilt from the store.
 //! - [`relay`]: `orderflow relay recover`, the events of batches the relay gave up on.
+//! - [`load`]: `orderflow load`, orders through the API and what they cost and took;
+//!   [`ceiling`]: what the emulators can serve of the same call mix.
 
 pub mod authorizer;
 pub mod catalog;
+pub mod ceiling;
 pub mod check;
 pub mod dev;
 pub mod dlq;
+pub mod load;
 pub mod rebuild;
 pub mod relay;
 pub mod replay;

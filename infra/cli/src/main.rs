@@ -1,7 +1,7 @@
 //! `orderflow`: the operator's command line.
 
 use clap::{Parser, Subcommand};
-use orderflow_cli::{catalog, check, dev, dlq, rebuild, relay, replay, token};
+use orderflow_cli::{catalog, check, dev, dlq, load, rebuild, relay, replay, token};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
@@ -36,6 +36,10 @@ enum Command {
     Stock(catalog::StockArgs),
     /// Print a token for the local stack: `--customer <id>` or `--operator <name>`.
     Token(token::TokenArgs),
+    /// Place orders through the API with a mix of declines, out-of-stock lines and
+    /// cancellations; report latencies, time to terminal and shipped, orders/s, AWS
+    /// calls per order, DLQ depths and `check`'s findings. Exits 1 unless all is clean.
+    Load(load::LoadArgs),
 }
 
 #[tokio::main]
@@ -81,6 +85,15 @@ async fn main() -> anyhow::Result<()> {
             let report = check::run(&args).await?;
             check::print(&report)?;
             if !report.clean() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Load(args) => {
+            drop(shutdown);
+            let report = load::run(&args).await?;
+            load::print(&report, args.report.as_deref())?;
+            if !load::clean(&report) {
                 std::process::exit(1);
             }
             Ok(())

@@ -20,6 +20,7 @@ use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as St
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use orderflow_adapters::calls::{CallCounter, Counted as _, EVENT_SOURCE_MAPPING};
 use orderflow_adapters::config::Config;
 use orderflow_adapters::payment::{DynamoVault, SimulatedGateway};
 use orderflow_adapters::read_model::DynamoOrderViews;
@@ -31,6 +32,14 @@ use orderflow_provision::local::{self, Stack};
 use orderflow_provision::{SqsMapping, Template};
 use pending_timeout::{PendingTimeout, Swept};
 use tokio::sync::Mutex;
+
+/// How long the stream loop rests after a poll that found nothing. Lambda polls each
+/// shard four times a second; locally a hop should not wait on the poll, and an idle
+/// `GetRecords` on DynamoDB Local costs about a millisecond.
+pub const STREAM_IDLE_POLL: Duration = Duration::from_millis(25);
+
+/// How often the stream's shards are listed again (and at once when one closes).
+pub const DESCRIBE_EVERY: Duration = Duration::from_secs(5);
 
 /// A function's batch handler, as the runner calls it.
 pub type BatchHandler =
@@ -75,6 +84,12 @@ pub struct Options {
     /// How often the pending-order timeout sweeps, as its schedule does in AWS
     /// (`None`: never; tests sweep by hand).
     pub sweep_every: Option<Duration>,
+    /// Batches in flight at once per queue in [`Runner::run`] (Lambda starts an SQS
+    /// mapping with five, and scales on a backlog); a mapping's
+    /// `ScalingConfig.MaximumConcurrency` caps it. Locally one is the faster: every
+    /// receive costs moto a scan of the queue, and concurrent pollers split what would
+    /// have been one full batch into several small ones.
+    pub queue_pollers: u32,
 }
 
 impl Default for Options {
@@ -89,6 +104,7 @@ impl Default for Options {
             summaries: false,
             invoke: Invoke::InProcess,
             sweep_every: None,
+            queue_pollers: 1,
         }
     }
 }
@@ -128,6 +144,9 @@ pub struct Runner {
     http: reqwest::Client,
     stream_arn: String,
     shards: Mutex<HashMap<String, ShardPosition>>,
+    /// The stream's shard ids and when they were read: described again every
+    /// [`DESCRIBE_EVERY`], or at once when a shard closes, not on every poll.
+    described: Mutex<Option<(tokio::time::Instant, Vec<String>)>>,
     consumers: Vec<Consumer>,
     sweeper: PendingTimeout<SystemClock>,
 }
@@ -308,7 +327,17 @@ impl Runner {
     pub async fn new(stack: Stack, template: &Template, options: Options) -> anyhow::Result<Self> {
         let dynamodb = local::dynamodb_client().await?;
         let streams = local::dynamodb_streams_client().await?;
-        let sqs = local::sqs_client().await?;
+        let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+            streams
+                .config()
+                .to_builder()
+                .interceptor(CallCounter::default().of(EVENT_SOURCE_MAPPING))
+                .build(),
+        );
+        // The handlers' clients are counted as each function's; the runner's own as
+        // the event source mappings' (so one call is never counted twice).
+        let sqs_base = local::sqs_client().await?;
+        let sqs = sqs_base.counted_as(EVENT_SOURCE_MAPPING);
         let events = local::eventbridge_client().await?;
         let stream_arn = dynamodb
             .describe_table()
@@ -319,8 +348,15 @@ impl Runner {
             .table
             .and_then(|t| t.latest_stream_arn)
             .context("the event store table has no stream")?;
+        // The handlers' calls are counted (`orderflow_adapters::calls`) as their
+        // functions count them in AWS; the runner's own polling, which stands in for
+        // Lambda's event source mappings, under EVENT_SOURCE_MAPPING.
         let mut consumers = Vec::new();
         for mapping in template.sqs_mappings()? {
+            let (handler_dynamodb, handler_sqs) = (
+                dynamodb.counted_as(&mapping.binary),
+                sqs_base.counted_as(&mapping.binary),
+            );
             let queue = stack
                 .queue(&mapping.queue)
                 .with_context(|| format!("queue {} was not provisioned", mapping.queue))?
@@ -329,8 +365,8 @@ impl Runner {
                 Invoke::InProcess => handler_with(
                     &mapping.binary,
                     &stack,
-                    &dynamodb,
-                    Some(&sqs),
+                    &handler_dynamodb,
+                    Some(&handler_sqs),
                     options.snapshot_every,
                 )?,
                 Invoke::LambdaWatch { url } => {
@@ -345,11 +381,15 @@ impl Runner {
             });
         }
         let shards = load_checkpoint(options.checkpoint.as_deref(), &stream_arn);
-        let sweeper =
-            PendingTimeout::from_config(&stack_config(&stack, &dynamodb, None, options.snapshot_every))?;
+        let sweeper = PendingTimeout::from_config(&stack_config(
+            &stack,
+            &dynamodb.counted_as("pending-timeout"),
+            None,
+            options.snapshot_every,
+        ))?;
         Ok(Self {
             sweeper,
-            publisher: EventBridgePublisher::new(events, stack.bus()),
+            publisher: EventBridgePublisher::new(events.counted_as("relay"), stack.bus()),
             http: reqwest::Client::new(),
             stack,
             options,
@@ -357,6 +397,7 @@ impl Runner {
             sqs,
             stream_arn,
             shards: Mutex::new(shards),
+            described: Mutex::new(None),
             consumers,
         })
     }
@@ -379,19 +420,10 @@ impl Runner {
     /// # Errors
     /// When DynamoDB Streams fails.
     pub async fn pump_stream(&self) -> anyhow::Result<usize> {
-        let description = self
-            .streams
-            .describe_stream()
-            .stream_arn(&self.stream_arn)
-            .send()
-            .await
-            .context("describing the stream")?
-            .stream_description
-            .context("stream description")?;
+        let shard_ids = self.shard_ids().await?;
         let mut shards = self.shards.lock().await;
         let mut read = 0;
-        for shard in description.shards.unwrap_or_default() {
-            let Some(shard_id) = shard.shard_id else { continue };
+        for shard_id in shard_ids {
             let position = shards.entry(shard_id.clone()).or_default();
             if position.closed {
                 continue;
@@ -443,6 +475,10 @@ impl Runner {
             if records.is_empty() {
                 position.iterator = page.next_shard_iterator;
                 position.closed = position.iterator.is_none();
+                if position.closed {
+                    // Its child shards are read from the next poll on.
+                    *self.described.lock().await = None;
+                }
                 continue;
             }
             let batch = to_stream_event(records)?;
@@ -489,6 +525,33 @@ impl Runner {
             }
         }
         Ok(read)
+    }
+
+    /// The stream's shard ids, described again when older than [`DESCRIBE_EVERY`].
+    async fn shard_ids(&self) -> anyhow::Result<Vec<String>> {
+        let mut described = self.described.lock().await;
+        if let Some((at, ids)) = described.as_ref()
+            && at.elapsed() < DESCRIBE_EVERY
+        {
+            return Ok(ids.clone());
+        }
+        let description = self
+            .streams
+            .describe_stream()
+            .stream_arn(&self.stream_arn)
+            .send()
+            .await
+            .context("describing the stream")?
+            .stream_description
+            .context("stream description")?;
+        let ids: Vec<String> = description
+            .shards
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|s| s.shard_id)
+            .collect();
+        *described = Some((tokio::time::Instant::now(), ids.clone()));
+        Ok(ids)
     }
 
     async fn invoke_relay(
@@ -717,8 +780,10 @@ impl Runner {
 
 impl Runner {
     /// Runs every mapping continuously until `shutdown` turns true: the stream polled
-    /// every 200 ms when idle, each queue long-polled. A batch in flight is finished
-    /// before its loop stops.
+    /// every [`STREAM_IDLE_POLL`] when idle (at once again after a batch), each queue
+    /// long-polled (SQS answers a long poll as soon as a message arrives) by
+    /// [`Options::queue_pollers`] loops, each with a batch in flight at most. A batch in
+    /// flight is finished before its loop stops.
     ///
     /// # Errors
     /// Never for an emulator hiccup (logged and retried after a pause).
@@ -735,11 +800,21 @@ impl Runner {
                 }
                 tokio::select! {
                     _ = shutdown.changed() => {}
-                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    () = tokio::time::sleep(STREAM_IDLE_POLL) => {}
                 }
             }
         };
-        let queues = self.consumers.iter().map(|consumer| {
+        let pollers = self.consumers.iter().flat_map(|consumer| {
+            let count = consumer
+                .mapping
+                .maximum_concurrency
+                .map_or(self.options.queue_pollers, |cap| {
+                    cap.min(self.options.queue_pollers)
+                })
+                .max(1);
+            (0..count).map(move |_| consumer)
+        });
+        let queues = pollers.map(|consumer| {
             let mut shutdown = shutdown.clone();
             async move {
                 while !*shutdown.borrow() {

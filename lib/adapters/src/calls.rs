@@ -17,9 +17,26 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-/// A tally of calls by `(service, operation)`.
+/// One counted kind of call: who made it (a function's name, or empty where a process
+/// is one function, as in Lambda), to which service, which operation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Call {
+    /// The function that made it (`inventory`, `order-api`, …), or empty.
+    pub function: String,
+    /// `DynamoDB`, `SQS`, `EventBridge`, …
+    pub service: String,
+    /// `TransactWriteItems`, …
+    pub operation: String,
+}
+
+/// The name `orderflow dev`'s runner counts its own calls under: the polling, deletes
+/// and shard reads that stand in for Lambda's event source mappings (in AWS, Lambda's
+/// calls, not the functions').
+pub const EVENT_SOURCE_MAPPING: &str = "event-source-mapping";
+
+/// A tally of calls.
 #[derive(Debug, Default)]
-pub struct Calls(Mutex<BTreeMap<(String, String), u64>>);
+pub struct Calls(Mutex<BTreeMap<Call, u64>>);
 
 impl Calls {
     /// The process-wide tally every [`Counted`] client adds to.
@@ -28,25 +45,38 @@ impl Calls {
         GLOBAL.get_or_init(Arc::default).clone()
     }
 
-    /// Counts one call.
-    pub fn record(&self, service: &str, operation: &str) {
+    /// Counts one call made by `function`.
+    pub fn record(&self, function: &str, service: &str, operation: &str) {
         if let Ok(mut calls) = self.0.lock() {
-            *calls
-                .entry((service.to_owned(), operation.to_owned()))
-                .or_default() += 1;
+            let call = Call {
+                function: function.to_owned(),
+                service: service.to_owned(),
+                operation: operation.to_owned(),
+            };
+            *calls.entry(call).or_default() += 1;
         }
     }
 
-    /// The counts so far, by `(service, operation)`.
+    /// The counts so far, by function, service and operation.
+    #[must_use]
+    pub fn by_function(&self) -> BTreeMap<Call, u64> {
+        self.0.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The counts so far, by `(service, operation)`, every function together.
     #[must_use]
     pub fn snapshot(&self) -> BTreeMap<(String, String), u64> {
-        self.0.lock().map(|c| c.clone()).unwrap_or_default()
+        let mut calls = BTreeMap::new();
+        for (call, n) in self.by_function() {
+            *calls.entry((call.service, call.operation)).or_default() += n;
+        }
+        calls
     }
 
     /// Every call so far.
     #[must_use]
     pub fn total(&self) -> u64 {
-        self.snapshot().values().sum()
+        self.by_function().values().sum()
     }
 }
 
@@ -54,13 +84,27 @@ impl Calls {
 #[derive(Debug, Clone)]
 pub struct CallCounter {
     calls: Arc<Calls>,
+    function: Arc<str>,
 }
 
 impl CallCounter {
     /// Counting into `calls`.
     #[must_use]
-    pub const fn into(calls: Arc<Calls>) -> Self {
-        Self { calls }
+    pub fn into(calls: Arc<Calls>) -> Self {
+        Self {
+            calls,
+            function: Arc::from(""),
+        }
+    }
+
+    /// Counting as `function`'s calls: where one process runs several functions, as
+    /// `orderflow dev` does.
+    #[must_use]
+    pub fn of(self, function: &str) -> Self {
+        Self {
+            function: Arc::from(function),
+            ..self
+        }
     }
 }
 
@@ -82,7 +126,8 @@ impl Intercept for CallCounter {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(metadata) = cfg.load::<Metadata>() {
-            self.calls.record(metadata.service(), metadata.name());
+            self.calls
+                .record(&self.function, metadata.service(), metadata.name());
             metrics::counter!(
                 "AwsCalls",
                 "service" => metadata.service().to_owned(),
@@ -104,6 +149,12 @@ pub trait Counted: Sized {
     #[must_use]
     fn counted(&self) -> Self {
         self.counted_by(CallCounter::default())
+    }
+
+    /// This client, counting its calls into the process-wide tally as `function`'s.
+    #[must_use]
+    fn counted_as(&self, function: &str) -> Self {
+        self.counted_by(CallCounter::default().of(function))
     }
 }
 

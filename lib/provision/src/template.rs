@@ -44,6 +44,8 @@ pub struct SqsMapping {
     pub batching_window_seconds: u32,
     /// Whether the function reports partial batch failures.
     pub report_batch_item_failures: bool,
+    /// `ScalingConfig.MaximumConcurrency`: the most batches in flight at once.
+    pub maximum_concurrency: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -393,6 +395,11 @@ impl Template {
                         .get("FunctionResponseTypes")
                         .and_then(Value::as_sequence)
                         .is_some_and(|t| t.iter().any(|v| v.as_str() == Some("ReportBatchItemFailures"))),
+                    maximum_concurrency: properties
+                        .get("ScalingConfig")
+                        .and_then(|c| c.get("MaximumConcurrency"))
+                        .and_then(Value::as_u64)
+                        .and_then(|n| u32::try_from(n).ok()),
                 });
             }
         }
