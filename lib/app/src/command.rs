@@ -20,6 +20,18 @@ pub struct Loaded<A: Aggregate> {
 }
 
 impl<A: Aggregate> Loaded<A> {
+    /// An aggregate with no events: what a load of a stream known to be new gives,
+    /// without the read.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            state: A::State::default(),
+            version: 0,
+            from_snapshot: None,
+            last_occurred_at: None,
+        }
+    }
+
     /// The time to stamp the next events with: `now`, unless the stream's last event
     /// happened later (a writer whose clock is behind). Events of a stream never go
     /// back in time, so a fold "as of" any instant never skips one.

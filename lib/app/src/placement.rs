@@ -142,15 +142,9 @@ impl<S: EventStore, C: Clock, K: Catalog, V: PaymentVault> Placement<S, C, K, V>
         // The id is new unless this placement ran before, so the order is decided on an
         // empty stream without reading it: a stream that holds the order makes the
         // append conflict, and the command is decided again on what it holds.
-        let fresh = Loaded::<Order> {
-            state: orderflow_domain::order::OrderState::NotPlaced,
-            version: 0,
-            from_snapshot: None,
-            last_occurred_at: None,
-        };
         match self
             .commands
-            .execute_loaded::<Order>(&order_id.to_string(), fresh, command.clone(), metadata)
+            .execute_loaded::<Order>(&order_id.to_string(), Loaded::empty(), command.clone(), metadata)
             .await
         {
             Ok(executed) => {
