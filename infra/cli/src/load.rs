@@ -742,7 +742,10 @@ async fn cancel(api: &Api, tally: &Tally, token: &str, id: &str, mut version: Op
             Ok(a) if a.status == 412 => {
                 let current = api
                     .retried(tally, || {
-                        api.http.get(api.url(&format!("/orders/{id}"))).bearer_auth(token)
+                        // From the store: the read model may not have the new version yet.
+                        api.http
+                            .get(api.url(&format!("/orders/{id}?consistent=true")))
+                            .bearer_auth(token)
                     })
                     .await;
                 version = current.ok().and_then(|c| c.body["version"].as_u64());
@@ -759,6 +762,9 @@ async fn cancel(api: &Api, tally: &Tally, token: &str, id: &str, mut version: Op
     }
     false
 }
+
+/// How often each order's view is read while it settles.
+const SETTLE_POLL: Duration = Duration::from_millis(250);
 
 /// Whether the saga is done with an order: cancelled, or confirmed (or moved on) with
 /// its shipment recorded.
@@ -803,7 +809,9 @@ async fn settle(tables: &Tables, tally: &Tally, placed: &Placed, deadline: Insta
         if Instant::now() >= deadline {
             break None;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The times come from the events, not from when this read sees them: a slow
+        // poll costs no accuracy, and a fast one would load the store it measures.
+        tokio::time::sleep(SETTLE_POLL).await;
     };
     let Some(view) = view else {
         return Settled::default();
@@ -941,8 +949,7 @@ async fn calls(http: &reqwest::Client, url: &str) -> Option<BTreeMap<String, u64
 
 /// Waits until every queue that is not a DLQ has nothing visible or in flight, twice in
 /// a row a second apart. Whether it did before `deadline`.
-async fn quiet(target: &Target, deadline: Instant) -> anyhow::Result<bool> {
-    let resolved = crate::target::resolve(target).await?;
+async fn quiet(resolved: &crate::target::Resolved, deadline: Instant) -> anyhow::Result<bool> {
     let dlqs: Vec<String> = crate::dlq::dead_letter_queues(&resolved.stack)
         .into_iter()
         .map(|d| d.queue.url)
@@ -1122,7 +1129,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     }
 
     // Quiet, then what it cost and whether it is consistent.
-    if !quiet(&args.on, deadline).await? {
+    if !quiet(&resolved, deadline).await? {
         tally.error("the queues had not drained when --settle-timeout ran out".to_owned());
     }
     let orders = report.placed.max(1) as f64;
