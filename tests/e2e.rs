@@ -1051,4 +1051,23 @@ fn dev_refuses_a_non_loopback_address_unless_told_it_is_meant() {
     assert_eq!(token.status.code(), Some(1));
     assert!(token.stdout.is_empty(), "no token on stdout when there is no key");
     assert!(String::from_utf8_lossy(&token.stderr).contains("make dev"));
+    // The operations endpoints likewise.
+    let refused = Command::new(binary())
+        .current_dir(workspace())
+        .args([
+            "dev",
+            "--prefix",
+            &unique_name("remote"),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--ops-listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--ops-listen 0.0.0.0:0") && stderr.contains("--allow-remote"),
+        "{stderr}"
+    );
 }
