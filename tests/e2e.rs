@@ -1030,6 +1030,33 @@ async fn orderflow_load_places_a_mix_and_reports_latency_calls_dlqs_and_check() 
     );
     assert!(report["ofCeiling"].as_f64().unwrap() > 0.0);
     assert!(stdout.contains("× the ceiling"), "{stdout}");
+
+    // The capacity model priced from what this run measured, not from the floor.
+    let measured = dev.state_dir.join("measured.json");
+    std::fs::write(&measured, report.to_string()).unwrap();
+    let sized = dev.state_dir.join("capacity.json");
+    let output = Command::new(binary())
+        .args(["capacity", "--orders-per-second", "50,5000", "--measured"])
+        .arg(&measured)
+        .arg("--json")
+        .arg(&sized)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    let sized: Value = serde_json::from_str(&std::fs::read_to_string(&sized).unwrap()).unwrap();
+    assert!(
+        sized["perOrder"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("measured"),
+        "{sized:#}"
+    );
+    assert_eq!(sized["perOrder"]["events"], report["eventsPerOrder"]);
+    let at_5000 = &sized["sizings"][1];
+    assert_eq!(at_5000["ordersPerSecond"], json!(5000.0));
+    assert!(at_5000["binds"]["name"].is_string(), "{at_5000:#}");
+    assert!(stdout.contains("| 5,000 |"), "{stdout}");
 }
 
 #[test]

@@ -13,8 +13,10 @@
 //! - [`relay`]: `orderflow relay recover`, the events of batches the relay gave up on.
 //! - [`load`]: `orderflow load`, orders through the API and what they cost and took;
 //!   [`ceiling`]: what the emulators can serve of the same call mix.
+//! - [`capacity`]: `orderflow capacity`, what N orders/s needs and costs on AWS.
 
 pub mod authorizer;
+pub mod capacity;
 pub mod catalog;
 pub mod ceiling;
 pub mod check;

@@ -1,7 +1,7 @@
 //! `orderflow`: the operator's command line.
 
 use clap::{Parser, Subcommand};
-use orderflow_cli::{catalog, check, dev, dlq, load, rebuild, relay, replay, token};
+use orderflow_cli::{capacity, catalog, check, dev, dlq, load, rebuild, relay, replay, token};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
@@ -40,6 +40,9 @@ enum Command {
     /// cancellations; report latencies, time to terminal and shipped, orders/s, AWS
     /// calls per order, DLQ depths and `check`'s findings. Exits 1 unless all is clean.
     Load(load::LoadArgs),
+    /// What N orders/s needs and costs on AWS (request units per table, stream shards,
+    /// EventBridge, SQS, Lambda concurrency), the limit that binds first and the answer.
+    Capacity(capacity::CapacityArgs),
 }
 
 #[tokio::main]
@@ -96,6 +99,11 @@ async fn main() -> anyhow::Result<()> {
             if !load::clean(&report) {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        Command::Capacity(args) => {
+            drop(shutdown);
+            capacity::run(&args)?;
             Ok(())
         }
         Command::Rebuild(args) => {
