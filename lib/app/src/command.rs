@@ -357,8 +357,14 @@ pub fn fold_records<A: Aggregate>(
                 found: record.version,
             });
         }
-        let envelope = decode_record::<A>(stream, record)?;
-        state = A::evolve(state, &envelope.data);
+        let data = RawEnvelope::parse(&record.body)
+            .and_then(|raw| raw.decode_data::<A::Event>())
+            .map_err(|source| LoadError::Corrupt {
+                stream: stream.clone(),
+                version: record.version,
+                source,
+            })?;
+        state = A::evolve(state, &data);
         version = record.version;
     }
     Ok((state, version))

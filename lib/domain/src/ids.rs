@@ -151,9 +151,10 @@ text_id!(
 );
 
 /// An order's identity: a UUID (the API mints v7, so ids sort by creation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OrderId(Uuid);
+
+crate::text::serde_via_text!(OrderId, "an order id (a UUID)", OrderId::parse);
 
 impl OrderId {
     /// Wraps an id minted by the caller (the domain mints nothing itself).

@@ -22,6 +22,7 @@ pub mod payment;
 pub mod product;
 pub mod schema;
 pub mod shipment;
+mod text;
 pub mod time;
 
 use serde::Serialize;

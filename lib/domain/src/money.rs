@@ -29,9 +29,10 @@ pub enum MoneyError {
 }
 
 /// An ISO 4217 currency code such as `USD`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Currency([u8; 3]);
+
+crate::text::serde_via_text!(Currency, "an ISO 4217 currency code", Currency::parse);
 
 impl Currency {
     /// Parses a code.

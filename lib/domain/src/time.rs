@@ -6,12 +6,12 @@
 use std::fmt;
 
 use jiff::fmt::temporal::DateTimePrinter;
-use serde::{Deserialize, Serialize};
 
 /// A UTC instant with microsecond precision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Timestamp(jiff::Timestamp);
+
+crate::text::serde_via_text!(Timestamp, "an RFC 3339 time", Timestamp::parse);
 
 /// Text that is not an RFC 3339 instant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,11 +80,9 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = String::with_capacity(27);
         PRINTER
-            .print_timestamp(&self.0, &mut text)
-            .map_err(|_| fmt::Error)?;
-        f.write_str(&text)
+            .print_timestamp(&self.0, jiff::fmt::StdFmtWrite(f))
+            .map_err(|_| fmt::Error)
     }
 }
 

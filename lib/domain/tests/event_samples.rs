@@ -178,3 +178,90 @@ fn unknown_types_and_future_versions_are_typed_errors() {
         Err(DecodeError::Upcast { from: 1, .. })
     ));
 }
+
+mod v1_fast_path {
+    use orderflow_domain::order::events::order_placed_v1_both_ways;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// A value for a v1 field: mostly what v1 wrote, sometimes what it must refuse.
+    fn field(good: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
+        prop_oneof![
+            8 => good,
+            1 => Just(Value::Null),
+            1 => prop_oneof![
+                Just(json!("")),
+                Just(json!(-1)),
+                Just(json!(1.5)),
+                Just(json!(u64::MAX)),
+                Just(json!([])),
+                Just(json!("usd")),
+            ],
+        ]
+        .boxed()
+    }
+
+    fn line() -> impl Strategy<Value = Value> {
+        (
+            field(prop_oneof![Just(json!("SKU-1")), "[A-Z0-9-]{1,8}".prop_map(Value::from)].boxed()),
+            field((0u64..1_200).prop_map(Value::from).boxed()),
+            field(prop_oneof![(0u64..100_000).prop_map(Value::from), Just(json!(u64::MAX / 2))].boxed()),
+            any::<bool>(),
+        )
+            .prop_map(|(sku, quantity, unit, extra)| {
+                let mut line = json!({"sku": sku, "quantity": quantity, "unitPriceMinor": unit});
+                if extra {
+                    line["note"] = json!("a field v1 readers ignore");
+                }
+                line
+            })
+    }
+
+    fn v1() -> impl Strategy<Value = Value> {
+        (
+            field(Just(json!("0192f0a0-7c1e-7a3b-9c2d-1e2f3a4b5c6d")).boxed()),
+            field(Just(json!("c-1")).boxed()),
+            field(prop_oneof![Just(json!("USD")), Just(json!("EUR"))].boxed()),
+            prop::collection::vec(line(), 0..4),
+            field((0u64..1_000_000).prop_map(Value::from).boxed()),
+            field(Just(json!("tok_****visa")).boxed()),
+            field(
+                prop_oneof![
+                    Just(json!("2026-11-21T06:30:01.000000Z")),
+                    Just(json!("2026-11-21T08:30:01+02:00"))
+                ]
+                .boxed(),
+            ),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(order, customer, currency, lines, total, payment, placed, address)| {
+                    let mut v1 = json!({
+                        "orderId": order, "customerId": customer, "currency": currency, "lines": lines,
+                        "totalMinor": total, "payment": payment, "placedAt": placed,
+                    });
+                    if address {
+                        // v1 never had one; the upcaster writes null whatever is there.
+                        v1["shippingAddress"] = json!({"line1": "x"});
+                    }
+                    v1
+                },
+            )
+    }
+
+    proptest! {
+        /// The typed read of `OrderPlaced` v1 is only a faster way to the upcaster's
+        /// answer: it agrees wherever it answers, and answers wherever the upcaster
+        /// accepts the data.
+        #[test]
+        fn the_typed_v1_read_agrees_with_the_declared_upcaster(data in v1()) {
+            let raw = serde_json::value::to_raw_value(&data).unwrap();
+            let (fast, declared) = order_placed_v1_both_ways(&raw);
+            match (fast, declared) {
+                (Some(fast), Ok(declared)) => prop_assert_eq!(fast, declared),
+                (None, Err(_)) => {}
+                (fast, declared) => prop_assert!(false, "typed {fast:?}, declared {declared:?} for {data}"),
+            }
+        }
+    }
+}
