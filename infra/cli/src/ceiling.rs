@@ -94,9 +94,30 @@ struct Bench {
     entries: usize,
     bodies: Vec<(String, String, String)>,
     receipts: Mutex<Vec<(String, String)>>,
+    /// Per queue, how much a receive there is worth now: what the last one got, grown
+    /// by one for every receive made elsewhere since.
+    promise: Mutex<Vec<usize>>,
     iterators: Mutex<Vec<String>>,
     shard: String,
     seq: AtomicU64,
+}
+
+/// The queue whose receive promises most (ties broken in turn from `n`); every queue's
+/// promise grows by one and the chosen one's starts again from nothing, until its
+/// receive says what it is worth.
+fn pick(promise: &mut [usize], n: usize) -> Option<usize> {
+    let len = promise.len();
+    let best = (0..len)
+        .map(|i| (n + i) % len)
+        .fold(None, |best: Option<usize>, i| match best {
+            Some(b) if promise[b] >= promise[i] => Some(b),
+            _ => Some(i),
+        })?;
+    for p in promise.iter_mut() {
+        *p += 1;
+    }
+    promise[best] = 0;
+    Some(best)
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -104,6 +125,14 @@ fn s(value: impl Into<String>) -> AttributeValue {
 }
 
 impl Bench {
+    /// The queue to receive from: where the messages are, as the runner's long polls
+    /// find them. Visiting every queue in turn would leave the busy ones backing up
+    /// (and moto's receive slows with a queue's depth), so the queue whose receive
+    /// promises most is taken, ties broken in turn from `n`.
+    async fn next_queue(&self, n: usize) -> Option<usize> {
+        pick(&mut self.promise.lock().await, n)
+    }
+
     fn key(&self) -> String {
         format!("k{}", self.seq.fetch_add(1, Ordering::Relaxed) % 512)
     }
@@ -210,9 +239,10 @@ impl Bench {
             }
             "SQS.ReceiveMessage" => {
                 let n = self.seq.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(queue) = self.queues.get(n % self.queues.len().max(1)) else {
+                let Some(index) = self.next_queue(n).await else {
                     return Ok(());
                 };
+                let queue = &self.queues[index];
                 let received = self
                     .sqs
                     .receive_message()
@@ -221,8 +251,14 @@ impl Bench {
                     .wait_time_seconds(0)
                     .send()
                     .await?;
+                let messages = received.messages.unwrap_or_default();
+                if let Some(promise) = self.promise.lock().await.get_mut(index) {
+                    // A full receive is worth repeating at once; an empty one waits
+                    // until every other queue has had its turn.
+                    *promise = messages.len() * self.queues.len();
+                }
                 let mut receipts = self.receipts.lock().await;
-                for message in received.messages.unwrap_or_default() {
+                for message in messages {
                     if let Some(handle) = message.receipt_handle {
                         receipts.push((queue.clone(), handle));
                     }
@@ -486,6 +522,7 @@ async fn prepare(template: &Template, prefix: &str, entries: usize) -> anyhow::R
         .map(|q| q.url.clone())
         .collect();
     let sqs = local::sqs_client().await?;
+    let queues_len = queues.len();
     Ok(Bench {
         tables: stack.tables.values().cloned().collect(),
         all_queues: stack.messaging.queues.values().map(|q| q.url.clone()).collect(),
@@ -501,6 +538,7 @@ async fn prepare(template: &Template, prefix: &str, entries: usize) -> anyhow::R
         entries: entries.clamp(1, 10),
         bodies,
         receipts: Mutex::new(Vec::new()),
+        promise: Mutex::new(vec![10; queues_len]),
         iterators: Mutex::new(Vec::new()),
         shard,
         seq: AtomicU64::new(0),
@@ -598,6 +636,28 @@ pub async fn measure(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn receives_go_where_the_messages_are_and_empty_queues_wait_their_turn() {
+        let mut promise = vec![10; 4];
+        let mut n = 0;
+        let mut receive = |promise: &mut Vec<usize>, got: &dyn Fn(usize) -> usize| {
+            let q = super::pick(promise, n).unwrap();
+            n += 1;
+            promise[q] = got(q) * 4;
+            q
+        };
+        // Queue 2 is the busy one: it fills every receive, the others are empty.
+        let busy = |q: usize| if q == 2 { 10 } else { 0 };
+        let visits: Vec<usize> = (0..40).map(|_| receive(&mut promise, &busy)).collect();
+        let at_busy = visits.iter().filter(|&&q| q == 2).count();
+        assert!(at_busy >= 30, "{visits:?}");
+        // Yet every empty queue is still looked at now and then.
+        for q in [0, 1, 3] {
+            assert!(visits.contains(&q), "{q} never visited: {visits:?}");
+        }
+        assert_eq!(super::pick(&mut [], 3), None);
+    }
+
     use super::*;
 
     #[test]
