@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::load::FLOOR;
+use crate::load::{FLOOR, percent, positive};
 
 /// Seconds in the month the costs are for (730 hours, as AWS prices a month).
 const MONTH_SECONDS: f64 = 730.0 * 3600.0;
@@ -1023,24 +1023,10 @@ pub fn run(args: &CapacityArgs) -> anyhow::Result<Vec<Sizing>> {
     Ok(sizings)
 }
 
-fn positive(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("{text:?} is not a positive number")),
-    }
-}
-
 fn non_negative(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
         _ => Err(format!("{text:?} is not a number ≥ 0")),
-    }
-}
-
-fn percent(text: &str) -> Result<f64, String> {
-    match text.trim_end_matches('%').parse::<f64>() {
-        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
-        _ => Err(format!("{text:?} is not a percentage from 0 to 100")),
     }
 }
 

@@ -332,11 +332,15 @@ fn decode_record<A: Aggregate>(
 ) -> Result<Envelope<A::Event>, LoadError> {
     RawEnvelope::parse(&record.body)
         .and_then(RawEnvelope::decode)
-        .map_err(|source| LoadError::Corrupt {
-            stream: stream.clone(),
-            version: record.version,
-            source,
-        })
+        .map_err(|source| corrupt(stream, record, source))
+}
+
+fn corrupt(stream: &StreamId, record: &EventRecord, source: DecodeError) -> LoadError {
+    LoadError::Corrupt {
+        stream: stream.clone(),
+        version: record.version,
+        source,
+    }
 }
 
 /// Folds stored records onto `state` at `version`, checking there is no gap.
@@ -359,11 +363,7 @@ pub fn fold_records<A: Aggregate>(
         }
         let data = RawEnvelope::parse(&record.body)
             .and_then(|raw| raw.decode_data::<A::Event>())
-            .map_err(|source| LoadError::Corrupt {
-                stream: stream.clone(),
-                version: record.version,
-                source,
-            })?;
+            .map_err(|source| corrupt(stream, record, source))?;
         state = A::evolve(state, &data);
         version = record.version;
     }
