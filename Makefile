@@ -21,6 +21,14 @@ export AWS_ENDPOINT_URL_DYNAMODB ?= http://127.0.0.1:$(DDB_PORT)
 export AWS_ENDPOINT_URL_DYNAMODB_STREAMS ?= http://127.0.0.1:$(DDB_PORT)
 export SAM_CLI_TELEMETRY := 0
 
+FUNCTIONS := relay order-api inventory payment shipping order-saga projector pending-timeout
+
+# What `make build` holds every function to: where they are now, so nothing grows back.
+# The target is 6 MB and 1.5× (`orderflow footprint`'s defaults); README, "Footprint".
+FOOTPRINT_MAX_BYTES ?= 7500000
+FOOTPRINT_MAX_INIT_RATIO ?= 3.5
+FOOTPRINT_BUDGET = --max-bytes $(FOOTPRINT_MAX_BYTES) --max-init-ratio $(FOOTPRINT_MAX_INIT_RATIO)
+
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
 .PHONY: help
@@ -108,12 +116,20 @@ lint-template: tools ## cfn-lint, `sam validate --lint` and checkov on template.
 	  rc=$$?; echo "$$out"; test $$rc -eq 0 && ! echo "$$out" | grep -q "Parsing errors"
 
 .PHONY: build
-build: tools ## sam build: every function's bootstrap, built by cargo-lambda.
+build: tools ## sam build: every function's bootstrap, built by cargo-lambda; then each one's size and init time beside a hello-world function's (fails over budget).
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 $(TOOLS)/sam build --beta-features --template-file template.yaml
 	@for fn in $$(grep -E '^  [A-Za-z]+Function:$$' template.yaml | tr -d ' :'); do \
 	  test -s .aws-sam/build/$$fn/bootstrap || { echo "sam build produced no bootstrap for $$fn"; exit 1; }; \
-	  echo "  $$fn/bootstrap $$(du -h .aws-sam/build/$$fn/bootstrap | cut -f1)"; \
 	done
+	@# The baseline, built the same way: cargo-lambda, the same release profile.
+	PATH="$(CURDIR)/$(TOOLS):$$PATH" cargo lambda build --release --locked --bin hello-lambda
+	cargo run --quiet --locked -p orderflow-cli -- footprint $(FOOTPRINT_BUDGET) --baseline target/lambda/hello-lambda/bootstrap \
+	  $$(grep -E '^  [A-Za-z]+Function:$$' template.yaml | tr -d ' :' | sed 's|.*|.aws-sam/build/&/bootstrap|')
+
+.PHONY: footprint
+footprint: ## The same measure on plain `cargo build --release` binaries, without sam (quicker to iterate on).
+	cargo build --release --locked -p hello-lambda $(foreach f,$(FUNCTIONS),-p $(f))
+	cargo run --quiet --locked -p orderflow-cli -- footprint $(FOOTPRINT_BUDGET) --baseline target/release/hello-lambda $(addprefix target/release/,$(FUNCTIONS))
 
 .PHONY: lint
 lint: fmt clippy doc lint-template ## Everything CI checks besides the tests.

@@ -24,32 +24,35 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `orderflow` binary, built once per test process (a no-op when fresh).
+/// A workspace binary, built (a no-op when fresh).
+fn built(package: &str, bin: &str) -> PathBuf {
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--locked",
+            "-p",
+            package,
+            "--bin",
+            bin,
+            "--message-format=json",
+        ])
+        .current_dir(workspace())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "building {bin} failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["target"]["name"] == bin)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reported the {bin} executable"))
+}
+
+/// The `orderflow` binary, built once per test process.
 fn binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let output = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--locked",
-                "-p",
-                "orderflow-cli",
-                "--bin",
-                "orderflow",
-                "--message-format=json",
-            ])
-            .current_dir(workspace())
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "building orderflow failed");
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| m["target"]["name"] == "orderflow")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported the orderflow executable")
-    })
+    BINARY.get_or_init(|| built("orderflow-cli", "orderflow"))
 }
 
 fn free_port() -> u16 {
@@ -1097,4 +1100,79 @@ fn dev_refuses_a_non_loopback_address_unless_told_it_is_meant() {
         stderr.contains("--ops-listen 0.0.0.0:0") && stderr.contains("--allow-remote"),
         "{stderr}"
     );
+}
+
+#[test]
+fn footprint_sets_each_binary_beside_the_baseline_and_names_what_is_over() {
+    let hello = built("hello-lambda", "hello-lambda");
+    let inventory = built("inventory", "inventory");
+    // The order API reads its cursor key from Secrets Manager at init: the stand-in
+    // Runtime API answers that call too.
+    let api = built("order-api", "order-api");
+    let json = state_dir().join("footprint.json");
+    let footprint = |budget: &[&str], binaries: &[&PathBuf]| {
+        Command::new(binary())
+            .current_dir(workspace())
+            .args(["footprint", "--runs", "3", "--baseline"])
+            .arg(&hello)
+            .args(budget)
+            .args(binaries)
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .unwrap()
+    };
+    let roomy = footprint(
+        &["--max-bytes", "2000000000", "--max-init-ratio", "1000"],
+        &[&inventory, &api],
+    );
+    let stdout = String::from_utf8_lossy(&roomy.stdout);
+    assert_eq!(
+        roomy.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&roomy.stderr)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["baseline"]["name"], "hello-lambda");
+    let names: Vec<&str> = report["binaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["inventory", "order-api"]);
+    for (measured, path) in report["binaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip([&inventory, &api])
+    {
+        assert_eq!(measured["bytes"], json!(std::fs::metadata(path).unwrap().len()));
+        assert!(measured["initP50Us"].as_u64().unwrap() > 0, "{measured}");
+        assert!(
+            measured["initP90Us"].as_u64() >= measured["initP50Us"].as_u64(),
+            "{measured}"
+        );
+        assert!(measured["initRatio"].as_f64().unwrap() > 0.0, "{measured}");
+    }
+    for name in ["hello-lambda", "inventory", "order-api", "init p50"] {
+        assert!(stdout.contains(name), "{name} missing from\n{stdout}");
+    }
+
+    // Below the baseline's own size, both are over, and each is named.
+    let tight = footprint(&["--max-bytes", "1000"], &[&inventory, &api]);
+    assert_eq!(tight.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&tight.stderr);
+    assert!(
+        stderr.contains("inventory weighs") && stderr.contains("order-api weighs"),
+        "{stderr}"
+    );
+
+    // A binary that never asks for an invocation is a failure that names it.
+    let quits = PathBuf::from("/bin/true");
+    let failed = footprint(&[], &[&quits]);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("true exited"), "{stderr}");
 }

@@ -6,13 +6,14 @@ use lambda_http::Error;
 use order_api::{Api, cursor_key_from_secret};
 use orderflow_adapters::calls::CallCounter;
 use orderflow_adapters::config::Config;
-use orderflow_adapters::{aws_sdk_config, telemetry};
+use orderflow_adapters::config::lambda_sdk_config;
+use orderflow_adapters::telemetry;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = Config::from_process().await;
-    let secrets = aws_sdk_secretsmanager::config::Builder::from(&aws_sdk_config().await)
+    let config = Config::from_process();
+    let secrets = aws_sdk_secretsmanager::config::Builder::from(&lambda_sdk_config())
         .interceptor(CallCounter::default())
         .build();
     let cursors = cursor_key_from_secret(

@@ -13,7 +13,7 @@ use pending_timeout::PendingTimeout;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let sweeper = PendingTimeout::from_config(&Config::from_process().await)?;
+    let sweeper = PendingTimeout::from_config(&Config::from_process())?;
     let metrics = orderflow_adapters::metrics::init_lambda("pending-timeout")?;
     orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |_: LambdaEvent<EventBridgeEvent>| {
         let sweeper = &sweeper;

@@ -3,13 +3,14 @@
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{Error, LambdaEvent};
 use orderflow_adapters::calls::Counted;
-use orderflow_adapters::{EventBridgePublisher, aws_sdk_config, config, telemetry};
+use orderflow_adapters::config::lambda_sdk_config;
+use orderflow_adapters::{EventBridgePublisher, config, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let bus_name = config::required("EVENT_BUS_NAME")?;
-    let sdk = aws_sdk_config().await;
+    let sdk = lambda_sdk_config();
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk).counted(), bus_name);
     let metrics = orderflow_adapters::metrics::init_lambda("relay")?;
     orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<Event>| {

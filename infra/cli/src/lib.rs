@@ -14,6 +14,8 @@
 //! - [`load`]: `orderflow load`, orders through the API and what they cost and took;
 //!   [`ceiling`]: what the emulators can serve of the same call mix.
 //! - [`capacity`]: `orderflow capacity`, what N orders/s needs and costs on AWS.
+//! - [`footprint`]: `orderflow footprint`, each function's binary size and init time
+//!   beside a hello-world function's.
 
 pub mod authorizer;
 pub mod capacity;
@@ -22,6 +24,7 @@ pub mod ceiling;
 pub mod check;
 pub mod dev;
 pub mod dlq;
+pub mod footprint;
 pub mod load;
 pub mod rebuild;
 pub mod relay;

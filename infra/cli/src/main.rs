@@ -1,7 +1,7 @@
 //! `orderflow`: the operator's command line.
 
 use clap::{Parser, Subcommand};
-use orderflow_cli::{capacity, catalog, check, dev, dlq, load, rebuild, relay, replay, token};
+use orderflow_cli::{capacity, catalog, check, dev, dlq, footprint, load, rebuild, relay, replay, token};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
@@ -43,6 +43,10 @@ enum Command {
     /// What N orders/s needs and costs on AWS (request units per table, stream shards,
     /// EventBridge, SQS, Lambda concurrency), the limit that binds first and the answer.
     Capacity(capacity::CapacityArgs),
+    /// Each function's release binary: its size and its init time (start to the first
+    /// Runtime API request), side by side with a hello-world function built the same
+    /// way. Exits 1 when one is over its budget.
+    Footprint(footprint::FootprintArgs),
 }
 
 #[tokio::main]
@@ -104,6 +108,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Capacity(args) => {
             drop(shutdown);
             capacity::run(&args)?;
+            Ok(())
+        }
+        Command::Footprint(args) => {
+            drop(shutdown);
+            let report = footprint::run(&args).await?;
+            let over = report.over();
+            if !over.is_empty() {
+                for line in over {
+                    tracing::warn!("{line}");
+                }
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Rebuild(args) => {

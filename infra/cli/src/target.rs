@@ -71,9 +71,7 @@ pub struct Resolved {
 pub async fn resolve(target: &Target) -> anyhow::Result<Resolved> {
     match &target.stack {
         Some(name) => {
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await;
+            let sdk = orderflow_adapters::aws_sdk_config().await;
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let stack = from_cloudformation(&aws_sdk_cloudformation::Client::new(&sdk), &sqs, name).await?;
             Ok(Resolved {

@@ -80,10 +80,11 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
-    /// The process's environment and clients from the SDK's standard chain, their calls
-    /// counted ([`crate::calls`]).
-    pub async fn from_process() -> Self {
-        let sdk = aws_sdk_config().await;
+    /// A Lambda function's: the process's environment and clients configured from it
+    /// ([`lambda_sdk_config`]), their calls counted ([`crate::calls`]).
+    #[must_use]
+    pub fn from_process() -> Self {
+        let sdk = lambda_sdk_config();
         Self::new(
             process_variable,
             crate::calls::Counted::counted(&aws_sdk_dynamodb::Client::new(&sdk)),
@@ -158,13 +159,147 @@ impl Config {
     }
 }
 
+/// Whom an HTTPS client trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roots {
+    /// The system's store (the CLI, the local runner).
+    System,
+    /// The roots AWS service endpoints chain to (`aws-roots.pem`: Amazon Root CA 1 to
+    /// 4 and Starfield Services Root G2), compiled in: a Lambda function talks to AWS
+    /// alone, and reading and parsing the system's hundred-odd roots was most of its
+    /// init time. `ORDERFLOW_TLS_ROOTS=system` gives it the system's store instead.
+    Aws,
+}
+
+/// The roots AWS service endpoints chain to.
+pub const AWS_ROOTS_PEM: &str = include_str!("aws-roots.pem");
+
+/// The HTTPS client for `roots`: rustls on ring, one connection pool per process.
+#[must_use]
+pub fn https_client(roots: Roots) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    type Client = aws_smithy_runtime_api::client::http::SharedHttpClient;
+    static SYSTEM: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
+    static AWS: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
+    let build = |store: TrustStore| {
+        let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
+        match TlsContext::builder().with_trust_store(store).build() {
+            Ok(context) => builder.tls_context(context).build_https(),
+            // The bundle is compiled in and parsed by a test; the system's store then.
+            Err(_) => builder.build_https(),
+        }
+    };
+    let system_asked = std::env::var("ORDERFLOW_TLS_ROOTS").is_ok_and(|v| v == "system");
+    match roots {
+        Roots::Aws if !system_asked => AWS
+            .get_or_init(|| {
+                build(
+                    TrustStore::empty()
+                        .with_native_roots(false)
+                        .with_pem_certificate(AWS_ROOTS_PEM.as_bytes()),
+                )
+            })
+            .clone(),
+        _ => SYSTEM.get_or_init(|| build(TrustStore::default())).clone(),
+    }
+}
+
 /// The SDK configuration from the standard chain (environment, profile, role), with
-/// [`sdk_timeouts`].
+/// [`sdk_timeouts`] and the system's roots ([`https_client`]).
 pub async fn aws_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client(Roots::System))
         .timeout_config(sdk_timeouts())
         .load()
         .await
+}
+
+/// The SDK configuration of a Lambda function, from the variables Lambda sets and
+/// nothing else: region (`AWS_REGION`), the execution role's credentials
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), endpoints
+/// (`AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`), with [`sdk_timeouts`] and
+/// standard retries, through an [`https_client`] that trusts AWS's roots alone.
+///
+/// The standard chain ([`aws_sdk_config`]) would look the same up and then fall back
+/// to profiles, SSO, web identity, ECS and instance metadata, none of which a Lambda
+/// sandbox has: that code, with the STS and SSO clients it carries, is a third of a
+/// function's binary, and reading profile files is part of its cold start.
+#[must_use]
+pub fn lambda_sdk_config() -> SdkConfig {
+    let region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .ok()
+        .filter(|r| !r.is_empty())
+        .map(aws_config::Region::new);
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            EnvironmentCredentials,
+        ))
+        .http_client(https_client(Roots::Aws))
+        .timeout_config(sdk_timeouts())
+        .retry_config(aws_config::retry::RetryConfig::standard())
+        .sleep_impl(aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
+            aws_smithy_async::rt::sleep::TokioSleep::new(),
+        ))
+        .time_source(aws_smithy_async::time::SystemTimeSource::new())
+        .service_config(EnvironmentEndpoints)
+        .build()
+}
+
+/// Credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+/// `AWS_SESSION_TOKEN`, read when the SDK asks for them.
+#[derive(Debug)]
+struct EnvironmentCredentials;
+
+impl aws_credential_types::provider::ProvideCredentials for EnvironmentCredentials {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        aws_credential_types::provider::future::ProvideCredentials::ready(
+            match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+                (Some(key), Some(secret)) => Ok(aws_credential_types::Credentials::new(
+                    key,
+                    secret,
+                    var("AWS_SESSION_TOKEN"),
+                    None,
+                    "environment",
+                )),
+                _ => Err(
+                    aws_credential_types::provider::error::CredentialsError::not_loaded(
+                        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set",
+                    ),
+                ),
+            },
+        )
+    }
+}
+
+/// Endpoints from the SDK's variables: `AWS_ENDPOINT_URL_<SERVICE>` (the service id in
+/// capitals, spaces as underscores: `AWS_ENDPOINT_URL_SECRETS_MANAGER`), then
+/// `AWS_ENDPOINT_URL`.
+#[derive(Debug)]
+struct EnvironmentEndpoints;
+
+impl aws_types::service_config::LoadServiceConfig for EnvironmentEndpoints {
+    fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
+        service_setting(key.env(), key.service_id(), |name| std::env::var(name).ok())
+    }
+}
+
+/// `{base}_{SERVICE}`, else `{base}`, as `variable` has them (empty is unset).
+fn service_setting(
+    base: &str,
+    service_id: &str,
+    variable: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let service = service_id.to_ascii_uppercase().replace(' ', "_");
+    variable(&format!("{base}_{service}"))
+        .filter(|v| !v.is_empty())
+        .or_else(|| variable(base).filter(|v| !v.is_empty()))
 }
 
 /// How long one AWS call may take: a connection 1 s, an attempt 3 s, the call with its
@@ -202,6 +337,63 @@ mod tests {
             dynamodb,
             None,
         )
+    }
+
+    #[test]
+    fn the_aws_roots_are_the_five_certificates_aws_endpoints_chain_to() {
+        use base64::Engine as _;
+        let blocks: Vec<&str> = AWS_ROOTS_PEM
+            .split("-----BEGIN CERTIFICATE-----")
+            .skip(1)
+            .map(|b| b.split("-----END CERTIFICATE-----").next().unwrap())
+            .collect();
+        assert_eq!(blocks.len(), 5);
+        for block in blocks {
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(block.split_whitespace().collect::<String>())
+                .unwrap();
+            // An X.509 certificate: a DER SEQUENCE with a two-byte length.
+            assert_eq!(&der[..2], &[0x30, 0x82]);
+        }
+        for name in [
+            "Amazon Root CA 1",
+            "Amazon Root CA 2",
+            "Amazon Root CA 3",
+            "Amazon Root CA 4",
+            "Starfield Services Root Certificate Authority - G2",
+        ] {
+            assert!(AWS_ROOTS_PEM.contains(&format!("CN = {name},")), "{name}");
+        }
+        let context = aws_smithy_http_client::tls::TlsContext::builder()
+            .with_trust_store(
+                aws_smithy_http_client::tls::TrustStore::empty()
+                    .with_native_roots(false)
+                    .with_pem_certificate(AWS_ROOTS_PEM.as_bytes()),
+            )
+            .build();
+        assert!(context.is_ok());
+    }
+
+    #[test]
+    fn a_service_endpoint_variable_comes_before_the_general_one() {
+        let vars = |set: &'static [(&'static str, &'static str)]| {
+            move |name: &str| set.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
+        };
+        let both = vars(&[
+            ("AWS_ENDPOINT_URL", "http://general"),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://secrets"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", ""),
+        ]);
+        assert_eq!(
+            service_setting("AWS_ENDPOINT_URL", "Secrets Manager", both).as_deref(),
+            Some("http://secrets")
+        );
+        // Empty is unset: the general one applies.
+        assert_eq!(
+            service_setting("AWS_ENDPOINT_URL", "DynamoDB", both).as_deref(),
+            Some("http://general")
+        );
+        assert_eq!(service_setting("AWS_ENDPOINT_URL", "SQS", vars(&[])), None);
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl<C: Consumer, L: FailureLog> Service<C, L> {
 /// When the configuration is incomplete or the runtime fails.
 pub async fn serve<C: FromConfig>() -> Result<(), Error> {
     orderflow_adapters::telemetry::init();
-    let config = Config::from_process().await;
+    let config = Config::from_process();
     let service = Service::<C>::from_config(&config)?;
     let metrics = orderflow_adapters::metrics::init_lambda(C::NAME)?;
     orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<SqsEvent>| {
