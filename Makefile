@@ -57,9 +57,11 @@ dev: emulators ## Run orderflow locally: resources from template.yaml, the API o
 
 .PHONY: test
 test: install ## Every test, against emulators this target starts (and stops).
-	@# The end-to-end tests run the `orderflow` binary; built here, its build time is not
-	@# charged to the first test's time limit.
-	cargo build --locked -p orderflow-cli --bin orderflow
+	@# The end-to-end tests run the `orderflow` binary and, for `orderflow footprint`,
+	@# three more; built here in one selection (the one `tests/e2e.rs` asks for), their
+	@# build time is not charged to the first test's time limit.
+	cargo build --locked -p orderflow-cli -p hello-lambda -p inventory -p order-api \
+	  --bin orderflow --bin hello-lambda --bin inventory --bin order-api
 ifeq ($(NEXTEST),yes)
 	infra/local/with-emulators.sh cargo nextest run --workspace --locked --profile ci
 else

@@ -24,18 +24,36 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A workspace binary, built (a no-op when fresh).
-fn built(package: &str, bin: &str) -> PathBuf {
-    let output = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--locked",
-            "-p",
-            package,
-            "--bin",
-            bin,
-            "--message-format=json",
-        ])
+/// The packages whose binaries these tests run, built in one selection (as `make test`
+/// builds them first): one feature resolution, so one set of dependencies, and every
+/// build here a no-op when that one is fresh.
+const PACKAGES: [&str; 4] = ["orderflow-cli", "hello-lambda", "inventory", "order-api"];
+
+/// Binary `bin` of [`PACKAGES`], built (a no-op when fresh).
+fn built(bin: &str) -> PathBuf {
+    let mut cargo = Command::new(env!("CARGO"));
+    // What cargo sets for this test binary (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, …)
+    // is not the environment `make test` built in; a build script that watches one of
+    // them (ring's does) would be rebuilt here, and everything after it.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_",
+            "CARGO_TARGET_TMPDIR",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        {
+            cargo.env_remove(name.as_ref());
+        }
+    }
+    let output = cargo
+        .args(["build", "--locked", "--message-format=json", "--bin", bin])
+        .args(PACKAGES.iter().flat_map(|p| ["-p", p]))
         .current_dir(workspace())
         .stderr(Stdio::inherit())
         .output()
@@ -52,7 +70,7 @@ fn built(package: &str, bin: &str) -> PathBuf {
 /// The `orderflow` binary, built once per test process.
 fn binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| built("orderflow-cli", "orderflow"))
+    BINARY.get_or_init(|| built("orderflow"))
 }
 
 fn free_port() -> u16 {
@@ -1104,11 +1122,11 @@ fn dev_refuses_a_non_loopback_address_unless_told_it_is_meant() {
 
 #[test]
 fn footprint_sets_each_binary_beside_the_baseline_and_names_what_is_over() {
-    let hello = built("hello-lambda", "hello-lambda");
-    let inventory = built("inventory", "inventory");
+    let hello = built("hello-lambda");
+    let inventory = built("inventory");
     // The order API reads its cursor key from Secrets Manager at init: the stand-in
     // Runtime API answers that call too.
-    let api = built("order-api", "order-api");
+    let api = built("order-api");
     let json = state_dir().join("footprint.json");
     let footprint = |budget: &[&str], binaries: &[&PathBuf]| {
         Command::new(binary())
