@@ -342,27 +342,42 @@ mod tests {
     #[test]
     fn the_aws_roots_are_the_five_certificates_aws_endpoints_chain_to() {
         use base64::Engine as _;
-        let blocks: Vec<&str> = AWS_ROOTS_PEM
+        use sha2::Digest as _;
+        // Each certificate follows a comment naming its subject and SHA-256: the
+        // certificate itself must hold that name and hash to that fingerprint.
+        let blocks: Vec<(&str, &str)> = AWS_ROOTS_PEM
             .split("-----BEGIN CERTIFICATE-----")
-            .skip(1)
-            .map(|b| b.split("-----END CERTIFICATE-----").next().unwrap())
+            .zip(AWS_ROOTS_PEM.split("-----BEGIN CERTIFICATE-----").skip(1))
+            .map(|(before, block)| {
+                let comment = before.lines().rev().find(|l| l.starts_with("# ")).unwrap();
+                (comment, block.split("-----END CERTIFICATE-----").next().unwrap())
+            })
             .collect();
         assert_eq!(blocks.len(), 5);
-        for block in blocks {
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(block.split_whitespace().collect::<String>())
-                .unwrap();
-            // An X.509 certificate: a DER SEQUENCE with a two-byte length.
-            assert_eq!(&der[..2], &[0x30, 0x82]);
-        }
-        for name in [
+        let names = [
             "Amazon Root CA 1",
             "Amazon Root CA 2",
             "Amazon Root CA 3",
             "Amazon Root CA 4",
             "Starfield Services Root Certificate Authority - G2",
-        ] {
-            assert!(AWS_ROOTS_PEM.contains(&format!("CN = {name},")), "{name}");
+        ];
+        for ((comment, block), name) in blocks.into_iter().zip(names) {
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(block.split_whitespace().collect::<String>())
+                .unwrap();
+            // An X.509 certificate: a DER SEQUENCE with a two-byte length.
+            assert_eq!(&der[..2], &[0x30, 0x82]);
+            assert!(der.windows(name.len()).any(|w| w == name.as_bytes()), "{name}");
+            let fingerprint = sha2::Sha256::digest(&der)
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            assert!(comment.contains(&format!("CN = {name},")), "{comment}");
+            assert!(
+                comment.ends_with(&format!("SHA-256 {fingerprint}")),
+                "{comment} vs {fingerprint}"
+            );
         }
         let context = aws_smithy_http_client::tls::TlsContext::builder()
             .with_trust_store(
