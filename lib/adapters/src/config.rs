@@ -185,8 +185,12 @@ pub fn https_client(roots: Roots) -> aws_smithy_runtime_api::client::http::Share
         let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
         match TlsContext::builder().with_trust_store(store).build() {
             Ok(context) => builder.tls_context(context).build_https(),
-            // The bundle is compiled in and parsed by a test; the system's store then.
-            Err(_) => builder.build_https(),
+            // The bundle is compiled in and checked by a test; should it still not load,
+            // the system's store, said out loud rather than silently.
+            Err(error) => {
+                tracing::warn!(error = %error, "TLS roots unusable; trusting the system's store");
+                builder.build_https()
+            }
         }
     };
     let system_asked = std::env::var("ORDERFLOW_TLS_ROOTS").is_ok_and(|v| v == "system");
