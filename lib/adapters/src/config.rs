@@ -239,7 +239,7 @@ pub fn lambda_sdk_config() -> SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .region(region)
         .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            EnvironmentCredentials,
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
         ))
         .http_client(https_client(Roots::Aws))
         .timeout_config(sdk_timeouts())
@@ -252,39 +252,10 @@ pub fn lambda_sdk_config() -> SdkConfig {
         .build()
 }
 
-/// Credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
-/// `AWS_SESSION_TOKEN`, read when the SDK asks for them.
-#[derive(Debug)]
-struct EnvironmentCredentials;
-
-impl aws_credential_types::provider::ProvideCredentials for EnvironmentCredentials {
-    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        aws_credential_types::provider::future::ProvideCredentials::ready(
-            match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-                (Some(key), Some(secret)) => Ok(aws_credential_types::Credentials::new(
-                    key,
-                    secret,
-                    var("AWS_SESSION_TOKEN"),
-                    None,
-                    "environment",
-                )),
-                _ => Err(
-                    aws_credential_types::provider::error::CredentialsError::not_loaded(
-                        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set",
-                    ),
-                ),
-            },
-        )
-    }
-}
-
 /// Endpoints from the SDK's variables: `AWS_ENDPOINT_URL_<SERVICE>` (the service id in
 /// capitals, spaces as underscores: `AWS_ENDPOINT_URL_SECRETS_MANAGER`), then
-/// `AWS_ENDPOINT_URL`.
+/// `AWS_ENDPOINT_URL`. (aws-config's own reader of these is private to its loader,
+/// which would bring the whole default chain with it.)
 #[derive(Debug)]
 struct EnvironmentEndpoints;
 
