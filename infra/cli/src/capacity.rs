@@ -711,7 +711,7 @@ fn limits_for(
         ),
         hot_writes,
         1_000.0,
-        "shard the hot SKU's stock over several items (--stock-shards)",
+        "orderflow stock shard <sku> --shards N (here --stock-shards N)",
     );
     // A relay invocation publishes its batch 10 entries a PutEvents, one after another.
     let batch = (per_shard / 4.0).clamp(1.0, 100.0);

@@ -1,4 +1,4 @@
-//! `orderflow catalog import | export` and `orderflow stock receive | write-off`: the
+//! `orderflow catalog import | export` and `orderflow stock receive | write-off | shard`: the
 //! catalog and its stock, through the same product events as the API (`PUT
 //! /products/{sku}`, `POST /products/{sku}/stock`), against a local or deployed stack.
 //!
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use orderflow_adapters::catalog::{DynamoCatalog, DynamoStockLedger};
-use orderflow_app::stock::Applied;
+use orderflow_app::stock::{Applied, ReshardError};
 use orderflow_app::{Catalog, CatalogService, CommandError, Product, Repository, SystemClock};
 use orderflow_domain::product::{MAX_STOCK_DELTA, MAX_TEXT, ProductDetails, ProductError};
 use orderflow_domain::{Currency, Metadata, Money, Sku};
@@ -94,6 +94,22 @@ enum StockCommand {
     Receive(AdjustArgs),
     /// Units out other than by sale: damaged, lost, a recount.
     WriteOff(AdjustArgs),
+    /// Spread a popular product's stock over several items, so its reservations are
+    /// not all writes to one (1 puts it back on one); run again to even them out.
+    Shard(ShardArgs),
+}
+
+/// `orderflow stock shard`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShardArgs {
+    /// The SKU.
+    pub sku: String,
+    /// Over how many items (1 to 32).
+    #[arg(long)]
+    pub shards: u32,
+    /// The stack.
+    #[command(flatten)]
+    pub on: crate::target::Target,
 }
 
 /// `orderflow stock receive | write-off`.
@@ -535,6 +551,24 @@ pub async fn adjust(args: &AdjustArgs, sign: i64) -> anyhow::Result<Product> {
         .with_context(|| format!("{sku} vanished from the catalog"))
 }
 
+/// Spreads a product's stock over `args.shards` items, and answers with the product
+/// (its counters are what they were).
+///
+/// # Errors
+/// No such product, a count out of range, stock that kept moving, an unreachable stack.
+pub async fn shard(args: &ShardArgs) -> anyhow::Result<Product> {
+    let sku = Sku::parse(&args.sku).context("sku")?;
+    let stocked = stocked(&args.on).await?;
+    match stocked.catalog.reshard(&sku, args.shards).await {
+        Ok(product) => Ok(product),
+        Err(ReshardError::Unknown) => {
+            anyhow::bail!("{sku}: no such product; list it first (orderflow catalog import)")
+        }
+        Err(ReshardError::OutOfRange { max, .. }) => anyhow::bail!("--shards: 1 to {max}"),
+        Err(e) => Err(e).with_context(|| format!("spreading the stock of {sku}")),
+    }
+}
+
 /// Runs `orderflow catalog`.
 ///
 /// # Errors
@@ -566,6 +600,20 @@ pub async fn run_stock(args: &StockArgs) -> anyhow::Result<()> {
     let (adjust_args, sign, verb) = match &args.command {
         StockCommand::Receive(a) => (a, 1, "received"),
         StockCommand::WriteOff(a) => (a, -1, "wrote off"),
+        StockCommand::Shard(a) => {
+            let product = shard(a).await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}: stock over {} item{}; available {}, reserved {}, sold {}",
+                product.sku,
+                product.shards,
+                if product.shards == 1 { "" } else { "s" },
+                product.available,
+                product.reserved,
+                product.sold
+            )?;
+            return Ok(());
+        }
     };
     let product = adjust(adjust_args, sign).await?;
     writeln!(

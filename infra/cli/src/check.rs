@@ -227,9 +227,11 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
         }
     }
     if whole {
-        let products = DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")?)
-            .all()
-            .await?;
+        let catalog = DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")?);
+        let products = catalog.all().await?;
+        for what in catalog.layout_findings().await? {
+            report.findings.push(Finding { order_id: None, what });
+        }
         let streams: Vec<(orderflow_app::Product, ProductState)> = futures::stream::iter(products)
             .map(|product| async {
                 let history = repository.history::<Product>(product.sku.as_str()).await?;

@@ -32,7 +32,7 @@ enum Command {
     Relay(relay::RelayArgs),
     /// The catalog: `import <file>` (JSON or CSV; idempotent; `--dry-run`) and `export`.
     Catalog(catalog::CatalogArgs),
-    /// Stock: `receive | write-off <sku> <n> --reason <why>`.
+    /// Stock: `receive | write-off <sku> <n> --reason <why>`, `shard <sku> --shards <n>`.
     Stock(catalog::StockArgs),
     /// Print a token for the local stack: `--customer <id>` or `--operator <name>`.
     Token(token::TokenArgs),

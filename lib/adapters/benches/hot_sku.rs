@@ -5,7 +5,9 @@
 //!
 //! On one SKU every transaction updates the same catalog item, so they serialise on it
 //! (DynamoDB cancels a transaction that meets another on an item: a conflict, retried
-//! here as inventory's queue would redeliver it). Spread over many SKUs they do not.
+//! here as inventory's queue would redeliver it). Spread over many SKUs they do not;
+//! nor do they on one SKU whose stock is spread over 4 or 16 shards
+//! (`Catalog::reshard`), each order's reservation going to its own shard.
 //!
 //! Run with `make bench` (it starts the emulators). `HOT_SKU_RESERVATIONS` (default 400)
 //! and `HOT_SKU_CONCURRENCY` (default 16) size the run.
@@ -46,7 +48,7 @@ struct Measured {
     elapsed: Duration,
 }
 
-async fn run(skus: usize, reservations: usize, concurrency: usize) -> Measured {
+async fn run(skus: usize, shards: u32, reservations: usize, concurrency: usize) -> Measured {
     let client = local::dynamodb_client()
         .await
         .expect("make bench starts DynamoDB Local");
@@ -70,6 +72,9 @@ async fn run(skus: usize, reservations: usize, concurrency: usize) -> Measured {
             1_000_000,
         );
         catalog.put(&product).await.unwrap();
+        if shards > 1 {
+            catalog.reshard(sku, shards).await.unwrap();
+        }
     }
     let repository = Repository::new(store.clone(), 0);
     let ledger = DynamoStockLedger::new(store, catalog.clone());
@@ -144,22 +149,29 @@ async fn main() {
     let reservations = setting("HOT_SKU_RESERVATIONS", 400);
     let concurrency = setting("HOT_SKU_CONCURRENCY", 16);
     let spread_over = 100;
-    // Warm the emulator's JIT and the client's connections before either is timed.
-    run(10, 50, concurrency).await;
-    let hot = run(1, reservations, concurrency).await;
-    let spread = run(spread_over, reservations, concurrency).await;
+    // Warm the emulator's JIT and the client's connections before any run is timed.
+    run(10, 1, 50, concurrency).await;
+    let hot = run(1, 1, reservations, concurrency).await;
+    let mut rows = vec![("one SKU, one item".to_owned(), hot)];
+    for shards in [4, 16] {
+        rows.push((
+            format!("one SKU, {shards} shards"),
+            run(1, shards, reservations, concurrency).await,
+        ));
+    }
+    rows.push((
+        format!("{spread_over} SKUs"),
+        run(spread_over, 1, reservations, concurrency).await,
+    ));
     println!("hot_sku: {reservations} reservations, {concurrency} at a time, on DynamoDB Local");
-    println!(
-        "  one SKU:         {:>7.1} reservations/s  ({:.2} s, {} conflicts retried)",
-        hot.per_second,
-        hot.elapsed.as_secs_f64(),
-        hot.conflicts
-    );
-    println!(
-        "  {spread_over} SKUs:        {:>7.1} reservations/s  ({:.2} s, {} conflicts retried)",
-        spread.per_second,
-        spread.elapsed.as_secs_f64(),
-        spread.conflicts
-    );
-    println!("  one SKU ÷ spread: {:.2}", hot.per_second / spread.per_second);
+    let baseline = rows[0].1.per_second;
+    for (name, measured) in &rows {
+        println!(
+            "  {name:<20} {:>7.1} reservations/s  ({:.2} s, {} conflicts retried)  {:.2}x one item",
+            measured.per_second,
+            measured.elapsed.as_secs_f64(),
+            measured.conflicts,
+            measured.per_second / baseline
+        );
+    }
 }

@@ -301,6 +301,194 @@ mod suite {
         assert_eq!(seen, made);
     }
 
+    /// Reserves one unit of `sku` on each of `orders` fresh streams at once; how many
+    /// were refused for want of stock.
+    pub(crate) async fn reserve_one_each(ledger: &impl StockLedger, sku: &Sku, orders: usize) -> usize {
+        let attempts = (0..orders).map(|_| async {
+            let stream = fresh_stream();
+            let events = records(&stream, 1, 1);
+            loop {
+                match ledger
+                    .append_with_moves(&stream, 0, &events, &[StockMove::Reserve(line(sku, 1))])
+                    .await
+                {
+                    Ok(()) => return false,
+                    Err(MoveError::Refused { unknown: false, .. }) => return true,
+                    // Stock kept moving under every plan: inventory re-decides; so does this.
+                    Err(MoveError::Append(AppendError::Conflict { .. })) => {}
+                    Err(other) => panic!("{other:?}"),
+                }
+            }
+        });
+        futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .filter(|refused| *refused)
+            .count()
+    }
+
+    pub(crate) async fn a_product_spread_over_shards_reads_and_moves_as_one(
+        (ledger, catalog): (impl StockLedger, impl Catalog),
+    ) {
+        let sku = stocked(&catalog, 8).await;
+        let spread = catalog.reshard(&sku, 4).await.unwrap();
+        assert_eq!(
+            (spread.shards, spread.available, spread.reserved, spread.sold),
+            (4, 8, 0, 0)
+        );
+        // More than any one shard holds (two each), less than all of them: taken from several.
+        let big = fresh_stream();
+        ledger
+            .append_with_moves(
+                &big,
+                0,
+                &records(&big, 1, 1),
+                &[StockMove::Reserve(line(&sku, 7))],
+            )
+            .await
+            .unwrap();
+        assert_eq!(all_counters(&catalog, &sku).await, (1, 7, 0));
+        let short = fresh_stream();
+        let refused = ledger
+            .append_with_moves(
+                &short,
+                0,
+                &records(&short, 1, 1),
+                &[StockMove::Reserve(line(&sku, 2))],
+            )
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(MoveError::Refused {
+                    index: 0,
+                    unknown: false
+                })
+            ),
+            "{refused:?}"
+        );
+        // Five of the seven go out, two come back, wherever they were reserved.
+        ledger
+            .append_with_moves(&big, 1, &records(&big, 2, 1), &[StockMove::Sell(line(&sku, 5))])
+            .await
+            .unwrap();
+        ledger
+            .append_with_moves(
+                &big,
+                2,
+                &records(&big, 3, 1),
+                &[StockMove::Release(line(&sku, 2))],
+            )
+            .await
+            .unwrap();
+        assert_eq!(all_counters(&catalog, &sku).await, (3, 0, 5));
+        // Receipts and write-offs land on shards too.
+        let ops = fresh_stream();
+        ledger
+            .append_with_moves(
+                &ops,
+                0,
+                &records(&ops, 1, 1),
+                &[StockMove::Receive {
+                    sku: sku.clone(),
+                    quantity: 10,
+                }],
+            )
+            .await
+            .unwrap();
+        ledger
+            .append_with_moves(
+                &ops,
+                1,
+                &records(&ops, 2, 1),
+                &[StockMove::WriteOff {
+                    sku: sku.clone(),
+                    quantity: 12,
+                }],
+            )
+            .await
+            .unwrap();
+        assert_eq!(all_counters(&catalog, &sku).await, (1, 0, 5));
+        // Back onto one item: the same counters.
+        let one = catalog.reshard(&sku, 1).await.unwrap();
+        assert_eq!((one.shards, one.available, one.reserved, one.sold), (1, 1, 0, 5));
+        assert_eq!(
+            catalog
+                .all()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|p| p.sku == sku)
+                .count(),
+            1
+        );
+    }
+
+    pub(crate) async fn concurrent_reservations_on_shards_take_exactly_the_stock(
+        (ledger, catalog): (impl StockLedger, impl Catalog),
+    ) {
+        let sku = stocked(&catalog, 30).await;
+        catalog.reshard(&sku, 4).await.unwrap();
+        // Reserved stock is spread too, and resharding again keeps every total.
+        assert_eq!(reserve_one_each(&ledger, &sku, 10).await, 0);
+        catalog.reshard(&sku, 3).await.unwrap();
+        assert_eq!(all_counters(&catalog, &sku).await, (20, 10, 0));
+        let refused = reserve_one_each(&ledger, &sku, 26).await;
+        assert_eq!(refused, 6, "26 orders for 20 units");
+        assert_eq!(all_counters(&catalog, &sku).await, (0, 30, 0));
+    }
+
+    pub(crate) async fn a_reshard_names_what_it_cannot_do((_, catalog): (impl StockLedger, impl Catalog)) {
+        use orderflow_app::stock::ReshardError;
+        let sku = stocked(&catalog, 3).await;
+        assert!(matches!(
+            catalog.reshard(&sku, 0).await,
+            Err(ReshardError::OutOfRange { shards: 0, .. })
+        ));
+        assert!(matches!(
+            catalog.reshard(&sku, 33).await,
+            Err(ReshardError::OutOfRange { shards: 33, max: 32 })
+        ));
+        let unknown = Sku::parse("SKU-NOT-LISTED").unwrap();
+        assert!(matches!(
+            catalog.reshard(&unknown, 2).await,
+            Err(ReshardError::Unknown)
+        ));
+        assert_eq!(all_counters(&catalog, &sku).await, (3, 0, 0));
+    }
+
+    pub(crate) async fn pages_list_every_sharded_product_once(
+        (_, catalog): (impl StockLedger, impl Catalog),
+    ) {
+        let mut made = Vec::new();
+        for n in 0..4 {
+            let sku = stocked(&catalog, 9).await;
+            catalog.reshard(&sku, 2 + n).await.unwrap();
+            made.push(sku);
+        }
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) = catalog.page(2, after.as_ref()).await.unwrap();
+            assert!(page.len() <= 2);
+            for product in page {
+                if made.contains(&product.sku) {
+                    assert_eq!(product.available, 9, "{product:?}");
+                }
+                seen.push(product.sku);
+            }
+            match next {
+                Some(sku) => after = Some(sku),
+                None => break,
+            }
+        }
+        seen.sort();
+        let before = seen.len();
+        seen.dedup();
+        assert_eq!(seen.len(), before, "a product listed twice");
+        assert!(made.iter().all(|sku| seen.contains(sku)));
+    }
+
     pub(crate) async fn a_lost_race_moves_nothing((ledger, catalog): (impl StockLedger, impl Catalog)) {
         let sku = stocked(&catalog, 5).await;
         let stream = fresh_stream();
@@ -331,5 +519,114 @@ against_both! {
         a_lost_race_moves_nothing,
         sales_receipts_write_offs_and_listings_move_exactly_their_units,
         pages_list_every_product_once,
+        a_product_spread_over_shards_reads_and_moves_as_one,
+        concurrent_reservations_on_shards_take_exactly_the_stock,
+        a_reshard_names_what_it_cannot_do,
+        pages_list_every_sharded_product_once,
     ]
+}
+
+/// How the DynamoDB catalog lays a product's stock out: even shards, moves spread over
+/// them, a layout that changed under a ledger planned again, and what the checker
+/// names when the items are broken by hand.
+mod layout {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use orderflow_adapters::catalog::Counters;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shards_share_the_stock_and_the_moves() {
+        let (ledger, catalog) = dynamo_stock().await;
+        let sku = stocked(&catalog, 10).await;
+        catalog.reshard(&sku, 4).await.unwrap();
+        let layout = catalog.layout(&sku).await.unwrap().unwrap();
+        let available: Vec<u64> = layout.items.iter().map(|c| c.unwrap().available).collect();
+        assert_eq!(available, [3, 3, 2, 2]);
+        assert_eq!(suite::reserve_one_each(&ledger, &sku, 8).await, 0);
+        let layout = catalog.layout(&sku).await.unwrap().unwrap();
+        let holding = layout.items.iter().filter(|c| c.unwrap().reserved > 0).count();
+        assert!(
+            holding > 1,
+            "eight orders' reservations all on one shard: {layout:?}"
+        );
+        assert_eq!(
+            layout.total(),
+            Counters {
+                available: 2,
+                reserved: 8,
+                sold: 0
+            }
+        );
+        assert!(catalog.layout_findings().await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_ledger_that_knew_another_layout_plans_again() {
+        let (ledger, catalog) = dynamo_stock().await;
+        let sku = stocked(&catalog, 12).await;
+        // The ledger has only seen the product on one item.
+        assert_eq!(suite::reserve_one_each(&ledger, &sku, 1).await, 0);
+        catalog.reshard(&sku, 4).await.unwrap();
+        assert_eq!(suite::reserve_one_each(&ledger, &sku, 3).await, 0);
+        // It now knows four shards; two of them go away.
+        catalog.reshard(&sku, 2).await.unwrap();
+        assert_eq!(suite::reserve_one_each(&ledger, &sku, 4).await, 0);
+        // And a ledger that started after the reshard.
+        let fresh = DynamoStockLedger::new(ledger.store().clone(), catalog.clone());
+        assert_eq!(suite::reserve_one_each(&fresh, &sku, 4).await, 0);
+        assert_eq!(all_counters(&catalog, &sku).await, (0, 12, 0));
+        assert_eq!(suite::reserve_one_each(&fresh, &sku, 1).await, 1);
+        assert!(catalog.layout_findings().await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_checker_names_a_shard_missing_or_astray() {
+        let (_, catalog) = dynamo_stock().await;
+        let (client, table) = catalog.parts();
+        let sku = stocked(&catalog, 9).await;
+        catalog.reshard(&sku, 3).await.unwrap();
+        client
+            .delete_item()
+            .table_name(table)
+            .key("sku", AttributeValue::S(format!("{sku}#2")))
+            .send()
+            .await
+            .unwrap();
+        client
+            .put_item()
+            .table_name(table)
+            .item("sku", AttributeValue::S(format!("{sku}#7")))
+            .item("shardOf", AttributeValue::S(sku.to_string()))
+            .item("shards", AttributeValue::N("3".into()))
+            .item("available", AttributeValue::N("4".into()))
+            .send()
+            .await
+            .unwrap();
+        let findings = catalog.layout_findings().await.unwrap();
+        assert_eq!(findings.len(), 2, "{findings:?}");
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.contains(&format!("{sku}#2 is missing"))),
+            "{findings:?}"
+        );
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.contains(&format!("{sku}#7: a stock shard beyond"))),
+            "{findings:?}"
+        );
+        // The product reads what its shards hold: 3 of its 9 went with the missing item.
+        assert_eq!(all_counters(&catalog, &sku).await.0, 6);
+        // A product put whole cannot claim shards it does not have.
+        let mut spread = Product::listed(
+            sku.clone(),
+            "Widget",
+            Money::new(1, Currency::parse("USD").unwrap()),
+            1,
+        );
+        spread.shards = 2;
+        assert!(catalog.put(&spread).await.is_err());
+    }
 }

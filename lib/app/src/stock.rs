@@ -43,7 +43,27 @@ pub struct Product {
     /// Longer text, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// How many items its stock counters are spread over (1: the product's own). The
+    /// counters above are the sums over them ([`Catalog::reshard`]).
+    #[serde(default = "one_shard", skip_serializing_if = "is_one_shard")]
+    pub shards: u32,
 }
+
+const fn one_shard() -> u32 {
+    1
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+const fn is_one_shard(shards: &u32) -> bool {
+    *shards == 1
+}
+
+/// The most items one SKU's stock may be spread over: a move split over every shard,
+/// with its events, stays well inside one transaction's 100 actions.
+pub const MAX_STOCK_SHARDS: u32 = 32;
 
 impl Product {
     /// A product newly listed at `price` with `available` units in stock, none reserved
@@ -59,6 +79,7 @@ impl Product {
             reserved: 0,
             sold: 0,
             description: None,
+            shards: 1,
         }
     }
 
@@ -90,6 +111,15 @@ pub trait Catalog: Send + Sync {
         skus: &[Sku],
     ) -> impl Future<Output = Result<HashMap<Sku, Product>, StoreError>> + Send;
 
+    /// Spreads `sku`'s stock over `shards` items (1: back onto one), so that one
+    /// popular product's moves are not all writes to one item; every counter's total
+    /// is what it was, and its product reads the same. Also evens out shards that moves
+    /// have left uneven. Nothing is changed when it fails.
+    ///
+    /// # Errors
+    /// [`ReshardError`].
+    fn reshard(&self, sku: &Sku, shards: u32) -> impl Future<Output = Result<Product, ReshardError>> + Send;
+
     /// Every product, by SKU.
     fn all(&self) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
 
@@ -101,6 +131,31 @@ pub trait Catalog: Send + Sync {
         limit: usize,
         after: Option<&Sku>,
     ) -> impl Future<Output = Result<(Vec<Product>, Option<Sku>), StoreError>> + Send;
+}
+
+/// Why stock could not be resharded. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReshardError {
+    /// No such product.
+    #[error("no such product")]
+    Unknown,
+    /// Too few or too many shards.
+    #[error("{shards} shards: a product's stock is spread over 1 to {max} items")]
+    OutOfRange {
+        /// Asked for.
+        shards: u32,
+        /// The most.
+        max: u32,
+    },
+    /// Stock kept moving while it was read.
+    #[error("stock kept moving; tried {attempts} times")]
+    Contended {
+        /// How many times.
+        attempts: u32,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A change to a product's entry. Stock is conserved: a move between counters takes

@@ -438,6 +438,25 @@ impl DynamoEventStore {
         events: &[EventRecord],
         effects: Vec<TransactWriteItem>,
     ) -> Result<(), EffectsError> {
+        self.append_with_planned_effects(stream, expected_version, events, effects, 0)
+            .await
+    }
+
+    /// [`Self::append_with_effects`] for a caller that may send the same append again
+    /// with other effects (the same stock move spread differently): `plan` tells the
+    /// attempts apart, so DynamoDB does not take the second for a repeat of the first
+    /// (a `ClientRequestToken` reused with other items is refused).
+    ///
+    /// # Errors
+    /// As [`Self::append_with_effects`].
+    pub async fn append_with_planned_effects(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+        effects: Vec<TransactWriteItem>,
+        plan: u32,
+    ) -> Result<(), EffectsError> {
         validate_append(stream, expected_version, events)?;
         let total = events.len() + effects.len();
         if total > MAX_TRANSACTION_ACTIONS {
@@ -452,7 +471,7 @@ impl DynamoEventStore {
         for event in events {
             actions.push(self.put_event(event).map_err(AppendError::Store)?);
         }
-        self.transact(stream, expected_version, events, actions, effect_count)
+        self.transact(stream, expected_version, events, actions, effect_count, plan)
             .await
     }
 
@@ -472,6 +491,7 @@ impl DynamoEventStore {
         events: &[EventRecord],
         actions: Vec<TransactWriteItem>,
         effect_count: usize,
+        plan: u32,
     ) -> Result<(), EffectsError> {
         let conflict = || AppendError::Conflict {
             stream: stream.clone(),
@@ -483,7 +503,12 @@ impl DynamoEventStore {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(actions.clone()))
-                .client_request_token(client_request_token(stream, expected_version, events, attempt))
+                .client_request_token(client_request_token(
+                    stream,
+                    expected_version,
+                    events,
+                    plan * (TRANSACTION_CONFLICT_RETRIES + 1) + attempt,
+                ))
                 .send()
                 .await;
             let Err(error) = result else { return Ok(()) };
@@ -500,6 +525,15 @@ impl DynamoEventStore {
                 // Still contended after the retries: the caller re-loads and re-decides,
                 // which is exactly what a lost race needs.
                 Some(Cancelled::TransactionConflict) => return Err(conflict().into()),
+                // This token went with other items before: the same append, planned
+                // differently, committed or in flight. Loading again tells which.
+                None if matches!(
+                    error.as_service_error(),
+                    Some(TransactWriteItemsError::IdempotentParameterMismatchException(_))
+                ) =>
+                {
+                    return Err(conflict().into());
+                }
                 None => return Err(AppendError::Store(StoreError::new("transact", error)).into()),
             }
         }
@@ -524,7 +558,10 @@ impl EventStore for DynamoEventStore {
         for event in events {
             actions.push(self.put_event(event)?);
         }
-        match self.transact(stream, expected_version, events, actions, 0).await {
+        match self
+            .transact(stream, expected_version, events, actions, 0, 0)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(EffectsError::Append(error)) => Err(error),
             // No side effects were given, so every failed condition is the store's own.
