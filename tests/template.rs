@@ -360,3 +360,228 @@ fn the_relay_never_gives_up_on_a_record_and_its_lag_rings_long_before_retention_
     // The stream keeps records 24 hours: the alarm rings within minutes of a stall.
     assert!(slo + periods < 3_600, "{slo} s + {periods} s");
 }
+
+/// Every metric the functions emit, as CloudWatch files it: its name and its
+/// dimension names, read back from the EMF documents the collector writes when the
+/// functions' own metric code runs.
+async fn emitted() -> std::collections::BTreeSet<(String, Vec<String>)> {
+    use orderflow_adapters::calls::Counted as _;
+    use orderflow_adapters::metrics;
+    use orderflow_domain::Envelope;
+    let sample = |path: &str| {
+        std::fs::read_to_string(format!("{}/../events/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let collector = metrics::init_lambda("order-saga").unwrap();
+    let order = |path: &str| Envelope::<orderflow_domain::order::OrderEvent>::decode(&sample(path)).unwrap();
+    let (placed, confirmed) = (
+        order("order/OrderPlaced.json"),
+        order("order/OrderConfirmed.json"),
+    );
+    metrics::time_to_confirm(std::slice::from_ref(&confirmed), placed.occurred_at);
+    metrics::order_events(&[placed, confirmed, order("order/OrderCancelled.json")]);
+    metrics::payment_events(&[Envelope::decode(&sample("payment/PaymentDeclined.json")).unwrap()]);
+    metrics::handler_duration(std::time::Duration::from_millis(3));
+    metrics::message_failed("poison");
+    metrics::events_relayed(1);
+    // An AWS call, counted before it is sent (this one goes nowhere).
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "a", "b", None, None, "test",
+            ))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build(),
+    )
+    .counted();
+    assert!(client.list_tables().send().await.is_err());
+    let mut out = Vec::new();
+    collector.flush(&mut out).unwrap();
+    let mut found = std::collections::BTreeSet::new();
+    for line in String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "orderflow");
+        let mut dimensions: Vec<String> = directive["Dimensions"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap().to_owned())
+            .collect();
+        dimensions.sort();
+        for metric in directive["Metrics"].as_array().unwrap() {
+            found.insert((metric["Name"].as_str().unwrap().to_owned(), dimensions.clone()));
+        }
+    }
+    found
+}
+
+/// The dashboard's body with every `${…}` of its `!Sub` resolved to a stand-in, and
+/// what each stood for.
+fn dashboard(doc: &Value) -> (serde_json::Value, BTreeMap<String, String>) {
+    let Value::Tagged(sub) = &doc["Resources"]["Dashboard"]["Properties"]["DashboardBody"] else {
+        panic!("the dashboard's body is a !Sub");
+    };
+    assert_eq!(sub.tag.to_string(), "!Sub");
+    let mut text = sub.value.as_str().unwrap().to_owned();
+    let mut refs = BTreeMap::new();
+    while let Some(start) = text.find("${") {
+        let end = start + text[start..].find('}').unwrap();
+        let name = text[start + 2..end].to_owned();
+        let stand_in = if name == "LagSloSeconds" {
+            "60".to_owned()
+        } else {
+            format!("ref:{name}")
+        };
+        let (resource, _) = name.split_once('.').unwrap_or((&name, ""));
+        assert!(
+            resource.starts_with("AWS::")
+                || doc["Resources"].get(resource).is_some()
+                || doc["Parameters"].get(resource).is_some(),
+            "${{{name}}} names nothing in the template"
+        );
+        refs.insert(stand_in.clone(), name);
+        text.replace_range(start..=end, &stand_in);
+    }
+    (serde_json::from_str(&text).unwrap(), refs)
+}
+
+#[tokio::test]
+async fn every_metric_on_the_dashboard_is_one_the_functions_emit_and_it_shows_every_queue_and_function() {
+    let doc = document();
+    let emitted = emitted().await;
+    let (body, _) = dashboard(&doc);
+    let kind = |id: &str| {
+        doc["Resources"][id]["Type"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let search = |expression: &str| -> Vec<(String, Vec<String>)> {
+        // SEARCH('{namespace,dimension,…} MetricName="Name"', 'stat', period)
+        let mut found = Vec::new();
+        let mut rest = expression;
+        while let Some(at) = rest.find("SEARCH('{") {
+            rest = &rest[at + 9..];
+            let (schema, after) = rest.split_once('}').unwrap();
+            let name = after
+                .split_once("MetricName=\"")
+                .unwrap()
+                .1
+                .split_once('"')
+                .unwrap()
+                .0;
+            let mut parts: Vec<String> = schema.split(',').map(str::to_owned).collect();
+            assert_eq!(parts.remove(0), "orderflow", "{expression}");
+            parts.sort();
+            found.push((name.to_owned(), parts));
+        }
+        found
+    };
+    let mut shown_queues = std::collections::BTreeSet::new();
+    let mut shown_functions: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut searched = std::collections::BTreeSet::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        if widget["type"] != "metric" {
+            continue;
+        }
+        let title = widget["properties"]["title"].as_str().unwrap();
+        for metric in widget["properties"]["metrics"].as_array().unwrap() {
+            let metric = metric.as_array().unwrap();
+            if let Some(expression) = metric[0]["expression"].as_str() {
+                for (name, dimensions) in search(expression) {
+                    assert!(
+                        emitted.contains(&(name.clone(), dimensions.clone())),
+                        "{title}: {name} with {dimensions:?} is not emitted; emitted: {emitted:?}"
+                    );
+                    searched.insert(name);
+                }
+                continue;
+            }
+            let text = |i: usize| metric[i].as_str().unwrap().to_owned();
+            let (namespace, name, dimension, value) = (text(0), text(1), text(2), text(3));
+            let target = value
+                .strip_prefix("ref:")
+                .unwrap_or_else(|| panic!("{title}: {value}"));
+            match namespace.as_str() {
+                "AWS/SQS" => {
+                    assert!(
+                        [
+                            "ApproximateNumberOfMessagesVisible",
+                            "ApproximateAgeOfOldestMessage"
+                        ]
+                        .contains(&name.as_str()),
+                        "{title}: {name}"
+                    );
+                    assert_eq!(dimension, "QueueName", "{title}");
+                    let queue = target
+                        .strip_suffix(".QueueName")
+                        .unwrap_or_else(|| panic!("{title}: {target}"));
+                    assert_eq!(kind(queue), "AWS::SQS::Queue", "{title}: {queue}");
+                    shown_queues.insert(queue.to_owned());
+                }
+                "AWS/Lambda" => {
+                    assert!(
+                        ["Errors", "Throttles", "Duration", "IteratorAge"].contains(&name.as_str()),
+                        "{title}: {name}"
+                    );
+                    assert_eq!(dimension, "FunctionName", "{title}");
+                    assert_eq!(kind(target), "AWS::Serverless::Function", "{title}: {target}");
+                    shown_functions.entry(name).or_default().insert(target.to_owned());
+                }
+                other => panic!("{title}: namespace {other}"),
+            }
+        }
+    }
+    let all = |kind_name: &str| -> std::collections::BTreeSet<String> {
+        doc["Resources"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["Type"].as_str() == Some(kind_name))
+            .map(|(id, _)| id.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        shown_queues,
+        all("AWS::SQS::Queue"),
+        "every queue and DLQ has its depth shown"
+    );
+    for metric in ["Errors", "Throttles", "Duration"] {
+        assert_eq!(
+            shown_functions[metric],
+            all("AWS::Serverless::Function"),
+            "{metric}"
+        );
+    }
+    assert_eq!(
+        shown_functions["IteratorAge"],
+        std::collections::BTreeSet::from(["RelayFunction".to_owned()])
+    );
+    for name in [
+        "OrdersPlaced",
+        "OrdersConfirmed",
+        "OrdersCancelled",
+        "TimeToConfirm",
+        "AwsCalls",
+        "HandlerDuration",
+    ] {
+        assert!(searched.contains(name), "{name} is not on the dashboard");
+    }
+    // Every alarm says where to look.
+    for (id, resource) in doc["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() == Some("AWS::CloudWatch::Alarm") {
+            let description = tag_name(&resource["Properties"]["AlarmDescription"]).unwrap();
+            assert!(
+                description.contains("#dashboards/dashboard/${Dashboard}"),
+                "{id:?}: {description}"
+            );
+        }
+    }
+}

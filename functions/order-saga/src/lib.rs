@@ -224,6 +224,9 @@ impl<C: Clock, S: EventStore> OrderSaga<C, S> {
                 e => Failure::from(e),
             })?;
         orderflow_adapters::metrics::order_events(&executed.events);
+        if let Some(order) = executed.state.placed() {
+            orderflow_adapters::metrics::time_to_confirm(&executed.events, order.placed_at);
+        }
         let status = executed
             .state
             .placed()

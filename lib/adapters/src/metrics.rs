@@ -11,6 +11,7 @@
 //! | `OrdersConfirmed` | count | function | the order saga |
 //! | `OrdersCancelled` | count | function, reason | the API, the saga, the pending-order timeout |
 //! | `PaymentDeclines` | count | function, reason | payment |
+//! | `TimeToConfirm` | ms | function | the order saga: placement to `OrderConfirmed` |
 //! | `HandlerDuration` | µs | function | every SQS message, every API request |
 //! | `MessagesFailed` | count | function, kind | every SQS consumer |
 //! | `ConflictsRetried` | count | function | command handling (a lost append race re-decided) |
@@ -48,6 +49,11 @@ pub fn init_lambda(function: &'static str) -> Result<Collector, String> {
         metrics::Unit::Microseconds,
         "time to handle a message or a request"
     );
+    metrics::describe_histogram!(
+        "TimeToConfirm",
+        metrics::Unit::Milliseconds,
+        "time from an order's placement to its confirmation"
+    );
     Ok(collector)
 }
 
@@ -65,6 +71,22 @@ pub fn order_events(events: &[Envelope<OrderEvent>]) {
                 metrics::counter!("OrdersCancelled", "reason" => reason).increment(1);
             }
             _ => {}
+        }
+    }
+}
+
+/// Records how long each order confirmed in `events` took from its placement at
+/// `placed_at` (`TimeToConfirm`, milliseconds).
+pub fn time_to_confirm(events: &[Envelope<OrderEvent>], placed_at: orderflow_domain::Timestamp) {
+    for event in events {
+        if let OrderEvent::Confirmed(_) = &event.data {
+            let micros = event
+                .occurred_at
+                .as_micros()
+                .saturating_sub(placed_at.as_micros())
+                .max(0);
+            let millis = u32::try_from(micros / 1_000).unwrap_or(u32::MAX);
+            metrics::histogram!("TimeToConfirm").record(f64::from(millis));
         }
     }
 }

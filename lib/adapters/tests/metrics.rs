@@ -52,6 +52,12 @@ fn every_business_and_handler_metric_is_an_emf_document_with_the_function_as_dim
     let placed = sample::<OrderEvent>("order/OrderPlaced.json");
     let confirmed = sample::<OrderEvent>("order/OrderConfirmed.json");
     let cancelled = sample::<OrderEvent>("order/OrderCancelled.json");
+    metrics::time_to_confirm(
+        std::slice::from_ref(&confirmed),
+        confirmed
+            .occurred_at
+            .plus(jiff::SignedDuration::from_millis(-1_250)),
+    );
     metrics::order_events(&[placed, confirmed, cancelled.clone(), cancelled]);
     metrics::payment_events(&[sample::<PaymentEvent>("payment/PaymentDeclined.json")]);
     metrics::handler_duration(Duration::from_micros(1_500));
@@ -85,6 +91,9 @@ fn every_business_and_handler_metric_is_an_emf_document_with_the_function_as_dim
     );
     let (_, _, dims) = find("MessagesFailed");
     assert!(dims.contains(&("kind".to_owned(), "poison".to_owned())));
+    let (_, v, dims) = find("TimeToConfirm");
+    assert_eq!(v, &serde_json::json!([1250.0]), "milliseconds");
+    assert_eq!(dims, &[("function".to_owned(), "order-saga".to_owned())]);
     let (_, v, _) = find("HandlerDuration");
     assert_eq!(v, &serde_json::json!([1500.0]), "microseconds");
 }
