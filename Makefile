@@ -55,8 +55,12 @@ stop: ## Stop the emulators.
 dev: emulators ## Run orderflow locally: resources from template.yaml, the API on :3000, every handler.
 	cargo run --quiet --locked -p orderflow-cli -- --pretty dev
 
+.PHONY: browser
+browser: ## Install Debian's Chromium and Playwright (pinned) for the operations page's test.
+	@infra/local/browser.sh
+
 .PHONY: test
-test: install ## Every test, against emulators this target starts (and stops).
+test: install browser ## Every test, against emulators this target starts (and stops).
 	@# The end-to-end tests run the `orderflow` binary and, for `orderflow footprint`,
 	@# three more; built here in one selection (the one `tests/e2e.rs` asks for), their
 	@# build time is not charged to the first test's time limit.

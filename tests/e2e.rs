@@ -896,14 +896,15 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
     }
 }
 
-/// Where a running `orderflow dev` serves its operations endpoints, from what it
-/// printed.
+/// Where a running `orderflow dev` serves its operations page, from what it printed
+/// (`http://127.0.0.1:<port>`, no trailing slash).
 fn ops_url(dev: &Dev) -> String {
     let out = std::fs::read_to_string(&dev.outputs[1]).unwrap();
     out.lines()
         .find_map(|l| l.trim().strip_prefix("operations: "))
         .and_then(|l| l.split_whitespace().next())
         .expect("orderflow dev printed its operations address")
+        .trim_end_matches('/')
         .to_owned()
 }
 
@@ -919,7 +920,7 @@ fn load(dev: &Dev, args: &[&str]) -> (Option<i32>, String, Value) {
             "--api",
             &dev.url,
             "--calls",
-            &ops_url(dev),
+            &format!("{}/calls", ops_url(dev)),
         ])
         .args(["--state-dir", dev.state_dir.to_str().unwrap(), "--quiet"])
         .args(["--report", report.to_str().unwrap()])
@@ -1193,4 +1194,92 @@ fn footprint_sets_each_binary_beside_the_baseline_and_names_what_is_over() {
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(stderr.contains("true exited"), "{stderr}");
+}
+
+/// The operations page in Debian's Chromium, driven by Playwright
+/// (`tests/ui/ops-page.mjs`): orders placed through the API appear and confirm, an
+/// order's timeline opens, and a poison message appears under its DLQ with its error
+/// and its order. `make test` installs the browser and Playwright first
+/// (`infra/local/browser.sh`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_operations_page_shows_orders_confirming_a_timeline_and_a_parked_poison_message_in_chromium() {
+    let script = workspace().join("tests/ui/ops-page.mjs");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    assert!(
+        std::path::Path::new(&chromium).exists()
+            && workspace().join("tests/ui/node_modules/playwright-core").exists(),
+        "no {chromium} or Playwright: `make test` installs both (infra/local/browser.sh install)"
+    );
+    let prefix = unique_name("ui");
+    let dir = state_dir();
+    let dev = Dev::start(&prefix, &dir, &["--visibility-timeout", "1"]).await;
+    let inspector = inspector(&prefix).await;
+    let customer = dev.client(&["--customer", "c-ui"]);
+    let reply = customer
+        .post(format!("{}/orders", dev.url))
+        .header("idempotency-key", "ui-poisoned")
+        .json(&json!({
+            "customerId": "c-ui",
+            "items": [{"sku": "SKU-2", "quantity": 1}],
+            "paymentToken": "tok_visa",
+            "shippingAddress": {"name": "Ada", "line1": "1 Main St", "city": "Springfield", "postalCode": "12345", "country": "US"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 201);
+    let poisoned = reply.json::<Value>().await.unwrap()["orderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // An OrderPlaced for that order that no version of the contract reads.
+    let poison = json!({
+        "version": "0", "id": uuid::Uuid::now_v7().to_string(), "source": "orderflow.order",
+        "detail-type": "OrderPlaced", "account": "000000000000", "time": "2026-12-03T10:00:00Z",
+        "region": "us-east-1", "resources": [],
+        "detail": {"eventType": "OrderPlaced", "schemaVersion": 99, "aggregateType": "order", "aggregateId": poisoned},
+    });
+    inspector
+        .sqs
+        .send_message()
+        .queue_url(&inspector.stack.queue("InventoryQueue").unwrap().url)
+        .message_body(poison.to_string())
+        .send()
+        .await
+        .unwrap();
+    let shots = workspace().join("target/ui");
+    let output = Command::new("node")
+        .arg(&script)
+        .current_dir(workspace())
+        .env("API_URL", &dev.url)
+        .env("TOKEN", dev.token(&["--customer", "c-ui"]))
+        .env("CUSTOMER", "c-ui")
+        .env("OPS_URL", ops_url(&dev))
+        .env("POISON_ORDER", &poisoned)
+        .env("DLQ", "InventoryDeadLetterQueue")
+        .env("SCREENSHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["confirmed"].as_array().unwrap().len(), 3, "{seen}");
+    assert!(
+        seen["parkedError"].as_str().unwrap().contains("inventory"),
+        "the consumer's recorded error: {seen}"
+    );
+    for shot in ["ops-page.png", "ops-order.png"] {
+        let bytes = std::fs::read(shots.join(shot)).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000,
+            "{shot}: {} bytes",
+            bytes.len()
+        );
+    }
 }

@@ -11,8 +11,9 @@
 //!    key (made once under the state directory), the template's route scopes and
 //!    throttles. `orderflow token` mints tokens with that key. Only loopback addresses
 //!    unless `--allow-remote`.
-//! 4. Serves the operations endpoints on `--ops-listen` ([`ops_router`]): the AWS calls
-//!    the API and the handlers made, counted as the `AwsCalls` metric counts them in AWS.
+//! 4. Serves the operations page on `--ops-listen` ([`crate::ops`]): orders through the
+//!    saga, queues, DLQs and lag, live; and the AWS calls the API and the handlers made,
+//!    counted as the `AwsCalls` metric counts them in AWS ([`ops_router`]).
 //! 5. Runs the event source mappings: the event store's stream into the relay, each
 //!    function's queue into its handler (in-process, or `cargo lambda watch`).
 //!
@@ -73,8 +74,9 @@ pub struct DevArgs {
     /// `OrderViewSource=shadow` to serve the rebuilt read model).
     #[arg(long, num_args = 1..)]
     pub parameter_overrides: Vec<String>,
-    /// Where the operations endpoints listen (loopback only, unless `--allow-remote`):
-    /// `/calls`, the AWS calls the functions made, by service and operation.
+    /// Where the operations page listens (loopback only, unless `--allow-remote`): `/`,
+    /// orders through the saga, queues, DLQs and lag; `/calls`, the AWS calls the
+    /// functions made, by service and operation.
     #[arg(long, default_value = "127.0.0.1:3001")]
     pub ops_listen: SocketAddr,
     /// Batches in flight at once per queue (Lambda starts with five pollers); a
@@ -300,7 +302,14 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
         sweep_every: Some(Duration::from_secs(30)),
         queue_pollers: args.queue_pollers,
     };
-    let runner = Runner::new(stack, &template, options).await?;
+    let runner = Arc::new(Runner::new(stack.clone(), &template, options).await?);
+    let ops_page = Arc::new(crate::ops::Ops::new(
+        stack,
+        &template,
+        dynamodb.clone(),
+        local::sqs_client().await?,
+        runner.clone(),
+    )?);
     {
         let mut out = std::io::stdout().lock();
         let prefix = if args.prefix == "orderflow" {
@@ -313,7 +322,7 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
             "\norder API: http://{listen}  (every route needs a token from the local issuer)\n  \
              TOKEN=$(cargo run -q -p orderflow-cli -- token{prefix} --customer c-1)\n  \
              curl -H \"Authorization: Bearer $TOKEN\" http://{listen}/products\n\
-             operations: http://{ops_address}/calls  (AWS calls the functions made)",
+             operations: http://{ops_address}/  (orders through the saga, queues, DLQs, lag; /calls: AWS calls)",
             listen = args.listen,
         )?;
         writeln!(
@@ -332,7 +341,7 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
         let _ = server_shutdown.wait_for(|stop| *stop).await;
     });
     let mut ops_shutdown = shutdown.clone();
-    let ops = axum::serve(ops_listener, ops_router()).with_graceful_shutdown(async move {
+    let ops = axum::serve(ops_listener, crate::ops::router(ops_page)).with_graceful_shutdown(async move {
         let _ = ops_shutdown.wait_for(|stop| *stop).await;
     });
     let (served, ops_served, ran) = tokio::join!(

@@ -204,7 +204,14 @@ fn attribute(message: &aws_sdk_sqs::types::Message, name: MessageSystemAttribute
 /// When the stack or a queue cannot be read.
 pub async fn list(target: &Target) -> anyhow::Result<Vec<Depth>> {
     let resolved = crate::target::resolve(target).await?;
-    let (stack, sqs) = (&resolved.stack, &resolved.sqs);
+    list_in(&resolved.stack, &resolved.sqs).await
+}
+
+/// `dlq list` of a resolved stack.
+///
+/// # Errors
+/// When a queue cannot be read.
+pub async fn list_in(stack: &Stack, sqs: &aws_sdk_sqs::Client) -> anyhow::Result<Vec<Depth>> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -238,15 +245,38 @@ pub async fn list(target: &Target) -> anyhow::Result<Vec<Depth>> {
 /// When the stack or the queue cannot be read.
 pub async fn show(target: &Target, queue: &str, max: usize) -> anyhow::Result<Vec<Parked>> {
     let resolved = crate::target::resolve(target).await?;
-    let (stack, sqs) = (&resolved.stack, &resolved.sqs);
+    show_in(
+        &resolved.stack,
+        &resolved.sqs,
+        &resolved.dynamodb,
+        queue,
+        max,
+        Duration::from_secs(30),
+    )
+    .await
+}
+
+/// `dlq show` of a resolved stack, each message hidden for `hide` while read (zero:
+/// a peek, for a page that reads them again and again).
+///
+/// # Errors
+/// When the queue is unknown or cannot be read.
+pub async fn show_in(
+    stack: &Stack,
+    sqs: &aws_sdk_sqs::Client,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    queue: &str,
+    max: usize,
+    hide: Duration,
+) -> anyhow::Result<Vec<Parked>> {
     let dlq = find(stack, queue)?;
     let failures = DynamoFailureLog::new(
-        resolved.dynamodb.clone(),
+        dynamodb.clone(),
         stack
             .table("FailureLogTable")
             .context("the template has no FailureLogTable")?,
     );
-    let messages = receive(sqs, &dlq.queue, max, Duration::from_secs(30)).await?;
+    let messages = receive(sqs, &dlq.queue, max, hide).await?;
     let mut parked = Vec::new();
     for message in &messages {
         let body: serde_json::Value = message
@@ -269,7 +299,7 @@ pub async fn show(target: &Target, queue: &str, max: usize) -> anyhow::Result<Ve
             message_id,
         });
     }
-    for message in &messages {
+    for message in messages.iter().filter(|_| !hide.is_zero()) {
         if let Some(handle) = &message.receipt_handle {
             sqs.change_message_visibility()
                 .queue_url(&dlq.queue.url)

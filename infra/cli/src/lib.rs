@@ -26,6 +26,7 @@ pub mod dev;
 pub mod dlq;
 pub mod footprint;
 pub mod load;
+pub mod ops;
 pub mod rebuild;
 pub mod relay;
 pub mod replay;

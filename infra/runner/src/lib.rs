@@ -149,6 +149,34 @@ pub struct Runner {
     described: Mutex<Option<(tokio::time::Instant, Vec<String>)>>,
     consumers: Vec<Consumer>,
     sweeper: PendingTimeout<SystemClock>,
+    lag: std::sync::Mutex<Lag>,
+}
+
+/// How far behind the mappings were when they last took work: what `IteratorAge` and
+/// `ApproximateAgeOfOldestMessage` say in AWS, as the local mappings see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lag {
+    /// The relay: the age of the oldest stream record of its last batch.
+    pub stream: Option<Seen>,
+    /// Each queue, by name: the age of the oldest message of its consumer's last batch.
+    pub queues: std::collections::BTreeMap<String, Seen>,
+}
+
+/// An age, and when it was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Seen {
+    /// How old the oldest item was, in milliseconds.
+    pub age_ms: u64,
+    /// When, in milliseconds since the epoch.
+    pub at_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The name of table `logical_id` in `stack`.
@@ -389,6 +417,7 @@ impl Runner {
         ))?;
         Ok(Self {
             sweeper,
+            lag: std::sync::Mutex::default(),
             publisher: EventBridgePublisher::new(events.counted_as("relay"), stack.bus()),
             http: reqwest::Client::new(),
             stack,
@@ -406,6 +435,12 @@ impl Runner {
     #[must_use]
     pub const fn stack(&self) -> &Stack {
         &self.stack
+    }
+
+    /// How far behind each mapping was when it last took work.
+    #[must_use]
+    pub fn lag(&self) -> Lag {
+        self.lag.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// The consumers, one per SQS mapping.
@@ -480,6 +515,25 @@ impl Runner {
                     *self.described.lock().await = None;
                 }
                 continue;
+            }
+            // The events' own times: the stream's ApproximateCreationDateTime is
+            // rounded down to the second (to the minute on some emulators).
+            let oldest = records
+                .iter()
+                .filter_map(|r| match r.dynamodb.as_ref()?.new_image.as_ref()?.get("occurredAt")? {
+                    aws_sdk_dynamodbstreams::types::AttributeValue::S(at) => {
+                        orderflow_domain::Timestamp::parse(at).ok()
+                    }
+                    _ => None,
+                })
+                .map(|t| u64::try_from(t.as_micros() / 1_000).unwrap_or(0))
+                .min();
+            if let (Some(created), Ok(mut lag)) = (oldest, self.lag.lock()) {
+                let at_ms = now_ms();
+                lag.stream = Some(Seen {
+                    age_ms: at_ms.saturating_sub(created),
+                    at_ms,
+                });
             }
             let batch = to_stream_event(records)?;
             let sequences: Vec<_> = batch
@@ -660,6 +714,25 @@ impl Runner {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             received.extend(more);
+        }
+        let sent = received
+            .iter()
+            .filter_map(|m| {
+                m.attributes()?
+                    .get(&MessageSystemAttributeName::SentTimestamp)?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .min();
+        if let (Some(sent), Ok(mut lag)) = (sent, self.lag.lock()) {
+            let at_ms = now_ms();
+            lag.queues.insert(
+                consumer.queue.name.clone(),
+                Seen {
+                    age_ms: at_ms.saturating_sub(sent),
+                    at_ms,
+                },
+            );
         }
         let count = received.len();
         let messages: Vec<SqsMessage> = received

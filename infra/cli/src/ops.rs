@@ -1,0 +1,290 @@
+//! The operations page of `orderflow dev` (`--ops-listen`, `http://127.0.0.1:3001/`):
+//! where orders are in the saga, the latest orders with their timelines, one order's
+//! four streams on one timeline, each queue's depth and lag, what sits in each DLQ and
+//! why, and the relay's lag. The page (`ops/index.html`, `ops/ops.js`, `ops/ops.css`)
+//! is compiled in and fetches nothing from elsewhere; it reads the JSON below every
+//! two seconds.
+//!
+//! - `GET /api/overview`: orders by status and by cancellation reason, the latest
+//!   orders, queues, DLQs with their parked messages, the relay's lag;
+//! - `GET /api/orders/{id}`: the order's view and every event of its order, inventory,
+//!   payment and shipment streams, in time order;
+//! - `GET /calls`: the AWS calls the functions made ([`crate::dev::ops_router`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use orderflow_adapters::DynamoEventStore;
+use orderflow_adapters::read_model::DynamoOrderViews;
+use orderflow_app::{EventStore as _, StreamId};
+use orderflow_domain::OrderId;
+use orderflow_domain::order::view::OrderView;
+use orderflow_provision::local::Stack;
+use orderflow_runner::Runner;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// How many of the latest orders the page lists.
+const LATEST: usize = 25;
+
+/// How many parked messages of each DLQ the page shows.
+const PARKED: usize = 10;
+
+/// The streams of one order, as the saga names them.
+const STREAMS: [&str; 4] = ["order", "inventory", "payment", "shipment"];
+
+const INDEX: &str = include_str!("ops/index.html");
+const SCRIPT: &str = include_str!("ops/ops.js");
+const STYLE: &str = include_str!("ops/ops.css");
+
+/// What the page reads: the local stack and its running mappings.
+pub struct Ops {
+    stack: Stack,
+    dynamodb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    views: DynamoOrderViews,
+    store: DynamoEventStore,
+    runner: Arc<Runner>,
+    lag_objective: Option<u64>,
+}
+
+impl Ops {
+    /// Over `stack`, whose mappings `runner` runs, against the template's lag
+    /// objective (`LagSloSeconds`).
+    ///
+    /// # Errors
+    /// When the stack lacks a table the page reads.
+    pub fn new(
+        stack: Stack,
+        template: &orderflow_provision::Template,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        runner: Arc<Runner>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            lag_objective: template.parameter("LagSloSeconds").and_then(|s| s.parse().ok()),
+            views: crate::runner::order_views(&stack, &dynamodb)?,
+            store: crate::runner::event_store(&stack, &dynamodb)?,
+            stack,
+            dynamodb,
+            sqs,
+            runner,
+        })
+    }
+}
+
+/// The page and its JSON, beside `GET /calls`.
+pub fn router(ops: Arc<Ops>) -> axum::Router {
+    let asset = |kind: &'static str, body: &'static str| {
+        axum::routing::get(move || async move {
+            (
+                [(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")],
+                body,
+            )
+        })
+    };
+    axum::Router::new()
+        .route("/", asset("text/html; charset=utf-8", INDEX))
+        .route("/ops.js", asset("text/javascript; charset=utf-8", SCRIPT))
+        .route("/ops.css", asset("text/css; charset=utf-8", STYLE))
+        .route("/api/overview", axum::routing::get(overview))
+        .route("/api/orders/{id}", axum::routing::get(order))
+        .with_state(ops)
+        .merge(crate::dev::ops_router())
+}
+
+/// An error the page shows: what failed, without the SDK's dump.
+fn failed(what: &str, error: &anyhow::Error) -> axum::response::Response {
+    tracing::warn!(error = format!("{error:#}"), "{what}");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({"error": format!("{what}: are the emulators running?")})),
+    )
+        .into_response()
+}
+
+/// One order in the list.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Listed {
+    order_id: String,
+    customer_id: String,
+    status: &'static str,
+    placed_at: String,
+    total: String,
+    cancellation_reason: Option<Value>,
+    /// Milliseconds from placement to each status it entered.
+    timeline: BTreeMap<&'static str, i64>,
+}
+
+impl From<&OrderView> for Listed {
+    fn from(view: &OrderView) -> Self {
+        let placed = view.placed_at.as_micros();
+        Self {
+            order_id: view.order_id.to_string(),
+            customer_id: view.customer_id.to_string(),
+            status: view.status.as_str(),
+            placed_at: view.placed_at.to_string(),
+            total: format!("{} {}", view.total.amount, view.total.currency.as_str()),
+            cancellation_reason: view
+                .cancellation_reason
+                .and_then(|r| serde_json::to_value(r).ok()),
+            timeline: view
+                .timeline
+                .iter()
+                .map(|(status, at)| (status.as_str(), (at.as_micros() - placed) / 1_000))
+                .collect(),
+        }
+    }
+}
+
+async fn overview(State(ops): State<Arc<Ops>>) -> axum::response::Response {
+    match read_overview(&ops).await {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(error) => failed("reading the stack", &error),
+    }
+}
+
+async fn read_overview(ops: &Ops) -> anyhow::Result<Value> {
+    let views = ops.views.all().await?;
+    let mut by_status: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut reached: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut cancelled_by: BTreeMap<String, usize> = BTreeMap::new();
+    for view in views.values() {
+        *by_status.entry(view.status.as_str()).or_default() += 1;
+        for status in view.timeline.keys() {
+            *reached.entry(status.as_str()).or_default() += 1;
+        }
+        if let Some(reason) = view
+            .cancellation_reason
+            .and_then(|r| serde_json::to_value(r).ok())
+        {
+            let reason = reason.as_str().unwrap_or("UNKNOWN").to_owned();
+            *cancelled_by.entry(reason).or_default() += 1;
+        }
+    }
+    let mut latest: Vec<&OrderView> = views.values().collect();
+    latest.sort_by(|a, b| b.placed_at.cmp(&a.placed_at).then(b.order_id.cmp(&a.order_id)));
+    let latest: Vec<Listed> = latest.into_iter().take(LATEST).map(Listed::from).collect();
+
+    let lag = ops.runner.lag();
+    let dead = crate::dlq::dead_letter_queues(&ops.stack);
+    let mut queues = Vec::new();
+    for (logical_id, queue) in &ops.stack.messaging.queues {
+        let attributes = ops
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&queue.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await?
+            .attributes
+            .unwrap_or_default();
+        let count = |name: QueueAttributeName| -> u64 {
+            attributes.get(&name).and_then(|n| n.parse().ok()).unwrap_or(0)
+        };
+        let is_dlq = dead.iter().any(|d| &d.logical_id == logical_id);
+        queues.push(json!({
+            "logicalId": logical_id,
+            "name": queue.name,
+            "kind": if is_dlq { "dlq" } else { "queue" },
+            "visible": count(QueueAttributeName::ApproximateNumberOfMessages),
+            "inFlight": count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            "lastBatch": lag.queues.get(&queue.name),
+        }));
+    }
+    let mut dlqs = Vec::new();
+    for dlq in &dead {
+        let parked = crate::dlq::show_in(
+            &ops.stack,
+            &ops.sqs,
+            &ops.dynamodb,
+            &dlq.logical_id,
+            PARKED,
+            Duration::ZERO,
+        )
+        .await?;
+        dlqs.push(json!({
+            "logicalId": dlq.logical_id,
+            "source": dlq.source.name,
+            "parked": parked.iter().map(|p| json!({
+                "messageId": p.message_id,
+                "eventType": p.event_type,
+                "orderId": p.order_id,
+                "receiveCount": p.receive_count,
+                "lastError": p.last_error,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(json!({
+        "orders": views.len(),
+        "byStatus": by_status,
+        "reached": reached,
+        "cancelledBy": cancelled_by,
+        "latest": latest,
+        "queues": queues,
+        "dlqs": dlqs,
+        "relay": lag.stream,
+        "lagObjectiveSeconds": ops.lag_objective,
+        "calls": orderflow_adapters::calls::Calls::global().by_function().values().sum::<u64>(),
+    }))
+}
+
+async fn order(State(ops): State<Arc<Ops>>, Path(id): Path<String>) -> axum::response::Response {
+    let Ok(order_id) = OrderId::parse(&id) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "not an order id (a UUID)", "field": "id"})),
+        )
+            .into_response();
+    };
+    match read_order(&ops, order_id).await {
+        Ok(Some(body)) => axum::Json(body).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("no order {order_id}")})),
+        )
+            .into_response(),
+        Err(error) => failed("reading the order", &error),
+    }
+}
+
+async fn read_order(ops: &Ops, order_id: OrderId) -> anyhow::Result<Option<Value>> {
+    let id = order_id.to_string();
+    let mut events = Vec::new();
+    for stream in STREAMS {
+        for record in ops.store.load(&StreamId::new(stream, id.clone()), 0).await? {
+            let body: Value = serde_json::from_str(&record.body).unwrap_or_default();
+            events.push((
+                record.time_order(),
+                json!({
+                    "stream": stream,
+                    "version": record.version,
+                    "eventId": record.event_id.to_string(),
+                    "eventType": record.event_type,
+                    "occurredAt": record.occurred_at.to_string(),
+                    "actor": body["actor"],
+                    "correlationId": body["correlationId"],
+                    "causationId": body["causationId"],
+                    "data": body["data"],
+                }),
+            ));
+        }
+    }
+    if events.is_empty() {
+        return Ok(None);
+    }
+    events.sort_by_key(|(order, _)| *order);
+    let view = ops.views.get(order_id).await?.map(|stored| stored.view);
+    Ok(Some(json!({
+        "orderId": id,
+        "view": view,
+        "events": events.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
+    })))
+}
