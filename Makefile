@@ -53,7 +53,7 @@ stop: ## Stop the emulators.
 
 .PHONY: dev
 dev: emulators ## Run orderflow locally: resources from template.yaml, the API on :3000, every handler.
-	cargo run --quiet --locked -p orderflow-cli -- --pretty dev
+	cargo run --quiet --locked -p orderflow-cli -- dev
 
 .PHONY: browser
 browser: ## Install Debian's Chromium and Playwright (pinned) for the operations page's test.

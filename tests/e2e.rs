@@ -1283,3 +1283,149 @@ async fn the_operations_page_shows_orders_confirming_a_timeline_and_a_parked_poi
         );
     }
 }
+
+/// `orderflow <args>` against `prefix`: exit code, stdout, stderr.
+fn orderflow(prefix: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let (global, command): (Vec<&str>, Vec<&str>) = args
+        .iter()
+        .partition(|a| a.starts_with("-v") || **a == "--log-format" || **a == "json");
+    let output = Command::new(binary())
+        .current_dir(workspace())
+        .args(&global)
+        .args(&command)
+        .args(["--prefix", prefix])
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Every operator command on a real run: its result on stdout, readable, and nothing
+/// on stderr (warnings only, and there are none); `-v` and `--log-format json` add logs
+/// on stderr and never on stdout; a failure is one line on stderr and exit code 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_operator_command_prints_its_result_and_no_logs_and_fails_in_one_line() {
+    let prefix = unique_name("cli");
+    let dir = state_dir();
+    let dev = Dev::start(&prefix, &dir, &["--visibility-timeout", "1"]).await;
+    let inspector = inspector(&prefix).await;
+    let orders = place_orders(&dev, 0..4).await;
+    quiesce(&inspector, &orders, Duration::from_secs(120)).await;
+    inspector
+        .sqs
+        .send_message()
+        .queue_url(&inspector.stack.queue("PaymentQueue").unwrap().url)
+        .message_body("not an event")
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while inspector.queue_depths().await["PaymentDeadLetterQueue"] == 0 {
+        assert!(Instant::now() < deadline, "the poison was not parked");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ok = |args: &[&str], expect: &[&str]| {
+        let (code, out, err) = orderflow(&prefix, args);
+        assert_eq!(code, Some(0), "{args:?}: {out}\n{err}");
+        assert!(err.is_empty(), "{args:?} logged on stderr by default: {err}");
+        assert!(
+            !out.contains("\"timestamp\""),
+            "{args:?}: a log line on stdout: {out}"
+        );
+        for line in expect {
+            assert!(out.contains(line), "{args:?}: {line:?} not in\n{out}");
+        }
+        out
+    };
+    let listed = ok(&["dlq", "list"], &["dlq ", "messages", "oldest", "source"]);
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with("PaymentDeadLetterQueue"))
+        .unwrap();
+    assert_eq!(row.split_whitespace().nth(1), Some("1"), "{listed}");
+    ok(
+        &["dlq", "show", "PaymentDeadLetterQueue"],
+        &[
+            "1 message(s) in PaymentDeadLetterQueue",
+            "(not an event)",
+            "last error: ",
+        ],
+    );
+    ok(
+        &["dlq", "redrive", "PaymentDeadLetterQueue"],
+        &["moved 1 message(s) from PaymentDeadLetterQueue back to its queue"],
+    );
+    ok(&["rebuild"], &["rebuilt ", "same", "missing", "differing"]);
+    ok(&["check", "--grace", "0"], &["0 finding(s)"]);
+    ok(
+        &["stock", "receive", "SKU-1", "3", "--reason", "e2e"],
+        &["SKU-1: received 3 (e2e); available "],
+    );
+    ok(
+        &["stock", "shard", "SKU-2", "--shards", "2"],
+        &["SKU-2: stock over 2 items; available "],
+    );
+    ok(
+        &["catalog", "export", "--format", "csv"],
+        &["sku,name,priceAmount,currency,available,reserved,sold"],
+    );
+    ok(&["relay", "recover"], &["recovered 0 batch(es)"]);
+    let now = jiff::Timestamp::now();
+    let (from, until) = (
+        (now - jiff::SignedDuration::from_hours(1)).to_string(),
+        (now + jiff::SignedDuration::from_hours(1)).to_string(),
+    );
+    ok(
+        &[
+            "replay",
+            "--owner",
+            "ops-e2e",
+            "--reason",
+            "output",
+            "--from",
+            &from,
+            "--until",
+            &until,
+            "--dry-run",
+        ],
+        &["dry run: ", "OrderPlaced"],
+    );
+
+    // More logs when asked, on stderr only: readable, or JSON lines.
+    let (code, out, err) = orderflow(&prefix, &["-v", "rebuild"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        err.contains("rebuilding the order read model") && !err.contains("{\""),
+        "{err}"
+    );
+    assert!(!out.contains("rebuilding the order read model"), "{out}");
+    let (_, _, err) = orderflow(&prefix, &["-v", "--log-format", "json", "rebuild"]);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let log: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(log["level"].is_string(), "{line}");
+    }
+
+    // A failure: one line, what failed and what to do; the causes only with -v.
+    let (code, out, err) = orderflow(&prefix, &["dlq", "show", "Nope"]);
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: no DLQ \"Nope\"; the template has "),
+        "{err}"
+    );
+    let (code, _, err) = orderflow(&unique_name("nosuch"), &["check"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no local stack") && err.contains("run `orderflow dev --prefix"),
+        "{err}"
+    );
+    let (code, _, err) = orderflow(&prefix, &["stock", "shard", "SKU-2", "--shards", "0"]);
+    assert_eq!((code, err.trim()), (Some(1), "error: --shards: 1 to 32"));
+}

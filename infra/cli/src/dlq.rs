@@ -340,9 +340,14 @@ pub async fn redrive(target: &Target, queue: &str, rate: u32, method: &str) -> a
                 });
             }
             Err(error) if method == "auto" => {
-                tracing::info!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "no message move task here; moving by receive, send, delete");
+                // The code says why (moto answers a 500 page); the dump is for -vv.
+                let code = aws_sdk_sqs::error::ProvideErrorMetadata::code(&error).unwrap_or("no code");
+                tracing::info!(code, "no message move task here; moving by receive, send, delete");
+                tracing::debug!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "StartMessageMoveTask");
             }
-            Err(error) => return Err(error).context("StartMessageMoveTask"),
+            Err(error) => {
+                return Err(error).context("starting a message move task (try --method receive-send)");
+            }
         }
     }
     let moved = receive_send_delete(sqs, &dlq, rate).await?;
@@ -418,8 +423,9 @@ pub async fn run(args: &DlqArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match &args.command {
         DlqCommand::List => {
+            let depths = list(&args.target).await?;
             writeln!(out, "{:34} {:>8} {:>10}  source", "dlq", "messages", "oldest")?;
-            for d in list(&args.target).await? {
+            for d in depths {
                 let oldest = d
                     .oldest
                     .map_or_else(|| "-".to_owned(), |o| format!("{}s", o.as_secs()));

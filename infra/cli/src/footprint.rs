@@ -263,7 +263,9 @@ async fn start_once(
         Ok(Start::InitError(body)) => {
             anyhow::bail!("{name} reported an init error: {body} {}", stderr.trim())
         }
-        Err(e) => Err(e.context(stderr.trim().to_owned())),
+        // What failed first, then what the binary wrote, in one sentence.
+        Err(e) if stderr.trim().is_empty() => Err(e),
+        Err(e) => Err(anyhow::anyhow!("{e}; it wrote: {}", stderr.trim())),
     }
 }
 

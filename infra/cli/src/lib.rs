@@ -16,6 +16,11 @@
 //! - [`capacity`]: `orderflow capacity`, what N orders/s needs and costs on AWS.
 //! - [`footprint`]: `orderflow footprint`, each function's binary size and init time
 //!   beside a hello-world function's.
+//! - [`ops`]: the operations page `orderflow dev` serves.
+//!
+//! Results and progress go to stdout; logs to stderr, warnings only and readable
+//! unless `-v` or `--log-format json` say otherwise ([`init_logging`]); an error ends a
+//! command with one line ([`error_report`]).
 
 pub mod authorizer;
 pub mod capacity;
@@ -34,13 +39,117 @@ pub use orderflow_runner as runner;
 pub mod target;
 pub mod token;
 
-/// Logs for the CLI: JSON lines (with each handler's correlation id) or, with
-/// `pretty`, human-readable ones. `RUST_LOG` filters (default: info for orderflow's
-/// crates, warnings for the rest).
-pub fn init_logging(pretty: bool) {
-    orderflow_adapters::telemetry::init_with(
-        "warn,orderflow=info,orderflow_cli=info,orderflow_runner=info,orderflow_provision=info,inventory=info,payment=info,\
-         shipping=info,order_saga=info,order_api=info,projector=warn,relay=warn",
-        pretty,
-    );
+/// How the CLI writes its logs (on stderr; results and progress go to stdout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line each.
+    #[default]
+    Human,
+    /// JSON lines, with each handler's correlation id (for a log pipeline).
+    Json,
+}
+
+/// The level filter for `verbose` (`-v` count): warnings only by default; `-v`: what
+/// orderflow's crates do (info); `-vv`: debug. `RUST_LOG`, when set, decides instead.
+#[must_use]
+pub fn log_filter(verbose: u8) -> String {
+    const CRATES: [&str; 14] = [
+        "orderflow",
+        "orderflow_cli",
+        "orderflow_runner",
+        "orderflow_provision",
+        "orderflow_adapters",
+        "orderflow_app",
+        "inventory",
+        "payment",
+        "shipping",
+        "order_saga",
+        "order_api",
+        "projector",
+        "relay",
+        "pending_timeout",
+    ];
+    let level = match verbose {
+        0 => return "warn".to_owned(),
+        1 => "info",
+        _ => "debug",
+    };
+    std::iter::once("warn".to_owned())
+        .chain(CRATES.iter().map(|c| format!("{c}={level}")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Logs for the CLI, on stderr: `format`, at [`log_filter`]'s level for `verbose`.
+pub fn init_logging(format: LogFormat, verbose: u8) {
+    orderflow_adapters::telemetry::init_with(&log_filter(verbose), format == LogFormat::Human);
+}
+
+/// What the CLI prints for an error that ends a command: one line saying what failed
+/// (the outermost context), with a hint where the cause is a usual one, and the whole
+/// chain of causes only when `verbose`.
+#[must_use]
+pub fn error_report(error: &anyhow::Error, verbose: bool) -> String {
+    let mut text = format!("error: {error}");
+    let chain = format!("{error:#}").to_lowercase();
+    let hint = if chain.contains("dispatch failure")
+        || chain.contains("connection refused")
+        || chain.contains("connect error")
+        || chain.contains("io error")
+    {
+        Some(
+            "the stack did not answer: locally, start the emulators (`make emulators`); for AWS, check --stack and your credentials",
+        )
+    } else if chain.contains("resourcenotfound") || chain.contains("nonexistentqueue") {
+        Some(
+            "a resource of the stack is missing: locally, `orderflow dev` creates them; check --prefix or --stack",
+        )
+    } else {
+        None
+    };
+    if let Some(hint) = hint.filter(|_| !text.contains("make emulators")) {
+        text.push_str(&format!("\n  hint: {hint}"));
+    }
+    if verbose {
+        for cause in error.chain().skip(1) {
+            text.push_str(&format!("\n  caused by: {cause}"));
+        }
+    } else if error.chain().nth(1).is_some() {
+        text.push_str("\n  (run again with -v for the causes)");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    #[test]
+    fn an_error_is_one_line_with_its_causes_only_when_asked() {
+        let error = anyhow::anyhow!("dispatch failure: io error: Connection refused (os error 111)")
+            .context("reading the DLQ orderflow-InventoryDeadLetterQueue");
+        let short = error_report(&error, false);
+        assert_eq!(
+            short.lines().next(),
+            Some("error: reading the DLQ orderflow-InventoryDeadLetterQueue")
+        );
+        assert!(short.contains("hint: the stack did not answer"), "{short}");
+        assert!(!short.contains("os error 111"), "{short}");
+        assert!(short.ends_with("(run again with -v for the causes)"), "{short}");
+        let long = error_report(&error, true);
+        assert!(long.contains("caused by: dispatch failure"), "{long}");
+        assert_eq!(
+            error_report(&anyhow::anyhow!("no DLQ \"X\""), false),
+            "error: no DLQ \"X\""
+        );
+    }
+
+    #[test]
+    fn warnings_by_default_and_more_with_each_v() {
+        assert_eq!(log_filter(0), "warn");
+        assert!(log_filter(1).contains("orderflow_cli=info"));
+        assert!(log_filter(2).contains("inventory=debug"));
+    }
 }

@@ -1,13 +1,21 @@
 //! `orderflow`: the operator's command line.
 
+use std::io::Write as _;
+
 use clap::{Parser, Subcommand};
 use orderflow_cli::{capacity, catalog, check, dev, dlq, footprint, load, rebuild, relay, replay, token};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
 struct Cli {
-    /// Human-readable logs instead of JSON lines.
-    #[arg(long, global = true)]
+    /// Logs (on stderr): `human` lines or `json` lines.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    log_format: orderflow_cli::LogFormat,
+    /// More logs: `-v` what orderflow does, `-vv` debug; an error's causes too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Human-readable logs (the default now; kept for older scripts).
+    #[arg(long, global = true, hide = true)]
     pretty: bool,
     #[command(subcommand)]
     command: Command,
@@ -50,9 +58,29 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    orderflow_cli::init_logging(cli.pretty);
+    let format = if cli.pretty {
+        orderflow_cli::LogFormat::Human
+    } else {
+        cli.log_format
+    };
+    orderflow_cli::init_logging(format, cli.verbose);
+    let verbose = cli.verbose > 0;
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}",
+                orderflow_cli::error_report(&error, verbose)
+            );
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

@@ -87,7 +87,13 @@ pub async fn resolve(target: &Target) -> anyhow::Result<Resolved> {
                 .with_parameters(target.parameter_overrides.iter().map(String::as_str))?;
             let stack = local::existing_stack(&template, &target.prefix)
                 .await
-                .context("finding the local stack in the emulators (are they running? `make emulators`)")?;
+                .map_err(|e| match e {
+                    // Its own sentence says what to do.
+                    local::StackError::Missing { .. } => anyhow::Error::new(e),
+                    other => anyhow::Error::new(other).context(
+                        "finding the local stack in the emulators (are they running? `make emulators`)",
+                    ),
+                })?;
             Ok(Resolved {
                 stack,
                 dynamodb: local::dynamodb_client().await?,

@@ -520,12 +520,14 @@ impl Runner {
             // rounded down to the second (to the minute on some emulators).
             let oldest = records
                 .iter()
-                .filter_map(|r| match r.dynamodb.as_ref()?.new_image.as_ref()?.get("occurredAt")? {
-                    aws_sdk_dynamodbstreams::types::AttributeValue::S(at) => {
-                        orderflow_domain::Timestamp::parse(at).ok()
-                    }
-                    _ => None,
-                })
+                .filter_map(
+                    |r| match r.dynamodb.as_ref()?.new_image.as_ref()?.get("occurredAt")? {
+                        aws_sdk_dynamodbstreams::types::AttributeValue::S(at) => {
+                            orderflow_domain::Timestamp::parse(at).ok()
+                        }
+                        _ => None,
+                    },
+                )
                 .map(|t| u64::try_from(t.as_micros() / 1_000).unwrap_or(0))
                 .min();
             if let (Some(created), Ok(mut lag)) = (oldest, self.lag.lock()) {
