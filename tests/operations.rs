@@ -987,7 +987,6 @@ async fn events_the_relay_gave_up_on_are_recovered_and_every_order_completes_onc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalog_is_imported_once_stocked_with_reasons_and_every_unit_is_accounted_for() {
     use orderflow_cli::catalog::{self, AdjustArgs, Format, ImportArgs};
-    use orderflow_domain::order::{FulfilmentStep, Order, OrderCommand};
     let f = Fixture::new(false).await;
     let on = orderflow_cli::target::Target::local(&f.stack.prefix);
     let dir = std::env::temp_dir().join(format!("orderflow-import-{}", Uuid::now_v7()));
@@ -1087,21 +1086,7 @@ async fn the_catalog_is_imported_once_stocked_with_reasons_and_every_unit_is_acc
     // An order of two goes out for delivery: its units move from reserved to sold.
     let order = f.place(&[("SKU-NEW", 2)], "tok_visa").await;
     f.settle().await;
-    for step in [
-        FulfilmentStep::Preparing,
-        FulfilmentStep::Ready,
-        FulfilmentStep::OutForDelivery,
-    ] {
-        f.commands
-            .execute::<Order>(
-                &order.to_string(),
-                OrderCommand::Advance(step),
-                &support::Inspector::metadata("ops-1"),
-                None,
-            )
-            .await
-            .unwrap();
-    }
+    f.send_out_for_delivery(order).await;
     f.settle().await;
     let kettle = f.stock().await["SKU-NEW"].clone();
     assert_eq!((kettle.available, kettle.reserved, kettle.sold), (18, 0, 2));
@@ -1155,7 +1140,6 @@ async fn the_catalog_is_imported_once_stocked_with_reasons_and_every_unit_is_acc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_sku_spread_over_shards_keeps_every_unit_through_the_saga() {
     use orderflow_cli::catalog::{self, ShardArgs};
-    use orderflow_domain::order::{FulfilmentStep, Order, OrderCommand};
     use orderflow_domain::product::ProductDetails;
     use orderflow_domain::{Currency, Money, Sku};
     let f = Fixture::new(false).await;
@@ -1214,21 +1198,7 @@ async fn a_hot_sku_spread_over_shards_keeps_every_unit_through_the_saga() {
     // Evened out over three, then one order cancelled and one sent out.
     catalog::shard(&shard(3)).await.unwrap();
     f.cancel(reserved[0]).await.unwrap();
-    for step in [
-        FulfilmentStep::Preparing,
-        FulfilmentStep::Ready,
-        FulfilmentStep::OutForDelivery,
-    ] {
-        f.commands
-            .execute::<Order>(
-                &reserved[1].to_string(),
-                OrderCommand::Advance(step),
-                &support::Inspector::metadata("ops-1"),
-                None,
-            )
-            .await
-            .unwrap();
-    }
+    f.send_out_for_delivery(reserved[1]).await;
     f.settle().await;
     let hot = f.stock().await["SKU-HOT"].clone();
     assert_eq!((hot.available, hot.reserved, hot.sold), (2, 16, 2));

@@ -623,6 +623,26 @@ impl Fixture {
             .unwrap();
     }
 
+    /// An operator moves the order on to out for delivery, step by step.
+    pub async fn send_out_for_delivery(&self, order_id: OrderId) {
+        use orderflow_domain::order::FulfilmentStep;
+        for step in [
+            FulfilmentStep::Preparing,
+            FulfilmentStep::Ready,
+            FulfilmentStep::OutForDelivery,
+        ] {
+            self.commands
+                .execute::<Order>(
+                    &order_id.to_string(),
+                    OrderCommand::Advance(step),
+                    &Inspector::metadata("ops-1"),
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+    }
+
     pub async fn cancel(&self, order_id: OrderId) -> Result<(), String> {
         self.commands
             .execute::<Order>(

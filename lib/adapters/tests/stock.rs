@@ -68,6 +68,32 @@ async fn counters(catalog: &impl Catalog, sku: &Sku) -> (u64, u64) {
     (product.available, product.reserved)
 }
 
+/// One event on `stream` after `version`, with `stock_move`.
+async fn next(
+    ledger: &impl StockLedger,
+    stream: &orderflow_app::StreamId,
+    version: u64,
+    stock_move: StockMove,
+) -> Result<(), MoveError> {
+    ledger
+        .append_with_moves(stream, version, &records(stream, version + 1, 1), &[stock_move])
+        .await
+}
+
+/// `result` is the first move's refusal for want of stock.
+fn short_of_stock(result: &Result<(), MoveError>) {
+    assert!(
+        matches!(
+            result,
+            Err(MoveError::Refused {
+                index: 0,
+                unknown: false
+            })
+        ),
+        "{result:?}"
+    );
+}
+
 mod suite {
     use super::*;
 
@@ -337,77 +363,32 @@ mod suite {
             (4, 8, 0, 0)
         );
         // More than any one shard holds (two each), less than all of them: taken from several.
-        let big = fresh_stream();
-        ledger
-            .append_with_moves(
-                &big,
-                0,
-                &records(&big, 1, 1),
-                &[StockMove::Reserve(line(&sku, 7))],
-            )
+        let (big, short, ops) = (fresh_stream(), fresh_stream(), fresh_stream());
+        let units = |n| line(&sku, n);
+        next(&ledger, &big, 0, StockMove::Reserve(units(7)))
             .await
             .unwrap();
         assert_eq!(all_counters(&catalog, &sku).await, (1, 7, 0));
-        let short = fresh_stream();
-        let refused = ledger
-            .append_with_moves(
-                &short,
-                0,
-                &records(&short, 1, 1),
-                &[StockMove::Reserve(line(&sku, 2))],
-            )
-            .await;
-        assert!(
-            matches!(
-                refused,
-                Err(MoveError::Refused {
-                    index: 0,
-                    unknown: false
-                })
-            ),
-            "{refused:?}"
-        );
+        short_of_stock(&next(&ledger, &short, 0, StockMove::Reserve(units(2))).await);
         // Five of the seven go out, two come back, wherever they were reserved.
-        ledger
-            .append_with_moves(&big, 1, &records(&big, 2, 1), &[StockMove::Sell(line(&sku, 5))])
-            .await
-            .unwrap();
-        ledger
-            .append_with_moves(
-                &big,
-                2,
-                &records(&big, 3, 1),
-                &[StockMove::Release(line(&sku, 2))],
-            )
+        next(&ledger, &big, 1, StockMove::Sell(units(5))).await.unwrap();
+        next(&ledger, &big, 2, StockMove::Release(units(2)))
             .await
             .unwrap();
         assert_eq!(all_counters(&catalog, &sku).await, (3, 0, 5));
         // Receipts and write-offs land on shards too.
-        let ops = fresh_stream();
-        ledger
-            .append_with_moves(
-                &ops,
-                0,
-                &records(&ops, 1, 1),
-                &[StockMove::Receive {
-                    sku: sku.clone(),
-                    quantity: 10,
-                }],
-            )
-            .await
-            .unwrap();
-        ledger
-            .append_with_moves(
-                &ops,
-                1,
-                &records(&ops, 2, 1),
-                &[StockMove::WriteOff {
-                    sku: sku.clone(),
-                    quantity: 12,
-                }],
-            )
-            .await
-            .unwrap();
+        let (receive, write_off) = (
+            StockMove::Receive {
+                sku: sku.clone(),
+                quantity: 10,
+            },
+            StockMove::WriteOff {
+                sku: sku.clone(),
+                quantity: 12,
+            },
+        );
+        next(&ledger, &ops, 0, receive).await.unwrap();
+        next(&ledger, &ops, 1, write_off).await.unwrap();
         assert_eq!(all_counters(&catalog, &sku).await, (1, 0, 5));
         // Back onto one item: the same counters.
         let one = catalog.reshard(&sku, 1).await.unwrap();
