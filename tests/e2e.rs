@@ -1394,6 +1394,67 @@ async fn every_operator_command_prints_its_result_and_no_logs_and_fails_in_one_l
         &["dry run: ", "OrderPlaced"],
     );
 
+    let one_order = orders[0].to_string();
+    ok(
+        &[
+            "replay",
+            "--owner",
+            "ops-e2e",
+            "--reason",
+            "output",
+            "--from",
+            &from,
+            "--until",
+            &until,
+            "--aggregate-id",
+            &one_order,
+            "--rate",
+            "1000",
+            "--quiet",
+        ],
+        &[
+            "replay ",
+            " completed: ",
+            " sent to replay-bus (0 skipped)",
+            "owner ops-e2e",
+        ],
+    );
+    let file = dir.join("catalog.csv");
+    std::fs::write(
+        &file,
+        "sku,name,priceAmount,currency,available\nSKU-CLI,Mug,900,USD,4\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    ok(
+        &["catalog", "import", file, "--dry-run"],
+        &[
+            "would list SKU-CLI (Mug, 900 USD) with 4 units",
+            "dry run (nothing written): 1 listed",
+        ],
+    );
+    ok(
+        &["catalog", "import", file],
+        &["listed SKU-CLI", "imported: 1 listed, 0 repriced, 0 unchanged"],
+    );
+    ok(
+        &["stock", "write-off", "SKU-CLI", "1", "--reason", "chipped"],
+        &["SKU-CLI: wrote off 1 (chipped); available 3, reserved 0, sold 0"],
+    );
+    let capacity = Command::new(binary())
+        .current_dir(workspace())
+        .args(["capacity", "--orders-per-second", "100"])
+        .output()
+        .unwrap();
+    assert!(
+        capacity.status.success() && capacity.stderr.is_empty(),
+        "{capacity:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&capacity.stdout).contains("100"),
+        "{capacity:?}"
+    );
+
     // More logs when asked, on stderr only: readable, or JSON lines.
     let (code, out, err) = orderflow(&prefix, &["-v", "rebuild"]);
     assert_eq!(code, Some(0));
