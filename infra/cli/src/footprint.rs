@@ -327,9 +327,16 @@ pub fn render(report: &Footprint) -> String {
     let mb = |bytes: u64| bytes as f64 / 1_000_000.0;
     let ms = |us: u64| us as f64 / 1000.0;
     let mut out = String::new();
+    // The names' column fits the longest (sam's `PendingTimeoutFunction`).
+    let width = std::iter::once(&report.baseline)
+        .chain(&report.binaries)
+        .map(|m| m.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(18);
     let _ = writeln!(
         out,
-        "{:<18} {:>9} {:>8}   {:>9} {:>9} {:>8}",
+        "{:<width$} {:>9} {:>8}   {:>9} {:>9} {:>8}",
         "binary", "size MB", "× size", "init p50", "init p90", "× init"
     );
     for (i, m) in std::iter::once(&report.baseline)
@@ -343,7 +350,7 @@ pub fn render(report: &Footprint) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<18} {:>9.2} {:>7.2}×   {:>6.1} ms {:>6.1} ms {:>7.2}×{flag}",
+            "{:<width$} {:>9.2} {:>7.2}×   {:>6.1} ms {:>6.1} ms {:>7.2}×{flag}",
             m.name,
             mb(m.bytes),
             m.size_ratio,
