@@ -1247,6 +1247,15 @@ async fn the_operations_page_shows_orders_confirming_a_timeline_and_a_parked_poi
         .send()
         .await
         .unwrap();
+    // The page's JSON names what is wrong with an order id, and an order it lacks.
+    let ops = ops_url(&dev);
+    let bad = reqwest::get(format!("{ops}/api/orders/not-an-id")).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().await.unwrap()["field"], "id");
+    let missing = reqwest::get(format!("{ops}/api/orders/{}", uuid::Uuid::now_v7()))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
     let shots = workspace().join("target/ui");
     let output = Command::new("node")
         .arg(&script)
@@ -1254,7 +1263,7 @@ async fn the_operations_page_shows_orders_confirming_a_timeline_and_a_parked_poi
         .env("API_URL", &dev.url)
         .env("TOKEN", dev.token(&["--customer", "c-ui"]))
         .env("CUSTOMER", "c-ui")
-        .env("OPS_URL", ops_url(&dev))
+        .env("OPS_URL", &ops)
         .env("POISON_ORDER", &poisoned)
         .env("DLQ", "InventoryDeadLetterQueue")
         .env("SCREENSHOTS", &shots)
@@ -1378,40 +1387,20 @@ async fn every_operator_command_prints_its_result_and_no_logs_and_fails_in_one_l
         (now - jiff::SignedDuration::from_hours(1)).to_string(),
         (now + jiff::SignedDuration::from_hours(1)).to_string(),
     );
+    let replay: Vec<&str> = vec![
+        "replay", "--owner", "ops-e2e", "--reason", "output", "--from", &from, "--until", &until,
+    ];
     ok(
-        &[
-            "replay",
-            "--owner",
-            "ops-e2e",
-            "--reason",
-            "output",
-            "--from",
-            &from,
-            "--until",
-            &until,
-            "--dry-run",
-        ],
+        &[&replay[..], &["--dry-run"]].concat(),
         &["dry run: ", "OrderPlaced"],
     );
-
     let one_order = orders[0].to_string();
     ok(
         &[
-            "replay",
-            "--owner",
-            "ops-e2e",
-            "--reason",
-            "output",
-            "--from",
-            &from,
-            "--until",
-            &until,
-            "--aggregate-id",
-            &one_order,
-            "--rate",
-            "1000",
-            "--quiet",
-        ],
+            &replay[..],
+            &["--aggregate-id", &one_order, "--rate", "1000", "--quiet"],
+        ]
+        .concat(),
         &[
             "replay ",
             " completed: ",
