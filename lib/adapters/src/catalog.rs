@@ -82,6 +82,13 @@ impl Counters {
         }
     }
 
+    /// Adds these counters to `product`'s.
+    fn add_to(&self, product: &mut Product) {
+        product.available += self.available;
+        product.reserved += self.reserved;
+        product.sold += self.sold;
+    }
+
     const fn get(&self, name: Counter) -> u64 {
         match name {
             Counter::Available => self.available,
@@ -371,14 +378,7 @@ impl DynamoCatalog {
         let mut items = vec![Some(Counters::of(&item))];
         if shards > 1 {
             let keys: Vec<_> = (1..shards).map(|shard| shard_key(sku, shard)).collect();
-            let found = self.get_all(keys, "read stock shards").await?;
-            let mut by_key: HashMap<String, Counters> = found
-                .iter()
-                .filter_map(|item| match item.get("sku") {
-                    Some(AttributeValue::S(k)) => Some((k.clone(), Counters::of(item))),
-                    _ => None,
-                })
-                .collect();
+            let mut by_key = self.shard_counters(keys).await?;
             items.extend((1..shards).map(|shard| by_key.remove(&format!("{sku}#{shard}"))));
         }
         Ok(Some(Layout { items }))
@@ -420,6 +420,22 @@ impl DynamoCatalog {
         Ok(found)
     }
 
+    /// The counters of the shard items of `keys` that exist, by their key.
+    async fn shard_counters(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<HashMap<String, Counters>, StoreError> {
+        Ok(self
+            .get_all(keys, "read stock shards")
+            .await?
+            .iter()
+            .filter_map(|item| match item.get("sku") {
+                Some(AttributeValue::S(k)) => Some((k.clone(), Counters::of(item))),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// `products` with the counters of their other shards added in.
     async fn with_shards(&self, mut products: Vec<Product>) -> Result<Vec<Product>, StoreError> {
         let keys: Vec<_> = products
@@ -430,21 +446,11 @@ impl DynamoCatalog {
         if keys.is_empty() {
             return Ok(products);
         }
-        let shards: HashMap<String, Counters> = self
-            .get_all(keys, "read stock shards")
-            .await?
-            .iter()
-            .filter_map(|item| match item.get("sku") {
-                Some(AttributeValue::S(k)) => Some((k.clone(), Counters::of(item))),
-                _ => None,
-            })
-            .collect();
+        let shards = self.shard_counters(keys).await?;
         for product in &mut products {
             for shard in 1..product.shards {
                 if let Some(c) = shards.get(&format!("{}#{shard}", product.sku)) {
-                    product.available += c.available;
-                    product.reserved += c.reserved;
-                    product.sold += c.sold;
+                    c.add_to(product);
                 }
             }
         }
@@ -765,9 +771,7 @@ impl Catalog for DynamoCatalog {
                 let product = &mut products[i];
                 // A shard beyond the product's count is not its stock (the checker says so).
                 if item.shard < product.shards {
-                    product.available += item.counters.available;
-                    product.reserved += item.counters.reserved;
-                    product.sold += item.counters.sold;
+                    item.counters.add_to(product);
                 }
             }
         }
