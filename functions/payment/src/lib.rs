@@ -93,6 +93,9 @@ impl<G: PaymentGateway + 'static, V: PaymentVault + 'static, C: Clock + 'static,
 }
 
 impl FromConfig for PaymentService<SimulatedGateway, DynamoVault, SystemClock> {
+    /// The backoff sets each failed message's visibility.
+    const MANAGES_VISIBILITY: bool = true;
+
     fn build(config: &Config) -> Result<Self, ConfigError> {
         let dynamodb = &config.dynamodb;
         let service = Self::new(
@@ -112,6 +115,11 @@ impl FromConfig for PaymentService<SimulatedGateway, DynamoVault, SystemClock> {
         })
     }
 }
+
+// Without it `orderflow_lambda::serve` builds no SQS client, `build` finds none and the
+// backoff is silently off in AWS (the dev runner hands a client over regardless).
+const _: () =
+    assert!(<PaymentService<SimulatedGateway, DynamoVault, SystemClock> as FromConfig>::MANAGES_VISIBILITY);
 
 /// What payment made of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -80,16 +80,29 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
-    /// A Lambda function's: the process's environment and clients configured from it
-    /// ([`lambda_sdk_config`]), their calls counted ([`crate::calls`]).
+    /// A Lambda function's: the process's environment and a DynamoDB client configured
+    /// from it ([`lambda_sdk_config`]), its calls counted ([`crate::calls`]). No SQS
+    /// client: only a function that manages its messages' visibility asks for one
+    /// ([`Config::with_sqs`]), so the others neither carry its code nor build it at init.
     #[must_use]
     pub fn from_process() -> Self {
-        let sdk = lambda_sdk_config();
         Self::new(
             process_variable,
-            crate::calls::Counted::counted(&aws_sdk_dynamodb::Client::new(&sdk)),
-            Some(crate::calls::Counted::counted(&aws_sdk_sqs::Client::new(&sdk))),
+            crate::calls::Counted::counted(&aws_sdk_dynamodb::Client::new(&lambda_sdk_config())),
+            None,
         )
+    }
+
+    /// This configuration with an SQS client configured from the process's environment
+    /// ([`lambda_sdk_config`]), its calls counted.
+    #[must_use]
+    pub fn with_sqs(self) -> Self {
+        Self {
+            sqs: Some(crate::calls::Counted::counted(&aws_sdk_sqs::Client::new(
+                &lambda_sdk_config(),
+            ))),
+            ..self
+        }
     }
 
     /// Variables from `variables`, with these clients.
@@ -174,37 +187,28 @@ pub enum Roots {
 /// The roots AWS service endpoints chain to.
 pub const AWS_ROOTS_PEM: &str = include_str!("aws-roots.pem");
 
-/// The HTTPS client for `roots`: rustls on ring, one connection pool per process.
+/// The HTTPS client for `roots` ([`orderflow_https::Https1Client`]: HTTP/1.1, rustls on
+/// ring), one per process and kind of roots, so every SDK client shares its pool.
 #[must_use]
 pub fn https_client(roots: Roots) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    use orderflow_https::{pem_roots, shared_client, system_roots};
     type Client = aws_smithy_runtime_api::client::http::SharedHttpClient;
     static SYSTEM: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
     static AWS: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
-    let build = |store: TrustStore| {
-        let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
-        match TlsContext::builder().with_trust_store(store).build() {
-            Ok(context) => builder.tls_context(context).build_https(),
-            // The bundle is compiled in and checked by a test; should it still not load,
-            // the system's store, said out loud rather than silently.
-            Err(error) => {
-                tracing::warn!(error = %error, "TLS roots unusable; trusting the system's store");
-                builder.build_https()
-            }
-        }
-    };
     let system_asked = std::env::var("ORDERFLOW_TLS_ROOTS").is_ok_and(|v| v == "system");
     match roots {
         Roots::Aws if !system_asked => AWS
-            .get_or_init(|| {
-                build(
-                    TrustStore::empty()
-                        .with_native_roots(false)
-                        .with_pem_certificate(AWS_ROOTS_PEM.as_bytes()),
-                )
+            .get_or_init(|| match pem_roots(AWS_ROOTS_PEM.as_bytes()) {
+                Ok(store) => shared_client(store),
+                // The bundle is compiled in and checked by a test; should it still not
+                // load, the system's store, said out loud rather than silently.
+                Err(error) => {
+                    tracing::warn!(error = %error, "TLS roots unusable; trusting the system's store");
+                    shared_client(system_roots())
+                }
             })
             .clone(),
-        _ => SYSTEM.get_or_init(|| build(TrustStore::default())).clone(),
+        _ => SYSTEM.get_or_init(|| shared_client(system_roots())).clone(),
     }
 }
 
@@ -354,14 +358,12 @@ mod tests {
                 "{comment} vs {fingerprint}"
             );
         }
-        let context = aws_smithy_http_client::tls::TlsContext::builder()
-            .with_trust_store(
-                aws_smithy_http_client::tls::TrustStore::empty()
-                    .with_native_roots(false)
-                    .with_pem_certificate(AWS_ROOTS_PEM.as_bytes()),
-            )
-            .build();
-        assert!(context.is_ok());
+        assert_eq!(
+            orderflow_https::pem_roots(AWS_ROOTS_PEM.as_bytes())
+                .unwrap()
+                .len(),
+            5
+        );
     }
 
     #[test]

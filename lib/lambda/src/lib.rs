@@ -61,6 +61,10 @@ pub trait FromConfig: Consumer {
     /// # Errors
     /// [`ConfigError`] naming a missing or malformed variable.
     fn build(config: &Config) -> Result<Self, ConfigError>;
+
+    /// Whether it sets its messages' visibility itself (a backoff), and so needs
+    /// [`Config::sqs`]: only then does [`serve`] build an SQS client.
+    const MANAGES_VISIBILITY: bool = false;
 }
 
 /// The event types a consumer appended (empty: a duplicate, or nothing to do).
@@ -160,7 +164,11 @@ impl<C: Consumer, L: FailureLog> Service<C, L> {
 /// When the configuration is incomplete or the runtime fails.
 pub async fn serve<C: FromConfig>() -> Result<(), Error> {
     orderflow_adapters::telemetry::init();
-    let config = Config::from_process();
+    let config = if C::MANAGES_VISIBILITY {
+        Config::from_process().with_sqs()
+    } else {
+        Config::from_process()
+    };
     let service = Service::<C>::from_config(&config)?;
     let metrics = orderflow_adapters::metrics::init_lambda(C::NAME)?;
     orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<SqsEvent>| {

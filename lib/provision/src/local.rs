@@ -35,12 +35,8 @@ fn require_endpoint(service_variable: &'static str) -> Result<(), NoEndpoint> {
 /// The SDK configuration for the emulators: standard variables, with a region and
 /// dummy credentials when none are set (emulators accept any).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https(),
-    );
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(orderflow_https::shared_client(orderflow_https::system_roots()));
     if std::env::var_os("AWS_REGION").is_none() {
         loader = loader.region(Region::new("us-east-1"));
     }
