@@ -10,6 +10,52 @@ use serde_json::{Map, Value, json};
 
 use crate::access::OPERATOR_SCOPE;
 
+/// What an operation's entry carries besides its route: schemas and examples for the
+/// OpenAPI document ([`Documented`]), or nothing ([`Routed`]). The router is built from
+/// the same table as `Routed`, so the Lambda function carries no schema code.
+pub trait Describe: Clone + Copy + std::fmt::Debug + 'static {
+    /// A schema, or nothing.
+    type Schema: Clone + Copy + std::fmt::Debug;
+    /// A request body example, or nothing.
+    type Example: Clone + Copy + std::fmt::Debug;
+    /// The schema of `T`.
+    fn schema<T: JsonSchema>() -> Self::Schema;
+    /// A schema written out.
+    fn written(schema: fn(&mut SchemaGenerator) -> Schema) -> Self::Schema;
+    /// An example.
+    fn example(example: fn() -> Value) -> Self::Example;
+}
+
+/// The table as the OpenAPI document reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Documented;
+
+impl Describe for Documented {
+    type Schema = fn(&mut SchemaGenerator) -> Schema;
+    type Example = fn() -> Value;
+    fn schema<T: JsonSchema>() -> Self::Schema {
+        schema::<T>
+    }
+    fn written(schema: fn(&mut SchemaGenerator) -> Schema) -> Self::Schema {
+        schema
+    }
+    fn example(example: fn() -> Value) -> Self::Example {
+        example
+    }
+}
+
+/// The table as the router reads it: routes and handlers, no schemas.
+#[derive(Debug, Clone, Copy)]
+pub struct Routed;
+
+impl Describe for Routed {
+    type Schema = ();
+    type Example = ();
+    fn schema<T: JsonSchema>() -> Self::Schema {}
+    fn written(_: fn(&mut SchemaGenerator) -> Schema) -> Self::Schema {}
+    fn example(_: fn() -> Value) -> Self::Example {}
+}
+
 /// Who may call an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audience {
@@ -32,7 +78,7 @@ pub enum In {
 
 /// One parameter of an operation.
 #[derive(Debug, Clone, Copy)]
-pub struct Param {
+pub struct Param<D: Describe> {
     /// Its name.
     pub name: &'static str,
     /// Where it travels.
@@ -42,18 +88,18 @@ pub struct Param {
     /// What it means.
     pub description: &'static str,
     /// Its schema.
-    pub schema: fn(&mut SchemaGenerator) -> Schema,
+    pub schema: D::Schema,
 }
 
 /// One answer an operation gives.
 #[derive(Debug, Clone, Copy)]
-pub struct Answer {
+pub struct Answer<D: Describe> {
     /// The HTTP status.
     pub status: u16,
     /// What it means here.
     pub description: &'static str,
     /// The body's schema; errors all share [`ErrorBody`].
-    pub body: Option<fn(&mut SchemaGenerator) -> Schema>,
+    pub body: Option<D::Schema>,
     /// Response headers it carries.
     pub headers: &'static [&'static str],
     /// Operations this answer leads to, and how: `(name, operationId, parameter, where
@@ -63,7 +109,7 @@ pub struct Answer {
 
 /// One route and method of the API, as described and as routed.
 #[derive(Debug, Clone)]
-pub struct Operation {
+pub struct Operation<D: Describe> {
     /// The HTTP method.
     pub method: Method,
     /// The path, with `{name}` parameters as the router matches them.
@@ -75,13 +121,13 @@ pub struct Operation {
     /// Who may call it.
     pub audience: Audience,
     /// Its parameters.
-    pub params: Vec<Param>,
+    pub params: Vec<Param<D>>,
     /// The request body's schema, when it takes one.
-    pub body: Option<fn(&mut SchemaGenerator) -> Schema>,
+    pub body: Option<D::Schema>,
     /// A request body that works against the local stack's catalog.
-    pub example: Option<fn() -> Value>,
+    pub example: Option<D::Example>,
     /// The successful answers.
-    pub answers: Vec<Answer>,
+    pub answers: Vec<Answer<D>>,
     /// The error statuses it can answer, besides 401, 429 and 503 which every operation
     /// can.
     pub errors: &'static [u16],
@@ -94,15 +140,15 @@ pub fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
 
 /// A successful answer with a body of type `T`.
 #[must_use]
-pub fn answer<T: JsonSchema>(
+pub fn answer<D: Describe, T: JsonSchema>(
     status: u16,
     description: &'static str,
     headers: &'static [&'static str],
-) -> Answer {
+) -> Answer<D> {
     Answer {
         status,
         description,
-        body: Some(schema::<T>),
+        body: Some(D::schema::<T>()),
         headers,
         links: &[],
     }
@@ -110,37 +156,41 @@ pub fn answer<T: JsonSchema>(
 
 /// A path parameter.
 #[must_use]
-pub fn path<T: JsonSchema>(name: &'static str, description: &'static str) -> Param {
+pub fn path<D: Describe, T: JsonSchema>(name: &'static str, description: &'static str) -> Param<D> {
     Param {
         name,
         location: In::Path,
         required: true,
         description,
-        schema: schema::<T>,
+        schema: D::schema::<T>(),
     }
 }
 
 /// An optional query parameter.
 #[must_use]
-pub fn query<T: JsonSchema>(name: &'static str, description: &'static str) -> Param {
+pub fn query<D: Describe, T: JsonSchema>(name: &'static str, description: &'static str) -> Param<D> {
     Param {
         name,
         location: In::Query,
         required: false,
         description,
-        schema: schema::<T>,
+        schema: D::schema::<T>(),
     }
 }
 
 /// A request header.
 #[must_use]
-pub fn header<T: JsonSchema>(name: &'static str, required: bool, description: &'static str) -> Param {
+pub fn header<D: Describe, T: JsonSchema>(
+    name: &'static str,
+    required: bool,
+    description: &'static str,
+) -> Param<D> {
     Param {
         name,
         location: In::Header,
         required,
         description,
-        schema: schema::<T>,
+        schema: D::schema::<T>(),
     }
 }
 
@@ -207,7 +257,7 @@ fn header_description(name: &str) -> (&'static str, Value) {
 
 /// The OpenAPI 3.1 document for `operations`.
 #[must_use]
-pub fn document(operations: &[Operation]) -> Value {
+pub fn document(operations: &[Operation<Documented>]) -> Value {
     let mut generator = orderflow_domain::schema::settings()
         .with(|s| {
             s.definitions_path = "/components/schemas".into();

@@ -24,13 +24,13 @@ use crate::extract::{
     CancelRequest, JsonBody, PlaceOrderRequest, StatusRequest, ValidOrder, if_match, order_id,
     request_metadata,
 };
-use crate::openapi::{self, Answer, Operation, Param};
+use crate::openapi::{self, Answer, Describe, Operation, Param};
 use crate::paging::{self, DEFAULT_PAGE, MAX_PAGE, Params, cursor, limit, list};
 use crate::{Action, Api, ApiError, Decision, Principal, Stores, authorize, products};
 
 /// The router, with every route of the API: [`operations`], each with its handler.
 pub fn router<P: Stores>(api: Arc<Api<P>>) -> Router {
-    operations::<P>()
+    operations::<P, openapi::Routed>()
         .into_iter()
         .fold(Router::new(), |router, (operation, handler)| {
             router.route(operation.path, handler)
@@ -50,20 +50,21 @@ pub fn router<P: Stores>(api: Arc<Api<P>>) -> Router {
 /// The API's OpenAPI description: the same table as the router's.
 #[must_use]
 pub fn openapi() -> serde_json::Value {
-    let operations: Vec<Operation> = operations::<crate::InMemory>()
-        .into_iter()
-        .map(|(o, _)| o)
-        .collect();
+    let operations: Vec<Operation<openapi::Documented>> =
+        operations::<crate::InMemory, openapi::Documented>()
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect();
     openapi::document(&operations)
 }
 
 type Handler<P> = MethodRouter<Arc<Api<P>>>;
 
 /// An operation with its handler, routed for the operation's method only.
-fn at<P: Stores, H: axum::handler::Handler<T, Arc<Api<P>>>, T: 'static>(
-    operation: Operation,
+fn at<P: Stores, D: Describe, H: axum::handler::Handler<T, Arc<Api<P>>>, T: 'static>(
+    operation: Operation<D>,
     handler: H,
-) -> (Operation, Handler<P>) {
+) -> (Operation<D>, Handler<P>) {
     let filter = match operation.method {
         Method::POST => MethodFilter::POST,
         Method::PUT => MethodFilter::PUT,
@@ -107,24 +108,26 @@ const PRODUCT_LINKS: &[(&str, &str, &str, &str)] = &[
 const CURSOR: &str = "`nextCursor` of the previous page; absent for the first.";
 const REQUEST_IDS: &str = "Echoed into the events' metadata; printable ASCII, at most 128 characters.";
 
-fn paging(limit: &'static str) -> [Param; 2] {
+fn paging<D: Describe>(limit: &'static str) -> [Param<D>; 2] {
     [
-        openapi::query::<openapi::PageLimit>("limit", limit),
-        openapi::query::<String>("cursor", CURSOR),
+        openapi::query::<D, openapi::PageLimit>("limit", limit),
+        openapi::query::<D, String>("cursor", CURSOR),
     ]
 }
 
-fn tracing_headers() -> [Param; 2] {
+fn tracing_headers<D: Describe>() -> [Param<D>; 2] {
     [
-        openapi::header::<String>("X-Request-Id", false, REQUEST_IDS),
-        openapi::header::<String>("X-Correlation-Id", false, REQUEST_IDS),
+        openapi::header::<D, String>("X-Request-Id", false, REQUEST_IDS),
+        openapi::header::<D, String>("X-Correlation-Id", false, REQUEST_IDS),
     ]
 }
 
-fn if_match_param() -> Param {
+fn if_match_param<D: Describe>() -> Param<D> {
     Param {
-        schema: |_| schemars::json_schema!({"type": "string", "pattern": "^(W/)?\"?[0-9]{1,19}\"?$", "examples": ["\"3\""]}),
-        ..openapi::header::<String>(
+        schema: D::written(
+            |_| schemars::json_schema!({"type": "string", "pattern": "^(W/)?\"?[0-9]{1,19}\"?$", "examples": ["\"3\""]}),
+        ),
+        ..openapi::header::<D, String>(
             "If-Match",
             false,
             "The order's version (its ETag); the change is refused with 412 when the order has moved on.",
@@ -135,12 +138,12 @@ fn if_match_param() -> Param {
 /// Every operation of the API with its handler: the router and the OpenAPI description
 /// are both built from this.
 #[allow(clippy::too_many_lines, reason = "one table, one entry per route")]
-pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
+pub fn operations<P: Stores, D: Describe>() -> Vec<(Operation<D>, Handler<P>)> {
     use crate::openapi::{Audience::*, answer, header, path, query};
     use crate::openapi::{CatalogPage, EventPage, OrderPage};
-    let order_id = || path::<OrderId>("id", ORDER_ID);
-    let sku = || path::<orderflow_domain::Sku>("sku", "The product's SKU.");
-    let order_answer = |status, description| answer::<OrderView>(status, description, &["ETag"]);
+    let order_id = || path::<D, OrderId>("id", ORDER_ID);
+    let sku = || path::<D, orderflow_domain::Sku>("sku", "The product's SKU.");
+    let order_answer = |status, description| answer::<D, OrderView>(status, description, &["ETag"]);
     vec![
         at(
             Operation {
@@ -150,7 +153,7 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                 summary: "Place an order, priced from the catalog; the same Idempotency-Key and body again answer the same order.",
                 audience: Everyone,
                 params: [
-                    vec![header::<orderflow_domain::IdempotencyKey>(
+                    vec![header::<D, orderflow_domain::IdempotencyKey>(
                         "Idempotency-Key",
                         true,
                         "Makes the request safe to retry: one key, one order.",
@@ -158,17 +161,17 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                     tracing_headers().to_vec(),
                 ]
                 .concat(),
-                body: Some(openapi::schema::<PlaceOrderRequest>),
-                example: Some(|| {
+                body: Some(D::schema::<PlaceOrderRequest>()),
+                example: Some(D::example(|| {
                     serde_json::json!({
                         "items": [{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}],
                         "paymentToken": "tok_visa",
                         "shippingAddress": {"name": "Ada Lovelace", "line1": "1 Main St", "city": "Springfield", "postalCode": "12345", "country": "US"},
                     })
-                }),
+                })),
                 answers: vec![Answer {
                     links: ORDER_LINKS,
-                    ..answer::<OrderView>(
+                    ..answer::<D, OrderView>(
                         201,
                         "Placed (or, with Idempotent-Replayed, placed by an earlier request with this key).",
                         &["ETag", "Location", "Idempotent-Replayed"],
@@ -187,15 +190,15 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                 audience: Everyone,
                 params: vec![
                     order_id(),
-                    query::<bool>("consistent", "`true`: fold the order from the event store now."),
-                    query::<orderflow_domain::Timestamp>(
+                    query::<D, bool>("consistent", "`true`: fold the order from the event store now."),
+                    query::<D, orderflow_domain::Timestamp>(
                         "at",
                         "The order as it stood at this RFC 3339 time.",
                     ),
                 ],
                 body: None,
                 example: None,
-                answers: vec![answer::<OrderView>(
+                answers: vec![answer::<D, OrderView>(
                     200,
                     "The order.",
                     &["ETag", "orderflow-source"],
@@ -218,7 +221,7 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                 .concat(),
                 body: None,
                 example: None,
-                answers: vec![answer::<EventPage>(200, "A page of events.", &[])],
+                answers: vec![answer::<D, EventPage>(200, "A page of events.", &[])],
                 errors: &[400, 404],
             },
             get_events::<P>,
@@ -231,8 +234,10 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                 summary: "Cancel an order with a reason; stock, payment and shipment are compensated.",
                 audience: Everyone,
                 params: [vec![order_id(), if_match_param()], tracing_headers().to_vec()].concat(),
-                body: Some(openapi::schema::<CancelRequest>),
-                example: Some(|| serde_json::json!({"reason": "ordered the wrong size"})),
+                body: Some(D::schema::<CancelRequest>()),
+                example: Some(D::example(
+                    || serde_json::json!({"reason": "ordered the wrong size"}),
+                )),
                 answers: vec![order_answer(200, "Cancelled.")],
                 errors: &[400, 404, 409, 412, 413],
             },
@@ -246,8 +251,8 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                 summary: "Move a confirmed order one fulfilment step on.",
                 audience: Operators,
                 params: [vec![order_id(), if_match_param()], tracing_headers().to_vec()].concat(),
-                body: Some(openapi::schema::<StatusRequest>),
-                example: Some(|| serde_json::json!({"status": "PREPARING"})),
+                body: Some(D::schema::<StatusRequest>()),
+                example: Some(D::example(|| serde_json::json!({"status": "PREPARING"}))),
                 answers: vec![order_answer(200, "Advanced.")],
                 errors: &[400, 404, 409, 412, 413],
             },
@@ -261,13 +266,13 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                 summary: "A customer's orders, newest first, a page at a time.",
                 audience: Everyone,
                 params: [
-                    vec![path::<CustomerId>("id", "The customer.")],
+                    vec![path::<D, CustomerId>("id", "The customer.")],
                     paging("Orders per page: 1 to 100 (default 20).").to_vec(),
                 ]
                 .concat(),
                 body: None,
                 example: None,
-                answers: vec![answer::<OrderPage>(
+                answers: vec![answer::<D, OrderPage>(
                     200,
                     "A page of orders.",
                     &["orderflow-source"],
@@ -286,7 +291,7 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                 params: paging("Products per page: 1 to 100 (default 100).").to_vec(),
                 body: None,
                 example: None,
-                answers: vec![answer::<CatalogPage>(200, "A page of products.", &[])],
+                answers: vec![answer::<D, CatalogPage>(200, "A page of products.", &[])],
                 errors: &[400],
             },
             products::list_products::<P>,
@@ -301,7 +306,7 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                 params: vec![sku()],
                 body: None,
                 example: None,
-                answers: vec![answer::<products::ProductBody>(200, "The product.", &[])],
+                answers: vec![answer::<D, products::ProductBody>(200, "The product.", &[])],
                 errors: &[400, 404],
             },
             products::get_product::<P>,
@@ -314,18 +319,18 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                 summary: "List a product, or change its name, price or description (prices apply to orders placed afterwards).",
                 audience: Operators,
                 params: [vec![sku()], tracing_headers().to_vec()].concat(),
-                body: Some(openapi::schema::<products::DescribeRequest>),
-                example: Some(
+                body: Some(D::schema::<products::DescribeRequest>()),
+                example: Some(D::example(
                     || serde_json::json!({"name": "Milk jug, 600 ml", "price": {"amount": 1850, "currency": "USD"}, "description": "Stainless steel"}),
-                ),
+                )),
                 answers: vec![
                     Answer {
                         links: PRODUCT_LINKS,
-                        ..answer::<products::ProductBody>(200, "Updated (or already so).", &[])
+                        ..answer::<D, products::ProductBody>(200, "Updated (or already so).", &[])
                     },
                     Answer {
                         links: PRODUCT_LINKS,
-                        ..answer::<products::ProductBody>(201, "Listed.", &["Location"])
+                        ..answer::<D, products::ProductBody>(201, "Listed.", &["Location"])
                     },
                 ],
                 errors: &[400, 409, 413],
@@ -342,7 +347,7 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                 params: [
                     vec![
                         sku(),
-                        header::<orderflow_domain::IdempotencyKey>(
+                        header::<D, orderflow_domain::IdempotencyKey>(
                             "Idempotency-Key",
                             true,
                             "Makes the request safe to retry: one key, one stock change.",
@@ -351,9 +356,11 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                     tracing_headers().to_vec(),
                 ]
                 .concat(),
-                body: Some(openapi::schema::<products::StockRequest>),
-                example: Some(|| serde_json::json!({"delta": 24, "reason": "received PO-1042"})),
-                answers: vec![answer::<products::ProductBody>(
+                body: Some(D::schema::<products::StockRequest>()),
+                example: Some(D::example(
+                    || serde_json::json!({"delta": 24, "reason": "received PO-1042"}),
+                )),
+                answers: vec![answer::<D, products::ProductBody>(
                     200,
                     "Adjusted (or, with Idempotent-Replayed, adjusted by an earlier request with this key).",
                     &["Idempotent-Replayed"],
@@ -376,7 +383,7 @@ pub fn operations<P: Stores>() -> Vec<(Operation, Handler<P>)> {
                 .concat(),
                 body: None,
                 example: None,
-                answers: vec![answer::<EventPage>(200, "A page of events.", &[])],
+                answers: vec![answer::<D, EventPage>(200, "A page of events.", &[])],
                 errors: &[400, 404],
             },
             products::get_product_events::<P>,
