@@ -37,7 +37,7 @@ use orderflow_lambda::{Consumer, FromConfig};
 /// # Errors
 /// [`orderflow_adapters::ConfigError::Invalid`] for a malformed number.
 pub fn backoff(
-    sqs: aws_sdk_sqs::Client,
+    sqs: orderflow_adapters::sqs::Sqs,
     variable: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<Backoff>, orderflow_adapters::ConfigError> {
     let seconds = |name: &'static str, default: u32| match variable(name).filter(|v| !v.trim().is_empty()) {

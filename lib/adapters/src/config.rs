@@ -70,7 +70,7 @@ pub struct Config {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// SQS, for a consumer that manages its messages' visibility (payment's backoff);
     /// `None` where nothing delivers from a real queue (tests calling a handler).
-    pub sqs: Option<aws_sdk_sqs::Client>,
+    pub sqs: Option<crate::sqs::Sqs>,
 }
 
 impl std::fmt::Debug for Config {
@@ -94,13 +94,14 @@ impl Config {
     }
 
     /// This configuration with an SQS client configured from the process's environment
-    /// ([`lambda_sdk_config`]), its calls counted.
+    /// ([`lambda_sdk_config`]), its calls counted, built when first used
+    /// ([`crate::sqs::Sqs`]).
     #[must_use]
     pub fn with_sqs(self) -> Self {
         Self {
-            sqs: Some(crate::calls::Counted::counted(&aws_sdk_sqs::Client::new(
-                &lambda_sdk_config(),
-            ))),
+            sqs: Some(crate::sqs::Sqs::deferred(|| {
+                crate::calls::Counted::counted(&aws_sdk_sqs::Client::new(&lambda_sdk_config()))
+            })),
             ..self
         }
     }
@@ -114,7 +115,7 @@ impl Config {
         Self {
             variables: std::sync::Arc::new(variables),
             dynamodb,
-            sqs,
+            sqs: sqs.map(crate::sqs::Sqs::built),
         }
     }
 

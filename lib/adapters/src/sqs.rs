@@ -150,13 +150,64 @@ pub async fn within<F: Future>(deadline: std::time::SystemTime, work: F) -> F::O
     }
 }
 
+/// An SQS client built when first asked for. The consumer that needs one (payment's
+/// backoff) needs it only once a message fails, so a sandbox that sees no failure never
+/// builds it: a client parses its endpoint rules when built, a tenth of a function's
+/// init.
+#[derive(Clone)]
+pub struct Sqs(std::sync::Arc<SqsCell>);
+
+struct SqsCell {
+    client: std::sync::OnceLock<aws_sdk_sqs::Client>,
+    build: Box<dyn Fn() -> aws_sdk_sqs::Client + Send + Sync>,
+}
+
+impl Sqs {
+    /// A client already built.
+    #[must_use]
+    pub fn built(client: aws_sdk_sqs::Client) -> Self {
+        let cell = std::sync::OnceLock::new();
+        let _ = cell.set(client.clone());
+        Self(std::sync::Arc::new(SqsCell {
+            client: cell,
+            build: Box::new(move || client.clone()),
+        }))
+    }
+
+    /// A client `build` makes on first use.
+    pub fn deferred(build: impl Fn() -> aws_sdk_sqs::Client + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(SqsCell {
+            client: std::sync::OnceLock::new(),
+            build: Box::new(build),
+        }))
+    }
+
+    /// Whether the client has been built.
+    #[must_use]
+    pub fn is_built(&self) -> bool {
+        self.0.client.get().is_some()
+    }
+
+    /// The client, built now if it was not yet.
+    #[must_use]
+    pub fn client(&self) -> &aws_sdk_sqs::Client {
+        self.0.client.get_or_init(|| (self.0.build)())
+    }
+}
+
+impl std::fmt::Debug for Sqs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sqs").field("built", &self.is_built()).finish()
+    }
+}
+
 /// How the retryable failures of a queue come back: later with every receive
 /// (`base` × 2^(receives − 1) seconds, at most `max`), set on the message with
 /// `ChangeMessageVisibility`. A dependency that is down for an hour then costs a
 /// message a dozen receives, not the queue's whole budget in five minutes.
 #[derive(Debug, Clone)]
 pub struct Backoff {
-    sqs: aws_sdk_sqs::Client,
+    sqs: Sqs,
     queue_url: String,
     base_seconds: u32,
     max_seconds: u32,
@@ -164,12 +215,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// Backoff on the queue at `queue_url`.
-    pub fn new(
-        sqs: aws_sdk_sqs::Client,
-        queue_url: impl Into<String>,
-        base_seconds: u32,
-        max_seconds: u32,
-    ) -> Self {
+    pub fn new(sqs: Sqs, queue_url: impl Into<String>, base_seconds: u32, max_seconds: u32) -> Self {
         Self {
             sqs,
             queue_url: queue_url.into(),
@@ -191,6 +237,7 @@ impl Backoff {
         let seconds = Self::delay(self.base_seconds, self.max_seconds, receives);
         let changed = self
             .sqs
+            .client()
             .change_message_visibility()
             .queue_url(&self.queue_url)
             .receipt_handle(receipt_handle)
@@ -407,6 +454,29 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
+
+    #[test]
+    fn a_deferred_client_is_built_on_first_use_and_once_for_every_copy() {
+        let builds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = builds.clone();
+        let sqs = Sqs::deferred(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::Config::builder()
+                    .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                    .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                    .build(),
+            )
+        });
+        let copy = sqs.clone();
+        assert!(!sqs.is_built());
+        assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let _ = sqs.client();
+        let _ = copy.client();
+        assert!(copy.is_built());
+        assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(Sqs::built(copy.client().clone()).is_built());
+    }
 
     fn message(id: &str) -> SqsMessage {
         let mut message = SqsMessage::default();
