@@ -23,11 +23,13 @@ export SAM_CLI_TELEMETRY := 0
 
 FUNCTIONS := relay order-api inventory payment shipping order-saga projector pending-timeout
 
-# What `make build` holds every function to: where they are now, so nothing grows back.
-# The target is 6 MB and 1.5× (`orderflow footprint`'s defaults); README, "Footprint".
-FOOTPRINT_MAX_BYTES ?= 7500000
-FOOTPRINT_MAX_INIT_RATIO ?= 3.5
-FOOTPRINT_BUDGET = --max-bytes $(FOOTPRINT_MAX_BYTES) --max-init-ratio $(FOOTPRINT_MAX_INIT_RATIO)
+# What `make build` holds every function to: where the largest (the order API, about
+# 6.4 MB as sam builds it) is now, so nothing grows back. The target is 6 MB and 1.5×
+# (`orderflow footprint`'s defaults), which every consumer meets; README, "Footprint".
+FOOTPRINT_MAX_BYTES ?= 6600000
+FOOTPRINT_MAX_INIT_RATIO ?= 3.0
+FOOTPRINT_RUNS ?= 60
+FOOTPRINT_BUDGET = --runs $(FOOTPRINT_RUNS) --max-bytes $(FOOTPRINT_MAX_BYTES) --max-init-ratio $(FOOTPRINT_MAX_INIT_RATIO)
 
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
