@@ -22,6 +22,7 @@
 pub mod access;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod openapi;
 pub mod paging;
 pub mod products;

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use lambda_http::Error;
+use lambda_http::{Error, lambda_runtime::Runtime};
+use order_api::gateway::HttpApi;
 use order_api::{Api, cursor_key_from_secret};
 use orderflow_adapters::calls::CallCounter;
 use orderflow_adapters::config::Config;
@@ -23,6 +24,9 @@ async fn main() -> Result<(), Error> {
     .await?;
     let api = Api::from_config(&config, cursors)?;
     let metrics = orderflow_adapters::metrics::init_lambda("order-api")?;
-    orderflow_adapters::metrics::emf::lambda::service::run_http(metrics, order_api::router(Arc::new(api)))
-        .await
+    orderflow_adapters::metrics::serve(
+        metrics,
+        Runtime::new(HttpApi::new(order_api::router(Arc::new(api)))),
+    )
+    .await
 }

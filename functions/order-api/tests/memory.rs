@@ -980,3 +980,98 @@ async fn every_answer_of_every_route_is_what_the_openapi_description_says() {
         assert!(reply.body["error"]["code"].is_string(), "{}", reply.body);
     }
 }
+
+/// An API Gateway event from `events/`, with `edit` applied to its JSON.
+fn gateway_event(
+    file: &str,
+    edit: impl FnOnce(&mut Value),
+) -> lambda_http::LambdaEvent<lambda_http::request::LambdaRequest> {
+    let path = format!("{}/../../events/api/{file}", env!("CARGO_MANIFEST_DIR"));
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut event);
+    lambda_http::LambdaEvent::new(
+        serde_json::from_value(event).unwrap(),
+        lambda_http::Context::default(),
+    )
+}
+
+#[tokio::test]
+async fn in_lambda_an_http_api_event_goes_through_the_router_and_comes_back_as_its_response() {
+    use lambda_http::Service;
+    let app = app(60).await;
+    let mut lambda = order_api::gateway::HttpApi::new(app.router.clone());
+
+    let placed = lambda
+        .call(gateway_event("place-order.json", |_| {}))
+        .await
+        .unwrap();
+    assert_eq!(placed.status_code, 201);
+    assert!(!placed.is_base64_encoded, "JSON goes back as text");
+    let Some(lambda_http::Body::Text(text)) = &placed.body else {
+        panic!("{:?}", placed.body)
+    };
+    let order: Value = serde_json::from_str(text).unwrap();
+    let id = order["orderId"].as_str().unwrap();
+    assert_eq!(order["total"]["amount"], 3098, "{order}");
+    assert_eq!(placed.headers["location"], format!("/orders/{id}").as_str());
+    assert_eq!(placed.headers["content-type"], "application/json");
+    // What Lambda sends API Gateway: the payload 2.0 response.
+    let wire = serde_json::to_value(&placed).unwrap();
+    assert_eq!(wire["statusCode"], 201);
+    assert_eq!(wire["isBase64Encoded"], false);
+    assert_eq!(
+        serde_json::from_str::<Value>(wire["body"].as_str().unwrap()).unwrap(),
+        order
+    );
+
+    // The principal comes from the authorizer's claims in the request context.
+    let read = lambda
+        .call(gateway_event("get-order.json", |event| {
+            event["rawPath"] = json!(format!("/orders/{id}"));
+            event["requestContext"]["http"]["path"] = json!(format!("/orders/{id}"));
+            event["pathParameters"]["id"] = json!(id);
+        }))
+        .await
+        .unwrap();
+    assert_eq!(read.status_code, 200, "{:?}", read.body);
+    let other = lambda
+        .call(gateway_event("get-order.json", |event| {
+            event["rawPath"] = json!(format!("/orders/{id}"));
+            event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!("c-2");
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status_code, 404,
+        "another customer's order does not exist for them"
+    );
+    // A body API Gateway sent in base64 is decoded.
+    let encoded = lambda
+        .call(gateway_event("place-order.json", |event| {
+            let body = event["body"].as_str().unwrap().to_owned();
+            event["body"] = json!(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                body
+            ));
+            event["isBase64Encoded"] = json!(true);
+            event["headers"]["idempotency-key"] = json!(uuid::Uuid::now_v7().to_string());
+        }))
+        .await
+        .unwrap();
+    assert_eq!(encoded.status_code, 201, "{:?}", encoded.body);
+
+    // An error is the API's JSON error, as from the router.
+    let bad = lambda
+        .call(gateway_event("place-order.json", |event| {
+            event["body"] = json!("{\"items\": 7}");
+            event["headers"]["idempotency-key"] = json!(uuid::Uuid::now_v7().to_string());
+        }))
+        .await
+        .unwrap();
+    assert_eq!(bad.status_code, 400);
+    let Some(lambda_http::Body::Text(text)) = &bad.body else {
+        panic!("{:?}", bad.body)
+    };
+    let error: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(error["error"]["field"], "items", "{error}");
+}

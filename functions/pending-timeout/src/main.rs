@@ -4,7 +4,7 @@
 #![recursion_limit = "256"]
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
 use orderflow_adapters::config::Config;
 use orderflow_adapters::telemetry;
 use orderflow_app::{Clock, SystemClock};
@@ -15,25 +15,28 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let sweeper = PendingTimeout::from_config(&Config::from_process())?;
     let metrics = orderflow_adapters::metrics::init_lambda("pending-timeout")?;
-    orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |_: LambdaEvent<EventBridgeEvent>| {
-        let sweeper = &sweeper;
-        async move {
-            let swept = sweeper.sweep(SystemClock.now()).await?;
-            tracing::info!(
-                examined = swept.examined,
-                expired = swept.expired.len(),
-                left_for_saga = swept.left_for_saga.len(),
-                failed = swept.failed,
-                "swept"
-            );
-            if swept.failed > 0 {
-                return Err(Error::from(format!(
-                    "{} orders could not be expired",
-                    swept.failed
-                )));
+    orderflow_adapters::metrics::serve(
+        metrics,
+        Runtime::new(service_fn(|_: LambdaEvent<EventBridgeEvent>| {
+            let sweeper = &sweeper;
+            async move {
+                let swept = sweeper.sweep(SystemClock.now()).await?;
+                tracing::info!(
+                    examined = swept.examined,
+                    expired = swept.expired.len(),
+                    left_for_saga = swept.left_for_saga.len(),
+                    failed = swept.failed,
+                    "swept"
+                );
+                if swept.failed > 0 {
+                    return Err(Error::from(format!(
+                        "{} orders could not be expired",
+                        swept.failed
+                    )));
+                }
+                Ok::<_, Error>(())
             }
-            Ok::<_, Error>(())
-        }
-    })
+        })),
+    )
     .await
 }

@@ -1,7 +1,7 @@
 //! Lambda entry point of the relay.
 
 use aws_lambda_events::event::dynamodb::Event;
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
 use orderflow_adapters::calls::Counted;
 use orderflow_adapters::config::lambda_sdk_config;
 use orderflow_adapters::{EventBridgePublisher, config, telemetry};
@@ -13,9 +13,12 @@ async fn main() -> Result<(), Error> {
     let sdk = lambda_sdk_config();
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk).counted(), bus_name);
     let metrics = orderflow_adapters::metrics::init_lambda("relay")?;
-    orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<Event>| {
-        let publisher = &publisher;
-        async move { Ok::<_, Error>(relay::relay(publisher, event.payload).await) }
-    })
+    orderflow_adapters::metrics::serve(
+        metrics,
+        Runtime::new(service_fn(|event: LambdaEvent<Event>| {
+            let publisher = &publisher;
+            async move { Ok::<_, Error>(relay::relay(publisher, event.payload).await) }
+        })),
+    )
     .await
 }

@@ -15,7 +15,7 @@ use std::fmt::Debug;
 use std::future::Future;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
 use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::sqs::{
     Backoff, DynamoFailureLog, Failure, FailureRecorder, decode_message, process_batch_with_backoff,
@@ -171,13 +171,16 @@ pub async fn serve<C: FromConfig>() -> Result<(), Error> {
     };
     let service = Service::<C>::from_config(&config)?;
     let metrics = orderflow_adapters::metrics::init_lambda(C::NAME)?;
-    orderflow_adapters::metrics::emf::lambda::handler::run(metrics, |event: LambdaEvent<SqsEvent>| {
-        let service = &service;
-        async move {
-            let deadline = event.context.deadline();
-            Ok::<_, Error>(orderflow_adapters::sqs::within(deadline, service.handle(event.payload)).await)
-        }
-    })
+    orderflow_adapters::metrics::serve(
+        metrics,
+        Runtime::new(service_fn(|event: LambdaEvent<SqsEvent>| {
+            let service = &service;
+            async move {
+                let deadline = event.context.deadline();
+                Ok::<_, Error>(orderflow_adapters::sqs::within(deadline, service.handle(event.payload)).await)
+            }
+        })),
+    )
     .await
 }
 
