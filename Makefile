@@ -23,11 +23,12 @@ export SAM_CLI_TELEMETRY := 0
 
 FUNCTIONS := relay order-api inventory payment shipping order-saga projector pending-timeout
 
-# What `make build` holds every function to: where the largest (the order API, about
-# 6.4 MB as sam builds it) is now, so nothing grows back. The target is 6 MB and 1.5×
-# (`orderflow footprint`'s defaults), which every consumer meets; README, "Footprint".
-FOOTPRINT_MAX_BYTES ?= 6600000
-FOOTPRINT_MAX_INIT_RATIO ?= 3.0
+# What `make build` holds every function to: just above the largest (the order API,
+# about 6.06 MB as sam builds it; 1.4x hello's init), so nothing grows back. The target
+# is 6 MB and 1.5x (`orderflow footprint`'s defaults), which every consumer meets and
+# the order API's size does not yet; README, "Footprint".
+FOOTPRINT_MAX_BYTES ?= 6200000
+FOOTPRINT_MAX_INIT_RATIO ?= 2.0
 FOOTPRINT_RUNS ?= 60
 FOOTPRINT_BUDGET = --runs $(FOOTPRINT_RUNS) --max-bytes $(FOOTPRINT_MAX_BYTES) --max-init-ratio $(FOOTPRINT_MAX_INIT_RATIO)
 

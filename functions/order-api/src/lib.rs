@@ -48,7 +48,7 @@ use access::HasPrincipalClaims;
 pub use access::{Action, Decision, Principal, PrincipalClaims, authorize};
 pub use error::ApiError;
 pub use extract::{JsonBody, MAX_BODY_BYTES, PlaceOrderRequest};
-use paging::CursorKey;
+use paging::{CursorKey, Cursors};
 pub use routes::{openapi as openapi_document, operations, router};
 
 /// How the API authorizes and pages: everything it needs besides its stores.
@@ -57,7 +57,7 @@ pub struct Access<L = DynamoRateLimiter> {
     /// Which claim holds a customer's id.
     pub claims: PrincipalClaims,
     /// The key cursors are signed with.
-    pub cursors: CursorKey,
+    pub cursors: Cursors,
     /// Orders per minute per principal.
     pub placements: L,
 }
@@ -184,7 +184,7 @@ impl Api<Dynamo> {
     ///
     /// # Errors
     /// [`AccessConfigError::Config`] naming a missing or malformed variable.
-    pub fn from_config(config: &Config, cursors: CursorKey) -> Result<Self, AccessConfigError> {
+    pub fn from_config(config: &Config, cursors: impl Into<Cursors>) -> Result<Self, AccessConfigError> {
         let dynamodb = &config.dynamodb;
         Ok(Self::new(
             CommandService::new(
@@ -255,7 +255,7 @@ impl Access {
     pub fn from_variables(
         variable: impl Fn(&str) -> Option<String>,
         dynamodb: aws_sdk_dynamodb::Client,
-        cursors: CursorKey,
+        cursors: impl Into<Cursors>,
     ) -> Result<Self, AccessConfigError> {
         use orderflow_adapters::ConfigError;
         let present = |name: &'static str| variable(name).filter(|v| !v.trim().is_empty());
@@ -277,7 +277,7 @@ impl Access {
                 customer_id_claim: present("CUSTOMER_ID_CLAIM")
                     .unwrap_or_else(|| access::DEFAULT_CUSTOMER_ID_CLAIM.to_owned()),
             },
-            cursors,
+            cursors: cursors.into(),
             placements: DynamoRateLimiter::new(
                 dynamodb,
                 present("RATE_LIMIT_TABLE").ok_or(ConfigError::Missing("RATE_LIMIT_TABLE"))?,
@@ -290,6 +290,22 @@ impl Access {
 
 /// Orders a principal may place per minute unless `ORDERS_PER_MINUTE` says otherwise.
 pub const DEFAULT_ORDERS_PER_MINUTE: u64 = 60;
+
+/// The cursor key from the Secrets Manager secret `secret_id`, read when a list first
+/// needs it through a client `client` makes then (building a client parses its
+/// endpoint rules, which a function's start need not wait for).
+#[must_use]
+pub fn cursors_from_secret<F>(client: F, secret_id: String) -> Cursors
+where
+    F: Fn() -> aws_sdk_secretsmanager::Client + Send + Sync + 'static,
+{
+    let secret_id: std::sync::Arc<str> = secret_id.into();
+    Cursors::deferred(move || {
+        let client = client();
+        let secret_id = secret_id.clone();
+        async move { cursor_key_from_secret(&client, &secret_id).await }
+    })
+}
 
 /// The cursor key from a Secrets Manager secret (its `SecretString`).
 ///

@@ -5,6 +5,10 @@
 //! local key in `orderflow dev`). A cursor that was altered, made up, or minted for
 //! another list is a 400 before anything is read with it.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
@@ -12,11 +16,89 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
+use crate::AccessConfigError;
 use crate::error::ApiError;
 
 /// What a cursor's tag is computed over besides the position, so a tag made for
 /// anything else under the same key never passes.
 const CONTEXT: &[u8] = b"orderflow-cursor-v1.";
+
+/// Reads the cursor key, for [`Cursors::deferred`].
+type LoadKey =
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<CursorKey, AccessConfigError>> + Send>> + Send + Sync;
+
+/// The cursor key as the API holds it: given at start-up ([`Cursors::ready`]), or read
+/// when a list first needs it ([`Cursors::deferred`]; in Lambda, from Secrets Manager),
+/// so that a function's start waits for no secret and a request that lists nothing
+/// never reads it. A read that fails is a 503 for that request and is tried again by
+/// the next; a key once read is kept.
+#[derive(Clone)]
+pub struct Cursors {
+    key: Arc<tokio::sync::OnceCell<CursorKey>>,
+    load: Option<Arc<LoadKey>>,
+}
+
+impl std::fmt::Debug for Cursors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cursors")
+            .field("read", &self.key.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<CursorKey> for Cursors {
+    fn from(key: CursorKey) -> Self {
+        Self::ready(key)
+    }
+}
+
+impl Cursors {
+    /// A key known at start-up.
+    #[must_use]
+    pub fn ready(key: CursorKey) -> Self {
+        Self {
+            key: Arc::new(tokio::sync::OnceCell::new_with(Some(key))),
+            load: None,
+        }
+    }
+
+    /// A key `load` reads when it is first needed.
+    #[must_use]
+    pub fn deferred<F, R>(load: F) -> Self
+    where
+        F: Fn() -> R + Send + Sync + 'static,
+        R: Future<Output = Result<CursorKey, AccessConfigError>> + Send + 'static,
+    {
+        Self {
+            key: Arc::new(tokio::sync::OnceCell::new()),
+            load: Some(Arc::new(move || Box::pin(load()))),
+        }
+    }
+
+    /// Whether the key has been read.
+    #[must_use]
+    pub fn is_read(&self) -> bool {
+        self.key.initialized()
+    }
+
+    /// The key, read now if it has not been.
+    ///
+    /// # Errors
+    /// A 503 when it cannot be read; why is logged, not returned.
+    pub async fn key(&self) -> Result<&CursorKey, ApiError> {
+        self.key
+            .get_or_try_init(|| async {
+                match &self.load {
+                    Some(load) => load().await,
+                    None => Err(AccessConfigError::Config(
+                        orderflow_adapters::ConfigError::Missing("CURSOR_KEY_SECRET"),
+                    )),
+                }
+            })
+            .await
+            .map_err(|error| ApiError::unavailable(&error))
+    }
+}
 
 /// The default and the largest page of a list.
 pub const DEFAULT_PAGE: u16 = 20;

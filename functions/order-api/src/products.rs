@@ -344,7 +344,8 @@ pub(crate) async fn get_product_events<P: Stores>(
     authorize(&principal, Action::Operate).into_result()?;
     let sku = sku(&raw)?;
     let limit = limit(&params, MAX_PAGE)?;
-    let after = match cursor::<ProductEventsCursor>(&api.access.cursors, &params)? {
+    let cursors = api.access.cursors.key().await?;
+    let after = match cursor::<ProductEventsCursor>(cursors, &params)? {
         Some(c) if c.sku == sku => c.after_version,
         Some(_) => return Err(paging::foreign_cursor()),
         None => 0,
@@ -360,7 +361,7 @@ pub(crate) async fn get_product_events<P: Stores>(
     let more = events.len() > usize::from(limit);
     events.truncate(usize::from(limit));
     let next = events.last().filter(|_| more).map(|last| {
-        api.access.cursors.seal(&ProductEventsCursor {
+        cursors.seal(&ProductEventsCursor {
             sku: sku.clone(),
             after_version: last.version,
         })
@@ -382,7 +383,8 @@ pub(crate) async fn list_products<P: Stores>(
 ) -> Result<Response, ApiError> {
     authorize(&principal, Action::BrowseCatalog).into_result()?;
     let limit = limit(&params, MAX_PAGE)?;
-    let after = cursor::<ProductsCursor>(&api.access.cursors, &params)?;
+    let cursors = api.access.cursors.key().await?;
+    let after = cursor::<ProductsCursor>(cursors, &params)?;
     let (page, next) = api
         .catalog
         .page(usize::from(limit), after.as_ref().map(|c| &c.after))
@@ -396,6 +398,6 @@ pub(crate) async fn list_products<P: Stores>(
             available: p.available,
         })
         .collect();
-    let next = next.map(|after| api.access.cursors.seal(&ProductsCursor { after }));
+    let next = next.map(|after| cursors.seal(&ProductsCursor { after }));
     Ok(Json(list("products", json!(products), next)).into_response())
 }

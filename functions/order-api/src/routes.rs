@@ -640,7 +640,8 @@ async fn get_events<P: Stores>(
 ) -> Result<Response, ApiError> {
     let id = order_id(&id)?;
     let limit = limit(&params, MAX_PAGE)?;
-    let (after, owner) = match cursor::<EventsCursor>(&api.access.cursors, &params)? {
+    let cursors = api.access.cursors.key().await?;
+    let (after, owner) = match cursor::<EventsCursor>(cursors, &params)? {
         Some(c) if c.order_id == id => (c.after_version, Some(c.owner)),
         Some(_) => return Err(paging::foreign_cursor()),
         None => (0, None),
@@ -660,7 +661,7 @@ async fn get_events<P: Stores>(
     let more = events.len() > usize::from(limit);
     events.truncate(usize::from(limit));
     let next = events.last().filter(|_| more).map(|last| {
-        api.access.cursors.seal(&EventsCursor {
+        cursors.seal(&EventsCursor {
             order_id: id,
             owner: owner.clone(),
             after_version: last.version,
@@ -679,7 +680,8 @@ async fn list_customer_orders<P: Stores>(
         CustomerId::parse(id).map_err(|e| ApiError::invalid_field("invalid_customer_id", "id", e))?;
     authorize(&principal, Action::ListOrders { of: &customer }).into_result()?;
     let limit = limit(&params, DEFAULT_PAGE)?;
-    let after = cursor::<CustomerCursor>(&api.access.cursors, &params)?;
+    let cursors = api.access.cursors.key().await?;
+    let after = cursor::<CustomerCursor>(cursors, &params)?;
     if after
         .as_ref()
         .is_some_and(|c| c.customer_id != customer.to_string())
@@ -687,7 +689,7 @@ async fn list_customer_orders<P: Stores>(
         return Err(paging::foreign_cursor());
     }
     let page = api.views.by_customer(&customer, limit, after.as_ref()).await?;
-    let next = page.next.as_ref().map(|c| api.access.cursors.seal(c));
+    let next = page.next.as_ref().map(|c| cursors.seal(c));
     let mut response = Json(list("orders", json!(page.orders), next)).into_response();
     response
         .headers_mut()

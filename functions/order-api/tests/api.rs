@@ -6,12 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use jiff::SignedDuration;
-use order_api::paging::CursorKey;
+use order_api::paging::{CursorKey, Cursors};
 use order_api::{Access, Api, router};
 use orderflow_adapters::catalog::DynamoCatalog;
 use orderflow_adapters::payment::DynamoVault;
@@ -57,6 +58,25 @@ async fn app_with(
     idempotency_client: aws_sdk_dynamodb::Client,
     lease: SignedDuration,
 ) -> App {
+    let key = CursorKey::new(*b"a cursor key for the API tests").unwrap();
+    app_over(
+        orders_per_minute,
+        store_client,
+        idempotency_client,
+        lease,
+        key.into(),
+    )
+    .await
+}
+
+/// [`app_with`], its cursors signed with what `cursors` holds or reads.
+async fn app_over(
+    orders_per_minute: u64,
+    store_client: aws_sdk_dynamodb::Client,
+    idempotency_client: aws_sdk_dynamodb::Client,
+    lease: SignedDuration,
+    cursors: Cursors,
+) -> App {
     let dynamodb = local::dynamodb_client().await.unwrap();
     let tables = local::fresh_tables(
         &dynamodb,
@@ -93,7 +113,7 @@ async fn app_with(
                 _ => None,
             },
             dynamodb.clone(),
-            CursorKey::new(*b"a cursor key for the API tests").unwrap(),
+            cursors,
         )
         .unwrap(),
     );
@@ -637,7 +657,7 @@ async fn a_tampered_or_made_up_cursor_is_a_400() {
 }
 
 #[tokio::test]
-async fn the_cursor_key_is_read_from_its_secret_and_a_weak_or_missing_one_stops_start_up() {
+async fn the_cursor_key_is_read_from_its_secret_and_a_weak_or_missing_one_is_refused() {
     let secrets = aws_sdk_secretsmanager::Client::new(&local::sdk_config().await);
     let name = local::unique_name("cursor-key");
     secrets
@@ -669,6 +689,94 @@ async fn the_cursor_key_is_read_from_its_secret_and_a_weak_or_missing_one_stops_
         order_api::cursor_key_from_secret(&secrets, &local::unique_name("no-such-secret")).await,
         Err(order_api::AccessConfigError::Secret { .. })
     ));
+}
+
+#[tokio::test]
+async fn the_cursor_key_is_read_when_a_list_first_needs_it_and_a_failed_read_is_a_503_read_again_next_time() {
+    let secrets = aws_sdk_secretsmanager::Client::new(&local::sdk_config().await);
+    let name = local::unique_name("cursor-key-deferred");
+    let clients = Arc::new(AtomicUsize::new(0));
+    let cursors = {
+        let (secrets, clients) = (secrets.clone(), clients.clone());
+        order_api::cursors_from_secret(
+            move || {
+                clients.fetch_add(1, Ordering::SeqCst);
+                secrets.clone()
+            },
+            name.clone(),
+        )
+    };
+    let dynamodb = local::dynamodb_client().await.unwrap();
+    let app = app_over(
+        60,
+        dynamodb.clone(),
+        dynamodb,
+        SignedDuration::from_secs(30),
+        cursors.clone(),
+    )
+    .await;
+
+    // The secret does not exist yet: what lists nothing neither reads nor needs it.
+    let placed = app.place(&order_body(), &[]).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let read = app.call("GET", &format!("/orders/{id}"), &[], None).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(clients.load(Ordering::SeqCst), 0, "nothing asked for the key");
+    assert!(!cursors.is_read());
+
+    // A list needs it: unreadable, the request is a 503 that names nothing internal.
+    let list = app.call("GET", "/customers/c-1/orders?limit=1", &[], None).await;
+    assert_eq!(list.status, StatusCode::SERVICE_UNAVAILABLE, "{}", list.body);
+    assert_eq!(list.body["error"]["code"], "unavailable");
+    let text = list.body.to_string();
+    assert!(
+        !text.contains(&name) && !text.contains("ResourceNotFound") && !text.contains("Secrets"),
+        "{text}"
+    );
+    assert_eq!(clients.load(Ordering::SeqCst), 1);
+
+    // Once the secret is there, the next list reads it, and no list after that does.
+    secrets
+        .create_secret()
+        .name(&name)
+        .secret_string("a generated key of sixty-four characters or so, as the template has")
+        .send()
+        .await
+        .unwrap();
+    let cancelled = app
+        .call(
+            "POST",
+            &format!("/orders/{id}/cancel"),
+            &[],
+            Some(json!({"reason": "changed my mind"}).to_string()),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    let first = app
+        .call("GET", &format!("/orders/{id}/events?limit=1"), &[], None)
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let cursor = first.body["nextCursor"].as_str().unwrap().to_owned();
+    let second = app
+        .call(
+            "GET",
+            &format!("/orders/{id}/events?limit=1&cursor={cursor}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(second.body["events"][0]["version"], 2);
+    let list = app.call("GET", "/customers/c-1/orders", &[], None).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(cursors.is_read());
+    assert_eq!(clients.load(Ordering::SeqCst), 2, "read once more, then kept");
+
+    // The key it read is the secret.
+    let key =
+        CursorKey::new(*b"a generated key of sixty-four characters or so, as the template has").unwrap();
+    assert!(key.open::<Value>(&cursor).is_some());
 }
 
 /// The events of every order placed so far, by order id.
