@@ -169,6 +169,17 @@ impl App {
             .count
     }
 
+    /// Customer c-1 cancels order `id` for `reason`.
+    async fn cancel(&self, id: &str, reason: &str) -> Reply {
+        self.call(
+            "POST",
+            &format!("/orders/{id}/cancel"),
+            &[],
+            Some(json!({ "reason": reason }).to_string()),
+        )
+        .await
+    }
+
     async fn place(&self, body: &Value, headers: &[(&str, &str)]) -> Reply {
         self.call("POST", "/orders", headers, Some(body.to_string()))
             .await
@@ -440,14 +451,7 @@ async fn unknown_orders_invalid_transitions_and_stale_versions() {
         (twice.status, twice.body["error"]["code"].as_str()),
         (StatusCode::CONFLICT, Some("invalid_transition"))
     );
-    let bad_reason = app
-        .call(
-            "POST",
-            &format!("/orders/{id}/cancel"),
-            &[],
-            Some(json!({"reason": ""}).to_string()),
-        )
-        .await;
+    let bad_reason = app.cancel(&id, "").await;
     assert_eq!(bad_reason.status, StatusCode::BAD_REQUEST);
     let route = app.call("GET", "/nope", &[], None).await;
     assert_eq!(route.status, StatusCode::NOT_FOUND);
@@ -611,27 +615,7 @@ async fn a_tampered_or_made_up_cursor_is_a_400() {
         .as_str()
         .unwrap()
         .to_owned();
-    app.call(
-        "POST",
-        &format!("/orders/{id}/cancel"),
-        &[],
-        Some(json!({"reason": "x"}).to_string()),
-    )
-    .await;
-    let page = app
-        .call("GET", &format!("/orders/{id}/events?limit=1"), &[], None)
-        .await;
-    let cursor = page.body["nextCursor"].as_str().unwrap().to_owned();
-    let next = app
-        .call(
-            "GET",
-            &format!("/orders/{id}/events?limit=1&cursor={cursor}"),
-            &[],
-            None,
-        )
-        .await;
-    assert_eq!(next.status, StatusCode::OK, "{}", next.body);
-    assert_eq!(next.body["events"][0]["version"], 2);
+    let cursor = cancel_and_page_through_events(&app, &id).await;
     // A cursor made up from a plausible position, unsigned: what a client could forge.
     let (position, _) = cursor.split_once('.').unwrap();
     let forged = [
@@ -656,17 +640,24 @@ async fn a_tampered_or_made_up_cursor_is_a_400() {
     }
 }
 
+/// A cursor key as the template generates it (a long random string).
+const SECRET: &str = "a generated key of sixty-four characters or so, as the template has";
+
+async fn create_secret(secrets: &aws_sdk_secretsmanager::Client, name: &str, value: &str) {
+    secrets
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_cursor_key_is_read_from_its_secret_and_a_weak_or_missing_one_is_refused() {
     let secrets = aws_sdk_secretsmanager::Client::new(&local::sdk_config().await);
     let name = local::unique_name("cursor-key");
-    secrets
-        .create_secret()
-        .name(&name)
-        .secret_string("a generated key of sixty-four characters or so, as the template has")
-        .send()
-        .await
-        .unwrap();
+    create_secret(&secrets, &name, SECRET).await;
     let key = order_api::cursor_key_from_secret(&secrets, &name).await.unwrap();
     let sealed = key.seal(&7_u64);
     assert_eq!(key.open::<u64>(&sealed), Some(7));
@@ -674,13 +665,7 @@ async fn the_cursor_key_is_read_from_its_secret_and_a_weak_or_missing_one_is_ref
     assert_eq!(other.open::<u64>(&sealed), None, "the secret is the key");
 
     let weak = local::unique_name("cursor-key-weak");
-    secrets
-        .create_secret()
-        .name(&weak)
-        .secret_string("short")
-        .send()
-        .await
-        .unwrap();
+    create_secret(&secrets, &weak, "short").await;
     assert!(matches!(
         order_api::cursor_key_from_secret(&secrets, &weak).await,
         Err(order_api::AccessConfigError::WeakKey { .. })
@@ -737,21 +722,23 @@ async fn the_cursor_key_is_read_when_a_list_first_needs_it_and_a_failed_read_is_
     assert_eq!(clients.load(Ordering::SeqCst), 1);
 
     // Once the secret is there, the next list reads it, and no list after that does.
-    secrets
-        .create_secret()
-        .name(&name)
-        .secret_string("a generated key of sixty-four characters or so, as the template has")
-        .send()
-        .await
-        .unwrap();
-    let cancelled = app
-        .call(
-            "POST",
-            &format!("/orders/{id}/cancel"),
-            &[],
-            Some(json!({"reason": "changed my mind"}).to_string()),
-        )
-        .await;
+    create_secret(&secrets, &name, SECRET).await;
+    let cursor = cancel_and_page_through_events(&app, &id).await;
+    let list = app.call("GET", "/customers/c-1/orders", &[], None).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(cursors.is_read());
+    assert_eq!(clients.load(Ordering::SeqCst), 2, "read once more, then kept");
+
+    // The key it read is the secret.
+    let key =
+        CursorKey::new(*b"a generated key of sixty-four characters or so, as the template has").unwrap();
+    assert!(key.open::<Value>(&cursor).is_some());
+}
+
+/// Cancels order `id`, then reads its two events a page of one at a time: the cursor
+/// the first page returned.
+async fn cancel_and_page_through_events(app: &App, id: &str) -> String {
+    let cancelled = app.cancel(id, "changed my mind").await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
     let first = app
         .call("GET", &format!("/orders/{id}/events?limit=1"), &[], None)
@@ -768,15 +755,7 @@ async fn the_cursor_key_is_read_when_a_list_first_needs_it_and_a_failed_read_is_
         .await;
     assert_eq!(second.status, StatusCode::OK, "{}", second.body);
     assert_eq!(second.body["events"][0]["version"], 2);
-    let list = app.call("GET", "/customers/c-1/orders", &[], None).await;
-    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
-    assert!(cursors.is_read());
-    assert_eq!(clients.load(Ordering::SeqCst), 2, "read once more, then kept");
-
-    // The key it read is the secret.
-    let key =
-        CursorKey::new(*b"a generated key of sixty-four characters or so, as the template has").unwrap();
-    assert!(key.open::<Value>(&cursor).is_some());
+    cursor
 }
 
 /// The events of every order placed so far, by order id.
