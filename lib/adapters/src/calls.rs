@@ -108,6 +108,21 @@ impl CallCounter {
     }
 }
 
+impl CallCounter {
+    /// Counts one attempt at `operation` of `service` (the SDK's names: `"Secrets
+    /// Manager"`, `"GetSecretValue"`): in the tally and as an `AwsCalls` metric. The
+    /// interceptor counts an SDK client's; a call made without one counts its own.
+    pub fn count(&self, service: &str, operation: &str) {
+        self.calls.record(&self.function, service, operation);
+        metrics::counter!(
+            "AwsCalls",
+            "service" => service.to_owned(),
+            "operation" => operation.to_owned()
+        )
+        .increment(1);
+    }
+}
+
 impl Default for CallCounter {
     fn default() -> Self {
         Self::into(Calls::global())
@@ -126,14 +141,7 @@ impl Intercept for CallCounter {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(metadata) = cfg.load::<Metadata>() {
-            self.calls
-                .record(&self.function, metadata.service(), metadata.name());
-            metrics::counter!(
-                "AwsCalls",
-                "service" => metadata.service().to_owned(),
-                "operation" => metadata.name().to_owned()
-            )
-            .increment(1);
+            self.count(metadata.service(), metadata.name());
         }
         Ok(())
     }

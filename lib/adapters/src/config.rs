@@ -192,24 +192,58 @@ pub const AWS_ROOTS_PEM: &str = include_str!("aws-roots.pem");
 /// ring), one per process and kind of roots, so every SDK client shares its pool.
 #[must_use]
 pub fn https_client(roots: Roots) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use orderflow_https::{pem_roots, shared_client, system_roots};
-    type Client = aws_smithy_runtime_api::client::http::SharedHttpClient;
+    match https(roots) {
+        Ok(client) => client.clone().shared(),
+        Err(reason) => {
+            let reason = reason.clone();
+            aws_smithy_runtime_api::client::http::http_client_fn(move |_, _| {
+                orderflow_https::unusable(reason.clone())
+            })
+        }
+    }
+}
+
+/// The connector of [`https_client`]`(roots)` for a request signed and sent by our own
+/// code rather than an SDK client ([`crate::secrets`]): [`sdk_timeouts`]' connect
+/// timeout, the pool the SDK's clients share.
+#[must_use]
+pub fn https_connector(roots: Roots) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+    match https(roots) {
+        Ok(client) => client.connector(
+            &aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .build(),
+        ),
+        Err(reason) => orderflow_https::unusable(reason.clone()),
+    }
+}
+
+/// The process's client for `roots`, or why its TLS configuration did not build (ring
+/// supports every protocol version rustls ships, so this is not expected; it is logged
+/// once, and every call fails with it rather than the process stopping).
+fn https(roots: Roots) -> &'static Result<orderflow_https::Https1Client, String> {
+    use orderflow_https::{Https1Client, pem_roots, system_roots};
+    type Client = Result<Https1Client, String>;
     static SYSTEM: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
     static AWS: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
+    let build = |store| {
+        Https1Client::new(store).map_err(|error| {
+            tracing::error!(error = %error, "TLS configuration unusable");
+            error.to_string()
+        })
+    };
     let system_asked = std::env::var("ORDERFLOW_TLS_ROOTS").is_ok_and(|v| v == "system");
     match roots {
-        Roots::Aws if !system_asked => AWS
-            .get_or_init(|| match pem_roots(AWS_ROOTS_PEM.as_bytes()) {
-                Ok(store) => shared_client(store),
-                // The bundle is compiled in and checked by a test; should it still not
-                // load, the system's store, said out loud rather than silently.
-                Err(error) => {
-                    tracing::warn!(error = %error, "TLS roots unusable; trusting the system's store");
-                    shared_client(system_roots())
-                }
-            })
-            .clone(),
-        _ => SYSTEM.get_or_init(|| shared_client(system_roots())).clone(),
+        Roots::Aws if !system_asked => AWS.get_or_init(|| match pem_roots(AWS_ROOTS_PEM.as_bytes()) {
+            Ok(store) => build(store),
+            // The bundle is compiled in and checked by a test; should it still not
+            // load, the system's store, said out loud rather than silently.
+            Err(error) => {
+                tracing::warn!(error = %error, "TLS roots unusable; trusting the system's store");
+                build(system_roots())
+            }
+        }),
+        _ => SYSTEM.get_or_init(|| build(system_roots())),
     }
 }
 
@@ -282,15 +316,22 @@ fn service_setting(
         .or_else(|| variable(base).filter(|v| !v.is_empty()))
 }
 
+/// How long a connection may take to open ([`sdk_timeouts`]).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long one attempt at a call may take ([`sdk_timeouts`]).
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long a call with its retries may take ([`sdk_timeouts`]).
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7);
+
 /// How long one AWS call may take: a connection 1 s, an attempt 3 s, the call with its
 /// retries 7 s. Every function's timeout is 10 s: a hung call fails while the function
 /// can still report it, instead of Lambda killing the invocation with its whole batch.
 #[must_use]
 pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(std::time::Duration::from_secs(1))
-        .operation_attempt_timeout(std::time::Duration::from_secs(3))
-        .operation_timeout(std::time::Duration::from_secs(7))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(CALL_TIMEOUT)
         .build()
 }
 

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod payment;
 pub mod rate_limit;
 pub mod read_model;
+pub mod secrets;
 pub mod sqs;
 pub mod telemetry;
 

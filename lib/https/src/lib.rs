@@ -121,11 +121,16 @@ pub fn shared_client(roots: RootCertStore) -> SharedHttpClient {
         Err(error) => {
             tracing::error!(error = %error, "TLS configuration unusable");
             let reason = error.to_string();
-            aws_smithy_runtime_api::client::http::http_client_fn(move |_, _| {
-                SharedHttpConnector::new(Unusable(reason.clone()))
-            })
+            aws_smithy_runtime_api::client::http::http_client_fn(move |_, _| unusable(reason.clone()))
         }
     }
+}
+
+/// The connector of a client whose TLS configuration did not build: every call fails
+/// with `reason`.
+#[must_use]
+pub fn unusable(reason: impl Into<String>) -> SharedHttpConnector {
+    SharedHttpConnector::new(Unusable(reason.into()))
 }
 
 /// The connector of a client whose TLS configuration did not build.
@@ -173,6 +178,16 @@ impl HttpClient for Https1Client {
         settings: &HttpConnectorSettings,
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
+        self.connector(settings)
+    }
+}
+
+impl Https1Client {
+    /// The connector for `settings`' timeouts: the SDK's through [`HttpClient`], and a
+    /// caller's own for a request it signs and sends itself. One pool per distinct
+    /// setting, shared by every caller asking for it.
+    #[must_use]
+    pub fn connector(&self, settings: &HttpConnectorSettings) -> SharedHttpConnector {
         let key = (settings.connect_timeout(), settings.read_timeout());
         if let Some(connector) = self
             .pools
