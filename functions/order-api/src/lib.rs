@@ -36,6 +36,7 @@ use orderflow_adapters::payment::MemoryVault;
 use orderflow_adapters::rate_limit::DynamoRateLimiter;
 use orderflow_adapters::rate_limit::MemoryRateLimiter;
 use orderflow_adapters::read_model::DynamoOrderViews;
+use orderflow_adapters::secrets::SecretsManager;
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
 use orderflow_adapters::{MemoryEventStore, MemoryIdempotencyStore, MemoryOrderViews};
 use orderflow_app::placement::Placement;
@@ -291,19 +292,14 @@ impl Access {
 /// Orders a principal may place per minute unless `ORDERS_PER_MINUTE` says otherwise.
 pub const DEFAULT_ORDERS_PER_MINUTE: u64 = 60;
 
-/// The cursor key from the Secrets Manager secret `secret_id`, read when a list first
-/// needs it through a client `client` makes then (building a client parses its
-/// endpoint rules, which a function's start need not wait for).
+/// The cursor key from the Secrets Manager secret `secret_id`, read through `secrets`
+/// when a list first needs it, so a function's start waits for no secret.
 #[must_use]
-pub fn cursors_from_secret<F>(client: F, secret_id: String) -> Cursors
-where
-    F: Fn() -> aws_sdk_secretsmanager::Client + Send + Sync + 'static,
-{
-    let secret_id: std::sync::Arc<str> = secret_id.into();
+pub fn cursors_from_secret(secrets: SecretsManager, secret_id: String) -> Cursors {
+    let reader: std::sync::Arc<(SecretsManager, String)> = std::sync::Arc::new((secrets, secret_id));
     Cursors::deferred(move || {
-        let client = client();
-        let secret_id = secret_id.clone();
-        async move { cursor_key_from_secret(&client, &secret_id).await }
+        let reader = reader.clone();
+        async move { cursor_key_from_secret(&reader.0, &reader.1).await }
     })
 }
 
@@ -313,19 +309,16 @@ where
 /// [`AccessConfigError::Secret`] when it cannot be read, [`AccessConfigError::WeakKey`]
 /// when it is too short to be a key.
 pub async fn cursor_key_from_secret(
-    client: &aws_sdk_secretsmanager::Client,
+    secrets: &SecretsManager,
     secret_id: &str,
 ) -> Result<CursorKey, AccessConfigError> {
-    let secret = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
+    let text = secrets
+        .secret_string(secret_id)
         .await
         .map_err(|e| AccessConfigError::Secret {
             secret_id: secret_id.to_owned(),
             source: Box::new(e),
         })?;
-    let text = secret.secret_string().unwrap_or_default();
     CursorKey::new(text.as_bytes()).map_err(|reason| AccessConfigError::WeakKey {
         secret_id: secret_id.to_owned(),
         reason,

@@ -33,15 +33,23 @@ type LoadKey =
 /// never reads it. A read that fails is a 503 for that request and is tried again by
 /// the next; a key once read is kept.
 #[derive(Clone)]
-pub struct Cursors {
-    key: Arc<tokio::sync::OnceCell<CursorKey>>,
-    load: Option<Arc<LoadKey>>,
+pub struct Cursors(Arc<Source>);
+
+/// Where the key comes from.
+enum Source {
+    /// Given.
+    Ready(CursorKey),
+    /// Read by `load`, once it succeeds.
+    Deferred {
+        key: tokio::sync::OnceCell<CursorKey>,
+        load: Box<LoadKey>,
+    },
 }
 
 impl std::fmt::Debug for Cursors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cursors")
-            .field("read", &self.key.initialized())
+            .field("read", &self.is_read())
             .finish_non_exhaustive()
     }
 }
@@ -56,10 +64,7 @@ impl Cursors {
     /// A key known at start-up.
     #[must_use]
     pub fn ready(key: CursorKey) -> Self {
-        Self {
-            key: Arc::new(tokio::sync::OnceCell::new_with(Some(key))),
-            load: None,
-        }
+        Self(Arc::new(Source::Ready(key)))
     }
 
     /// A key `load` reads when it is first needed.
@@ -69,16 +74,19 @@ impl Cursors {
         F: Fn() -> R + Send + Sync + 'static,
         R: Future<Output = Result<CursorKey, AccessConfigError>> + Send + 'static,
     {
-        Self {
-            key: Arc::new(tokio::sync::OnceCell::new()),
-            load: Some(Arc::new(move || Box::pin(load()))),
-        }
+        Self(Arc::new(Source::Deferred {
+            key: tokio::sync::OnceCell::new(),
+            load: Box::new(move || Box::pin(load())),
+        }))
     }
 
     /// Whether the key has been read.
     #[must_use]
     pub fn is_read(&self) -> bool {
-        self.key.initialized()
+        match &*self.0 {
+            Source::Ready(_) => true,
+            Source::Deferred { key, .. } => key.initialized(),
+        }
     }
 
     /// The key, read now if it has not been.
@@ -86,17 +94,13 @@ impl Cursors {
     /// # Errors
     /// A 503 when it cannot be read; why is logged, not returned.
     pub async fn key(&self) -> Result<&CursorKey, ApiError> {
-        self.key
-            .get_or_try_init(|| async {
-                match &self.load {
-                    Some(load) => load().await,
-                    None => Err(AccessConfigError::Config(
-                        orderflow_adapters::ConfigError::Missing("CURSOR_KEY_SECRET"),
-                    )),
-                }
-            })
-            .await
-            .map_err(|error| ApiError::unavailable(&error))
+        match &*self.0 {
+            Source::Ready(key) => Ok(key),
+            Source::Deferred { key, load } => key
+                .get_or_try_init(load)
+                .await
+                .map_err(|error| ApiError::unavailable(&error)),
+        }
     }
 }
 

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -14,8 +13,11 @@ use axum::http::{Request, StatusCode};
 use jiff::SignedDuration;
 use order_api::paging::{CursorKey, Cursors};
 use order_api::{Access, Api, router};
+use orderflow_adapters::calls::{CallCounter, Calls};
 use orderflow_adapters::catalog::DynamoCatalog;
+use orderflow_adapters::config::{Roots, https_connector};
 use orderflow_adapters::payment::DynamoVault;
+use orderflow_adapters::secrets::SecretsManager;
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
 use orderflow_app::{CommandService, Repository, SystemClock};
 use orderflow_provision::faults::{Faults, dynamodb_client_with};
@@ -643,6 +645,11 @@ async fn a_tampered_or_made_up_cursor_is_a_400() {
 /// A cursor key as the template generates it (a long random string).
 const SECRET: &str = "a generated key of sixty-four characters or so, as the template has";
 
+/// The API's reader of secrets, against the emulator.
+async fn secrets_manager() -> SecretsManager {
+    SecretsManager::from_sdk_config(&local::sdk_config().await, https_connector(Roots::System)).unwrap()
+}
+
 async fn create_secret(secrets: &aws_sdk_secretsmanager::Client, name: &str, value: &str) {
     secrets
         .create_secret()
@@ -656,9 +663,10 @@ async fn create_secret(secrets: &aws_sdk_secretsmanager::Client, name: &str, val
 #[tokio::test]
 async fn the_cursor_key_is_read_from_its_secret_and_a_weak_or_missing_one_is_refused() {
     let secrets = aws_sdk_secretsmanager::Client::new(&local::sdk_config().await);
+    let reader = secrets_manager().await;
     let name = local::unique_name("cursor-key");
     create_secret(&secrets, &name, SECRET).await;
-    let key = order_api::cursor_key_from_secret(&secrets, &name).await.unwrap();
+    let key = order_api::cursor_key_from_secret(&reader, &name).await.unwrap();
     let sealed = key.seal(&7_u64);
     assert_eq!(key.open::<u64>(&sealed), Some(7));
     let other = CursorKey::new(*b"another key entirely, 32 bytes!").unwrap();
@@ -667,11 +675,11 @@ async fn the_cursor_key_is_read_from_its_secret_and_a_weak_or_missing_one_is_ref
     let weak = local::unique_name("cursor-key-weak");
     create_secret(&secrets, &weak, "short").await;
     assert!(matches!(
-        order_api::cursor_key_from_secret(&secrets, &weak).await,
+        order_api::cursor_key_from_secret(&reader, &weak).await,
         Err(order_api::AccessConfigError::WeakKey { .. })
     ));
     assert!(matches!(
-        order_api::cursor_key_from_secret(&secrets, &local::unique_name("no-such-secret")).await,
+        order_api::cursor_key_from_secret(&reader, &local::unique_name("no-such-secret")).await,
         Err(order_api::AccessConfigError::Secret { .. })
     ));
 }
@@ -680,17 +688,17 @@ async fn the_cursor_key_is_read_from_its_secret_and_a_weak_or_missing_one_is_ref
 async fn the_cursor_key_is_read_when_a_list_first_needs_it_and_a_failed_read_is_a_503_read_again_next_time() {
     let secrets = aws_sdk_secretsmanager::Client::new(&local::sdk_config().await);
     let name = local::unique_name("cursor-key-deferred");
-    let clients = Arc::new(AtomicUsize::new(0));
-    let cursors = {
-        let (secrets, clients) = (secrets.clone(), clients.clone());
-        order_api::cursors_from_secret(
-            move || {
-                clients.fetch_add(1, Ordering::SeqCst);
-                secrets.clone()
-            },
-            name.clone(),
-        )
+    let calls = Arc::new(Calls::default());
+    let reads = {
+        let calls = calls.clone();
+        move || calls.total()
     };
+    let cursors = order_api::cursors_from_secret(
+        secrets_manager()
+            .await
+            .counted_by(CallCounter::into(calls.clone())),
+        name.clone(),
+    );
     let dynamodb = local::dynamodb_client().await.unwrap();
     let app = app_over(
         60,
@@ -707,7 +715,7 @@ async fn the_cursor_key_is_read_when_a_list_first_needs_it_and_a_failed_read_is_
     let id = placed.body["orderId"].as_str().unwrap().to_owned();
     let read = app.call("GET", &format!("/orders/{id}"), &[], None).await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.body);
-    assert_eq!(clients.load(Ordering::SeqCst), 0, "nothing asked for the key");
+    assert_eq!(reads(), 0, "nothing asked for the key");
     assert!(!cursors.is_read());
 
     // A list needs it: unreadable, the request is a 503 that names nothing internal.
@@ -719,7 +727,7 @@ async fn the_cursor_key_is_read_when_a_list_first_needs_it_and_a_failed_read_is_
         !text.contains(&name) && !text.contains("ResourceNotFound") && !text.contains("Secrets"),
         "{text}"
     );
-    assert_eq!(clients.load(Ordering::SeqCst), 1);
+    assert_eq!(reads(), 1, "a missing secret is not retried");
 
     // Once the secret is there, the next list reads it, and no list after that does.
     create_secret(&secrets, &name, SECRET).await;
@@ -727,7 +735,13 @@ async fn the_cursor_key_is_read_when_a_list_first_needs_it_and_a_failed_read_is_
     let list = app.call("GET", "/customers/c-1/orders", &[], None).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     assert!(cursors.is_read());
-    assert_eq!(clients.load(Ordering::SeqCst), 2, "read once more, then kept");
+    let again = app.call("GET", "/customers/c-1/orders", &[], None).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(reads(), 2, "read once more, then kept");
+    assert_eq!(
+        calls.snapshot().into_iter().collect::<Vec<_>>(),
+        [(("Secrets Manager".to_owned(), "GetSecretValue".to_owned()), 2)]
+    );
 
     // The key it read is the secret.
     let key =
