@@ -6,10 +6,12 @@
 //! This command serves that API itself, on loopback, the way Lambda's does: it starts
 //! the binary with the environment a Lambda sandbox sets (the runtime's variables,
 //! credentials, the template's function environment), notes when the request arrives,
-//! and stops the process there. It answers Secrets Manager's `GetSecretValue` too (the
-//! order API reads its cursor key at init), so that call's client, signing and round
-//! trip are in the measure, on loopback. A binary that reports an init error instead
-//! (`POST /runtime/init/error`) or exits is a failure, named with what it said.
+//! and stops the process there. No function calls AWS at init (the order API reads its
+//! cursor key when a list first needs it); Secrets Manager's endpoint points at this
+//! server, which answers anything but the Runtime API with a 404, so a function that
+//! began to read a secret at init would fail here and be named. A binary that reports
+//! an init error (`POST /runtime/init/error`) or exits is a failure, named with what it
+//! said.
 //!
 //! The runs interleave: each round starts the baseline, then every binary once, so a
 //! busy moment of the machine falls on all of them alike. The report gives the median
@@ -171,17 +173,6 @@ async fn serve_until_ready(listener: &TcpListener, started: Instant) -> std::io:
         if line.starts_with("GET /2018-06-01/runtime/invocation/next") {
             return Ok(Start::Ready(arrived));
         }
-        if line.starts_with("POST / ") {
-            // Secrets Manager's GetSecretValue: the order API reads its cursor key at init.
-            let secret = br#"{"Name":"footprint","SecretString":"footprint-cursor-key-0123456789abcdef0123456789abcdef"}"#;
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n",
-                secret.len()
-            );
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(secret).await;
-            continue;
-        }
         if line.starts_with("POST /2018-06-01/runtime/init/error") {
             let _ = stream
                 .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}")
@@ -216,6 +207,7 @@ fn sandbox_environment(
         ("AWS_ACCESS_KEY_ID", "footprint"),
         ("AWS_SECRET_ACCESS_KEY", "footprint"),
         ("AWS_SESSION_TOKEN", "footprint"),
+        // Not answered: see the module's doc.
         ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &secrets),
         ("_HANDLER", "bootstrap"),
         ("TZ", ":UTC"),
