@@ -28,7 +28,7 @@ FUNCTIONS := relay order-api inventory payment shipping order-saga projector pen
 # nothing grows back. The target is 6 MB and 1.5x (`orderflow footprint`'s defaults):
 # every consumer's size meets it, the order API's does not yet, and init ratios move
 # by 0.2 to 0.4 between runs; README, "Footprint".
-FOOTPRINT_MAX_BYTES ?= 6200000
+FOOTPRINT_MAX_BYTES ?= 6000000
 FOOTPRINT_MAX_INIT_RATIO ?= 2.5
 FOOTPRINT_RUNS ?= 60
 FOOTPRINT_BUDGET = --runs $(FOOTPRINT_RUNS) --max-bytes $(FOOTPRINT_MAX_BYTES) --max-init-ratio $(FOOTPRINT_MAX_INIT_RATIO)
