@@ -10,8 +10,10 @@ use orderflow_adapters::{EventBridgePublisher, config, telemetry};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let bus_name = config::required("EVENT_BUS_NAME")?;
-    let sdk = lambda_sdk_config();
-    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk).counted(), bus_name);
+    let publisher = EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::counted_from(&lambda_sdk_config()),
+        bus_name,
+    );
     let metrics = orderflow_adapters::metrics::init_lambda("relay")?;
     orderflow_adapters::metrics::serve(
         metrics,

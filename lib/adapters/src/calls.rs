@@ -164,6 +164,12 @@ pub trait Counted: Sized {
     fn counted_as(&self, function: &str) -> Self {
         self.counted_by(CallCounter::default().of(function))
     }
+
+    /// A client built from `config`, counting its calls into the process-wide tally:
+    /// what a Lambda function builds at init, one client rather than a client and then
+    /// its counted copy.
+    #[must_use]
+    fn counted_from(config: &aws_types::SdkConfig) -> Self;
 }
 
 macro_rules! counted {
@@ -171,6 +177,14 @@ macro_rules! counted {
         impl Counted for $sdk::Client {
             fn counted_by(&self, counter: CallCounter) -> Self {
                 $sdk::Client::from_conf(self.config().to_builder().interceptor(counter).build())
+            }
+
+            fn counted_from(config: &aws_types::SdkConfig) -> Self {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(config)
+                        .interceptor(CallCounter::default())
+                        .build(),
+                )
             }
         }
     )*};

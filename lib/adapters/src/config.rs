@@ -88,7 +88,7 @@ impl Config {
     pub fn from_process() -> Self {
         Self::new(
             process_variable,
-            crate::calls::Counted::counted(&aws_sdk_dynamodb::Client::new(&lambda_sdk_config())),
+            crate::calls::Counted::counted_from(&lambda_sdk_config()),
             None,
         )
     }
@@ -100,7 +100,7 @@ impl Config {
     pub fn with_sqs(self) -> Self {
         Self {
             sqs: Some(crate::sqs::Sqs::deferred(|| {
-                crate::calls::Counted::counted(&aws_sdk_sqs::Client::new(&lambda_sdk_config()))
+                <aws_sdk_sqs::Client as crate::calls::Counted>::counted_from(&lambda_sdk_config())
             })),
             ..self
         }

@@ -67,6 +67,25 @@ async fn every_call_a_counted_client_sends_is_counted_by_service_and_operation()
 }
 
 #[tokio::test]
+async fn a_client_built_counted_counts_into_the_process_wide_tally() {
+    // Each test runs in its own process: the global tally holds this test's calls alone.
+    let config = orderflow_provision::local::sdk_config().await;
+    let client = <aws_sdk_dynamodb::Client as Counted>::counted_from(&config);
+    client.list_tables().limit(1).send().await.unwrap();
+    // The configuration's own clients count nothing.
+    aws_sdk_dynamodb::Client::new(&config)
+        .list_tables()
+        .limit(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        Calls::global().snapshot().into_iter().collect::<Vec<_>>(),
+        [(("DynamoDB".to_owned(), "ListTables".to_owned()), 1)]
+    );
+}
+
+#[tokio::test]
 async fn a_retry_is_another_call() {
     // The first ListTables is answered, then its response is lost: the SDK sends it again.
     let faults = orderflow_provision::faults::Faults::lose_responses("ListTables", 1);
