@@ -78,11 +78,21 @@ impl Stack {
     }
 
     async fn call(&self, caller: Caller, method: &str, uri: &str, body: Option<&Value>) -> (u16, Value) {
+        self.call_with(self.token(caller), method, uri, body).await
+    }
+
+    async fn call_with(
+        &self,
+        token: Option<String>,
+        method: &str,
+        uri: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut request = Request::builder()
             .method(method)
             .uri(uri)
             .header("content-type", "application/json");
-        if let Some(token) = self.token(caller) {
+        if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
         if method == "POST" && (uri == "/orders" || uri.ends_with("/stock")) {
@@ -396,6 +406,57 @@ async fn tokens_the_authorizer_refuses_are_401s_and_a_missing_scope_a_403() {
     );
     let response = stack.router.clone().oneshot(forged).await.unwrap();
     assert_eq!(response.status().as_u16(), 401);
+}
+
+/// A customer who asked the customers' app client for the operator scope (as anyone can
+/// where scopes are granted per client) holds a valid token with the scope, which gets
+/// it past API Gateway's route scopes; without the operators' group the API still reads
+/// a customer, and every operator action is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_who_grants_themselves_the_operator_scope_is_no_operator() {
+    let f = Fixture::new(false).await;
+    let template = Template::load(&Template::default_path()).unwrap();
+    let stack = stack(&f, &template);
+    let order = OrderId::from_uuid(uuid::Uuid::now_v7());
+    f.place_for(order, "c-1", &[("SKU-1", 1)], "tok_visa").await;
+    f.settle().await;
+    let hour = Duration::from_secs(3600);
+    let mut claims = stack.keys.claims(&Subject::Customer("c-2".into()), hour);
+    claims["scope"] = json!("openid orderflow/operator");
+    let self_granted = Some(stack.keys.sign(&claims).unwrap());
+    // A group claim that names some other group is no better.
+    claims["cognito:groups"] = json!(["customers", "orderflow-operators-trial"]);
+    let other_group = Some(stack.keys.sign(&claims).unwrap());
+    let status = json!({"status": "PREPARING"});
+    let product = json!({"name": "Mine now", "price": {"amount": 1, "currency": "USD"}});
+    let stock = json!({"delta": 1000, "reason": "free stock"});
+    let order_path = format!("/orders/{order}");
+    let status_path = format!("/orders/{order}/status");
+    let tries: [(&str, &str, Option<&Value>, u16); 7] = [
+        ("POST", status_path.as_str(), Some(&status), 403),
+        ("PUT", "/products/SKU-1", Some(&product), 403),
+        ("POST", "/products/SKU-1/stock", Some(&stock), 403),
+        ("GET", "/products/SKU-1/events", None, 403),
+        ("GET", order_path.as_str(), None, 404),
+        ("GET", "/customers/c-1/orders", None, 403),
+        ("GET", "/customers/c-2/orders", None, 200),
+    ];
+    for token in [&self_granted, &other_group] {
+        for (method, uri, body, expected) in tries {
+            let (got, body) = stack.call_with(token.clone(), method, uri, body).await;
+            assert_eq!(got, expected, "{method} {uri}: {body}");
+        }
+    }
+    // Nothing moved: the order is where it was, the product unchanged.
+    assert_eq!(f.status(order).await, OrderStatus::Confirmed);
+    let (_, product) = stack.call(Caller::Operator, "GET", "/products/SKU-1", None).await;
+    assert_ne!(product["name"], "Mine now");
+    // The operators' client's token to a member of the group is an operator.
+    let (got, body) = stack
+        .call(Caller::Operator, "POST", &status_path, Some(&status))
+        .await;
+    assert_eq!(got, 200, "{body}");
+    assert_eq!(body["status"], "PREPARING");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,7 +31,8 @@ async fn call(f: &Fixture, method: &str, uri: &str, body: Option<Value>) -> Repl
         .header("content-type", "application/json")
         .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
         .unwrap();
-    let operator = json!({"sub": "ops-ann", "scope": "orderflow/operator"});
+    let operator =
+        json!({"sub": "ops-ann", "scope": "orderflow/operator", "cognito:groups": "[orderflow-operators]"});
     let response = f
         .api()
         .oneshot(support::as_principal(request, operator))

@@ -4,9 +4,16 @@
 //! the token before a handler runs; what reaches the code is the request context with
 //! the token's claims. From them comes a [`Principal`]:
 //! - an **operator**: the token's scopes (or its `scope` claim) hold
-//!   [`OPERATOR_SCOPE`];
+//!   [`OPERATOR_SCOPE`] **and** its groups claim (`GroupsClaim`, `cognito:groups` by
+//!   default) names the operators' group (`OperatorGroup`);
 //! - otherwise a **customer**, whose customer id is the claim the template parameter
 //!   `CustomerIdClaim` names (`sub` by default).
+//!
+//! The scope alone never makes an operator: identity providers grant scopes per app
+//! client, so a user who can sign in through the client that offers the scope could
+//! ask for it, while group membership is granted by an administrator only
+//! (`docs/decisions/operator-identity.md`). A token that carries the scope without the
+//! group is read as the customer it names.
 //!
 //! Handlers ask [`authorize`] about an [`Action`] and act on the [`Decision`]; no
 //! handler compares principals itself. An order that is not the caller's is answered
@@ -26,6 +33,12 @@ pub const OPERATOR_SCOPE: &str = "orderflow/operator";
 
 /// The claim that carries the customer id unless configured otherwise.
 pub const DEFAULT_CUSTOMER_ID_CLAIM: &str = "sub";
+
+/// The claim that lists a principal's groups unless configured otherwise (Cognito's).
+pub const DEFAULT_GROUPS_CLAIM: &str = "cognito:groups";
+
+/// The group whose members are operators unless configured otherwise.
+pub const DEFAULT_OPERATOR_GROUP: &str = "orderflow-operators";
 
 /// The caller of a request, from the verified token's claims.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -47,7 +60,7 @@ impl Principal {
         }
     }
 
-    /// Reads the principal from an authorizer's claims and scopes.
+    /// Reads the principal from an authorizer's claims and scopes, as `config` says.
     ///
     /// # Errors
     /// A 401 when the claims name no principal (no `sub` for an operator, no valid
@@ -55,7 +68,7 @@ impl Principal {
     pub fn from_claims(
         claims: &std::collections::HashMap<String, String>,
         scopes: Option<&[String]>,
-        customer_id_claim: &str,
+        config: &PrincipalClaims,
     ) -> Result<Self, ApiError> {
         let scoped = scopes
             .unwrap_or_default()
@@ -69,36 +82,64 @@ impl Principal {
                     .split_whitespace(),
             )
             .any(|scope| scope == OPERATOR_SCOPE);
-        if scoped {
+        let in_group = claims
+            .get(&config.groups_claim)
+            .is_some_and(|groups| group_names(groups).any(|g| g == config.operator_group));
+        if scoped && in_group {
             return claims
                 .get("sub")
                 .filter(|sub| !sub.is_empty() && sub.len() <= 128)
                 .map(|sub| Self::Operator(sub.clone()))
                 .ok_or_else(|| unauthenticated("the token names no operator (sub)"));
         }
+        if scoped {
+            tracing::info!("the operator scope without the operators' group: read as a customer");
+        }
         claims
-            .get(customer_id_claim)
+            .get(&config.customer_id_claim)
             .and_then(|id| CustomerId::parse(id.as_str()).ok())
             .map(Self::Customer)
             .ok_or_else(|| unauthenticated("the token carries no customer id"))
     }
 }
 
+/// The names in a groups claim as the authorizer hands it on: API Gateway flattens a
+/// JSON list to `[a b]`; a provider may also send one name, or names separated by
+/// commas or spaces, or the list as JSON text.
+fn group_names(claim: &str) -> impl Iterator<Item = &str> {
+    let inner = claim.trim();
+    let inner = inner
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(inner);
+    inner
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .map(|name| name.trim_matches('"'))
+        .filter(|name| !name.is_empty())
+}
+
 fn unauthenticated(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-/// How the API reads principals: which claim holds a customer's id.
+/// How the API reads principals: which claim holds a customer's id, which claim lists
+/// groups and which group makes an operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrincipalClaims {
     /// The claim named by `CustomerIdClaim` (`CUSTOMER_ID_CLAIM`).
     pub customer_id_claim: String,
+    /// The claim named by `GroupsClaim` (`GROUPS_CLAIM`).
+    pub groups_claim: String,
+    /// The group named by `OperatorGroup` (`OPERATOR_GROUP`).
+    pub operator_group: String,
 }
 
 impl Default for PrincipalClaims {
     fn default() -> Self {
         Self {
             customer_id_claim: DEFAULT_CUSTOMER_ID_CLAIM.to_owned(),
+            groups_claim: DEFAULT_GROUPS_CLAIM.to_owned(),
+            operator_group: DEFAULT_OPERATOR_GROUP.to_owned(),
         }
     }
 }
@@ -126,11 +167,7 @@ impl<S: HasPrincipalClaims + Send + Sync> FromRequestParts<std::sync::Arc<S>> fo
             .ok_or_else(|| {
                 unauthenticated("no authenticated principal: send Authorization: Bearer <token>")
             })?;
-        Self::from_claims(
-            &jwt.claims,
-            jwt.scopes.as_deref(),
-            &state.principal_claims().customer_id_claim,
-        )
+        Self::from_claims(&jwt.claims, jwt.scopes.as_deref(), state.principal_claims())
     }
 }
 
@@ -233,9 +270,9 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Decision {
                 Decision::Deny(forbidden("customers list their own orders only"))
             }
         }
-        (Principal::Customer(_), Action::Operate) => {
-            Decision::Deny(forbidden("this needs the orderflow/operator scope"))
-        }
+        (Principal::Customer(_), Action::Operate) => Decision::Deny(forbidden(
+            "this needs an operator: the orderflow/operator scope and the operators' group",
+        )),
         (Principal::Customer(_), Action::BrowseCatalog)
         | (
             Principal::Operator(_),
@@ -313,46 +350,107 @@ mod tests {
         );
     }
 
+    fn claims(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn read(pairs: &[(&str, &str)], config: &PrincipalClaims) -> Result<Principal, ApiError> {
+        Principal::from_claims(&claims(pairs), None, config)
+    }
+
     #[test]
-    fn principals_come_from_the_configured_claim_and_the_operator_scope() {
-        let claims = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect()
+    fn principals_come_from_the_configured_claims() {
+        let default = PrincipalClaims::default();
+        assert_eq!(read(&[("sub", "c-9")], &default).unwrap(), customer("c-9"));
+        let custom = PrincipalClaims {
+            customer_id_claim: "custom:customer_id".into(),
+            ..PrincipalClaims::default()
         };
-        let sub_only = claims(&[("sub", "c-9")]);
         assert_eq!(
-            Principal::from_claims(&sub_only, None, "sub").unwrap(),
-            customer("c-9")
-        );
-        let custom = claims(&[("sub", "abc"), ("custom:customer_id", "c-3")]);
-        assert_eq!(
-            Principal::from_claims(&custom, None, "custom:customer_id").unwrap(),
+            read(&[("sub", "abc"), ("custom:customer_id", "c-3")], &custom).unwrap(),
             customer("c-3")
         );
-        let scoped = claims(&[("sub", "ops-7"), ("scope", "openid orderflow/operator")]);
         assert_eq!(
-            Principal::from_claims(&scoped, None, "sub").unwrap(),
-            Principal::Operator("ops-7".into())
-        );
-        let by_scopes = claims(&[("sub", "ops-8")]);
-        assert_eq!(
-            Principal::from_claims(&by_scopes, Some(&[OPERATOR_SCOPE.to_owned()]), "sub").unwrap(),
-            Principal::Operator("ops-8".into())
-        );
-        // A look-alike scope is not the operator scope.
-        let lookalike = claims(&[("sub", "c-1"), ("scope", "orderflow/operators")]);
-        assert_eq!(
-            Principal::from_claims(&lookalike, None, "sub").unwrap(),
-            customer("c-1")
-        );
-        let none = claims(&[("email", "a@example.com")]);
-        assert_eq!(
-            Principal::from_claims(&none, None, "sub").unwrap_err().status,
+            read(&[("email", "a@example.com")], &default).unwrap_err().status,
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(customer("c-1").actor(), "customer:c-1");
         assert_eq!(Principal::Operator("ops-7".into()).actor(), "operator:ops-7");
+    }
+
+    #[test]
+    fn an_operator_needs_the_scope_and_the_group_an_administrator_grants() {
+        let config = PrincipalClaims::default();
+        let ops = Principal::Operator("ops-7".into());
+        // The group as API Gateway flattens a list, as JSON text, as one name, with others.
+        for groups in [
+            "[orderflow-operators]",
+            "[support orderflow-operators]",
+            r#"["support","orderflow-operators"]"#,
+            "orderflow-operators",
+            "support,orderflow-operators",
+        ] {
+            let token = [
+                ("sub", "ops-7"),
+                ("scope", "openid orderflow/operator"),
+                ("cognito:groups", groups),
+            ];
+            assert_eq!(read(&token, &config).unwrap(), ops, "{groups}");
+        }
+        // The scope in the authorizer's scopes rather than the claim.
+        assert_eq!(
+            Principal::from_claims(
+                &claims(&[("sub", "ops-7"), ("cognito:groups", "[orderflow-operators]")]),
+                Some(&[OPERATOR_SCOPE.to_owned()]),
+                &config,
+            )
+            .unwrap(),
+            ops
+        );
+        // A customer who asked the customers' app client for the scope: still a customer.
+        let self_granted = [
+            ("sub", "c-1"),
+            ("scope", "openid orderflow/operator"),
+            ("client_id", "customers"),
+        ];
+        assert_eq!(read(&self_granted, &config).unwrap(), customer("c-1"));
+        // The group without the scope (an operator signed in to the shop): a customer.
+        let group_only = [("sub", "c-2"), ("cognito:groups", "[orderflow-operators]")];
+        assert_eq!(read(&group_only, &config).unwrap(), customer("c-2"));
+        // Look-alikes are neither the scope nor the group.
+        for (scope, groups) in [
+            ("orderflow/operators", "[orderflow-operators]"),
+            ("orderflow/operator", "[orderflow-operators-trial]"),
+            ("orderflow/operator", "[xorderflow-operators]"),
+            ("orderflow/operator", ""),
+        ] {
+            let token = [("sub", "c-3"), ("scope", scope), ("cognito:groups", groups)];
+            assert_eq!(
+                read(&token, &config).unwrap(),
+                customer("c-3"),
+                "{scope} {groups}"
+            );
+        }
+        // The group is read from the configured claim only.
+        let okta = PrincipalClaims {
+            groups_claim: "groups".into(),
+            operator_group: "ops".into(),
+            ..PrincipalClaims::default()
+        };
+        let token = [
+            ("sub", "ops-9"),
+            ("scope", "orderflow/operator"),
+            ("cognito:groups", "[ops]"),
+        ];
+        assert_eq!(read(&token, &okta).unwrap(), customer("ops-9"));
+        let token = [
+            ("sub", "ops-9"),
+            ("scope", "orderflow/operator"),
+            ("groups", "[ops]"),
+        ];
+        assert_eq!(read(&token, &okta).unwrap(), Principal::Operator("ops-9".into()));
     }
 }

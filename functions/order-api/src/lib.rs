@@ -248,7 +248,7 @@ pub enum AccessConfigError {
 
 impl Access {
     /// The settings from the function's variables (`CUSTOMER_ID_CLAIM`,
-    /// `RATE_LIMIT_TABLE`, `ORDERS_PER_MINUTE`), read through `variable` so that the
+    /// `GROUPS_CLAIM`, `OPERATOR_GROUP`, `RATE_LIMIT_TABLE`, `ORDERS_PER_MINUTE`), read through `variable` so that the
     /// dev runner can hand over the template's values as Lambda gets them.
     ///
     /// # Errors
@@ -277,6 +277,10 @@ impl Access {
             claims: PrincipalClaims {
                 customer_id_claim: present("CUSTOMER_ID_CLAIM")
                     .unwrap_or_else(|| access::DEFAULT_CUSTOMER_ID_CLAIM.to_owned()),
+                groups_claim: present("GROUPS_CLAIM")
+                    .unwrap_or_else(|| access::DEFAULT_GROUPS_CLAIM.to_owned()),
+                operator_group: present("OPERATOR_GROUP")
+                    .unwrap_or_else(|| access::DEFAULT_OPERATOR_GROUP.to_owned()),
             },
             cursors: cursors.into(),
             placements: DynamoRateLimiter::new(

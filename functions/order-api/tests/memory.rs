@@ -41,9 +41,7 @@ async fn app(orders_per_minute: u64) -> App {
         vault.clone(),
         MemoryOrderViews::new(),
         Access {
-            claims: PrincipalClaims {
-                customer_id_claim: order_api::access::DEFAULT_CUSTOMER_ID_CLAIM.to_owned(),
-            },
+            claims: PrincipalClaims::default(),
             cursors: CursorKey::new(*b"a cursor key for the API tests").unwrap().into(),
             placements: MemoryRateLimiter::new(orders_per_minute),
         },

@@ -53,6 +53,10 @@ struct KeyFile {
     issuer: String,
     audience: String,
     customer_id_claim: String,
+    #[serde(default)]
+    groups_claim: String,
+    #[serde(default)]
+    operator_group: String,
     /// PKCS#8, DER, base64.
     private_key: String,
     /// The cursor signing key, base64.
@@ -98,6 +102,39 @@ impl Refusal {
     }
 }
 
+/// The app client a local customer's token comes from (Cognito's `client_id`).
+pub const LOCAL_CUSTOMERS_CLIENT: &str = "orderflow-customers";
+
+/// The app client a local operator's token comes from.
+pub const LOCAL_OPERATORS_CLIENT: &str = "orderflow-operators";
+
+/// How the stack reads identities, from the template's parameters: the audiences its
+/// authorizer accepts (`JwtAudience`, comma-separated), the customer id claim
+/// (`CustomerIdClaim`), the groups claim (`GroupsClaim`) and the operators' group
+/// (`OperatorGroup`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `JwtAudience`: one audience, or several separated by commas.
+    pub audience: String,
+    /// `CustomerIdClaim`.
+    pub customer_id_claim: String,
+    /// `GroupsClaim`.
+    pub groups_claim: String,
+    /// `OperatorGroup`.
+    pub operator_group: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Self {
+            audience: "orderflow".to_owned(),
+            customer_id_claim: order_api::access::DEFAULT_CUSTOMER_ID_CLAIM.to_owned(),
+            groups_claim: order_api::access::DEFAULT_GROUPS_CLAIM.to_owned(),
+            operator_group: order_api::access::DEFAULT_OPERATOR_GROUP.to_owned(),
+        }
+    }
+}
+
 /// The local stack's keys.
 #[derive(Clone)]
 pub struct LocalKeys {
@@ -105,6 +142,8 @@ pub struct LocalKeys {
     issuer: String,
     audience: String,
     customer_id_claim: String,
+    groups_claim: String,
+    operator_group: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
     cursor_key: Vec<u8>,
@@ -128,16 +167,11 @@ fn now_seconds() -> i64 {
 
 impl LocalKeys {
     /// The keys of the stack whose state is in `state_dir`, made on first use; the
-    /// audience and the customer id claim are brought up to date with the template's.
+    /// identity settings are brought up to date with the template's.
     ///
     /// # Errors
     /// When the file cannot be read, written, or parsed.
-    pub fn load_or_create(
-        state_dir: &Path,
-        prefix: &str,
-        audience: &str,
-        customer_id_claim: &str,
-    ) -> anyhow::Result<Self> {
+    pub fn load_or_create(state_dir: &Path, prefix: &str, identity: &Identity) -> anyhow::Result<Self> {
         let path = key_path(state_dir, prefix);
         let mut file = if path.exists() {
             read_key_file(&path)?
@@ -154,15 +188,33 @@ impl LocalKeys {
                 issuer: LOCAL_ISSUER.to_owned(),
                 audience: String::new(),
                 customer_id_claim: String::new(),
+                groups_claim: String::new(),
+                operator_group: String::new(),
                 private_key: STANDARD.encode(der.as_ref()),
                 cursor_key: STANDARD.encode(cursor_key),
             }
         };
-        if file.audience != audience || file.customer_id_claim != customer_id_claim {
-            audience.clone_into(&mut file.audience);
-            customer_id_claim.clone_into(&mut file.customer_id_claim);
-            write_key_file(&path, &file)?;
+        let fresh = (
+            &identity.audience,
+            &identity.customer_id_claim,
+            &identity.groups_claim,
+            &identity.operator_group,
+        );
+        if (
+            &file.audience,
+            &file.customer_id_claim,
+            &file.groups_claim,
+            &file.operator_group,
+        ) != fresh
+        {
+            identity.audience.clone_into(&mut file.audience);
+            identity.customer_id_claim.clone_into(&mut file.customer_id_claim);
+            identity.groups_claim.clone_into(&mut file.groups_claim);
+            identity.operator_group.clone_into(&mut file.operator_group);
         }
+        // Written every time: a file from before these settings, or one whose mode was
+        // loosened, comes back with its owner's permissions only.
+        write_key_file(&path, &file)?;
         Self::from_file(file)
     }
 
@@ -201,6 +253,8 @@ impl LocalKeys {
             issuer: file.issuer,
             audience: file.audience,
             customer_id_claim: file.customer_id_claim,
+            groups_claim: file.groups_claim,
+            operator_group: file.operator_group,
             encoding,
             decoding,
             cursor_key: STANDARD
@@ -215,13 +269,24 @@ impl LocalKeys {
         &self.cursor_key
     }
 
-    /// The claims of a token for `subject`, valid for `ttl`.
+    /// The audiences the authorizer accepts; a token carries the first.
+    fn audiences(&self) -> Vec<&str> {
+        self.audience
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .collect()
+    }
+
+    /// The claims of a token for `subject`, valid for `ttl`: what the stack's identity
+    /// provider would issue through the customers' app client, or for an operator
+    /// through the operators' client to a member of the operators' group.
     #[must_use]
     pub fn claims(&self, subject: &Subject, ttl: Duration) -> Value {
         let now = now_seconds();
         let mut claims = json!({
             "iss": self.issuer,
-            "aud": self.audience,
+            "aud": self.audiences().first().copied().unwrap_or_default(),
             "iat": now,
             "nbf": now,
             "exp": now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
@@ -231,13 +296,18 @@ impl LocalKeys {
         match subject {
             Subject::Customer(id) => {
                 claims["sub"] = json!(id);
+                claims["client_id"] = json!(LOCAL_CUSTOMERS_CLIENT);
                 if !self.customer_id_claim.is_empty() {
                     claims[self.customer_id_claim.as_str()] = json!(id);
                 }
             }
             Subject::Operator(name) => {
                 claims["sub"] = json!(name);
+                claims["client_id"] = json!(LOCAL_OPERATORS_CLIENT);
                 claims["scope"] = json!(OPERATOR_SCOPE);
+                if !self.groups_claim.is_empty() {
+                    claims[self.groups_claim.as_str()] = json!([self.operator_group]);
+                }
             }
         }
         claims
@@ -279,7 +349,7 @@ impl LocalKeys {
         }
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
+        validation.set_audience(&self.audiences());
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
         validation.leeway = 5;
@@ -347,7 +417,12 @@ fn write_key_file(path: &Path, file: &KeyFile) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())
+    let mut opened = options.open(path)?;
+    // `mode` applies only when the file is created: an existing one is narrowed here.
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    std::io::Write::write_all(&mut opened, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
 
@@ -495,7 +570,7 @@ mod tests {
     use super::*;
 
     fn keys(dir: &Path) -> LocalKeys {
-        LocalKeys::load_or_create(dir, "t", "orderflow", "sub").unwrap()
+        LocalKeys::load_or_create(dir, "t", &Identity::default()).unwrap()
     }
 
     fn dir() -> PathBuf {
@@ -525,6 +600,46 @@ mod tests {
         let (claims, scopes) = keys.verify(&operator, &operator_scope()).unwrap();
         assert_eq!(claims["sub"], "ops-7");
         assert_eq!(scopes, operator_scope());
+        // What the operators' app client issues to a member of the operators' group,
+        // the group list flattened as API Gateway does.
+        assert_eq!(claims["cognito:groups"], "[orderflow-operators]");
+        assert_eq!(claims["client_id"], LOCAL_OPERATORS_CLIENT);
+        let (claims, _) = keys.verify(&token, &[]).unwrap();
+        assert_eq!(claims["client_id"], LOCAL_CUSTOMERS_CLIENT);
+        assert!(!claims.contains_key("cognito:groups"));
+    }
+
+    #[test]
+    fn every_audience_of_the_list_is_accepted_and_the_settings_follow_the_template() {
+        let dir = dir();
+        let identity = Identity {
+            audience: "customers-client, operators-client".into(),
+            groups_claim: "groups".into(),
+            operator_group: "ops".into(),
+            ..Identity::default()
+        };
+        let keys = LocalKeys::load_or_create(&dir, "t", &identity).unwrap();
+        let mut claims = keys.claims(&Subject::Operator("ops-1".into()), Duration::from_secs(60));
+        assert_eq!(claims["aud"], "customers-client");
+        assert_eq!(claims["groups"], json!(["ops"]));
+        claims["aud"] = json!("operators-client");
+        assert!(keys.verify(&keys.sign(&claims).unwrap(), &[]).is_ok());
+        claims["aud"] = json!("someone-else");
+        assert!(keys.verify(&keys.sign(&claims).unwrap(), &[]).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_key_file_is_its_owner_s_alone_whether_new_or_found_open() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = dir();
+        let path = key_path(&dir, "t");
+        let mode = || std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        keys(&dir);
+        assert_eq!(mode(), 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        keys(&dir);
+        assert_eq!(mode(), 0o600);
     }
 
     #[test]
@@ -557,7 +672,7 @@ mod tests {
             invalid("a required claim is missing")
         );
         // Another stack's key, with this stack's kid: the signature does not hold.
-        let other = LocalKeys::load_or_create(&dir, "other", "orderflow", "sub").unwrap();
+        let other = LocalKeys::load_or_create(&dir, "other", &Identity::default()).unwrap();
         let mut forged_header = Header::new(Algorithm::RS256);
         forged_header.kid = Some(keys.kid.clone());
         let forged = jsonwebtoken::encode(&forged_header, &good, &other.encoding).unwrap();

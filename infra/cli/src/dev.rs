@@ -198,8 +198,8 @@ pub fn ops_router() -> axum::Router {
 /// The HTTP API of the template.
 pub const HTTP_API: &str = "OrderHttpApi";
 
-/// The stack's signing keys, made on first use with the template's audience and
-/// customer id claim.
+/// The stack's signing keys, made on first use with the template's identity settings
+/// (audience, customer id claim, groups claim, operators' group).
 ///
 /// # Errors
 /// When the key file cannot be read or written.
@@ -208,14 +208,15 @@ pub fn local_keys(
     state_dir: &std::path::Path,
     prefix: &str,
 ) -> anyhow::Result<LocalKeys> {
-    LocalKeys::load_or_create(
-        state_dir,
-        prefix,
-        &template.parameter("JwtAudience").unwrap_or_default(),
-        &template
-            .parameter("CustomerIdClaim")
-            .unwrap_or_else(|| order_api::access::DEFAULT_CUSTOMER_ID_CLAIM.to_owned()),
-    )
+    let defaults = crate::authorizer::Identity::default();
+    let parameter = |name: &str, default: String| template.parameter(name).unwrap_or(default);
+    let identity = crate::authorizer::Identity {
+        audience: parameter("JwtAudience", defaults.audience),
+        customer_id_claim: parameter("CustomerIdClaim", defaults.customer_id_claim),
+        groups_claim: parameter("GroupsClaim", defaults.groups_claim),
+        operator_group: parameter("OperatorGroup", defaults.operator_group),
+    };
+    LocalKeys::load_or_create(state_dir, prefix, &identity)
 }
 
 /// Writes the environment the functions get in AWS, resolved to the local stack, plus

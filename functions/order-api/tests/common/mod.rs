@@ -47,7 +47,9 @@ pub enum Who {
 pub fn context(who: Who) -> Option<lambda_http::request::RequestContext> {
     let claims = match who {
         Who::Customer(id) => json!({"sub": id, "iss": "https://issuer.example.com/", "exp": "4102444800"}),
-        Who::Operator(name) => json!({"sub": name, "scope": "openid orderflow/operator"}),
+        Who::Operator(name) => json!({
+            "sub": name, "scope": "openid orderflow/operator", "cognito:groups": "[orderflow-operators]"
+        }),
         Who::Nobody => return None,
     };
     let context: aws_lambda_events::event::apigw::ApiGatewayV2httpRequestContext = serde_json::from_value(json!({
