@@ -1022,7 +1022,7 @@ async fn orderflow_load_places_a_mix_and_reports_latency_calls_dlqs_and_check() 
     assert_eq!(report["checkFindings"], json!([]));
     assert!(stdout.contains("check           0 finding(s)"), "{stdout}");
 
-    // Ordinary orders one at a time: what they cost against the designed floor (40
+    // Ordinary orders one at a time: what they cost against the designed floor (46
     // calls), and the emulators' ceiling for the same mix, side by side.
     let (code, stdout, report) = load(
         &dev,
@@ -1043,7 +1043,7 @@ async fn orderflow_load_places_a_mix_and_reports_latency_calls_dlqs_and_check() 
     );
     assert_eq!(code, Some(0), "{stdout}");
     let calls = &report["calls"];
-    assert_eq!(calls["floor"], json!(40));
+    assert_eq!(calls["floor"], json!(46));
     let of_floor = calls["ofFloor"].as_f64().unwrap();
     assert!((0.5..=1.1).contains(&of_floor), "{of_floor}: {calls:#}");
     assert!(

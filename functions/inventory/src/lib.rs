@@ -197,6 +197,15 @@ impl<C: Clock + 'static, L: StockLedger + 'static> Consumer for InventoryService
     type Event = OrderEvent;
     type Outcome = Recorded;
 
+    /// Acts on the event as the store holds it, never on a message's word.
+    async fn read_back(
+        &self,
+        stream: &orderflow_app::StreamId,
+        version: u64,
+    ) -> Result<orderflow_app::ReadBack, orderflow_app::StoreError> {
+        orderflow_app::provenance::read_back(self.commands.repository().store(), stream, version).await
+    }
+
     async fn on(&self, envelope: Envelope<OrderEvent>, metadata: Metadata) -> Result<Recorded, Failure> {
         match &envelope.data {
             OrderEvent::Placed(placed) => {

@@ -243,6 +243,15 @@ impl<C: Clock + 'static, S: EventStore + 'static> Consumer for OrderSaga<C, S> {
     type Event = Answer;
     type Outcome = Recorded;
 
+    /// Acts on the event as the store holds it, never on a message's word.
+    async fn read_back(
+        &self,
+        stream: &orderflow_app::StreamId,
+        version: u64,
+    ) -> Result<orderflow_app::ReadBack, orderflow_app::StoreError> {
+        orderflow_app::provenance::read_back(self.commands.repository().store(), stream, version).await
+    }
+
     async fn on(&self, envelope: Envelope<Answer>, metadata: Metadata) -> Result<Recorded, Failure> {
         self.record(&envelope, &metadata).await
     }

@@ -22,7 +22,7 @@ use orderflow_adapters::sqs::{Backoff, Failure};
 use orderflow_app::{
     CaptureOutcome, Clock, CommandService, EventStore, PaymentGateway, PaymentVault, Repository, SystemClock,
 };
-use orderflow_domain::order::{Order, OrderEvent};
+use orderflow_domain::order::{Order, OrderEvent, OrderStatus};
 use orderflow_domain::payment::{
     Payment, PaymentCaptured, PaymentCommand, PaymentDeclined, PaymentRefunded, Step, Trigger, next_step,
 };
@@ -63,6 +63,15 @@ impl<G: PaymentGateway + 'static, V: PaymentVault + 'static, C: Clock + 'static,
     const ACTOR: &'static str = ACTOR;
     type Event = OrderEvent;
     type Outcome = Settled;
+
+    /// Acts on the event as the store holds it, never on a message's word.
+    async fn read_back(
+        &self,
+        stream: &orderflow_app::StreamId,
+        version: u64,
+    ) -> Result<orderflow_app::ReadBack, orderflow_app::StoreError> {
+        orderflow_app::provenance::read_back(self.commands.repository().store(), stream, version).await
+    }
 
     async fn on(&self, envelope: Envelope<OrderEvent>, metadata: Metadata) -> Result<Settled, Failure> {
         let order_id = OrderId::parse(&envelope.aggregate_id)
@@ -195,7 +204,7 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
     pub async fn settle(
         &self,
         order_id: OrderId,
-        trigger: Trigger,
+        mut trigger: Trigger,
         metadata: &Metadata,
     ) -> Result<(), Failure> {
         let id = order_id.to_string();
@@ -206,10 +215,16 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
         for _ in 0..MAX_STEPS {
             let command = match next_step(&loaded.state, trigger) {
                 Step::Done => return Ok(()),
-                Step::Capture => {
-                    let amount = self.order_total(order_id).await?;
-                    self.capture(order_id, amount).await?
-                }
+                Step::Capture => match self.order_total(order_id).await? {
+                    Some(amount) => self.capture(order_id, amount).await?,
+                    // Cancelled before payment saw it placed: never charge it; the
+                    // tombstone refuses any capture that comes later.
+                    None => {
+                        tracing::info!("the order is already cancelled; no capture");
+                        trigger = Trigger::Cancelled;
+                        continue;
+                    }
+                },
                 Step::Refund(capture) => {
                     self.gateway
                         .refund(order_id, &capture.payment_id, capture.amount)
@@ -221,26 +236,8 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
                         amount: capture.amount,
                     })
                 }
-                // No capture is recorded, but a crash may have lost the record of one:
-                // the provider cancels the order's key, refunding what it took.
                 Step::Void if orderflow_domain::mutant::active("payment-without-tombstone") => return Ok(()),
-                Step::Void => match self.gateway.cancel(order_id).await? {
-                    None => {
-                        tracing::info!("cancelled before any capture; leaving a tombstone");
-                        PaymentCommand::Void { order_id }
-                    }
-                    Some(capture) => {
-                        tracing::warn!(
-                            payment_id = %capture.payment_id,
-                            "the provider held an unrecorded capture (a crash lost its record); recording and refunding it"
-                        );
-                        PaymentCommand::RecordCapture(PaymentCaptured {
-                            order_id,
-                            payment_id: capture.payment_id,
-                            amount: capture.amount,
-                        })
-                    }
-                },
+                Step::Void => self.void(order_id).await?,
             };
             let settles = matches!(
                 command,
@@ -264,17 +261,42 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
         )))
     }
 
-    /// The order's total, from its stream in the event store.
-    async fn order_total(&self, order_id: OrderId) -> Result<Money, Failure> {
+    /// The order's total, from its stream in the event store; `None` when the stream
+    /// shows it cancelled.
+    async fn order_total(&self, order_id: OrderId) -> Result<Option<Money>, Failure> {
         let order = self
             .commands
             .repository()
             .load::<Order>(&order_id.to_string())
             .await?;
-        order.state.placed().map(|placed| placed.total).ok_or_else(|| {
+        let placed = order.state.placed().ok_or_else(|| {
             Failure::poison(format!(
                 "{order_id} is not in the event store; nothing to capture"
             ))
+        })?;
+        Ok((placed.status != OrderStatus::Cancelled).then_some(placed.total))
+    }
+
+    /// Cancels the order's payment at the provider before any capture is recorded. No
+    /// capture is recorded, but a crash may have lost the record of one: the provider
+    /// cancels the order's key, refunding what it took and refusing any later capture.
+    async fn void(&self, order_id: OrderId) -> Result<PaymentCommand, Failure> {
+        Ok(match self.gateway.cancel(order_id).await? {
+            None => {
+                tracing::info!("cancelled before any capture; leaving a tombstone");
+                PaymentCommand::Void { order_id }
+            }
+            Some(capture) => {
+                tracing::warn!(
+                    payment_id = %capture.payment_id,
+                    "the provider held an unrecorded capture (a crash lost its record); recording and refunding it"
+                );
+                PaymentCommand::RecordCapture(PaymentCaptured {
+                    order_id,
+                    payment_id: capture.payment_id,
+                    amount: capture.amount,
+                })
+            }
         })
     }
 

@@ -56,6 +56,15 @@ impl<C: Clock + 'static, S: EventStore + 'static> Consumer for ShippingService<C
     type Event = OrderEvent;
     type Outcome = Recorded;
 
+    /// Acts on the event as the store holds it, never on a message's word.
+    async fn read_back(
+        &self,
+        stream: &orderflow_app::StreamId,
+        version: u64,
+    ) -> Result<orderflow_app::ReadBack, orderflow_app::StoreError> {
+        orderflow_app::provenance::read_back(self.commands.repository().store(), stream, version).await
+    }
+
     async fn on(&self, envelope: Envelope<OrderEvent>, metadata: Metadata) -> Result<Recorded, Failure> {
         let order_id = OrderId::parse(&envelope.aggregate_id)
             .map_err(|e| Failure::poison_while("reading the order id", e))?;

@@ -3,7 +3,7 @@
 //!
 //! The model starts from what an order costs, measured or designed:
 //!
-//! - **Calls per order by function**: the designed floor (`load::FLOOR`, 40 calls), or
+//! - **Calls per order by function**: the designed floor (`load::FLOOR`, 46 calls), or
 //!   an `orderflow load --report` file's measured calls (`--measured`).
 //! - **Events per order** (8 for an ordinary order) and where each goes: 11 deliveries
 //!   through the bus to the functions' queues, as the template's rules route them.

@@ -7,6 +7,7 @@
 //! - [`idempotency`]: run work once per idempotency key.
 //! - [`placement`]: the place-order use case (price, decide, keep the token, append).
 //! - [`stock`]: the catalog, and stock moves committed with the events that record them.
+//! - [`provenance`]: a consumer reads the event it was sent back from the store.
 //! - [`disposition`]: whether a failure is worth a redelivery, said once per error.
 //!
 //! No AWS here: adapters live in `orderflow-adapters`.
@@ -17,6 +18,7 @@ pub mod failures;
 pub mod idempotency;
 pub mod placement;
 pub mod ports;
+pub mod provenance;
 pub mod rate_limit;
 pub mod read_model;
 pub mod stock;
@@ -31,6 +33,7 @@ pub use ports::{
     PaymentGateway, PaymentVault, ProviderCapture, SnapshotRecord, StoreError, StreamId, SystemClock,
     validate_append,
 };
+pub use provenance::ReadBack;
 pub use rate_limit::{Admission, RateLimiter};
 pub use read_model::{CustomerCursor, CustomerPage, OrderViews, StoredView, Written};
 pub use stock::{Catalog, CatalogService, MoveError, Product, StockLedger, StockMove};

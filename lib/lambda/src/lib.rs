@@ -20,8 +20,8 @@ use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::sqs::{
     Backoff, DynamoFailureLog, Failure, FailureRecorder, decode_message, process_batch_with_backoff,
 };
-use orderflow_app::FailureLog;
-use orderflow_domain::{DomainEvent, Envelope, Metadata};
+use orderflow_app::{FailureLog, ReadBack, StoreError, StreamId};
+use orderflow_domain::{DomainEvent, Envelope, Metadata, RawEnvelope};
 use tracing::Instrument;
 
 /// A function that consumes the events on its queue.
@@ -44,6 +44,23 @@ pub trait Consumer: Send + Sync + Sized + 'static {
         envelope: Envelope<Self::Event>,
         metadata: Metadata,
     ) -> impl Future<Output = Result<Self::Outcome, Failure>> + Send;
+
+    /// The event a message names (`stream`, `version`), read back from the event store
+    /// ([`orderflow_app::provenance::read_back`]), so that the consumer acts on what the
+    /// store holds and never on a message's word; [`ReadBack::Trusted`] (the default)
+    /// takes the message as sent. A message whose event the store does not hold, or
+    /// holds as an event of another type, is parked with the reason.
+    ///
+    /// # Errors
+    /// [`StoreError`]: the message is retried.
+    fn read_back(
+        &self,
+        stream: &StreamId,
+        version: u64,
+    ) -> impl Future<Output = Result<ReadBack, StoreError>> + Send {
+        let _ = (stream, version);
+        std::future::ready(Ok(ReadBack::Trusted))
+    }
 
     /// How retryable failures are held back, when not by the queue's own visibility
     /// timeout.
@@ -138,6 +155,7 @@ impl<C: Consumer, L: FailureLog> Service<C, L> {
 
     async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
         let (envelope, metadata) = decode_message::<C::Event>(&message, C::ACTOR)?;
+        let (envelope, metadata) = self.as_stored(envelope, metadata).await?;
         let span = tracing::info_span!(
             "consume",
             consumer = C::NAME,
@@ -153,6 +171,55 @@ impl<C: Consumer, L: FailureLog> Service<C, L> {
         }
         .instrument(span)
         .await
+    }
+}
+
+impl<C: Consumer, L> Service<C, L> {
+    /// The message's event as the store holds it, when the consumer reads events back.
+    async fn as_stored(
+        &self,
+        envelope: Envelope<C::Event>,
+        metadata: Metadata,
+    ) -> Result<(Envelope<C::Event>, Metadata), Failure> {
+        let stream = StreamId::new(envelope.aggregate_type.clone(), envelope.aggregate_id.clone());
+        let named = || {
+            format!(
+                "{} of {stream} at version {}",
+                envelope.event_type(),
+                envelope.version
+            )
+        };
+        let record = match self
+            .consumer
+            .read_back(&stream, envelope.version)
+            .await
+            .map_err(|e| Failure::retry_while("reading the event back from the event store", e))?
+        {
+            ReadBack::Trusted => return Ok((envelope, metadata)),
+            ReadBack::Stored(None) => {
+                return Err(Failure::poison(format!(
+                    "{} is not in the event store: the relay never published it (a forged or misdirected message); nothing done",
+                    named()
+                )));
+            }
+            // The type must agree; the rest (ids, data) is taken from the store, so a
+            // message that copies a real event's place but edits its data moves only
+            // what the real event moves, once, as a duplicate would.
+            ReadBack::Stored(Some(record)) if record.event_type != envelope.event_type() => {
+                return Err(Failure::poison(format!(
+                    "{}: the event store holds a {} there (a forged message); nothing done",
+                    named(),
+                    record.event_type
+                )));
+            }
+            ReadBack::Stored(Some(record)) => record,
+        };
+        let raw = RawEnvelope::parse(&record.body)?;
+        let metadata = Metadata::caused_by(&raw, C::ACTOR);
+        let mut stored: Envelope<C::Event> = raw.decode()?;
+        // A replay's mark is the message's: the store holds the event as first appended.
+        stored.replay = envelope.replay;
+        Ok((stored, metadata))
     }
 }
 
