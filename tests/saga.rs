@@ -728,3 +728,198 @@ async fn a_batching_window_gathers_what_arrives_within_it_and_none_waits_for_not
         assert_eq!(received, expected, "window {window} s");
     }
 }
+
+/// A sample event from `events/`, made to name `order` at `version`.
+fn forged(sample: &str, order: orderflow_domain::OrderId, version: u64) -> serde_json::Value {
+    let path = format!("{}/../events/{sample}", env!("CARGO_MANIFEST_DIR"));
+    let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event["eventId"] = serde_json::json!(uuid::Uuid::now_v7().to_string());
+    event["aggregateId"] = serde_json::json!(order.to_string());
+    event["version"] = serde_json::json!(version);
+    if event["data"].get("orderId").is_some() {
+        event["data"]["orderId"] = serde_json::json!(order.to_string());
+    }
+    event
+}
+
+/// Sends `envelope` straight to the queue `queue`, as a principal of the account with
+/// `sqs:SendMessage` could (the template's queue policies refuse it in AWS; moto does
+/// not enforce them, which is the point: the consumer must not rely on them alone).
+async fn send_to_queue(f: &Fixture, queue: &str, envelope: &serde_json::Value) {
+    let body = serde_json::json!({
+        "version": "0", "id": uuid::Uuid::now_v7().to_string(),
+        "source": format!("orderflow.{}", envelope["aggregateType"].as_str().unwrap()),
+        "detail-type": envelope["eventType"], "account": "000000000000",
+        "time": "2026-11-21T06:30:00Z", "region": "us-east-1", "resources": [], "detail": envelope,
+    });
+    let sqs = orderflow_provision::local::sqs_client().await.unwrap();
+    sqs.send_message()
+        .queue_url(&f.runner.stack().queue(queue).unwrap().url)
+        .message_body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Delivers `binary`'s queue until its DLQ holds `parked` messages; the reasons the
+/// failure log recorded for them.
+async fn pump_until_parked(f: &Fixture, binary: &str, dlq: &str, parked: usize) -> Vec<String> {
+    let sqs = orderflow_provision::local::sqs_client().await.unwrap();
+    for _ in 0..30 {
+        let found = orderflow_cli::dlq::show_in(
+            f.runner.stack(),
+            &sqs,
+            &f.dynamodb,
+            dlq,
+            10,
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap();
+        if found.len() >= parked {
+            return found
+                .into_iter()
+                .map(|p| p.last_error.unwrap_or_default())
+                .collect();
+        }
+        f.pump(binary).await;
+    }
+    panic!("{dlq} did not get {parked} message(s)");
+}
+
+/// Forged messages written straight to the consumers' queues: an `OrderCancelled` for
+/// a confirmed order (to payment and inventory), and a `StockReserved` and a
+/// `PaymentCaptured` for an order neither participant has answered (to the saga).
+/// Nothing is refunded, released or confirmed, and every forged message is parked with
+/// the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_messages_sent_straight_to_the_queues_move_nothing_and_are_parked_with_the_reason() {
+    let f = Fixture::new(false).await;
+    let confirmed = f.place(&[("SKU-1", 2)], "tok_visa").await;
+    f.settle().await;
+    assert_eq!(f.status(confirmed).await, OrderStatus::Confirmed);
+    let (ledger, stock) = (f.ledger().await, f.stock().await);
+    let next = u64::try_from(f.order_history(confirmed).await.len()).unwrap() + 1;
+
+    // An OrderCancelled at the order's next version (the store has none there), and
+    // one at version 1 (the store holds its OrderPlaced there).
+    send_to_queue(
+        &f,
+        "PaymentQueue",
+        &forged("order/OrderCancelled.json", confirmed, next),
+    )
+    .await;
+    send_to_queue(
+        &f,
+        "InventoryQueue",
+        &forged("order/OrderCancelled.json", confirmed, 1),
+    )
+    .await;
+    let payment = pump_until_parked(&f, "payment", "PaymentDeadLetterQueue", 1).await;
+    let inventory = pump_until_parked(&f, "inventory", "InventoryDeadLetterQueue", 1).await;
+    assert!(payment[0].contains("is not in the event store"), "{payment:?}");
+    assert!(
+        inventory[0].contains("holds a OrderPlaced there"),
+        "{inventory:?}"
+    );
+    assert_eq!(f.ledger().await, ledger, "nothing refunded");
+    assert_eq!(f.stock().await, stock, "nothing released");
+    assert_eq!(f.status(confirmed).await, OrderStatus::Confirmed);
+    assert_eq!(f.stream::<Payment>(confirmed).await, ["PaymentCaptured"]);
+
+    // Answers no participant gave, for an order still pending.
+    let pending = f.place(&[("SKU-1", 1)], "tok_visa").await;
+    send_to_queue(
+        &f,
+        "OrderSagaQueue",
+        &forged("inventory/StockReserved.json", pending, 1),
+    )
+    .await;
+    send_to_queue(
+        &f,
+        "OrderSagaQueue",
+        &forged("payment/PaymentCaptured.json", pending, 1),
+    )
+    .await;
+    let saga = pump_until_parked(&f, "order-saga", "OrderSagaDeadLetterQueue", 2).await;
+    assert!(
+        saga.iter().all(|r| r.contains("is not in the event store")),
+        "{saga:?}"
+    );
+    assert_eq!(
+        f.status(pending).await,
+        OrderStatus::Pending,
+        "not confirmed on forged word"
+    );
+    assert_eq!(f.stream::<Order>(pending).await, ["OrderPlaced"]);
+}
+
+/// Items on `order#` keys that are no events (one without an event's attributes, one
+/// whose body is not an envelope), written beside real orders: the relay cannot ever
+/// publish them, sets them aside with their keys and reason, and the orders on the same
+/// stream behind them complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_records_that_are_no_events_are_quarantined_and_the_orders_behind_them_complete() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let f = Fixture::new(false).await;
+    let table = f.stack.table("EventStoreTable").unwrap();
+    let bare = format!("order#{}", uuid::Uuid::now_v7());
+    f.dynamodb
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S(bare.clone()))
+        .item("version", AttributeValue::N("1".into()))
+        .item("note", AttributeValue::S("written by hand".into()))
+        .send()
+        .await
+        .unwrap();
+    let garbled = uuid::Uuid::now_v7();
+    let attribute = |s: &str| AttributeValue::S(s.into());
+    f.dynamodb
+        .put_item()
+        .table_name(table)
+        .item("pk", attribute(&format!("order#{garbled}")))
+        .item("version", AttributeValue::N("1".into()))
+        .item("aggregateType", attribute("order"))
+        .item("aggregateId", attribute(&garbled.to_string()))
+        .item("eventId", attribute(&uuid::Uuid::now_v7().to_string()))
+        .item("eventType", attribute("OrderPlaced"))
+        .item("occurredAt", attribute("2026-12-01T10:00:00Z"))
+        .item("timeBucket", attribute("2026-12-01#0"))
+        .item("timeKey", attribute("x"))
+        .item("body", attribute("{not an envelope"))
+        .send()
+        .await
+        .unwrap();
+    let orders = [
+        f.place(&[("SKU-1", 1)], "tok_visa").await,
+        f.place(&[("SKU-2", 1)], "tok_visa").await,
+    ];
+    f.settle().await;
+    for order in orders {
+        assert_eq!(f.status(order).await, OrderStatus::Confirmed);
+    }
+    let sqs = orderflow_provision::local::sqs_client().await.unwrap();
+    let mut quarantined = orderflow_cli::relay::quarantined(f.runner.stack(), &sqs, 10)
+        .await
+        .unwrap();
+    quarantined.sort_by(|a, b| a.keys.cmp(&b.keys));
+    assert_eq!(quarantined.len(), 2, "{quarantined:?}");
+    let bare_notice = quarantined.iter().find(|q| q.keys.contains(&bare)).unwrap();
+    assert!(
+        bare_notice.reason.contains("the item is not an event"),
+        "{bare_notice:?}"
+    );
+    let garbled_notice = quarantined
+        .iter()
+        .find(|q| q.keys.contains(&garbled.to_string()))
+        .unwrap();
+    assert!(
+        garbled_notice
+            .reason
+            .contains("the item's body is not an envelope"),
+        "{garbled_notice:?}"
+    );
+    assert!(!garbled_notice.sequence.is_empty());
+    assert!(f.dead_letters().await.is_empty(), "nothing failed for good");
+}

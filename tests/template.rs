@@ -113,6 +113,22 @@ fn the_api_is_throttled_per_stage_and_placements_per_route_and_per_principal() {
         doc["Parameters"]["CustomerIdClaim"]["Default"].as_str(),
         Some("sub")
     );
+    // Operators: the scope and a group only an administrator grants, both configured.
+    assert_eq!(
+        tag_name(&env["GROUPS_CLAIM"]).as_deref(),
+        Some("!Ref GroupsClaim")
+    );
+    assert_eq!(
+        tag_name(&env["OPERATOR_GROUP"]).as_deref(),
+        Some("!Ref OperatorGroup")
+    );
+    assert_eq!(doc["Parameters"]["OperatorGroup"]["MinLength"].as_u64(), Some(1));
+    assert_eq!(
+        doc["Parameters"]["JwtAudience"]["Type"].as_str(),
+        Some("CommaDelimitedList")
+    );
+    let jwt = &doc["Resources"]["OrderHttpApi"]["Properties"]["Auth"]["Authorizers"]["JwtAuthorizer"]["JwtConfiguration"];
+    assert_eq!(tag_name(&jwt["audience"]).as_deref(), Some("!Ref JwtAudience"));
     let ttl = &doc["Resources"]["RateLimitTable"]["Properties"]["TimeToLiveSpecification"];
     assert_eq!(ttl["Enabled"].as_bool(), Some(true));
 }
@@ -582,6 +598,99 @@ async fn every_metric_on_the_dashboard_is_one_the_functions_emit_and_it_shows_ev
                 description.contains("#dashboards/dashboard/${Dashboard}"),
                 "{id:?}: {description}"
             );
+        }
+    }
+}
+
+/// The logical id a `!GetAtt X.Arn` or `!Ref X` names.
+fn target_of(value: &Value) -> Option<String> {
+    let text = tag_name(value)?;
+    let rest = text
+        .strip_prefix("!GetAtt ")
+        .or_else(|| text.strip_prefix("!Ref "))?;
+    Some(rest.trim_end_matches(".Arn").to_owned())
+}
+
+/// The logical ids a condition value names (one, or a list).
+fn targets_of(value: &Value) -> Vec<String> {
+    match value.as_sequence() {
+        Some(items) => items.iter().filter_map(target_of).collect(),
+        None => target_of(value).into_iter().collect(),
+    }
+}
+
+/// Every SQS queue: no principal but the ones meant to may send to it. A consumer's
+/// queue refuses `sqs:SendMessage` to anyone but its rules (and the operators' redrive
+/// role); a DLQ to anyone but its source queue; the relay's failure queue to anyone but
+/// the relay's role. A forged `OrderCancelled` or `PaymentCaptured` cannot be written
+/// to a queue by another principal of the account, whatever its IAM policy allows.
+#[test]
+fn every_queue_refuses_messages_from_anyone_but_its_feeders() {
+    let doc = document();
+    let resources = doc["Resources"].as_mapping().unwrap();
+    let of_type = |kind: &str| -> Vec<(String, &Value)> {
+        resources
+            .iter()
+            .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+            .map(|(id, r)| (id.as_str().unwrap().to_owned(), r))
+            .collect()
+    };
+    // Which queue redrives into which DLQ, and which rules target which queue.
+    let mut source_of_dlq = BTreeMap::new();
+    for (id, queue) in of_type("AWS::SQS::Queue") {
+        if let Some(dlq) = target_of(&queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) {
+            source_of_dlq.insert(dlq, id);
+        }
+    }
+    let mut rules_of_queue: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, rule) in of_type("AWS::Events::Rule") {
+        for target in rule["Properties"]["Targets"].as_sequence().unwrap() {
+            if let Some(queue) = target_of(&target["Arn"]) {
+                rules_of_queue.entry(queue).or_default().push(id.clone());
+            }
+        }
+    }
+    // Each queue's Deny statement.
+    let mut denies: BTreeMap<String, &Value> = BTreeMap::new();
+    for (id, policy) in of_type("AWS::SQS::QueuePolicy") {
+        let queues = targets_of(&policy["Properties"]["Queues"]);
+        assert_eq!(queues.len(), 1, "{id}: one policy a queue");
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .unwrap()
+        {
+            if statement["Effect"].as_str() == Some("Deny") {
+                assert_eq!(statement["Principal"].as_str(), Some("*"), "{id}");
+                assert_eq!(statement["Action"].as_str(), Some("sqs:SendMessage"), "{id}");
+                assert_eq!(target_of(&statement["Resource"]), Some(queues[0].clone()), "{id}");
+                denies.insert(queues[0].clone(), statement);
+            }
+        }
+    }
+    let queues = of_type("AWS::SQS::Queue");
+    assert!(queues.len() >= 13, "{} queues", queues.len());
+    for (queue, _) in queues {
+        let deny = denies
+            .get(&queue)
+            .unwrap_or_else(|| panic!("{queue} has no policy refusing other senders"));
+        let condition = deny["Condition"]["ArnNotEquals"].as_mapping().unwrap();
+        let source = condition.get("aws:SourceArn").map(targets_of);
+        let principal = condition.get("aws:PrincipalArn");
+        if let Some(rules) = rules_of_queue.get(&queue) {
+            let mut source = source.unwrap_or_else(|| panic!("{queue}: no rule exemption"));
+            source.sort();
+            let mut rules = rules.clone();
+            rules.sort();
+            assert_eq!(source, rules, "{queue}: exactly the rules that target it");
+            let principal = tag_name(principal.unwrap()).unwrap();
+            assert!(principal.contains("RedriveRoleArn"), "{queue}: {principal}");
+        } else if let Some(source_queue) = source_of_dlq.get(&queue) {
+            assert_eq!(source, Some(vec![source_queue.clone()]), "{queue}");
+            assert!(principal.is_none(), "{queue}: no principal may send to a DLQ");
+        } else {
+            assert_eq!(queue, "RelayFailureQueue");
+            assert_eq!(source, None);
+            assert_eq!(targets_of(principal.unwrap()), ["RelayRole"]);
         }
     }
 }

@@ -2,21 +2,83 @@
 //! stream (`NEW_IMAGE`), to the EventBridge bus.
 //!
 //! This is what makes publishing reliable: handlers only ever write to the event store,
-//! and an event is on the bus once its stream record is processed. A record that cannot
-//! be decoded or published fails its batch item, so Lambda retries from it (bisecting)
-//! until it is published, within the stream's retention; what still runs out goes to
-//! the on-failure queue, whose batches `orderflow relay recover` republishes: nothing
-//! is skipped silently.
+//! and an event is on the bus once its stream record is processed. The relay tells two
+//! kinds of failure apart:
+//! - **transient** (the bus throttles, answers 5xx, times out): the record fails its
+//!   batch item and Lambda retries from it until it is published, within the stream's
+//!   retention; what still runs out goes to the on-failure queue, whose batches
+//!   `orderflow relay recover` republishes;
+//! - **permanent** (a record that is not an event: an item on the table that is no
+//!   envelope, or an envelope over EventBridge's entry size): retrying it would block
+//!   its shard, and every later order on it, for the stream's 24 hours. It is set
+//!   aside instead: a `StreamRecordQuarantined` notice (its keys, sequence number and
+//!   reason; never the item itself) goes onto the bus, whose quarantine rule parks it
+//!   in `RelayQuarantineQueue`, and the shard moves on. The queue's alarm names it;
+//!   `orderflow relay quarantine` lists it and `orderflow check` reports it.
+//!
+//! Nothing is skipped silently: a record is published, quarantined, or failed.
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use orderflow_adapters::event_store::dynamodb::record_from_item;
-use orderflow_app::EventPublisher;
+use orderflow_app::{Clock, EventPublisher, EventRecord, StreamId, SystemClock};
+use orderflow_domain::{RawEnvelope, Timestamp};
 
-/// Publishes the inserted events of a stream batch; reports the records that failed.
+/// The aggregate type under which quarantine notices are published (`source`
+/// `orderflow.relay`).
+pub const QUARANTINE_SOURCE: &str = "relay";
+
+/// The `detail-type` of a quarantine notice.
+pub const QUARANTINED: &str = "StreamRecordQuarantined";
+
+/// EventBridge's limit on one entry (source, detail type, detail and resources), less
+/// what the relay adds around the detail.
+pub const MAX_DETAIL_BYTES: usize = 256 * 1024 - 1024;
+
+/// Why a stream record can never be published (`None`: it can).
+#[must_use]
+pub fn unpublishable(event: &EventRecord) -> Option<String> {
+    if event.body.len() > MAX_DETAIL_BYTES {
+        return Some(format!(
+            "the envelope is {} bytes, over EventBridge's entry size ({MAX_DETAIL_BYTES})",
+            event.body.len()
+        ));
+    }
+    match RawEnvelope::parse(&event.body) {
+        Err(error) => Some(format!("the item's body is not an envelope: {error}")),
+        Ok(raw) if raw.event_type != event.event_type || raw.version != event.version => Some(format!(
+            "the body ({} at version {}) disagrees with its item ({} at version {})",
+            raw.event_type, raw.version, event.event_type, event.version
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// The notice that sets a record aside: what an operator needs to find the item, not
+/// the item (which may hold anything).
+fn notice(sequence: &str, keys: &serde_json::Value, reason: &str, now: Timestamp) -> EventRecord {
+    let body = serde_json::json!({
+        "sequenceNumber": sequence,
+        "keys": keys,
+        "reason": reason,
+        "quarantinedAt": now.to_string(),
+    });
+    EventRecord {
+        stream: StreamId::new(QUARANTINE_SOURCE, "quarantine"),
+        version: 0,
+        event_id: uuid::Uuid::now_v7(),
+        event_type: QUARANTINED.to_owned(),
+        occurred_at: now,
+        body: body.to_string(),
+    }
+}
+
+/// Publishes the inserted events of a stream batch and quarantines the records that can
+/// never be published; reports the records that failed for a reason a retry may fix.
 pub async fn relay(publisher: &impl EventPublisher, batch: Event) -> DynamoDbEventResponse {
+    let now = SystemClock.now();
     let mut events = Vec::with_capacity(batch.records.len());
-    let mut failed_sequences = Vec::new();
+    let mut notices = Vec::new();
     for record in batch.records {
         let sequence = record.change.sequence_number.clone().unwrap_or_default();
         // Events are immutable: only inserts carry news (a MODIFY or REMOVE would be an
@@ -25,24 +87,48 @@ pub async fn relay(publisher: &impl EventPublisher, batch: Event) -> DynamoDbEve
             tracing::info!(sequence, event_name = %record.event_name, "stream record is not an insert; skipped");
             continue;
         }
-        match record_from_item(record.change.new_image) {
-            Ok(event) => events.push((sequence, event)),
-            Err(error) => {
-                tracing::error!(sequence, %error, "stream record is not an event; failing it");
-                failed_sequences.push(sequence);
-            }
-        }
+        let keys = serde_json::to_value(&record.change.keys).unwrap_or_default();
+        let reason = match record_from_item(record.change.new_image) {
+            Ok(event) => match unpublishable(&event) {
+                None => {
+                    events.push((sequence, event));
+                    continue;
+                }
+                Some(reason) => reason,
+            },
+            Err(error) => format!(
+                "the item is not an event: {}",
+                orderflow_app::cause_chain(&error).join(": ")
+            ),
+        };
+        tracing::error!(sequence, %keys, %reason, "stream record can never be published; quarantining it");
+        notices.push((sequence.clone(), notice(&sequence, &keys, &reason, now)));
     }
     let records: Vec<_> = events.iter().map(|(_, e)| e.clone()).collect();
     let unpublished = publisher.publish(&records).await;
+    let mut failed_sequences = Vec::new();
     for index in &unpublished {
         let (sequence, event) = &events[*index];
         tracing::error!(sequence, event_id = %event.event_id, stream = %event.stream, "event not published; failing its record");
         failed_sequences.push(sequence.clone());
     }
+    // A notice that did not reach the bus fails its record: the next attempt sets it
+    // aside again (the quarantine is at least once, as everything on the bus).
+    let notice_records: Vec<_> = notices.iter().map(|(_, n)| n.clone()).collect();
+    let unquarantined = if notice_records.is_empty() {
+        Vec::new()
+    } else {
+        publisher.publish(&notice_records).await
+    };
+    for index in &unquarantined {
+        let (sequence, _) = &notices[*index];
+        tracing::error!(sequence, "quarantine notice not published; failing its record");
+        failed_sequences.push(sequence.clone());
+    }
     orderflow_adapters::metrics::events_relayed(records.len() - unpublished.len());
     tracing::info!(
         published = records.len() - unpublished.len(),
+        quarantined = notices.len() - unquarantined.len(),
         failed = failed_sequences.len(),
         "relayed"
     );

@@ -178,7 +178,22 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
     // range, each order's view is read on its own.
     let scanned = if whole { Some(views.all().await?) } else { None };
     let checked: Vec<Checked> = futures::stream::iter(ids.iter().copied())
-        .map(|order_id| check_order(&repository, &views, scanned.as_ref(), order_id, horizon))
+        .map(|order_id| {
+            let (repository, views, scanned) = (&repository, &views, scanned.as_ref());
+            async move {
+                // One order whose stream cannot be read (an item on its key that is no
+                // event) is a finding about it, not the end of the check.
+                let checked = check_order(repository, views, scanned, order_id, horizon).await;
+                anyhow::Ok(checked.unwrap_or_else(|error| Checked {
+                    order_id,
+                    findings: vec![format!("its stream cannot be read: {error:#}")],
+                    held: Vec::new(),
+                    sold: Vec::new(),
+                    charged: false,
+                    recent: false,
+                }))
+            }
+        })
         .buffer_unordered(IN_FLIGHT)
         .try_collect()
         .await?;
@@ -225,6 +240,17 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
             }
             _ => {}
         }
+    }
+    // A record the relay set aside is an item on the events table that is no event:
+    // an operator must look at it.
+    for record in crate::relay::quarantined(stack, &resolved.sqs, 100).await? {
+        report.findings.push(Finding {
+            order_id: None,
+            what: format!(
+                "a stream record the relay quarantined (sequence {}, keys {}): {}",
+                record.sequence, record.keys, record.reason
+            ),
+        });
     }
     if whole {
         let catalog = DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")?);

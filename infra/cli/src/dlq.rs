@@ -145,7 +145,7 @@ fn find(stack: &Stack, name: &str) -> anyhow::Result<DeadLetters> {
         })
 }
 
-async fn depth(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> anyhow::Result<u64> {
+pub(crate) async fn depth(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> anyhow::Result<u64> {
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(&queue.url)
@@ -162,7 +162,7 @@ async fn depth(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> anyhow::Result<u64> 
 }
 
 /// Receives up to `max` messages, leaving each invisible for `hide` (zero: a peek).
-async fn receive(
+pub(crate) async fn receive(
     sqs: &aws_sdk_sqs::Client,
     queue: &Queue,
     max: usize,

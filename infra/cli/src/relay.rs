@@ -1,5 +1,6 @@
 //! `orderflow relay recover`: puts back on the bus the events of stream records the
-//! relay gave up on.
+//! relay gave up on; `orderflow relay quarantine`: the records it set aside because
+//! they can never be published.
 //!
 //! When the relay's event source mapping gives up on a batch (the stream's retention
 //! ran out while the bus refused it), Lambda sends only the batch's metadata to the
@@ -9,7 +10,9 @@
 //! side, from the event store's time index), and republishes them on the live bus, as
 //! events, not as replays: every consumer is idempotent, so an event that did reach
 //! them once changes nothing the second time, and one that did not is handled now. A
-//! failure message is deleted only once every event of its window is on the bus.
+//! failure message is deleted only once every event of its window is on the bus. An
+//! item in the window that can never be published (`relay::unpublishable`) is left
+//! out and counted: the relay quarantined it when it first saw it.
 
 use std::io::Write;
 
@@ -44,6 +47,57 @@ pub enum RelayCommand {
         #[arg(long, default_value_t = 1_000)]
         max: usize,
     },
+    /// List the stream records the relay set aside (items that are not events), with
+    /// their keys and the reason, from `RelayQuarantineQueue`; nothing is removed.
+    Quarantine {
+        /// List at most this many.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+}
+
+/// A stream record the relay set aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// The record's sequence number on its shard.
+    pub sequence: String,
+    /// The item's keys, as the stream gave them.
+    pub keys: String,
+    /// Why it can never be published.
+    pub reason: String,
+}
+
+/// The records in the relay's quarantine, at most `max`, read without removing them.
+///
+/// # Errors
+/// When the template has no quarantine queue or it cannot be read.
+pub async fn quarantined(
+    stack: &orderflow_provision::local::Stack,
+    sqs: &aws_sdk_sqs::Client,
+    max: usize,
+) -> anyhow::Result<Vec<Quarantined>> {
+    let queue = stack
+        .queue("RelayQuarantineQueue")
+        .context("the template has no RelayQuarantineQueue")?;
+    let messages = crate::dlq::receive(sqs, queue, max, std::time::Duration::ZERO).await?;
+    Ok(messages
+        .iter()
+        .map(|message| {
+            let body: serde_json::Value = message
+                .body()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or_default();
+            let detail = &body["detail"];
+            Quarantined {
+                sequence: detail["sequenceNumber"].as_str().unwrap_or_default().to_owned(),
+                keys: detail["keys"].to_string(),
+                reason: detail["reason"]
+                    .as_str()
+                    .unwrap_or("not a quarantine notice")
+                    .to_owned(),
+            }
+        })
+        .collect())
 }
 
 /// What Lambda sends to a stream mapping's on-failure destination.
@@ -71,6 +125,8 @@ pub struct Recovered {
     pub events: usize,
     /// Failure messages left in the queue: unreadable, or not every event published.
     pub left: usize,
+    /// Items in the windows that can never be published (see `relay quarantine`).
+    pub quarantined: usize,
 }
 
 /// Recovers every batch in the relay's on-failure queue.
@@ -123,7 +179,15 @@ pub async fn recover(target: &crate::target::Target, slack: u32, max: usize) -> 
                 recovered.left += 1;
                 continue;
             };
-            let events = store.read_time_range(from, until).await?;
+            let mut events = store.read_time_range(from, until).await?;
+            events.retain(|event| match relay::unpublishable(event) {
+                None => true,
+                Some(reason) => {
+                    tracing::warn!(stream = %event.stream, version = event.version, %reason, "never publishable; the relay quarantined it");
+                    recovered.quarantined += 1;
+                    false
+                }
+            });
             let unpublished = publisher.publish(&events).await;
             if !unpublished.is_empty() {
                 tracing::error!(
@@ -167,11 +231,34 @@ pub async fn run(args: &RelayArgs) -> anyhow::Result<()> {
                 recovered.events,
                 recovered.left
             )?;
+            if recovered.quarantined > 0 {
+                writeln!(
+                    std::io::stdout().lock(),
+                    "{} item(s) in those windows are not events and were left out; `orderflow relay quarantine` lists them",
+                    recovered.quarantined
+                )?;
+            }
             anyhow::ensure!(
                 recovered.left == 0,
                 "{} failure record(s) could not be recovered",
                 recovered.left
             );
+            Ok(())
+        }
+        RelayCommand::Quarantine { max } => {
+            let resolved = crate::target::resolve(&args.target).await?;
+            let records = quarantined(&resolved.stack, &resolved.sqs, *max).await?;
+            let mut out = std::io::stdout().lock();
+            if records.is_empty() {
+                writeln!(out, "no stream record is quarantined")?;
+            }
+            for record in &records {
+                writeln!(
+                    out,
+                    "{}  keys {}  {}",
+                    record.sequence, record.keys, record.reason
+                )?;
+            }
             Ok(())
         }
     }
