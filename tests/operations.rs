@@ -68,23 +68,31 @@ async fn check_verifies_the_compensation_each_order_records_against_its_particip
     .unwrap();
     assert!(about(&patient, unseen).is_empty(), "{patient}");
 
-    // The refund recorded at a time the payment stream does not hold.
+    // The refund recorded at a time the payment stream does not hold, as a saga with a
+    // bug would record it (a message cannot make the saga do so: it reads the refund
+    // back from the payment stream).
     let refund = f
         .history::<Payment>(unseen)
         .await
         .into_iter()
-        .find(|e| matches!(e.data, PaymentEvent::Refunded(_)))
+        .find_map(|e| match e.data {
+            PaymentEvent::Refunded(refund) => Some(refund),
+            _ => None,
+        })
         .unwrap();
-    let mut forged: serde_json::Value = serde_json::from_str(&refund.to_json()).unwrap();
-    forged["occurredAt"] = serde_json::json!("2026-01-01T00:00:00Z");
-    let handler =
-        orderflow_cli::runner::handler_for("order-saga", f.runner.stack(), &f.dynamodb, 50).unwrap();
-    let failed = handler(support::batch(vec![support::delivery(
-        &forged.to_string(),
-        "m-1",
-    )]))
-    .await;
-    assert!(failed.batch_item_failures.is_empty());
+    f.commands
+        .execute::<orderflow_domain::order::Order>(
+            &unseen.to_string(),
+            orderflow_domain::order::OrderCommand::RecordPaymentRefunded {
+                payment_id: refund.payment_id,
+                amount: refund.amount,
+                at: orderflow_domain::Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
+            },
+            &support::Inspector::metadata("service:order-saga"),
+            None,
+        )
+        .await
+        .unwrap();
     let report = run(&args(&f)).await.unwrap();
     let found = about(&report, unseen);
     assert!(

@@ -1045,9 +1045,9 @@ mod tests {
     }
 
     #[test]
-    fn the_floor_is_forty_calls_eight_events_and_eleven_deliveries() {
+    fn the_floor_is_forty_six_calls_eight_events_and_eleven_deliveries() {
         let floor = PerOrder::floor();
-        assert!((floor.total() - 40.0).abs() < 1e-9);
+        assert!((floor.total() - 46.0).abs() < 1e-9);
         assert!((floor.events - 8.0).abs() < 1e-9);
         assert!((DELIVERIES.iter().map(|(_, d)| d).sum::<f64>() - 11.0).abs() < 1e-9);
     }

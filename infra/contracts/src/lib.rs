@@ -48,9 +48,10 @@ pub const CONSUMERS: &[(&str, &[Reads])] = &[
     ("projector", projector::READS),
 ];
 
-/// Rule targets that keep envelopes whole and read no event's data (the replay
-/// archive's queue).
-pub const FORWARDERS: &[&str] = &["replay"];
+/// Rule targets that keep what they are sent whole and read no event's data: the
+/// replay archive's queue, and the relay's quarantine (its notices are the relay's
+/// own, `StreamRecordQuarantined`, read by operators, not a domain event).
+pub const FORWARDERS: &[&str] = &["replay", "quarantine"];
 
 /// One file the code generates.
 #[derive(Debug, Clone)]
