@@ -1382,6 +1382,7 @@ async fn every_operator_command_prints_its_result_and_no_logs_and_fails_in_one_l
         &["sku,name,priceAmount,currency,available,reserved,sold"],
     );
     ok(&["relay", "recover"], &["recovered 0 batch(es)"]);
+    ok(&["relay", "quarantine"], &["no stream record is quarantined"]);
     let now = jiff::Timestamp::now();
     let (from, until) = (
         (now - jiff::SignedDuration::from_hours(1)).to_string(),

@@ -57,6 +57,16 @@ async fn invoke_sqs_at(f: &Fixture, binary: &str, path: &str, version: u64) -> V
     invoke(f, binary, event).await
 }
 
+/// Inventory's and payment's placement samples, each handled without a failure.
+async fn answer_placement(f: &Fixture) {
+    for (binary, path) in [
+        ("inventory", "sqs/inventory-order-placed.json"),
+        ("payment", "sqs/payment-order-placed.json"),
+    ] {
+        assert!(invoke_sqs(f, binary, path).await.is_empty(), "{path}");
+    }
+}
+
 async fn invoke(f: &Fixture, binary: &str, event: SqsEvent) -> Vec<String> {
     let handler = handler_for(binary, f.runner.stack(), &f.dynamodb, 50).unwrap();
     handler(event)
@@ -119,16 +129,7 @@ async fn sqs_samples_run_through_their_consumers() {
     f.place_with_id(id, &[("SKU-1", 2), ("SKU-2", 1)], "tok_visa")
         .await;
 
-    assert!(
-        invoke_sqs(&f, "inventory", "sqs/inventory-order-placed.json")
-            .await
-            .is_empty()
-    );
-    assert!(
-        invoke_sqs(&f, "payment", "sqs/payment-order-placed.json")
-            .await
-            .is_empty()
-    );
+    answer_placement(&f).await;
     assert_eq!(f.stream::<Inventory>(id).await, ["StockReserved"]);
     assert_eq!(f.stream::<Payment>(id).await, ["PaymentCaptured"]);
     assert!(
@@ -207,16 +208,7 @@ async fn the_saga_failure_sample_cancels_the_order() {
     assert_eq!(f.status(first).await, OrderStatus::Confirmed);
     f.place_with_id(id, &[("SKU-1", 2), ("SKU-2", 1)], "tok_decline")
         .await;
-    assert!(
-        invoke_sqs(&f, "inventory", "sqs/inventory-order-placed.json")
-            .await
-            .is_empty()
-    );
-    assert!(
-        invoke_sqs(&f, "payment", "sqs/payment-order-placed.json")
-            .await
-            .is_empty()
-    );
+    answer_placement(&f).await;
     assert_eq!(f.stream::<Inventory>(id).await, ["StockReservationFailed"]);
     assert_eq!(f.stream::<Payment>(id).await, ["PaymentDeclined"]);
     assert!(

@@ -248,8 +248,9 @@ pub enum AccessConfigError {
 
 impl Access {
     /// The settings from the function's variables (`CUSTOMER_ID_CLAIM`,
-    /// `GROUPS_CLAIM`, `OPERATOR_GROUP`, `RATE_LIMIT_TABLE`, `ORDERS_PER_MINUTE`), read through `variable` so that the
-    /// dev runner can hand over the template's values as Lambda gets them.
+    /// `GROUPS_CLAIM`, `OPERATOR_GROUP`, `RATE_LIMIT_TABLE`, `ORDERS_PER_MINUTE`), read
+    /// through `variable` so that the dev runner can hand over the template's values as
+    /// Lambda gets them.
     ///
     /// # Errors
     /// [`AccessConfigError::Config`] for a missing table or a malformed number.

@@ -102,33 +102,26 @@ pub async fn relay(publisher: &impl EventPublisher, batch: Event) -> DynamoDbEve
             ),
         };
         tracing::error!(sequence, %keys, %reason, "stream record can never be published; quarantining it");
-        notices.push((sequence.clone(), notice(&sequence, &keys, &reason, now)));
+        let notice = notice(&sequence, &keys, &reason, now);
+        notices.push((sequence, notice));
     }
-    let records: Vec<_> = events.iter().map(|(_, e)| e.clone()).collect();
+    // Events and notices go out together: a notice that does not reach the bus fails
+    // its record like an event, and the next attempt sets it aside again.
+    let (event_count, notice_count) = (events.len(), notices.len());
+    let (sequences, records): (Vec<String>, Vec<EventRecord>) = events.into_iter().chain(notices).unzip();
     let unpublished = publisher.publish(&records).await;
-    let mut failed_sequences = Vec::new();
+    let mut failed_sequences = Vec::with_capacity(unpublished.len());
     for index in &unpublished {
-        let (sequence, event) = &events[*index];
-        tracing::error!(sequence, event_id = %event.event_id, stream = %event.stream, "event not published; failing its record");
+        let (sequence, record) = (&sequences[*index], &records[*index]);
+        tracing::error!(sequence, event_type = %record.event_type, stream = %record.stream, "not published; failing its record");
         failed_sequences.push(sequence.clone());
     }
-    // A notice that did not reach the bus fails its record: the next attempt sets it
-    // aside again (the quarantine is at least once, as everything on the bus).
-    let notice_records: Vec<_> = notices.iter().map(|(_, n)| n.clone()).collect();
-    let unquarantined = if notice_records.is_empty() {
-        Vec::new()
-    } else {
-        publisher.publish(&notice_records).await
-    };
-    for index in &unquarantined {
-        let (sequence, _) = &notices[*index];
-        tracing::error!(sequence, "quarantine notice not published; failing its record");
-        failed_sequences.push(sequence.clone());
-    }
-    orderflow_adapters::metrics::events_relayed(records.len() - unpublished.len());
+    let events_failed = unpublished.iter().filter(|i| **i < event_count).count();
+    let notices_failed = unpublished.len() - events_failed;
+    orderflow_adapters::metrics::events_relayed(event_count - events_failed);
     tracing::info!(
-        published = records.len() - unpublished.len(),
-        quarantined = notices.len() - unquarantined.len(),
+        published = event_count - events_failed,
+        quarantined = notice_count - notices_failed,
         failed = failed_sequences.len(),
         "relayed"
     );
