@@ -107,11 +107,11 @@ fn text(
     max: usize,
 ) -> Result<String, ApiError> {
     let value = value.map(|v| v.trim().to_owned()).unwrap_or_default();
-    if value.is_empty() || value.chars().count() > max {
+    if value.is_empty() || value.chars().count() > max || !orderflow_domain::is_plain_text(&value) {
         return Err(ApiError::invalid_field(
             code,
             field,
-            format!("1 to {max} characters"),
+            format!("1 to {max} characters, without control or bidirectional-override characters"),
         ));
     }
     Ok(value)

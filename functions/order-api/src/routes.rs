@@ -744,11 +744,11 @@ async fn cancel_order<P: Stores>(
 ) -> Result<Response, ApiError> {
     let id = order_id(&id)?;
     let reason = body.value.reason.trim().to_owned();
-    if reason.is_empty() || reason.chars().count() > 500 {
+    if reason.is_empty() || reason.chars().count() > 500 || !orderflow_domain::is_plain_text(&reason) {
         return Err(ApiError::invalid_field(
             "invalid_reason",
             "reason",
-            "1 to 500 characters",
+            "1 to 500 characters, without control or bidirectional-override characters",
         ));
     }
     order_command(

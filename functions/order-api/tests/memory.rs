@@ -457,6 +457,78 @@ async fn bad_catalog_requests_are_400s_naming_the_field_and_unknown_skus_404s() 
     assert_eq!(product.body["available"], 0, "nothing moved: {}", product.body);
 }
 
+/// Free text that would read other than it is written (a line break, an escape
+/// sequence, a right-to-left override) is refused, with the field named, and nothing
+/// is written: cancel reasons, stock reasons, product names and descriptions, and the
+/// shipping address.
+#[tokio::test]
+async fn free_text_with_control_or_bidi_characters_is_a_400_naming_the_field() {
+    let app = app(60).await;
+    app.put_product("/products/SKU-K", product("Kettle", 2500)).await;
+    let placed = app
+        .call(C1, "POST", "/orders", Some("k-1"), Some(order("SKU-2", 1)))
+        .await;
+    let cancel = format!("/orders/{}/cancel", placed.body["orderId"].as_str().unwrap());
+    let mut address = order("SKU-2", 1);
+    address["shippingAddress"]["line1"] = json!("1 Main St \u{202E}");
+    let cases = [
+        (
+            C1,
+            "POST",
+            cancel.as_str(),
+            json!({"reason": "refund to \u{202E}gnp.exe"}),
+            "reason",
+        ),
+        (
+            C1,
+            "POST",
+            cancel.as_str(),
+            json!({"reason": "two\nlines"}),
+            "reason",
+        ),
+        (
+            OPERATOR,
+            "PUT",
+            "/products/SKU-K",
+            product("Kettle \u{2066}x\u{2069}", 1),
+            "name",
+        ),
+        (
+            OPERATOR,
+            "PUT",
+            "/products/SKU-K",
+            json!({"name": "K", "price": {"amount": 1, "currency": "USD"}, "description": "a\u{1b}[31m"}),
+            "description",
+        ),
+        (
+            OPERATOR,
+            "POST",
+            "/products/SKU-K/stock",
+            stock(json!(5), Some("PO\u{200F}-1")),
+            "reason",
+        ),
+        (C1, "POST", "/orders", address, "shippingAddress.line1"),
+    ];
+    for (n, (who, method, uri, body, field)) in cases.into_iter().enumerate() {
+        let reply = app
+            .call(who, method, uri, Some(&format!("text-{n}")), Some(body.clone()))
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", reply.body);
+        assert_eq!(reply.body["error"]["field"], field, "{body}: {}", reply.body);
+    }
+    assert_eq!(
+        app.events(),
+        2,
+        "the listing and the first order only: {}",
+        app.events()
+    );
+    let kettle = app.call(OPERATOR, "GET", "/products/SKU-K", None, None).await;
+    assert_eq!(
+        (kettle.body["name"].as_str(), &kettle.body["available"]),
+        (Some("Kettle"), &json!(0))
+    );
+}
+
 #[tokio::test]
 async fn the_catalog_is_paged_for_everyone_and_every_product_comes_once() {
     let app = app(60).await;

@@ -31,6 +31,7 @@ use serde::de::DeserializeOwned;
 pub use envelope::{DecodeError, DomainEvent, Envelope, Metadata, RawEnvelope, ReplayMark};
 pub use ids::{CustomerId, IdempotencyKey, OrderId, ParseError, Quantity, Sku};
 pub use money::{Currency, Money, MoneyError};
+pub use text::is_plain_text;
 pub use time::{Timestamp, TimestampError};
 
 /// An event-sourced aggregate as a decider: state is the fold of its events.

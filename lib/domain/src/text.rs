@@ -35,3 +35,46 @@ macro_rules! serde_via_text {
 }
 
 pub(crate) use serde_via_text;
+
+/// Whether `value` reads as it is written: no control characters (line breaks, escape
+/// sequences, NUL) and no bidirectional controls (the marks, embeddings, overrides and
+/// isolates of Unicode's bidi algorithm, which make a reason or a product name display
+/// other than what it holds, as in "Trojan Source"). Free text a person types into the
+/// audit trail or the catalog must be plain.
+#[must_use]
+pub fn is_plain_text(value: &str) -> bool {
+    !value.chars().any(|c| c.is_control() || is_bidi_control(c))
+}
+
+const fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_text;
+
+    #[test]
+    fn control_and_bidi_characters_are_not_plain_text() {
+        for plain in ["received PO-123", "Crème brûlée, 2×", "注文の取消", "שלום", ""] {
+            assert!(is_plain_text(plain), "{plain:?}");
+        }
+        for hidden in [
+            "line\nbreak",
+            "tab\there",
+            "nul\0",
+            "escape \u{1b}[31m",
+            "del\u{7f}",
+            "invoice \u{202E}fdp.exe",
+            "isolate \u{2066}x\u{2069}",
+            "mark \u{200F}",
+            "arabic mark \u{061C}",
+            "c1 \u{85}",
+        ] {
+            assert!(!is_plain_text(hidden), "{hidden:?}");
+        }
+    }
+}

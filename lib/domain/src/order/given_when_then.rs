@@ -189,7 +189,11 @@ fn placing_prices_lines_and_totals_them() {
     assert_eq!(p.lines[0].line_total, usd(2598));
     assert_eq!(p.lines[1].line_total, usd(500));
     assert_eq!(p.total, usd(3098));
-    assert_eq!(p.payment.as_str(), "tok_****visa");
+    assert_eq!(
+        p.payment.as_str(),
+        "tok_****",
+        "tok_visa is too short to show any of"
+    );
     assert!(p.shipping_address.is_some());
 }
 
@@ -728,9 +732,20 @@ fn state_round_trips_through_json_for_snapshots() {
 
 #[test]
 fn payment_token_never_shows_itself() {
-    let token = PaymentToken::parse("tok_4242secret").unwrap();
+    let token = PaymentToken::parse("tok_42424242secret").unwrap();
     assert_eq!(format!("{token:?}"), "PaymentToken(****)");
-    assert_eq!(token.masked().as_str(), "tok_****cret");
+    assert_eq!(
+        token.masked().as_str(),
+        "tok_****cret",
+        "ten of fourteen stay hidden"
+    );
+    let twelve = PaymentToken::parse("tok_4242424242ab").unwrap().masked();
+    assert_eq!(twelve.as_str(), "tok_****42ab", "eight of twelve stay hidden");
+    // Short tokens show nothing of themselves, not their last four.
+    for short in ["tok_visa", "tok_a", "tok_4242secret", "tok_12345678901"] {
+        let masked = PaymentToken::parse(short).unwrap().masked();
+        assert_eq!(masked.as_str(), "tok_****", "{short}");
+    }
     assert!(PaymentToken::parse("4242424242424242").is_err());
     assert!(PaymentToken::parse("tok_").is_err());
     assert!(PaymentToken::parse("tok_a b").is_err());

@@ -69,21 +69,26 @@ impl PaymentToken {
         &self.0
     }
 
-    /// A reference safe to store and show: the last four characters.
+    /// A reference safe to store and show: `tok_****` and the last four characters,
+    /// only when at least eight more stay hidden (a card's last four of sixteen). A
+    /// shorter token (`tok_visa`) shows none of itself: four characters would be all of
+    /// it, or most.
     #[must_use]
     pub fn masked(&self) -> PaymentRef {
-        let tail: String = self
-            .0
-            .chars()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        PaymentRef(format!("tok_****{tail}"))
+        let secret = self.0.strip_prefix("tok_").unwrap_or(&self.0);
+        if secret.len() < MASK_SHOWN + MASK_HIDDEN_AT_LEAST {
+            return PaymentRef("tok_****".to_owned());
+        }
+        // The token is ASCII (see `parse`), so bytes are characters.
+        PaymentRef(format!("tok_****{}", &secret[secret.len() - MASK_SHOWN..]))
     }
 }
+
+/// Characters of a token a masked reference shows.
+const MASK_SHOWN: usize = 4;
+
+/// Characters of a token a masked reference hides, at the least, before it shows any.
+const MASK_HIDDEN_AT_LEAST: usize = 8;
 
 impl fmt::Debug for PaymentToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -199,10 +204,10 @@ impl TryFrom<RawAddress> for ShippingAddress {
                     field,
                     problem: "must not be empty",
                 })
-            } else if value.chars().count() > 200 || value.chars().any(char::is_control) {
+            } else if value.chars().count() > 200 || !crate::is_plain_text(value) {
                 Err(AddressError {
                     field,
-                    problem: "must be at most 200 printable characters",
+                    problem: "must be at most 200 printable characters, without bidirectional overrides",
                 })
             } else {
                 Ok(())
