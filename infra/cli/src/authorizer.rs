@@ -403,6 +403,25 @@ impl LocalKeys {
     }
 }
 
+impl LocalKeys {
+    /// The operator `token` names, by the API's own rule (the operator scope and the
+    /// operators' group, `order_api::access`): `None` for anything else, a valid
+    /// customer's token included.
+    #[must_use]
+    pub fn operator(&self, token: &str) -> Option<String> {
+        let (claims, scopes) = self.verify(token, &[OPERATOR_SCOPE.to_owned()]).ok()?;
+        let config = order_api::access::PrincipalClaims {
+            customer_id_claim: self.customer_id_claim.clone(),
+            groups_claim: self.groups_claim.clone(),
+            operator_group: self.operator_group.clone(),
+        };
+        match order_api::access::Principal::from_claims(&claims, Some(&scopes), &config) {
+            Ok(order_api::access::Principal::Operator(name)) => Some(name),
+            _ => None,
+        }
+    }
+}
+
 fn read_key_file(path: &Path) -> anyhow::Result<KeyFile> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))

@@ -276,7 +276,7 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
     let dynamodb = local::dynamodb_client().await?;
     let keys = local_keys(&template, &args.state_dir, &args.prefix)?;
     // The API's calls are counted, as its function counts them in AWS.
-    let router = api_router(&stack, &template, &dynamodb.counted_as("order-api"), keys)?;
+    let router = api_router(&stack, &template, &dynamodb.counted_as("order-api"), keys.clone())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -342,7 +342,13 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
         let _ = server_shutdown.wait_for(|stop| *stop).await;
     });
     let mut ops_shutdown = shutdown.clone();
-    let ops = axum::serve(ops_listener, crate::ops::router(ops_page)).with_graceful_shutdown(async move {
+    let access = if args.allow_remote {
+        crate::ops::Access::Operators(Box::new(keys))
+    } else {
+        crate::ops::Access::Loopback
+    };
+    let ops_router = crate::ops::guard(crate::ops::router(ops_page), access);
+    let ops = axum::serve(ops_listener, ops_router).with_graceful_shutdown(async move {
         let _ = ops_shutdown.wait_for(|stop| *stop).await;
     });
     let (served, ops_served, ran) = tokio::join!(

@@ -10,6 +10,12 @@
 //! - `GET /api/orders/{id}`: the order's view and every event of its order, inventory,
 //!   payment and shipment streams, in time order;
 //! - `GET /calls`: the AWS calls the functions made ([`crate::dev::ops_router`]).
+//!
+//! Who may read it ([`guard`]): on a loopback address, only requests whose `Host` is a
+//! loopback name (`localhost`, `127.0.0.1`, `[::1]`), so a web page elsewhere cannot
+//! reach it through a DNS name rebound to 127.0.0.1; under `--allow-remote`, only
+//! requests with an operator's token of the local issuer (`orderflow token
+//! --operator`) in `Authorization: Bearer`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -96,6 +102,83 @@ pub fn router(ops: Arc<Ops>) -> axum::Router {
         .route("/api/orders/{id}", axum::routing::get(order))
         .with_state(ops)
         .merge(crate::dev::ops_router())
+}
+
+/// Who may read the page, as `orderflow dev` was started.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Listening on loopback: requests must name a loopback host.
+    Loopback,
+    /// `--allow-remote`: requests must carry an operator's token of these keys.
+    Operators(Box<crate::authorizer::LocalKeys>),
+}
+
+/// `router` behind `access`.
+pub fn guard(router: axum::Router, access: Access) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(Arc::new(access), admit))
+}
+
+async fn admit(
+    State(access): State<Arc<Access>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let refused = |status: StatusCode, code: &str, message: &str| {
+        (
+            status,
+            axum::Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response()
+    };
+    match access.as_ref() {
+        Access::Loopback => {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default();
+            if !is_loopback_host(host) {
+                return refused(
+                    StatusCode::FORBIDDEN,
+                    "host_not_allowed",
+                    "the operations page answers loopback hosts only (localhost, 127.0.0.1, [::1])",
+                );
+            }
+        }
+        Access::Operators(keys) => {
+            let token = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim);
+            if token.and_then(|t| keys.operator(t)).is_none() {
+                return refused(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "under --allow-remote the operations page needs an operator's token: Authorization: Bearer $(orderflow token --operator <name>)",
+                );
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether a `Host` header names this machine: `localhost`, an address in 127.0.0.0/8
+/// or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(inside, _)| inside),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// An error the page shows: what failed, without the SDK's dump.
@@ -287,4 +370,89 @@ async fn read_order(ops: &Ops, order_id: OrderId) -> anyhow::Result<Option<Value
         "view": view,
         "events": events.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::authorizer::{Identity, LocalKeys, Subject};
+
+    async fn status(access: &Access, host: Option<&str>, token: Option<&str>) -> u16 {
+        let router = guard(
+            axum::Router::new().route("/api/overview", axum::routing::get(|| async { "ok" })),
+            access.clone(),
+        );
+        let mut request = axum::http::Request::builder().uri("/api/overview");
+        if let Some(host) = host {
+            request = request.header(header::HOST, host);
+        }
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = router
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        response.status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn on_loopback_only_loopback_hosts_are_answered() {
+        let access = Access::Loopback;
+        for host in [
+            "localhost:3001",
+            "LOCALHOST",
+            "127.0.0.1:3001",
+            "127.3.4.5",
+            "[::1]:3001",
+            "[::1]",
+        ] {
+            assert_eq!(status(&access, Some(host), None).await, 200, "{host}");
+        }
+        // A DNS name rebound to 127.0.0.1 arrives with its own name.
+        for host in [
+            "evil.example",
+            "evil.example:3001",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "10.0.0.1:3001",
+            "",
+        ] {
+            assert_eq!(status(&access, Some(host), None).await, 403, "{host}");
+        }
+        assert_eq!(status(&access, None, None).await, 403);
+    }
+
+    #[tokio::test]
+    async fn under_allow_remote_only_an_operator_s_token_is_answered() {
+        let dir = std::env::temp_dir().join(format!("orderflow-ops-{}", uuid::Uuid::now_v7()));
+        let keys = LocalKeys::load_or_create(&dir, "t", &Identity::default()).unwrap();
+        let foreign = LocalKeys::load_or_create(&dir, "other", &Identity::default()).unwrap();
+        let hour = Duration::from_secs(3600);
+        let operator = keys.mint(&Subject::Operator("ops-1".into()), hour).unwrap();
+        let customer = keys.mint(&Subject::Customer("c-1".into()), hour).unwrap();
+        let mut claims = keys.claims(&Subject::Customer("c-2".into()), hour);
+        claims["scope"] = json!(order_api::access::OPERATOR_SCOPE);
+        let self_scoped = keys.sign(&claims).unwrap();
+        let elsewhere = foreign.mint(&Subject::Operator("ops-1".into()), hour).unwrap();
+        let access = Access::Operators(Box::new(keys));
+        let host = Some("ops.example:3001");
+        assert_eq!(status(&access, host, Some(&operator)).await, 200);
+        for (who, token) in [
+            ("nobody", None),
+            ("a customer", Some(customer.as_str())),
+            ("a customer with the scope", Some(self_scoped.as_str())),
+            ("another stack's operator", Some(elsewhere.as_str())),
+            ("garbage", Some("not-a-jwt")),
+        ] {
+            assert_eq!(status(&access, host, token).await, 401, "{who}");
+        }
+    }
 }
