@@ -428,10 +428,18 @@ fn read_key_file(path: &Path) -> anyhow::Result<KeyFile> {
 }
 
 fn write_key_file(path: &Path, file: &KeyFile) -> anyhow::Result<()> {
+    write_owner_only(path, &serde_json::to_string_pretty(file)?)
+}
+
+/// Writes `text` to `path` readable and writable by its owner only (0600), whether the
+/// file is new or was there with wider permissions.
+///
+/// # Errors
+/// When the directory or the file cannot be made or written.
+pub fn write_owner_only(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let text = serde_json::to_string_pretty(file)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

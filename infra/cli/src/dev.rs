@@ -219,26 +219,43 @@ pub fn local_keys(
     LocalKeys::load_or_create(state_dir, prefix, &identity)
 }
 
-/// Writes the environment the functions get in AWS, resolved to the local stack, plus
-/// the emulator endpoints, as a file `cargo lambda watch --env-file` reads.
-fn write_function_env(stack: &Stack, args: &DevArgs) -> anyhow::Result<PathBuf> {
-    let mut variables = stack.environment.clone();
+/// The credentials the functions get locally: the emulators take any, and a real key
+/// from the shell that started `orderflow dev` has no business in a file on disk.
+pub const EMULATOR_CREDENTIALS: [(&str, &str); 2] =
+    [("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")];
+
+/// The environment the functions get in AWS, resolved to the local stack, plus the
+/// region and emulator endpoints `variable` gives, and the emulators' credentials
+/// (never the environment's).
+#[must_use]
+pub fn function_env(
+    stack: &std::collections::BTreeMap<String, String>,
+    variable: impl Fn(&str) -> Option<String>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut variables = stack.clone();
     for name in [
         "AWS_REGION",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_DYNAMODB",
         "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
     ] {
-        if let Ok(value) = std::env::var(name) {
+        if let Some(value) = variable(name) {
             variables.insert(name.to_owned(), value);
         }
     }
-    std::fs::create_dir_all(&args.state_dir)?;
+    for (name, value) in EMULATOR_CREDENTIALS {
+        variables.insert(name.to_owned(), value.to_owned());
+    }
+    variables
+}
+
+/// Writes [`function_env`] as a file `cargo lambda watch --env-file` reads, its owner's
+/// alone.
+fn write_function_env(stack: &Stack, args: &DevArgs) -> anyhow::Result<PathBuf> {
+    let variables = function_env(&stack.environment, |name| std::env::var(name).ok());
     let path = args.state_dir.join(format!("{}.env", args.prefix));
     let text: String = variables.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    crate::authorizer::write_owner_only(&path, &text)?;
     Ok(path)
 }
 
@@ -361,4 +378,36 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
     ran?;
     writeln!(std::io::stdout().lock(), "orderflow dev stopped")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::function_env;
+
+    #[test]
+    fn the_functions_env_file_carries_the_emulators_credentials_never_the_shell_s() {
+        let stack = BTreeMap::from([(
+            "EVENT_STORE_TABLE".to_owned(),
+            "orderflow-EventStoreTable".to_owned(),
+        )]);
+        let shell = |name: &str| match name {
+            "AWS_REGION" => Some("eu-west-1".to_owned()),
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:5050".to_owned()),
+            "AWS_ACCESS_KEY_ID" => Some("AKIAREALKEY0000000000".to_owned()),
+            "AWS_SECRET_ACCESS_KEY" => Some("a-real-secret".to_owned()),
+            "AWS_SESSION_TOKEN" => Some("a-real-session".to_owned()),
+            _ => None,
+        };
+        let env = function_env(&stack, shell);
+        assert_eq!(env["AWS_ACCESS_KEY_ID"], "local");
+        assert_eq!(env["AWS_SECRET_ACCESS_KEY"], "local");
+        assert!(!env.contains_key("AWS_SESSION_TOKEN"));
+        assert_eq!(env["AWS_REGION"], "eu-west-1");
+        assert_eq!(env["AWS_ENDPOINT_URL"], "http://127.0.0.1:5050");
+        assert_eq!(env["EVENT_STORE_TABLE"], "orderflow-EventStoreTable");
+        let text: String = env.values().cloned().collect();
+        assert!(!text.contains("REAL") && !text.contains("real"), "{text}");
+    }
 }
