@@ -529,6 +529,49 @@ async fn free_text_with_control_or_bidi_characters_is_a_400_naming_the_field() {
     );
 }
 
+/// A cursor is no key: every later page is authorized against the caller, so one
+/// customer's cursor in another's hands opens nothing the first page would not.
+#[tokio::test]
+async fn a_later_page_is_authorized_against_the_caller_not_the_cursor() {
+    let app = app(60).await;
+    let first = app
+        .call(C1, "POST", "/orders", Some("k-1"), Some(order("SKU-2", 1)))
+        .await;
+    let events = format!("/orders/{}/events", first.body["orderId"].as_str().unwrap());
+    let cancel = json!({"reason": "two pages of events"});
+    let cancelled = app
+        .call(
+            C1,
+            "POST",
+            &format!("/orders/{}/cancel", first.body["orderId"].as_str().unwrap()),
+            None,
+            Some(cancel),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+
+    let page = app
+        .call(C1, "GET", &format!("{events}?limit=1"), None, None)
+        .await;
+    let cursor = page.body["nextCursor"].as_str().unwrap().to_owned();
+    let next = format!("{events}?limit=1&cursor={cursor}");
+    assert_eq!(
+        app.call(C1, "GET", &next, None, None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(OPERATOR, "GET", &next, None, None).await.status,
+        StatusCode::OK
+    );
+    let theirs = app.call(C2, "GET", &next, None, None).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.body);
+    assert_eq!(theirs.body["error"]["code"], "order_not_found");
+    assert_eq!(
+        app.call(Who::Nobody, "GET", &next, None, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 #[tokio::test]
 async fn the_catalog_is_paged_for_everyone_and_every_product_comes_once() {
     let app = app(60).await;
