@@ -77,6 +77,7 @@ impl<C: Clock, L: StockLedger> InventoryService<C, L> {
             command,
             metadata,
             moves,
+            None,
         )
         .await?;
         match applied {
@@ -128,6 +129,7 @@ impl<C: Clock, L: StockLedger> InventoryService<C, L> {
             InventoryCommand::Sell { order_id },
             metadata,
             moves,
+            None,
         )
         .await?;
         match applied {
@@ -156,6 +158,7 @@ impl<C: Clock, L: StockLedger> InventoryService<C, L> {
             InventoryCommand::Release { order_id },
             metadata,
             moves,
+            None,
         )
         .await?;
         match applied {

@@ -84,7 +84,9 @@ pub trait Stores: Send + Sync + 'static {
     type Ledger: StockLedger<Store = Self::Events> + Clone + std::fmt::Debug + 'static;
 
     /// The ledger over the event store and the catalog.
-    fn ledger(store: &Self::Events, catalog: &Self::Catalog) -> Self::Ledger;
+    /// The stock ledger over the store and catalog, claiming stock changes' keys where
+    /// `keys` keeps them.
+    fn ledger(store: &Self::Events, catalog: &Self::Catalog, keys: &Self::Keys) -> Self::Ledger;
 }
 
 /// The API over DynamoDB.
@@ -101,8 +103,12 @@ impl Stores for Dynamo {
     type Clock = SystemClock;
     type Ledger = DynamoStockLedger;
 
-    fn ledger(store: &DynamoEventStore, catalog: &DynamoCatalog) -> DynamoStockLedger {
-        DynamoStockLedger::new(store.clone(), catalog.clone())
+    fn ledger(
+        store: &DynamoEventStore,
+        catalog: &DynamoCatalog,
+        keys: &DynamoIdempotencyStore,
+    ) -> DynamoStockLedger {
+        DynamoStockLedger::new(store.clone(), catalog.clone()).with_claims(keys.table())
     }
 }
 
@@ -120,7 +126,11 @@ impl Stores for InMemory {
     type Clock = SystemClock;
     type Ledger = MemoryStockLedger;
 
-    fn ledger(store: &MemoryEventStore, catalog: &MemoryCatalog) -> MemoryStockLedger {
+    fn ledger(
+        store: &MemoryEventStore,
+        catalog: &MemoryCatalog,
+        _keys: &MemoryIdempotencyStore,
+    ) -> MemoryStockLedger {
         MemoryStockLedger::new(store.clone(), catalog.clone())
     }
 }
@@ -152,7 +162,7 @@ impl<P: Stores> Api<P> {
         Self {
             catalog_changes: CatalogService::new(
                 commands.repository().clone(),
-                P::ledger(store, &catalog),
+                P::ledger(store, &catalog, idempotency.store()),
                 commands.clock().clone(),
             ),
             placement: Placement::new(commands.clone(), catalog.clone(), vault),

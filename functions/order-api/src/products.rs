@@ -288,12 +288,15 @@ pub(crate) async fn adjust_stock<P: Stores>(
     // Keys of stock changes live apart from the same principal's order keys.
     let scoped = scoped_key(&format!("{}/stock", principal.actor()), key.as_str());
     let request = json!({"sku": sku, "delta": delta, "reason": reason}).to_string();
+    // The key is claimed with the change itself: a run after the change committed (its
+    // answer lost, its lease taken over, its key released) moves nothing again.
+    let once = api.idempotency.once(&scoped);
     let outcome = api
         .idempotency
         .run(&scoped, &fingerprint(request.as_bytes()), || async {
             match api
                 .catalog_changes
-                .adjust(&sku, delta, &reason, &metadata)
+                .adjust(&sku, delta, &reason, &metadata, Some(&once))
                 .await?
             {
                 Applied::Done(_) => {

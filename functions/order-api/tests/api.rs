@@ -875,6 +875,115 @@ async fn a_placement_whose_append_answer_was_lost_places_one_order() {
     assert_eq!(retry.body["version"], 1);
 }
 
+/// `PUT /products/SKU-K` as an operator: a product with a stream of its own.
+async fn list_kettle(app: &App) {
+    let listed = app
+        .call_as(
+            Who::Operator("ops-1"),
+            "PUT",
+            "/products/SKU-K",
+            &[],
+            Some(json!({"name": "Kettle", "price": {"amount": 2500, "currency": "USD"}}).to_string()),
+        )
+        .await;
+    assert_eq!(listed.status, StatusCode::CREATED, "{}", listed.body);
+}
+
+/// `POST /products/SKU-K/stock` as an operator under `key`.
+async fn receive_ten(app: &App, key: &str) -> Reply {
+    app.call_as(
+        Who::Operator("ops-1"),
+        "POST",
+        "/products/SKU-K/stock",
+        &[("idempotency-key", key)],
+        Some(json!({"delta": 10, "reason": "received PO-9"}).to_string()),
+    )
+    .await
+}
+
+/// SKU-K's `available`, and how many receipts its trail holds.
+async fn available_and_receipts(app: &App) -> (u64, usize) {
+    let ops = Who::Operator("ops-1");
+    let product = app.call_as(ops, "GET", "/products/SKU-K", &[], None).await;
+    let events = app
+        .call_as(ops, "GET", "/products/SKU-K/events?limit=100", &[], None)
+        .await;
+    let receipts = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["eventType"] == "StockReceived")
+        .count();
+    (product.body["available"].as_u64().unwrap(), receipts)
+}
+
+#[tokio::test]
+async fn a_stock_change_whose_append_answer_was_lost_lands_once() {
+    // Every answer of the change's transaction is lost, the SDK's retries included: the
+    // operator sees a failure although the units were received. They retry with the key.
+    let faults = Faults::lose_responses("TransactWriteItems", 0);
+    let app = app_with(
+        60,
+        dynamodb_client_with(faults.clone()).await.unwrap(),
+        local::dynamodb_client().await.unwrap(),
+        SignedDuration::from_secs(30),
+    )
+    .await;
+    list_kettle(&app).await;
+    faults.arm(4);
+    let (before, receipts) = available_and_receipts(&app).await;
+    let first = receive_ten(&app, "po-9-lost").await;
+    assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE, "{}", first.body);
+    assert!(faults.injected() >= 1);
+    let retry = receive_ten(&app, "po-9-lost").await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.body);
+    assert_eq!(
+        available_and_receipts(&app).await,
+        (before + 10, receipts + 1),
+        "received once"
+    );
+    assert_eq!(retry.body["available"], before + 10);
+}
+
+#[tokio::test]
+async fn a_stock_change_whose_completion_failed_lands_once_when_its_lease_is_taken_over() {
+    // The units are received, then recording the answer fails: the key stays leased;
+    // once the lease is over, the retry runs the change again and must move nothing.
+    let faults = Faults::fail("UpdateItem", 0);
+    let app = app_with(
+        60,
+        local::dynamodb_client().await.unwrap(),
+        dynamodb_client_with(faults.clone()).await.unwrap(),
+        SignedDuration::from_secs(1),
+    )
+    .await;
+    list_kettle(&app).await;
+    faults.arm(1);
+    let (before, receipts) = available_and_receipts(&app).await;
+    let first = receive_ten(&app, "po-9-crash").await;
+    assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE, "{}", first.body);
+    assert_eq!(faults.injected(), 1);
+    // Retried until the lease is over (however slow the machine), then taken over.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let retry = loop {
+        let retry = receive_ten(&app, "po-9-crash").await;
+        if retry.body["error"]["code"] != "request_in_progress" {
+            break retry;
+        }
+        assert!(std::time::Instant::now() < deadline, "the lease never ended");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.body);
+    assert_eq!(
+        available_and_receipts(&app).await,
+        (before + 10, receipts + 1),
+        "received once"
+    );
+    let again = receive_ten(&app, "po-9-crash").await;
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(available_and_receipts(&app).await, (before + 10, receipts + 1));
+}
+
 #[tokio::test]
 async fn one_key_one_order_id_whoever_sends_it_how_often() {
     let app = app().await;

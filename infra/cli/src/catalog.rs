@@ -525,7 +525,7 @@ pub async fn adjust(args: &AdjustArgs, sign: i64) -> anyhow::Result<Product> {
     let metadata = metadata(args.actor.as_deref(), "stock");
     match stocked
         .service
-        .adjust(&sku, sign * units, reason, &metadata)
+        .adjust(&sku, sign * units, reason, &metadata, None)
         .await
     {
         Ok(Applied::Done(_)) => {}

@@ -402,6 +402,29 @@ impl StockLedger for FaultyLedger {
         )
         .await
     }
+
+    async fn append_with_moves_once(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+        moves: &[StockMove],
+        once: &orderflow_app::Once,
+    ) -> Result<(), MoveError> {
+        let fault = self
+            .faults
+            .draw(&format!("append with stock moves to {stream}, once"))
+            .await;
+        faulted(
+            fault,
+            || {
+                self.inner
+                    .append_with_moves_once(stream, expected_version, events, moves, once)
+            },
+            || AppendError::Store(outage("transaction")).into(),
+        )
+        .await
+    }
 }
 
 /// The payment provider, down or losing responses as [`Faults`] decides.

@@ -673,7 +673,11 @@ impl World {
             causation_id: format!("stock-{}", self.next_message),
             actor: "operator:sim".into(),
         };
-        let outcome = match self.stocking.adjust(&sku, delta, "sim count", &metadata).await {
+        let outcome = match self
+            .stocking
+            .adjust(&sku, delta, "sim count", &metadata, None)
+            .await
+        {
             Ok(Applied::Done(_)) => "done".to_owned(),
             Ok(Applied::Refused { .. }) => "refused: too little available".to_owned(),
             Err(e) => format!("not done ({e})"),

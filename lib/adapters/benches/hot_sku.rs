@@ -117,6 +117,7 @@ async fn run(skus: usize, shards: u32, reservations: usize, concurrency: usize) 
                                 })
                                 .collect()
                         },
+                        None,
                     )
                     .await;
                     match applied {

@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::{
 };
 pub use orderflow_app::Product;
 use orderflow_app::stock::{MAX_STOCK_SHARDS, ReshardError};
-use orderflow_app::{Catalog, EventRecord, MoveError, StockLedger, StockMove, StoreError, StreamId};
+use orderflow_app::{Catalog, EventRecord, MoveError, Once, StockLedger, StockMove, StoreError, StreamId};
 use orderflow_domain::Sku;
 use orderflow_domain::inventory::StockLine;
 use orderflow_domain::product::ProductDetails;
@@ -832,6 +832,8 @@ pub struct DynamoStockLedger {
     store: DynamoEventStore,
     catalog: DynamoCatalog,
     shards: Arc<Mutex<HashMap<Sku, u32>>>,
+    /// Where [`Once`] claims are put: the idempotency table (`id`, `expiration`).
+    claims: Option<String>,
 }
 
 /// How many times a move is planned again against what the ledger read before the
@@ -860,7 +862,99 @@ impl DynamoStockLedger {
             store,
             catalog,
             shards: Arc::default(),
+            claims: None,
         }
+    }
+
+    /// Claims commands' [`Once`] in `table` (the idempotency table: `id` its key,
+    /// `expiration` its TTL), as `applied#<key>` items.
+    #[must_use]
+    pub fn with_claims(mut self, table: impl Into<String>) -> Self {
+        self.claims = Some(table.into());
+        self
+    }
+
+    /// The `Put` that claims `once`: it fails its condition if the claim exists.
+    fn claim(&self, once: &Once) -> Result<TransactWriteItem, MoveError> {
+        let store = |e: StoreError| MoveError::Append(orderflow_app::AppendError::Store(e));
+        let table = self.claims.as_deref().ok_or_else(|| {
+            store(StoreError::new(
+                "claim a command",
+                "this ledger has no claims table (DynamoStockLedger::with_claims)",
+            ))
+        })?;
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(table)
+            .item("id", AttributeValue::S(format!("applied#{}", once.key)))
+            .item(
+                "expiration",
+                AttributeValue::N(once.expires_at.as_jiff().as_second().to_string()),
+            )
+            .condition_expression("attribute_not_exists(id)")
+            .build()
+            .map_err(|e| store(StoreError::new("build a claim", e)))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Appends with moves, and with the claim of `once` when given.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+        moves: &[StockMove],
+        once: Option<&Once>,
+    ) -> Result<(), MoveError> {
+        let claim = once.map(|once| self.claim(once)).transpose()?;
+        let mut read: HashMap<Sku, Layout> = HashMap::new();
+        for round in 0..PLAN_ROUNDS {
+            let (mut effects, owners) = self.plan(stream, moves, &read)?;
+            // The claim goes after the moves' effects, so their indexes stay the owners'.
+            let claimed_at = claim.as_ref().map(|claim| {
+                effects.push(claim.clone());
+                effects.len() - 1
+            });
+            let failed = match self
+                .store
+                .append_with_planned_effects(stream, expected_version, events, effects, round)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(EffectsError::Append(e)) => return Err(MoveError::Append(e)),
+                Err(EffectsError::Effect { index, .. }) if Some(index) == claimed_at => {
+                    return Err(MoveError::AlreadyApplied);
+                }
+                Err(EffectsError::Effect { index, item }) => (owners[index], item),
+            };
+            let (owner, item) = failed;
+            let refused = |unknown| MoveError::Refused {
+                index: owner.index,
+                unknown,
+            };
+            match item.as_ref().map(shards_of) {
+                // The product's own item is missing: no such product.
+                None if owner.shard == 0 => return Err(refused(true)),
+                // One item, as assumed, and too little on it.
+                Some(1) if owner.shards == 1 => return Err(refused(false)),
+                // A shard short of units, or a layout other than the one assumed: read
+                // the product's shards and plan again.
+                _ => {}
+            }
+            let sku = moves[owner.index].sku();
+            let layout = self
+                .catalog
+                .layout(sku)
+                .await
+                .map_err(|e| MoveError::Append(orderflow_app::AppendError::Store(e)))?
+                .ok_or(refused(true))?;
+            self.remember(sku, layout.shards());
+            read.insert(sku.clone(), layout);
+        }
+        // Stock kept moving under every plan: the caller loads and decides again.
+        Err(MoveError::Append(orderflow_app::AppendError::Conflict {
+            stream: stream.clone(),
+            expected_version,
+        }))
     }
 
     fn remembered(&self, sku: &Sku) -> u32 {
@@ -948,47 +1042,19 @@ impl StockLedger for DynamoStockLedger {
         events: &[EventRecord],
         moves: &[StockMove],
     ) -> Result<(), MoveError> {
-        let mut read: HashMap<Sku, Layout> = HashMap::new();
-        for round in 0..PLAN_ROUNDS {
-            let (effects, owners) = self.plan(stream, moves, &read)?;
-            let failed = match self
-                .store
-                .append_with_planned_effects(stream, expected_version, events, effects, round)
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(EffectsError::Append(e)) => return Err(MoveError::Append(e)),
-                Err(EffectsError::Effect { index, item }) => (owners[index], item),
-            };
-            let (owner, item) = failed;
-            let refused = |unknown| MoveError::Refused {
-                index: owner.index,
-                unknown,
-            };
-            match item.as_ref().map(shards_of) {
-                // The product's own item is missing: no such product.
-                None if owner.shard == 0 => return Err(refused(true)),
-                // One item, as assumed, and too little on it.
-                Some(1) if owner.shards == 1 => return Err(refused(false)),
-                // A shard short of units, or a layout other than the one assumed: read
-                // the product's shards and plan again.
-                _ => {}
-            }
-            let sku = moves[owner.index].sku();
-            let layout = self
-                .catalog
-                .layout(sku)
-                .await
-                .map_err(|e| MoveError::Append(orderflow_app::AppendError::Store(e)))?
-                .ok_or(refused(true))?;
-            self.remember(sku, layout.shards());
-            read.insert(sku.clone(), layout);
-        }
-        // Stock kept moving under every plan: the caller loads and decides again.
-        Err(MoveError::Append(orderflow_app::AppendError::Conflict {
-            stream: stream.clone(),
-            expected_version,
-        }))
+        self.append(stream, expected_version, events, moves, None).await
+    }
+
+    async fn append_with_moves_once(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+        moves: &[StockMove],
+        once: &Once,
+    ) -> Result<(), MoveError> {
+        self.append(stream, expected_version, events, moves, Some(once))
+            .await
     }
 }
 
@@ -1071,13 +1137,43 @@ impl Catalog for MemoryCatalog {
 pub struct MemoryStockLedger {
     store: MemoryEventStore,
     catalog: MemoryCatalog,
+    /// The keys of the [`Once`] claims made; clones share them.
+    claims: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl MemoryStockLedger {
     /// The ledger over an in-memory store and catalog.
     #[must_use]
-    pub const fn new(store: MemoryEventStore, catalog: MemoryCatalog) -> Self {
-        Self { store, catalog }
+    pub fn new(store: MemoryEventStore, catalog: MemoryCatalog) -> Self {
+        Self {
+            store,
+            catalog,
+            claims: Arc::default(),
+        }
+    }
+
+    fn append(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+        moves: &[StockMove],
+        once: Option<&Once>,
+    ) -> Result<(), MoveError> {
+        let mut products = self.catalog.lock().map_err(orderflow_app::AppendError::Store)?;
+        let mut claims = self.claims.lock().map_err(|_| {
+            orderflow_app::AppendError::Store(StoreError::new("lock", "a writer panicked holding the claims"))
+        })?;
+        self.store.append_then(stream, expected_version, events, || {
+            if once.is_some_and(|once| claims.contains(&once.key)) {
+                return Err(MoveError::AlreadyApplied);
+            }
+            apply_moves(&mut products, moves)?;
+            if let Some(once) = once {
+                claims.insert(once.key.clone());
+            }
+            Ok(())
+        })
     }
 }
 
@@ -1144,10 +1240,18 @@ impl StockLedger for MemoryStockLedger {
         events: &[EventRecord],
         moves: &[StockMove],
     ) -> Result<(), MoveError> {
-        let mut products = self.catalog.lock().map_err(orderflow_app::AppendError::Store)?;
-        self.store.append_then(stream, expected_version, events, || {
-            apply_moves(&mut products, moves)
-        })
+        self.append(stream, expected_version, events, moves, None)
+    }
+
+    async fn append_with_moves_once(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+        moves: &[StockMove],
+        once: &Once,
+    ) -> Result<(), MoveError> {
+        self.append(stream, expected_version, events, moves, Some(once))
     }
 }
 

@@ -10,7 +10,7 @@ mod common;
 use common::{fresh_stream, records};
 use orderflow_adapters::MemoryEventStore;
 use orderflow_adapters::catalog::{DynamoCatalog, DynamoStockLedger, MemoryCatalog, MemoryStockLedger};
-use orderflow_app::{AppendError, Catalog, EventStore, MoveError, Product, StockLedger, StockMove};
+use orderflow_app::{AppendError, Catalog, EventStore, MoveError, Once, Product, StockLedger, StockMove};
 use orderflow_domain::inventory::StockLine;
 use orderflow_domain::product::ProductDetails;
 use orderflow_domain::{Currency, Money, Quantity, Sku};
@@ -27,11 +27,12 @@ fn memory_stock() -> (MemoryStockLedger, MemoryCatalog) {
 
 async fn dynamo_stock() -> (DynamoStockLedger, DynamoCatalog) {
     let (store, client, _) = common::dynamo_event_store_with_names().await;
-    let tables = local::fresh_tables(&client, &["CatalogTable"])
+    let tables = local::fresh_tables(&client, &["CatalogTable", "IdempotencyTable"])
         .await
         .expect("DynamoDB Local is reachable");
     let catalog = DynamoCatalog::new(client, &tables["CatalogTable"]);
-    (DynamoStockLedger::new(store, catalog.clone()), catalog)
+    let ledger = DynamoStockLedger::new(store, catalog.clone()).with_claims(&tables["IdempotencyTable"]);
+    (ledger, catalog)
 }
 
 /// A product no other test uses, with `available` units.
@@ -96,6 +97,82 @@ fn short_of_stock(result: &Result<(), MoveError>) {
 
 mod suite {
     use super::*;
+
+    /// A command claimed with its moves lands once: run again at the stream's next
+    /// version (a retry that re-decided after the first run committed, its answer lost
+    /// or its lease taken over), it moves nothing and appends nothing; another command
+    /// lands; a refused move does not spend its claim.
+    pub(crate) async fn a_command_claimed_with_its_moves_lands_once(
+        (ledger, catalog): (impl StockLedger, impl Catalog),
+    ) {
+        let sku = stocked(&catalog, 10).await;
+        let stream = fresh_stream();
+        let once = |key: &str| Once {
+            key: format!("{key}-{}", Uuid::now_v7()),
+            expires_at: orderflow_domain::Timestamp::parse("2099-01-01T00:00:00Z").unwrap(),
+        };
+        let receive = |quantity| StockMove::Receive {
+            sku: sku.clone(),
+            quantity,
+        };
+        let first = once("receive-5");
+        ledger
+            .append_with_moves_once(&stream, 0, &records(&stream, 1, 1), &[receive(5)], &first)
+            .await
+            .unwrap();
+        for retry in 0..2 {
+            let again = ledger
+                .append_with_moves_once(&stream, 1, &records(&stream, 2, 1), &[receive(5)], &first)
+                .await;
+            assert!(
+                matches!(again, Err(MoveError::AlreadyApplied)),
+                "retry {retry}: {again:?}"
+            );
+        }
+        assert_eq!(counters(&catalog, &sku).await, (15, 0), "received once");
+        assert_eq!(ledger.store().load(&stream, 0).await.unwrap().len(), 1);
+
+        ledger
+            .append_with_moves_once(
+                &stream,
+                1,
+                &records(&stream, 2, 1),
+                &[receive(2)],
+                &once("receive-2"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(counters(&catalog, &sku).await, (17, 0));
+
+        let write_off = |quantity| StockMove::WriteOff {
+            sku: sku.clone(),
+            quantity,
+        };
+        let refused_then_smaller = once("write-off");
+        short_of_stock(
+            &ledger
+                .append_with_moves_once(
+                    &stream,
+                    2,
+                    &records(&stream, 3, 1),
+                    &[write_off(100)],
+                    &refused_then_smaller,
+                )
+                .await,
+        );
+        ledger
+            .append_with_moves_once(
+                &stream,
+                2,
+                &records(&stream, 3, 1),
+                &[write_off(7)],
+                &refused_then_smaller,
+            )
+            .await
+            .unwrap();
+        assert_eq!(counters(&catalog, &sku).await, (10, 0));
+        assert_eq!(ledger.store().load(&stream, 0).await.unwrap().len(), 3);
+    }
 
     pub(crate) async fn moves_commit_with_their_events_once(
         (ledger, catalog): (impl StockLedger, impl Catalog),
@@ -495,6 +572,7 @@ against_both! {
     memory: super::memory_stock(),
     dynamodb: super::dynamo_stock().await,
     tests: [
+        a_command_claimed_with_its_moves_lands_once,
         moves_commit_with_their_events_once,
         a_refused_move_writes_nothing,
         a_lost_race_moves_nothing,

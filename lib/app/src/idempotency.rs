@@ -73,6 +73,20 @@ impl<S: IdempotencyStore, C: Clock> Idempotency<S, C> {
         }
     }
 
+    /// The store the keys are kept in.
+    pub const fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The claim that makes work under `key` land at most once
+    /// ([`crate::stock::Once`]), kept as long as the key's response is.
+    pub fn once(&self, key: &str) -> crate::stock::Once {
+        crate::stock::Once {
+            key: key.to_owned(),
+            expires_at: self.clock.now().plus(self.retention),
+        }
+    }
+
     /// Runs `work` unless `key` already completed for the same `fingerprint`.
     ///
     /// # Errors

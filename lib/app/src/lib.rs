@@ -36,4 +36,4 @@ pub use ports::{
 pub use provenance::ReadBack;
 pub use rate_limit::{Admission, RateLimiter};
 pub use read_model::{CustomerCursor, CustomerPage, OrderViews, StoredView, Written};
-pub use stock::{Catalog, CatalogService, MoveError, Product, StockLedger, StockMove};
+pub use stock::{Catalog, CatalogService, MoveError, Once, Product, StockLedger, StockMove};

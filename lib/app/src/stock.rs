@@ -206,6 +206,20 @@ impl StockMove {
     }
 }
 
+/// A command's identity, claimed in the same transaction as its events and stock moves,
+/// so that the command lands at most once however often it runs: a retry after a lost
+/// answer, a crash after the commit, or a takeover of its idempotency lease finds the
+/// claim and moves nothing. Placement gets the same from its stream (the order id comes
+/// from the key); a stock change appends to its product's stream, so it needs this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Once {
+    /// The command's key: the principal-scoped idempotency key it came with.
+    pub key: String,
+    /// Until when the claim is kept (the idempotency record's retention: past it, the
+    /// same key is a new request).
+    pub expires_at: orderflow_domain::Timestamp,
+}
+
 /// Why an append with stock moves did not happen. Nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum MoveError {
@@ -217,6 +231,9 @@ pub enum MoveError {
         /// The product does not exist.
         unknown: bool,
     },
+    /// The command's [`Once`] was claimed before: it already landed.
+    #[error("this command already landed")]
+    AlreadyApplied,
     /// The append itself failed: another writer got there first, or the store failed.
     #[error(transparent)]
     Append(#[from] AppendError),
@@ -244,6 +261,21 @@ pub trait StockLedger: Send + Sync {
         events: &[EventRecord],
         moves: &[StockMove],
     ) -> impl Future<Output = Result<(), MoveError>> + Send;
+
+    /// As [`StockLedger::append_with_moves`], and claims `once` in the same
+    /// transaction: all three happen, or none.
+    ///
+    /// # Errors
+    /// [`MoveError::AlreadyApplied`] when `once` was claimed before (nothing written);
+    /// the rest as [`StockLedger::append_with_moves`].
+    fn append_with_moves_once(
+        &self,
+        stream: &StreamId,
+        expected_version: u64,
+        events: &[EventRecord],
+        moves: &[StockMove],
+        once: &Once,
+    ) -> impl Future<Output = Result<(), MoveError>> + Send;
 }
 
 /// What happened to a command with stock moves.
@@ -261,11 +293,17 @@ pub enum Applied<E> {
 }
 
 /// Decides `command` on the aggregate and commits the events with the stock moves
-/// `moves_for` derives from them, re-deciding when another writer got there first.
+/// `moves_for` derives from them, re-deciding when another writer got there first;
+/// with `once`, at most once for that identity (a command that already landed is
+/// `Applied::Done` with no events, as a duplicate is).
 ///
 /// # Errors
 /// [`CommandError`]: the domain refused, the stream cannot be loaded, the store
 /// failed, or every attempt lost its race.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the service's three parts, the command, and how it moves stock (its moves and its claim): a struct for them would be used here alone"
+)]
 pub async fn execute_with_moves<A, L, C>(
     repository: &Repository<L::Store>,
     ledger: &L,
@@ -274,6 +312,7 @@ pub async fn execute_with_moves<A, L, C>(
     command: A::Command,
     metadata: &Metadata,
     moves_for: impl Fn(&[A::Event]) -> Vec<StockMove>,
+    once: Option<&Once>,
 ) -> Result<Applied<A::Event>, CommandError<A::Error>>
 where
     A: Aggregate,
@@ -297,11 +336,24 @@ where
             loaded.stamp(clock.now()),
         );
         let records: Vec<_> = envelopes.iter().map(EventRecord::from_envelope).collect();
-        match ledger
-            .append_with_moves(&stream, loaded.version, &records, &moves)
-            .await
-        {
+        let appended = match once {
+            None => {
+                ledger
+                    .append_with_moves(&stream, loaded.version, &records, &moves)
+                    .await
+            }
+            Some(once) => {
+                ledger
+                    .append_with_moves_once(&stream, loaded.version, &records, &moves, once)
+                    .await
+            }
+        };
+        match appended {
             Ok(()) => return Ok(Applied::Done(envelopes)),
+            Err(MoveError::AlreadyApplied) => {
+                tracing::info!(%stream, "this command already landed; nothing moved again");
+                return Ok(Applied::Done(Vec::new()));
+            }
             Err(MoveError::Refused { index, unknown }) => return Ok(Applied::Refused { index, unknown }),
             Err(MoveError::Append(AppendError::Conflict { .. })) => {
                 tracing::debug!(%stream, "lost an append race; re-deciding");
@@ -357,10 +409,11 @@ impl<L: StockLedger, C: Clock> CatalogService<L, C> {
             initial_stock,
             reason: reason.to_owned(),
         };
-        self.run(sku, command, metadata).await
+        self.run(sku, command, metadata, None).await
     }
 
-    /// Receives (`delta` > 0) or writes off units of `sku` for `reason`.
+    /// Receives (`delta` > 0) or writes off units of `sku` for `reason`; with `once`
+    /// (a request's idempotency key), at most once for it, however often it runs.
     ///
     /// # Errors
     /// [`CommandError`]; a write-off of more than is available is
@@ -371,13 +424,14 @@ impl<L: StockLedger, C: Clock> CatalogService<L, C> {
         delta: i64,
         reason: &str,
         metadata: &Metadata,
+        once: Option<&Once>,
     ) -> Result<Applied<ProductEvent>, CommandError<ProductError>> {
         let command = ProductCommand::Adjust {
             sku: sku.clone(),
             delta,
             reason: reason.to_owned(),
         };
-        self.run(sku, command, metadata).await
+        self.run(sku, command, metadata, once).await
     }
 
     async fn run(
@@ -385,6 +439,7 @@ impl<L: StockLedger, C: Clock> CatalogService<L, C> {
         sku: &Sku,
         command: ProductCommand,
         metadata: &Metadata,
+        once: Option<&Once>,
     ) -> Result<Applied<ProductEvent>, CommandError<ProductError>> {
         execute_with_moves::<product::Product, L, C>(
             &self.repository,
@@ -394,6 +449,7 @@ impl<L: StockLedger, C: Clock> CatalogService<L, C> {
             command,
             metadata,
             product_moves,
+            once,
         )
         .await
     }

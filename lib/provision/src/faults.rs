@@ -61,6 +61,12 @@ impl Faults {
         }
     }
 
+    /// Spoils the next `times` calls from now on (replacing what was left), for a test
+    /// that must set its stage before the faults begin.
+    pub fn arm(&self, times: u32) {
+        self.remaining.store(times, Ordering::SeqCst);
+    }
+
     /// How many faults were injected so far.
     #[must_use]
     pub fn injected(&self) -> u32 {

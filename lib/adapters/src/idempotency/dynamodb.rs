@@ -76,6 +76,12 @@ impl DynamoIdempotencyStore {
         }
     }
 
+    /// Its table's name.
+    #[must_use]
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
     async fn read(&self, key: &str) -> Result<Option<KeyRecord>, StoreError> {
         let output = self
             .client
