@@ -212,6 +212,10 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
         // writer makes the append conflict, and the step is decided again on a fresh
         // load).
         let mut loaded = self.commands.repository().load::<Payment>(&id).await?;
+        // A capture the provider's cancel found and refunded: recorded, then its refund
+        // recorded without asking the provider again (a real one answers a second
+        // refund with an error).
+        let mut refunded_by_cancel: Option<String> = None;
         for _ in 0..MAX_STEPS {
             let command = match next_step(&loaded.state, trigger) {
                 Step::Done => return Ok(()),
@@ -226,10 +230,14 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
                     }
                 },
                 Step::Refund(capture) => {
-                    self.gateway
-                        .refund(order_id, &capture.payment_id, capture.amount)
-                        .await?;
-                    tracing::info!(payment_id = %capture.payment_id, "refunded");
+                    if refunded_by_cancel.as_deref() == Some(capture.payment_id.as_str()) {
+                        tracing::info!(payment_id = %capture.payment_id, "refunded by the provider's cancel");
+                    } else {
+                        self.gateway
+                            .refund(order_id, &capture.payment_id, capture.amount)
+                            .await?;
+                        tracing::info!(payment_id = %capture.payment_id, "refunded");
+                    }
                     PaymentCommand::RecordRefund(PaymentRefunded {
                         order_id,
                         payment_id: capture.payment_id,
@@ -237,7 +245,13 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
                     })
                 }
                 Step::Void if orderflow_domain::mutant::active("payment-without-tombstone") => return Ok(()),
-                Step::Void => self.void(order_id).await?,
+                Step::Void => {
+                    let command = self.void(order_id).await?;
+                    if let PaymentCommand::RecordCapture(found) = &command {
+                        refunded_by_cancel = Some(found.payment_id.clone());
+                    }
+                    command
+                }
             };
             let settles = matches!(
                 command,

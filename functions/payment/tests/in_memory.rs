@@ -67,6 +67,7 @@ proptest! {
             prop_assert!(captures <= 1, "captured {} times", captures);
             let ledger = gateway.ledger();
             prop_assert!(ledger.len() <= 1);
+            prop_assert!(gateway.refund_calls(order_id) <= 1, "refunds asked of the provider: {}", gateway.refund_calls(order_id));
             let charged = ledger.iter().any(|e| !e.refunded);
             if cancelled {
                 prop_assert!(!charged, "a cancelled order is not left charged");
@@ -77,4 +78,44 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// A capture whose record a crash lost, then the order's cancellation: the provider's
+/// cancel finds and refunds it, payment records the capture and the refund, and asks
+/// the provider for no second refund (a real one answers that with an error, which
+/// would park the message and leave the refund unrecorded).
+#[tokio::test]
+async fn a_capture_the_cancel_refunded_is_recorded_without_a_second_refund_call() {
+    use orderflow_app::PaymentGateway;
+    let order_id = OrderId::from_uuid(uuid::Uuid::now_v7());
+    let store = MemoryEventStore::new();
+    order_in(&store, order_id, true).await;
+    let gateway = MemoryGateway::new();
+    let token = PaymentToken::parse("tok_visa").unwrap();
+    let amount = orderflow_domain::Money::new(750, orderflow_domain::Currency::parse("USD").unwrap());
+    // The capture reached the provider; its record did not reach the store.
+    gateway.capture(order_id, amount, &token).await.unwrap();
+    let service = PaymentService::new(
+        Repository::new(store.clone(), 0),
+        SystemClock,
+        gateway.clone(),
+        MemoryVault::new(),
+    );
+    for _ in 0..2 {
+        service
+            .settle(order_id, Trigger::Cancelled, &metadata())
+            .await
+            .unwrap();
+    }
+    let events = Repository::new(store, 0)
+        .history::<Payment>(&order_id.to_string())
+        .await
+        .unwrap();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| orderflow_domain::DomainEvent::event_type(&e.data))
+        .collect();
+    assert_eq!(types, ["PaymentCaptured", "PaymentRefunded"]);
+    assert_eq!(gateway.refund_calls(order_id), 0, "the cancel refunded it");
+    assert!(gateway.ledger().iter().all(|e| e.refunded));
 }

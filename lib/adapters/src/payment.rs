@@ -411,6 +411,7 @@ struct MemoryProvider {
     captures: std::collections::HashMap<OrderId, LedgerEntry>,
     voided: std::collections::HashSet<OrderId>,
     attempts: std::collections::HashMap<OrderId, u64>,
+    refund_calls: std::collections::HashMap<OrderId, u64>,
     outage_until: Option<Timestamp>,
 }
 
@@ -458,6 +459,13 @@ impl MemoryGateway {
         self.provider
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many times `refund` was called for `order_id` (a real provider answers a
+    /// second refund of a capture with an error: payment must not make one).
+    #[must_use]
+    pub fn refund_calls(&self, order_id: OrderId) -> u64 {
+        self.lock().refund_calls.get(&order_id).copied().unwrap_or(0)
     }
 
     /// Every capture in the ledger.
@@ -553,6 +561,7 @@ impl PaymentGateway for MemoryGateway {
     async fn refund(&self, order_id: OrderId, payment_id: &str, _amount: Money) -> Result<(), GatewayError> {
         let mut provider = self.lock();
         self.available(&provider)?;
+        *provider.refund_calls.entry(order_id).or_default() += 1;
         match provider.captures.get_mut(&order_id) {
             Some(entry) if entry.payment_id == payment_id => {
                 entry.refunded = true;
