@@ -988,6 +988,27 @@ impl World {
             let order = repository.history::<Order>(&id).await?;
             let inventory = repository.history::<Inventory>(&id).await?;
             let payment = repository.history::<Payment>(&id).await?;
+            // The provider's own books: its idempotency keys held however often payment
+            // called it (duplicates, crashes, lost answers).
+            let calls = self.gateway.calls(planned.id);
+            if calls.captures > 1 {
+                violations.push(format!(
+                    "order {n}: the provider captured {} times",
+                    calls.captures
+                ));
+            }
+            if calls.refunds > 1 {
+                violations.push(format!(
+                    "order {n}: the provider refunded {} times",
+                    calls.refunds
+                ));
+            }
+            if calls.conflicts > 0 {
+                violations.push(format!(
+                    "order {n}: {} provider call(s) reused a key with another amount",
+                    calls.conflicts
+                ));
+            }
             let shipment = repository.history::<Shipment>(&id).await?;
             let streams = OrderStreams {
                 order: &order,

@@ -4,8 +4,9 @@
 //! The provider behaves as the brief says: `tok_decline` is declined (`card_declined`),
 //! `tok_insufficient_funds` too (`insufficient_funds`), `tok_flaky` fails transiently
 //! on its first attempt for an order, anything else is captured. Captures are keyed by
-//! order id like a real provider's idempotency keys, so a retried capture returns the
-//! first one. Cancelling an order's payment refunds a capture made under its key and
+//! order id and refunds by capture id, as a real provider's idempotency keys are: a
+//! repeated call returns the first answer, a repeated key with another amount is
+//! refused, and a refund of a capture already refunded is success. Cancelling an order's payment refunds a capture made under its key and
 //! leaves a `void#<orderId>` marker that every later capture checks in the same
 //! transaction: a capture and a cancel, in whichever order, never leave money taken. The ledger (`capture#<orderId>` items) is what the money invariant is
 //! checked against: it is the provider's view, independent of our events.
@@ -18,7 +19,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem};
 use orderflow_app::{
-    CaptureOutcome, Clock, GatewayError, PaymentGateway, PaymentVault, ProviderCapture, StoreError,
+    CaptureOutcome, Clock, GatewayError, Kept, PaymentGateway, PaymentVault, ProviderCapture, StoreError,
 };
 use orderflow_domain::order::PaymentToken;
 use orderflow_domain::{Currency, Money, OrderId, Timestamp};
@@ -250,11 +251,15 @@ impl PaymentGateway for SimulatedGateway {
             });
         }
         if failed(1) {
-            // The idempotency key was used: return the first capture, charge nothing.
+            // The idempotency key was used: return the first capture, charge nothing,
+            // unless this call asks another amount under it.
             let existing = self
                 .existing_capture(order_id)
                 .await?
                 .ok_or_else(|| GatewayError::Unavailable("capture vanished".into()))?;
+            if !same_amount(&existing, amount) {
+                return Err(capture_key_reused(order_id));
+            }
             return Ok(CaptureOutcome::Captured {
                 payment_id: existing.payment_id,
             });
@@ -304,7 +309,9 @@ impl PaymentGateway for SimulatedGateway {
         }))
     }
 
-    async fn refund(&self, order_id: OrderId, payment_id: &str, _amount: Money) -> Result<(), GatewayError> {
+    /// Keyed by the capture: a repeated refund of the same amount answers as the first
+    /// did (already refunded is success); another amount is refused.
+    async fn refund(&self, order_id: OrderId, payment_id: &str, amount: Money) -> Result<(), GatewayError> {
         self.available().await?;
         let result = self
             .client
@@ -312,9 +319,13 @@ impl PaymentGateway for SimulatedGateway {
             .table_name(&self.table)
             .key("id", AttributeValue::S(format!("capture#{order_id}")))
             .update_expression("SET refunded = :yes")
-            .condition_expression("attribute_exists(id) AND paymentId = :pid")
+            .condition_expression(
+                "attribute_exists(id) AND paymentId = :pid AND amount = :amount AND currency = :currency",
+            )
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":pid", AttributeValue::S(payment_id.to_owned()))
+            .expression_attribute_values(":amount", AttributeValue::N(amount.amount.to_string()))
+            .expression_attribute_values(":currency", AttributeValue::S(amount.currency.to_string()))
             .send()
             .await;
         match result {
@@ -323,9 +334,12 @@ impl PaymentGateway for SimulatedGateway {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Err(GatewayError::Refused(format!(
-                    "no capture {payment_id} for order {order_id}"
-                )))
+                match self.existing_capture(order_id).await? {
+                    Some(entry) if entry.payment_id == payment_id => Err(refund_key_reused(payment_id)),
+                    _ => Err(GatewayError::Refused(format!(
+                        "no capture {payment_id} for order {order_id}"
+                    ))),
+                }
             }
             Err(e) => Err(unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
         }
@@ -355,8 +369,9 @@ impl PaymentVault for DynamoVault {
         order_id: OrderId,
         token: &PaymentToken,
         expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.client
+    ) -> Result<Kept, StoreError> {
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("orderId", AttributeValue::S(order_id.to_string()))
@@ -365,10 +380,26 @@ impl PaymentVault for DynamoVault {
                 "expiration",
                 AttributeValue::N(expires_at.as_jiff().as_second().to_string()),
             )
+            .condition_expression("attribute_not_exists(orderId) OR #token = :token")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":token", AttributeValue::S(token.expose_secret().to_owned()))
+            .return_values(ReturnValue::AllOld)
             .send()
-            .await
-            .map_err(|e| StoreError::new("keep payment token", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(output) => Ok(if output.attributes.is_some_and(|a| !a.is_empty()) {
+                Kept::Same
+            } else {
+                Kept::New
+            }),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Kept::Other)
+            }
+            Err(e) => Err(StoreError::new("keep payment token", e)),
+        }
     }
 
     async fn token(&self, order_id: OrderId) -> Result<Option<PaymentToken>, StoreError> {
@@ -406,19 +437,44 @@ impl PaymentVault for DynamoVault {
     }
 }
 
+/// What the provider did for one order, as its books show it: the calls that reached
+/// it and the money they moved. A provider honouring its idempotency keys moves money
+/// at most once each way however often it is called.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProviderCalls {
+    /// Capture calls answered (an outage's refusals are not counted).
+    pub capture_calls: u32,
+    /// Captures that took money.
+    pub captures: u32,
+    /// Refund calls answered.
+    pub refund_calls: u32,
+    /// Refunds that gave money back.
+    pub refunds: u32,
+    /// Calls that reused a key with a different amount (refused).
+    pub conflicts: u32,
+}
+
 #[derive(Debug, Default)]
 struct MemoryProvider {
     captures: std::collections::HashMap<OrderId, LedgerEntry>,
     voided: std::collections::HashSet<OrderId>,
     attempts: std::collections::HashMap<OrderId, u64>,
-    refund_calls: std::collections::HashMap<OrderId, u64>,
+    calls: std::collections::HashMap<OrderId, ProviderCalls>,
     outage_until: Option<Timestamp>,
 }
 
+impl MemoryProvider {
+    fn calls(&mut self, order_id: OrderId) -> &mut ProviderCalls {
+        self.calls.entry(order_id).or_default()
+    }
+}
+
 /// The simulated provider in memory: the same rules as [`SimulatedGateway`] (declining
-/// tokens, `tok_flaky`'s first attempt, one capture per order key, a cancel that
-/// refunds and refuses later captures, outages), for tests and the simulation. An
-/// outage ends by its clock: the system's, or the simulation's ([`Self::with_clock`]).
+/// tokens, `tok_flaky`'s first attempt, one capture per order key, a refund per capture
+/// key, a repeated key with another amount refused, a cancel that refunds and refuses
+/// later captures, outages), for tests and the simulation. It keeps its books per order
+/// ([`Self::calls`]). An outage ends by its clock: the system's, or the simulation's
+/// ([`Self::with_clock`]).
 #[derive(Clone)]
 pub struct MemoryGateway {
     provider: std::sync::Arc<std::sync::Mutex<MemoryProvider>>,
@@ -461,11 +517,16 @@ impl MemoryGateway {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// How many times `refund` was called for `order_id` (a real provider answers a
-    /// second refund of a capture with an error: payment must not make one).
+    /// How many times `refund` was called for `order_id`.
     #[must_use]
-    pub fn refund_calls(&self, order_id: OrderId) -> u64 {
-        self.lock().refund_calls.get(&order_id).copied().unwrap_or(0)
+    pub fn refund_calls(&self, order_id: OrderId) -> u32 {
+        self.calls(order_id).refund_calls
+    }
+
+    /// The provider's books for `order_id`.
+    #[must_use]
+    pub fn calls(&self, order_id: OrderId) -> ProviderCalls {
+        self.lock().calls.get(&order_id).copied().unwrap_or_default()
     }
 
     /// Every capture in the ledger.
@@ -499,6 +560,23 @@ impl MemoryGateway {
     }
 }
 
+/// Whether a ledger entry holds exactly `amount`.
+fn same_amount(entry: &LedgerEntry, amount: Money) -> bool {
+    entry.amount == amount.amount && entry.currency == amount.currency.to_string()
+}
+
+fn capture_key_reused(order_id: OrderId) -> GatewayError {
+    GatewayError::Refused(format!(
+        "idempotency key of order {order_id}'s capture reused with a different amount"
+    ))
+}
+
+fn refund_key_reused(payment_id: &str) -> GatewayError {
+    GatewayError::Refused(format!(
+        "refund of {payment_id} for another amount than its capture"
+    ))
+}
+
 impl PaymentGateway for MemoryGateway {
     async fn capture(
         &self,
@@ -508,6 +586,7 @@ impl PaymentGateway for MemoryGateway {
     ) -> Result<CaptureOutcome, GatewayError> {
         let mut provider = self.lock();
         self.available(&provider)?;
+        provider.calls(order_id).capture_calls += 1;
         if let Some(declined) = declined_by(token) {
             return Ok(declined);
         }
@@ -523,17 +602,32 @@ impl PaymentGateway for MemoryGateway {
                 reason: "payment_cancelled".into(),
             });
         }
-        let entry = provider.captures.entry(order_id).or_insert_with(|| LedgerEntry {
+        if let Some(entry) = provider.captures.get(&order_id)
+            && !orderflow_domain::mutant::active("provider-ignores-capture-key")
+        {
+            // The key was used: the first answer again, or a refusal for another amount.
+            if !same_amount(entry, amount) {
+                let payment_id = entry.payment_id.clone();
+                provider.calls(order_id).conflicts += 1;
+                tracing::warn!(%payment_id, "capture key reused with a different amount");
+                return Err(capture_key_reused(order_id));
+            }
+            return Ok(CaptureOutcome::Captured {
+                payment_id: entry.payment_id.clone(),
+            });
+        }
+        let entry = LedgerEntry {
             id: format!("capture#{order_id}"),
             payment_id: format!("pay_{order_id}"),
             order_id: order_id.to_string(),
             amount: amount.amount,
             currency: amount.currency.to_string(),
             refunded: false,
-        });
-        Ok(CaptureOutcome::Captured {
-            payment_id: entry.payment_id.clone(),
-        })
+        };
+        let payment_id = entry.payment_id.clone();
+        provider.captures.insert(order_id, entry);
+        provider.calls(order_id).captures += 1;
+        Ok(CaptureOutcome::Captured { payment_id })
     }
 
     async fn capture_of(&self, order_id: OrderId) -> Result<Option<ProviderCapture>, GatewayError> {
@@ -554,23 +648,39 @@ impl PaymentGateway for MemoryGateway {
         let Some(entry) = provider.captures.get_mut(&order_id) else {
             return Ok(None);
         };
+        let refunds = !entry.refunded;
         entry.refunded = true;
-        Self::live(entry).map(Some)
+        let live = Self::live(entry);
+        if refunds {
+            provider.calls(order_id).refunds += 1;
+        }
+        live.map(Some)
     }
 
-    async fn refund(&self, order_id: OrderId, payment_id: &str, _amount: Money) -> Result<(), GatewayError> {
+    async fn refund(&self, order_id: OrderId, payment_id: &str, amount: Money) -> Result<(), GatewayError> {
         let mut provider = self.lock();
         self.available(&provider)?;
-        *provider.refund_calls.entry(order_id).or_default() += 1;
-        match provider.captures.get_mut(&order_id) {
-            Some(entry) if entry.payment_id == payment_id => {
-                entry.refunded = true;
-                Ok(())
-            }
-            _ => Err(GatewayError::Refused(format!(
+        provider.calls(order_id).refund_calls += 1;
+        let Some(entry) = provider
+            .captures
+            .get_mut(&order_id)
+            .filter(|e| e.payment_id == payment_id)
+        else {
+            return Err(GatewayError::Refused(format!(
                 "no capture {payment_id} for order {order_id}"
-            ))),
+            )));
+        };
+        if !same_amount(entry, amount) {
+            provider.calls(order_id).conflicts += 1;
+            return Err(refund_key_reused(payment_id));
         }
+        // Keyed by the capture: a repeated refund answers as the first did.
+        let refunds = !entry.refunded;
+        entry.refunded = true;
+        if refunds {
+            provider.calls(order_id).refunds += 1;
+        }
+        Ok(())
     }
 }
 
@@ -601,10 +711,15 @@ impl PaymentVault for MemoryVault {
         order_id: OrderId,
         token: &PaymentToken,
         expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.lock()
-            .insert(order_id, (token.expose_secret().to_owned(), expires_at));
-        Ok(())
+    ) -> Result<Kept, StoreError> {
+        let mut tokens = self.lock();
+        let kept = match tokens.get(&order_id) {
+            None => Kept::New,
+            Some((held, _)) if held == token.expose_secret() => Kept::Same,
+            Some(_) => return Ok(Kept::Other),
+        };
+        tokens.insert(order_id, (token.expose_secret().to_owned(), expires_at));
+        Ok(kept)
     }
 
     async fn token(&self, order_id: OrderId) -> Result<Option<PaymentToken>, StoreError> {

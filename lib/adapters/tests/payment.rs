@@ -7,7 +7,7 @@
 mod common;
 
 use orderflow_adapters::payment::{DynamoVault, MemoryGateway, MemoryVault, SimulatedGateway};
-use orderflow_app::{CaptureOutcome, GatewayError, PaymentGateway, PaymentVault};
+use orderflow_app::{CaptureOutcome, GatewayError, Kept, PaymentGateway, PaymentVault};
 use orderflow_domain::order::PaymentToken;
 use orderflow_domain::{Currency, Money, OrderId, Timestamp};
 use orderflow_provision::local;
@@ -146,6 +146,46 @@ mod gateway {
         assert_eq!(provider.charged(id).await, Some(true));
     }
 
+    /// Capture keyed by the order, refund by the capture: a repeated key answers with
+    /// the first result, "already refunded" is success, another amount is refused.
+    pub(crate) async fn a_repeated_key_answers_the_first_result_and_refuses_another_amount(
+        provider: impl Provider,
+    ) {
+        let id = order();
+        let payment_id = captured(provider.capture(id, usd(5), &token("tok_visa")).await.unwrap());
+        assert!(matches!(
+            provider.capture(id, usd(6), &token("tok_visa")).await,
+            Err(GatewayError::Refused(reason)) if reason.contains("different amount")
+        ));
+        assert_eq!(
+            captured(provider.capture(id, usd(5), &token("tok_visa")).await.unwrap()),
+            payment_id
+        );
+        assert_eq!(provider.capture_of(id).await.unwrap().unwrap().amount, usd(5));
+        assert!(matches!(
+            provider.refund(id, &payment_id, usd(4)).await,
+            Err(GatewayError::Refused(reason)) if reason.contains("another amount")
+        ));
+        assert_eq!(
+            provider.charged(id).await,
+            Some(false),
+            "a refused refund gives nothing back"
+        );
+        provider.refund(id, &payment_id, usd(5)).await.unwrap();
+        provider.refund(id, &payment_id, usd(5)).await.unwrap();
+        assert_eq!(provider.charged(id).await, Some(true));
+        // A cancel's refund and a later refund of the same capture: both succeed.
+        let cancelled = order();
+        let payment_id = captured(
+            provider
+                .capture(cancelled, usd(7), &token("tok_visa"))
+                .await
+                .unwrap(),
+        );
+        assert!(provider.cancel(cancelled).await.unwrap().is_some());
+        provider.refund(cancelled, &payment_id, usd(7)).await.unwrap();
+    }
+
     pub(crate) async fn an_outage_fails_every_call_until_it_ends(provider: impl Provider) {
         let until = Timestamp::from_jiff(jiff::Timestamp::now()).plus(jiff::SignedDuration::from_mins(5));
         provider.outage(Some(until)).await;
@@ -176,6 +216,30 @@ mod vault {
         assert!(vault.token(id).await.unwrap().is_none());
         vault.forget(id).await.unwrap();
     }
+
+    /// A retry cannot swap the card of an order whose token the vault holds.
+    pub(crate) async fn another_token_never_replaces_the_one_held(vault: impl PaymentVault) {
+        let id = order();
+        let later = Timestamp::from_jiff(jiff::Timestamp::now()).plus(jiff::SignedDuration::from_hours(1));
+        assert_eq!(
+            vault.keep(id, &token("tok_visa"), later).await.unwrap(),
+            Kept::New
+        );
+        assert_eq!(
+            vault.keep(id, &token("tok_visa"), later).await.unwrap(),
+            Kept::Same
+        );
+        assert_eq!(
+            vault.keep(id, &token("tok_mastercard"), later).await.unwrap(),
+            Kept::Other
+        );
+        assert_eq!(vault.token(id).await.unwrap(), Some(token("tok_visa")));
+        vault.forget(id).await.unwrap();
+        assert_eq!(
+            vault.keep(id, &token("tok_mastercard"), later).await.unwrap(),
+            Kept::New
+        );
+    }
 }
 
 mod memory {
@@ -187,12 +251,15 @@ mod memory {
         gateway::declining_tokens_decline_and_a_flaky_one_fails_once(MemoryGateway::new()).await;
         gateway::a_cancel_refunds_and_refuses_every_later_capture(MemoryGateway::new()).await;
         gateway::a_refund_names_its_capture(MemoryGateway::new()).await;
+        gateway::a_repeated_key_answers_the_first_result_and_refuses_another_amount(MemoryGateway::new())
+            .await;
         gateway::an_outage_fails_every_call_until_it_ends(MemoryGateway::new()).await;
     }
 
     #[tokio::test]
     async fn vault_contract() {
         vault::a_token_is_kept_until_forgotten(MemoryVault::new()).await;
+        vault::another_token_never_replaces_the_one_held(MemoryVault::new()).await;
     }
 
     /// A clock that moves only when told.
@@ -240,11 +307,14 @@ mod dynamodb {
         gateway::declining_tokens_decline_and_a_flaky_one_fails_once(dynamo_gateway().await).await;
         gateway::a_cancel_refunds_and_refuses_every_later_capture(dynamo_gateway().await).await;
         gateway::a_refund_names_its_capture(dynamo_gateway().await).await;
+        gateway::a_repeated_key_answers_the_first_result_and_refuses_another_amount(dynamo_gateway().await)
+            .await;
         gateway::an_outage_fails_every_call_until_it_ends(dynamo_gateway().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn vault_contract() {
         vault::a_token_is_kept_until_forgotten(dynamo_vault().await).await;
+        vault::another_token_never_replaces_the_one_held(dynamo_vault().await).await;
     }
 }

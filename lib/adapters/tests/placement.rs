@@ -121,3 +121,31 @@ async fn a_reused_key_an_unknown_sku_or_an_invalid_order_places_nothing() {
     );
     assert_eq!(f.store.committed_since(0).unwrap().len(), 1);
 }
+
+/// A retry under the same key with another card: refused while the vault holds the
+/// first card (it cannot be swapped under an order already placed); once payment has
+/// settled and forgotten it, answered with the order, and the retry's card not kept.
+#[tokio::test]
+async fn a_retry_with_another_card_never_replaces_the_card_held() {
+    let f = fixture().await;
+    let order = new_order("k-1", "SKU-1", 2);
+    f.placement.place(order.clone(), &metadata()).await.unwrap();
+    let mut other = order.clone();
+    other.token = PaymentToken::parse("tok_mastercard").unwrap();
+    let swapped = f.placement.place(other.clone(), &metadata()).await;
+    assert!(matches!(swapped, Err(PlaceError::KeyReused)), "{swapped:?}");
+    assert_eq!(
+        f.vault.token(order.order_id).await.unwrap(),
+        Some(PaymentToken::parse("tok_visa").unwrap())
+    );
+
+    f.vault.forget(order.order_id).await.unwrap();
+    let again = f.placement.place(other, &metadata()).await.unwrap();
+    assert_eq!(again.order.order_id, order.order_id);
+    assert!(again.events.is_empty());
+    assert!(
+        f.vault.token(order.order_id).await.unwrap().is_none(),
+        "the retry's card is not left for payment to use"
+    );
+    assert_eq!(f.store.committed_since(0).unwrap().len(), 1);
+}

@@ -29,7 +29,7 @@ pub use failures::{FailureLog, RecordedFailure};
 pub use idempotency::{Idempotency, IdempotentError, Outcome, fingerprint, scoped_key};
 pub use ports::{
     AppendError, BoxError, CaptureOutcome, Claim, Clock, EventPublisher, EventRecord, EventStore,
-    GatewayError, IdempotencyError, IdempotencyStore, KeyRecord, KeyStatus, MAX_EVENTS_PER_APPEND,
+    GatewayError, IdempotencyError, IdempotencyStore, Kept, KeyRecord, KeyStatus, MAX_EVENTS_PER_APPEND,
     PaymentGateway, PaymentVault, ProviderCapture, SnapshotRecord, StoreError, StreamId, SystemClock,
     validate_append,
 };

@@ -18,7 +18,8 @@ use orderflow_domain::{Aggregate, CustomerId, Envelope, Metadata, OrderId, Quant
 use uuid::Uuid;
 
 use crate::{
-    Catalog, Clock, CommandError, CommandService, EventStore, LoadError, Loaded, PaymentVault, StoreError,
+    Catalog, Clock, CommandError, CommandService, EventStore, Kept, LoadError, Loaded, PaymentVault,
+    StoreError,
 };
 
 /// How long a payment token waits in the vault for the payment service.
@@ -136,9 +137,15 @@ impl<S: EventStore, C: Clock, K: Catalog, V: PaymentVault> Placement<S, C, K, V>
         // Decide first, so an invalid order stores no token.
         Order::decide(&orderflow_domain::order::OrderState::NotPlaced, command.clone())
             .map_err(|e| PlaceError::Command(CommandError::Domain(e)))?;
-        self.vault
+        // A token already held for this order is another request's under the same key
+        // (the vault keeps the first, so a retry cannot swap the card).
+        let kept = self
+            .vault
             .keep(order_id, &order.token, now.plus(TOKEN_RETENTION))
             .await?;
+        if kept == Kept::Other {
+            return Err(PlaceError::KeyReused);
+        }
         // The id is new unless this placement ran before, so the order is decided on an
         // empty stream without reading it: a stream that holds the order makes the
         // append conflict, and the command is decided again on what it holds.
@@ -180,7 +187,15 @@ impl<S: EventStore, C: Clock, K: Catalog, V: PaymentVault> Placement<S, C, K, V>
                 })
             }
             Err(CommandError::Domain(OrderError::AlreadyPlaced)) => {
-                self.placed_before(order_id, &command).await
+                let placed = self.placed_before(order_id, &command).await;
+                // The vault held no token, so payment has settled and forgotten the
+                // first one: the copy this retry left is nobody's to use.
+                if kept == Kept::New
+                    && let Err(error) = self.vault.forget(order_id).await
+                {
+                    tracing::warn!(%error, "a retry's payment token not forgotten; its TTL will remove it");
+                }
+                placed
             }
             Err(e) => Err(e.into()),
         }

@@ -420,9 +420,12 @@ pub enum GatewayError {
     Refused(String),
 }
 
-/// A payment provider. Both calls are idempotent by order id, as real providers'
-/// idempotency keys are: a repeated capture returns the first one, never a second
-/// charge; a repeated refund refunds once.
+/// A payment provider. Every call that moves money carries an idempotency key derived
+/// from the order, as Stripe's, Adyen's and Braintree's calls take one: a capture is
+/// keyed by its order id, a refund by the capture's id. A repeated key answers with the
+/// first result (never a second charge, never a second refund; "already refunded" is
+/// success), and a repeated key with another amount is refused
+/// ([`GatewayError::Refused`]).
 pub trait PaymentGateway: Send + Sync {
     /// Captures `amount` with `token` for `order_id`.
     ///
@@ -456,7 +459,8 @@ pub trait PaymentGateway: Send + Sync {
         order_id: orderflow_domain::OrderId,
     ) -> impl Future<Output = Result<Option<ProviderCapture>, GatewayError>> + Send;
 
-    /// Refunds the order's capture in full.
+    /// Refunds the order's capture `payment_id` in full (`amount` is what it captured),
+    /// keyed by `payment_id`.
     ///
     /// # Errors
     /// [`GatewayError`].
@@ -468,10 +472,23 @@ pub trait PaymentGateway: Send + Sync {
     ) -> impl Future<Output = Result<(), GatewayError>> + Send;
 }
 
+/// What [`PaymentVault::keep`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// The vault held no token for the order; it holds this one now.
+    New,
+    /// The vault already held this very token for the order.
+    Same,
+    /// The vault holds another token for the order and kept it.
+    Other,
+}
+
 /// Where payment tokens wait between the API and the payment service: never in an
 /// event, never in a log.
 pub trait PaymentVault: Send + Sync {
-    /// Keeps `token` for `order_id` until `expires_at`.
+    /// Keeps `token` for `order_id` until `expires_at`, unless the vault holds another
+    /// token for it: a retried placement can never swap the card of an order already
+    /// placed.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -480,7 +497,7 @@ pub trait PaymentVault: Send + Sync {
         order_id: orderflow_domain::OrderId,
         token: &orderflow_domain::order::PaymentToken,
         expires_at: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Kept, StoreError>> + Send;
 
     /// The token kept for `order_id`, if any.
     ///

@@ -42,6 +42,10 @@ pub const ALL: &[Mutant] = &[
         breaks: "an order going out for delivery records its stock sold but leaves the units reserved",
     },
     Mutant {
+        name: "provider-ignores-capture-key",
+        breaks: "the payment provider takes a repeated capture key for a new charge instead of answering with the first",
+    },
+    Mutant {
         name: "saga-ignores-compensations",
         breaks: "the order does not record a refund, release or shipment cancellation its participants made",
     },
