@@ -122,8 +122,13 @@ struct Message {
 struct Delivery {
     queue: String,
     consumer: String,
-    message: Message,
+    /// One batch: each message settles on its own (`batchItemFailures`).
+    messages: Vec<Message>,
 }
+
+/// The most messages one simulated batch takes (the template's `BatchSize` is 10; four
+/// are enough to mix successes, retries and poison in one invocation).
+const MAX_BATCH: usize = 4;
 
 struct SimQueue {
     spec: QueueSpec,
@@ -700,35 +705,46 @@ impl World {
         self.faults.count(|| format!("provider: down for {seconds} s"));
     }
 
-    /// Takes one visible message of `queue` (any of them: SQS does not keep order) for
-    /// delivery: it counts a receive and is hidden until it is settled.
+    /// Takes a batch of up to [`MAX_BATCH`] visible messages of `queue` (any of them:
+    /// SQS does not keep order) for delivery: each counts a receive and is hidden until
+    /// it is settled.
     fn receive(&mut self, queue_id: &str) -> Option<Delivery> {
         let now = self.clock.elapsed();
+        let size = 1 + self.rng.below(MAX_BATCH);
         let queue = self.queues.get_mut(queue_id)?;
-        let visible: Vec<usize> = (0..queue.messages.len())
-            .filter(|&i| queue.messages[i].visible_at <= now)
-            .collect();
-        let index = self.rng.pick(&visible)?;
-        let mut message = queue.messages.remove(index)?;
-        message.receives += 1;
-        Some(Delivery {
+        let mut messages = Vec::new();
+        while messages.len() < size {
+            let visible: Vec<usize> = (0..queue.messages.len())
+                .filter(|&i| queue.messages[i].visible_at <= now)
+                .collect();
+            let Some(mut message) = self.rng.pick(&visible).and_then(|i| queue.messages.remove(i)) else {
+                break;
+            };
+            message.receives += 1;
+            messages.push(message);
+        }
+        (!messages.is_empty()).then(|| Delivery {
             queue: queue_id.to_owned(),
             consumer: queue.consumer.clone(),
-            message,
+            messages,
         })
     }
 
     /// The batch a delivery hands its handler, as Lambda's event source mapping builds it.
     fn batch(delivery: &Delivery) -> SqsEvent {
-        let mut sqs = SqsMessage::default();
-        sqs.message_id = Some(delivery.message.id.clone());
-        sqs.body = Some(delivery.message.body.clone());
-        sqs.attributes.insert(
-            "ApproximateReceiveCount".into(),
-            delivery.message.receives.to_string(),
-        );
         let mut batch = SqsEvent::default();
-        batch.records = vec![sqs];
+        batch.records = delivery
+            .messages
+            .iter()
+            .map(|message| {
+                let mut sqs = SqsMessage::default();
+                sqs.message_id = Some(message.id.clone());
+                sqs.body = Some(message.body.clone());
+                sqs.attributes
+                    .insert("ApproximateReceiveCount".into(), message.receives.to_string());
+                sqs
+            })
+            .collect();
         batch
     }
 
@@ -739,10 +755,12 @@ impl World {
         match self.handlers.get(&delivery.consumer) {
             Some(handle) => handle(Self::batch(delivery)),
             None => {
-                let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
-                failure.item_identifier = delivery.message.id.clone();
                 let mut response = SqsBatchResponse::default();
-                response.batch_item_failures.push(failure);
+                for message in &delivery.messages {
+                    let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+                    failure.item_identifier = message.id.clone();
+                    response.batch_item_failures.push(failure);
+                }
                 Box::pin(std::future::ready(response))
             }
         }
@@ -759,12 +777,14 @@ impl World {
         let beside = if chaos && self.rng.chance(150) {
             if self.rng.chance(300) {
                 let mut again = first.clone();
-                again.message.receives += 1;
+                for message in &mut again.messages {
+                    message.receives += 1;
+                }
                 self.faults.count(|| {
                     format!(
-                        "{}: {} delivered again while its first delivery runs",
+                        "{}: a batch of {} delivered again while its first delivery runs",
                         first.consumer,
-                        describe(&first.message.body)
+                        first.messages.len()
                     )
                 });
                 Some((again, true))
@@ -800,18 +820,45 @@ impl World {
         }
     }
 
-    /// Settles a delivery as SQS would: deleted, back after the visibility timeout, or
-    /// redriven to the DLQ after `maxReceiveCount` receives.
+    /// Settles each message of a delivery as SQS would, by the batch's
+    /// `batchItemFailures`: deleted, back after the visibility timeout, or redriven to
+    /// the DLQ after `maxReceiveCount` receives.
     fn settle(&mut self, delivery: Delivery, response: &SqsBatchResponse, chaos: bool) {
-        let now = self.clock.elapsed();
         let Delivery {
-            queue: queue_id,
+            queue,
             consumer,
-            mut message,
+            messages,
         } = delivery;
-        let failed = !response.batch_item_failures.is_empty();
+        let failures = response.batch_item_failures.len();
+        if failures > 0 && failures < messages.len() {
+            self.faults.note(|| {
+                format!(
+                    "{consumer}: a batch of {}: {failures} failed, the rest deleted",
+                    messages.len()
+                )
+            });
+        }
+        for message in messages {
+            let failed = response
+                .batch_item_failures
+                .iter()
+                .any(|f| f.item_identifier == message.id);
+            self.settle_one(&queue, &consumer, message, failed, chaos);
+        }
+    }
+
+    /// Settles one message of a batch.
+    fn settle_one(
+        &mut self,
+        queue_id: &str,
+        consumer: &str,
+        mut message: Message,
+        failed: bool,
+        chaos: bool,
+    ) {
+        let now = self.clock.elapsed();
         let lost_delete = !failed && chaos && self.rng.chance(80);
-        let Some(queue) = self.queues.get_mut(&queue_id) else {
+        let Some(queue) = self.queues.get_mut(queue_id) else {
             return;
         };
         let visibility = i64::from(queue.spec.visibility_timeout) * 1_000_000;
@@ -1190,6 +1237,28 @@ mod tests {
             faults += report.faults;
         }
         assert!(faults > 0, "the runs injected no fault");
+    }
+
+    /// Lambda hands a consumer several messages at once and settles each by the
+    /// batch's `batchItemFailures`: the runs include batches where some fail and the
+    /// rest are deleted, and every invariant still holds.
+    #[tokio::test]
+    async fn batches_settle_message_by_message_on_partial_failures() {
+        let traced = Settings {
+            traced: true,
+            ..Settings::default()
+        };
+        let mut partial = 0;
+        for seed in 1..=20 {
+            let report = run(seed, traced).await.unwrap();
+            assert_eq!(report.violations, Vec::<String>::new(), "seed {seed}");
+            partial += report
+                .trace
+                .iter()
+                .filter(|line| line.contains("failed, the rest deleted"))
+                .count();
+        }
+        assert!(partial > 0, "no batch mixed failures and successes");
     }
 
     #[tokio::test]
