@@ -230,7 +230,7 @@ where
 /// The query string's parameters, refused in the API's error shape when the query
 /// string cannot be read.
 #[derive(Debug, Default)]
-pub struct Params(std::collections::HashMap<String, String>);
+pub struct Params(pub(crate) std::collections::HashMap<String, String>);
 
 impl std::ops::Deref for Params {
     type Target = std::collections::HashMap<String, String>;

@@ -318,7 +318,8 @@ pub fn cursors_from_secret(secrets: SecretsManager, secret_id: String) -> Cursor
     })
 }
 
-/// The cursor key from a Secrets Manager secret (its `SecretString`).
+/// The cursor key from a Secrets Manager secret: its current `SecretString`, and the
+/// previous one (`AWSPREVIOUS`, after a rotation) to open the cursors it sealed.
 ///
 /// # Errors
 /// [`AccessConfigError::Secret`] when it cannot be read, [`AccessConfigError::WeakKey`]
@@ -334,8 +335,20 @@ pub async fn cursor_key_from_secret(
             secret_id: secret_id.to_owned(),
             source: Box::new(e),
         })?;
-    CursorKey::new(text.as_bytes()).map_err(|reason| AccessConfigError::WeakKey {
+    let weak = |reason| AccessConfigError::WeakKey {
         secret_id: secret_id.to_owned(),
         reason,
-    })
+    };
+    let key = CursorKey::new(text.as_bytes()).map_err(weak)?;
+    let previous = secrets
+        .secret_string_at(secret_id, "AWSPREVIOUS")
+        .await
+        .map_err(|e| AccessConfigError::Secret {
+            secret_id: secret_id.to_owned(),
+            source: Box::new(e),
+        })?;
+    match previous {
+        Some(previous) => key.with_previous(previous.as_bytes()).map_err(weak),
+        None => Ok(key),
+    }
 }

@@ -4,10 +4,19 @@
 //! HMAC-SHA256 of it under the API's cursor key (a Secrets Manager secret in AWS, the
 //! local key in `orderflow dev`). A cursor that was altered, made up, or minted for
 //! another list is a 400 before anything is read with it.
+//!
+//! The key can be rotated (`docs/operations.md`): cursors are sealed with the secret's
+//! current version and opened with it or the previous one, so the cursors clients hold
+//! survive one rotation. The API re-reads the secret every [`KEY_REFRESH`], and at once
+//! (at most every [`KEY_REREAD`]) when a cursor opens under neither key it holds: one
+//! sealed by an instance that read the secret after a rotation.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,23 +36,36 @@ const CONTEXT: &[u8] = b"orderflow-cursor-v1.";
 type LoadKey =
     dyn Fn() -> Pin<Box<dyn Future<Output = Result<CursorKey, AccessConfigError>> + Send>> + Send + Sync;
 
+/// How long a key read from its secret is used before it is read again.
+pub const KEY_REFRESH: Duration = Duration::from_secs(300);
+/// A cursor no key opens makes the API read the secret again, but no sooner than this
+/// after the last read (a made-up cursor cannot make every request a secret read).
+pub const KEY_REREAD: Duration = Duration::from_secs(30);
+
 /// The cursor key as the API holds it: given at start-up ([`Cursors::ready`]), or read
 /// when a list first needs it ([`Cursors::deferred`]; in Lambda, from Secrets Manager),
 /// so that a function's start waits for no secret and a request that lists nothing
-/// never reads it. A read that fails is a 503 for that request and is tried again by
-/// the next; a key once read is kept.
+/// never reads it. A first read that fails is a 503 for that request and is tried again
+/// by the next; a key read is used for [`KEY_REFRESH`], and kept while a later read
+/// fails.
 #[derive(Clone)]
 pub struct Cursors(Arc<Source>);
 
 /// Where the key comes from.
 enum Source {
     /// Given.
-    Ready(CursorKey),
-    /// Read by `load`, once it succeeds.
+    Ready(Arc<CursorKey>),
+    /// Read by `load`, again when it is stale.
     Deferred {
-        key: tokio::sync::OnceCell<CursorKey>,
+        held: tokio::sync::Mutex<Option<Held>>,
         load: Box<LoadKey>,
     },
+}
+
+/// A key as read, and when.
+struct Held {
+    key: Arc<CursorKey>,
+    read_at: Instant,
 }
 
 impl std::fmt::Debug for Cursors {
@@ -64,7 +86,7 @@ impl Cursors {
     /// A key known at start-up.
     #[must_use]
     pub fn ready(key: CursorKey) -> Self {
-        Self(Arc::new(Source::Ready(key)))
+        Self(Arc::new(Source::Ready(Arc::new(key))))
     }
 
     /// A key `load` reads when it is first needed.
@@ -75,7 +97,7 @@ impl Cursors {
         R: Future<Output = Result<CursorKey, AccessConfigError>> + Send + 'static,
     {
         Self(Arc::new(Source::Deferred {
-            key: tokio::sync::OnceCell::new(),
+            held: tokio::sync::Mutex::new(None),
             load: Box::new(move || Box::pin(load())),
         }))
     }
@@ -85,21 +107,75 @@ impl Cursors {
     pub fn is_read(&self) -> bool {
         match &*self.0 {
             Source::Ready(_) => true,
-            Source::Deferred { key, .. } => key.initialized(),
+            Source::Deferred { held, .. } => held.try_lock().map_or(true, |held| held.is_some()),
         }
     }
 
-    /// The key, read now if it has not been.
+    /// The key, read now if it has not been or is stale.
     ///
     /// # Errors
-    /// A 503 when it cannot be read; why is logged, not returned.
-    pub async fn key(&self) -> Result<&CursorKey, ApiError> {
+    /// A 503 when it was never read and cannot be; why is logged, not returned.
+    pub async fn key(&self) -> Result<Arc<CursorKey>, ApiError> {
         match &*self.0 {
-            Source::Ready(key) => Ok(key),
-            Source::Deferred { key, load } => key
-                .get_or_try_init(load)
-                .await
-                .map_err(|error| ApiError::unavailable(&error)),
+            Source::Ready(key) => Ok(key.clone()),
+            Source::Deferred { held, load } => {
+                let mut held = held.lock().await;
+                match &*held {
+                    Some(h) if h.read_at.elapsed() < KEY_REFRESH => Ok(h.key.clone()),
+                    _ => Self::read(&mut held, load).await,
+                }
+            }
+        }
+    }
+
+    /// The key for a list and the position its `cursor` parameter holds, if any.
+    ///
+    /// # Errors
+    /// A 400 `invalid_cursor` for a cursor this API did not make; a 503 as [`Self::key`].
+    pub async fn open<T: DeserializeOwned>(
+        &self,
+        params: &Params,
+    ) -> Result<(Arc<CursorKey>, Option<T>), ApiError> {
+        let key = self.key().await?;
+        let Some(raw) = params.get("cursor") else {
+            return Ok((key, None));
+        };
+        if let Some(position) = key.open(raw) {
+            return Ok((key, Some(position)));
+        }
+        // Perhaps sealed under a key rotated in since this instance read its own.
+        if let Source::Deferred { held, load } = &*self.0 {
+            let mut held = held.lock().await;
+            if held.as_ref().is_some_and(|h| h.read_at.elapsed() >= KEY_REREAD) {
+                let newer = Self::read(&mut held, load).await?;
+                if let Some(position) = newer.open(raw) {
+                    return Ok((newer, Some(position)));
+                }
+            }
+        }
+        Err(bad_cursor())
+    }
+
+    /// Reads the key into `held`; a failed read keeps the key held, if any, for
+    /// another [`KEY_REFRESH`].
+    async fn read(held: &mut Option<Held>, load: &LoadKey) -> Result<Arc<CursorKey>, ApiError> {
+        match load().await {
+            Ok(key) => {
+                let key = Arc::new(key);
+                *held = Some(Held {
+                    key: key.clone(),
+                    read_at: Instant::now(),
+                });
+                Ok(key)
+            }
+            Err(error) => match held {
+                Some(h) => {
+                    tracing::warn!(%error, "the cursor key could not be read again; the one held stays in use");
+                    h.read_at = Instant::now();
+                    Ok(h.key.clone())
+                }
+                None => Err(ApiError::unavailable(&error)),
+            },
         }
     }
 }
@@ -109,9 +185,13 @@ pub const DEFAULT_PAGE: u16 = 20;
 /// The largest page.
 pub const MAX_PAGE: u16 = 100;
 
-/// The key cursors are signed with.
+/// The keys cursors are signed with: the current one, which seals and opens, and the
+/// one it replaced, which only opens.
 #[derive(Clone)]
-pub struct CursorKey(Vec<u8>);
+pub struct CursorKey {
+    current: Vec<u8>,
+    previous: Option<Vec<u8>>,
+}
 
 impl std::fmt::Debug for CursorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,41 +208,62 @@ impl CursorKey {
     /// # Errors
     /// A message when the secret is shorter than [`MIN_CURSOR_KEY_BYTES`].
     pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, String> {
-        let secret = secret.into();
-        if secret.len() < MIN_CURSOR_KEY_BYTES {
-            return Err(format!(
-                "the cursor key has {} bytes; at least {MIN_CURSOR_KEY_BYTES} are needed",
-                secret.len()
-            ));
-        }
-        Ok(Self(secret))
+        Ok(Self {
+            current: strong(secret.into())?,
+            previous: None,
+        })
     }
 
-    fn tag(&self, position: &str) -> Hmac<Sha256> {
+    /// This key, also opening cursors sealed with `secret` (the key it replaced).
+    ///
+    /// # Errors
+    /// A message when the secret is shorter than [`MIN_CURSOR_KEY_BYTES`].
+    pub fn with_previous(self, secret: impl Into<Vec<u8>>) -> Result<Self, String> {
+        Ok(Self {
+            previous: Some(strong(secret.into())?),
+            ..self
+        })
+    }
+
+    fn tag(key: &[u8], position: &str) -> Hmac<Sha256> {
         // HMAC takes keys of any length.
         #[allow(clippy::expect_used, reason = "HMAC accepts every key length")]
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
         mac.update(CONTEXT);
         mac.update(position.as_bytes());
         mac
     }
 
-    /// Encodes and signs a position.
+    /// Encodes and signs a position with the current key.
     #[must_use]
     pub fn seal<T: Serialize>(&self, position: &T) -> String {
         let encoded = URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).unwrap_or_default());
-        let tag = URL_SAFE_NO_PAD.encode(self.tag(&encoded).finalize().into_bytes());
+        let tag = URL_SAFE_NO_PAD.encode(Self::tag(&self.current, &encoded).finalize().into_bytes());
         format!("{encoded}.{tag}")
     }
 
-    /// The position in a cursor this key sealed; `None` for anything else.
+    /// The position in a cursor the current or the previous key sealed; `None` for
+    /// anything else.
     #[must_use]
     pub fn open<T: DeserializeOwned>(&self, cursor: &str) -> Option<T> {
         let (encoded, tag) = cursor.split_once('.')?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        self.tag(encoded).verify_slice(&tag).ok()?;
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|key| Self::tag(key, encoded).verify_slice(&tag).is_ok())?;
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(encoded).ok()?).ok()
     }
+}
+
+/// `secret`, unless it is too short to be a key.
+fn strong(secret: Vec<u8>) -> Result<Vec<u8>, String> {
+    if secret.len() < MIN_CURSOR_KEY_BYTES {
+        return Err(format!(
+            "the cursor key has {} bytes; at least {MIN_CURSOR_KEY_BYTES} are needed",
+            secret.len()
+        ));
+    }
+    Ok(secret)
 }
 
 /// The query string, checked by hand so every malformed parameter gets its own 400.
@@ -179,17 +280,6 @@ pub fn limit(params: &Params, default: u16) -> Result<u16, ApiError> {
             .filter(|n| (1..=MAX_PAGE).contains(n))
             .ok_or_else(|| ApiError::invalid_field("invalid_limit", "limit", format!("1 to {MAX_PAGE}")))
     })
-}
-
-/// `cursor`, opened with `key`.
-///
-/// # Errors
-/// A 400 `invalid_cursor` for a cursor this API did not make.
-pub fn cursor<T: DeserializeOwned>(key: &CursorKey, params: &Params) -> Result<Option<T>, ApiError> {
-    params
-        .get("cursor")
-        .map(|raw| key.open(raw).ok_or_else(bad_cursor))
-        .transpose()
 }
 
 /// The 400 for a cursor of another list.
@@ -242,5 +332,89 @@ mod tests {
         assert_eq!(key.open::<(String, u64)>(unsigned), None);
         assert_eq!(key.open::<(String, u64)>("not a cursor"), None);
         assert!(CursorKey::new(*b"short").is_err());
+    }
+
+    #[test]
+    fn a_rotated_key_seals_with_the_current_secret_and_opens_with_either() {
+        let old = CursorKey::new(*b"the key before the rotation").unwrap();
+        let sealed_before = old.seal(&1_u64);
+        let rotated = CursorKey::new(*b"the key after the rotation!")
+            .unwrap()
+            .with_previous(*b"the key before the rotation")
+            .unwrap();
+        assert_eq!(rotated.open::<u64>(&sealed_before), Some(1));
+        let sealed_after = rotated.seal(&2_u64);
+        assert_eq!(
+            old.open::<u64>(&sealed_after),
+            None,
+            "sealed with the current key"
+        );
+        let next = CursorKey::new(*b"the key two rotations on!!")
+            .unwrap()
+            .with_previous(*b"the key after the rotation!")
+            .unwrap();
+        assert_eq!(next.open::<u64>(&sealed_after), Some(2));
+        assert_eq!(
+            next.open::<u64>(&sealed_before),
+            None,
+            "two rotations retire a key"
+        );
+        assert!(old.with_previous(*b"short").is_err());
+    }
+
+    /// A loader whose secret the test rotates, counting its reads.
+    fn rotating(
+        secret: &Arc<std::sync::Mutex<CursorKey>>,
+        reads: &Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Cursors {
+        let (secret, reads) = (secret.clone(), reads.clone());
+        Cursors::deferred(move || {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let key = secret.lock().unwrap().clone();
+            async move { Ok(key) }
+        })
+    }
+
+    fn params(cursor: &str) -> Params {
+        Params(std::collections::HashMap::from([(
+            "cursor".to_owned(),
+            cursor.to_owned(),
+        )]))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_rotation_an_instance_reads_the_secret_again_for_a_cursor_it_cannot_open() {
+        let first = CursorKey::new(*b"the key before the rotation").unwrap();
+        let secret = Arc::new(std::sync::Mutex::new(first.clone()));
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cursors = rotating(&secret, &reads);
+        let read = || reads.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(cursors.key().await.unwrap().seal(&1_u64), first.seal(&1_u64));
+        assert_eq!(read(), 1);
+
+        // Another instance read the rotated secret and sealed a cursor with it.
+        let rotated = CursorKey::new(*b"the key after the rotation!")
+            .unwrap()
+            .with_previous(*b"the key before the rotation")
+            .unwrap();
+        *secret.lock().unwrap() = rotated.clone();
+        let sealed = rotated.seal(&2_u64);
+        // Read a moment ago: a cursor no key opens is refused without reading again.
+        assert!(cursors.open::<u64>(&params(&sealed)).await.is_err());
+        assert_eq!(read(), 1);
+        // Later, the same cursor makes it read the secret, and opens.
+        tokio::time::advance(KEY_REREAD).await;
+        let (key, position) = cursors.open::<u64>(&params(&sealed)).await.unwrap();
+        assert_eq!((position, read()), (Some(2), 2));
+        assert_eq!(key.seal(&3_u64), rotated.seal(&3_u64));
+        // A made-up cursor right after is refused without another read.
+        assert!(cursors.open::<u64>(&params("bm90.aXQ")).await.is_err());
+        assert_eq!(read(), 2);
+        // And the key is read again once it is stale, cursor or none.
+        cursors.key().await.unwrap();
+        assert_eq!(read(), 2);
+        tokio::time::advance(KEY_REFRESH).await;
+        cursors.key().await.unwrap();
+        assert_eq!(read(), 3);
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::extract::{JsonBody, request_metadata};
-use crate::paging::{self, MAX_PAGE, Params, cursor, limit, list};
+use crate::paging::{self, MAX_PAGE, Params, limit, list};
 use crate::{Action, Api, ApiError, Principal, Stores, authorize};
 
 /// A product as operators see it.
@@ -347,8 +347,8 @@ pub(crate) async fn get_product_events<P: Stores>(
     authorize(&principal, Action::Operate).into_result()?;
     let sku = sku(&raw)?;
     let limit = limit(&params, MAX_PAGE)?;
-    let cursors = api.access.cursors.key().await?;
-    let after = match cursor::<ProductEventsCursor>(cursors, &params)? {
+    let (cursors, position) = api.access.cursors.open::<ProductEventsCursor>(&params).await?;
+    let after = match position {
         Some(c) if c.sku == sku => c.after_version,
         Some(_) => return Err(paging::foreign_cursor()),
         None => 0,
@@ -386,8 +386,7 @@ pub(crate) async fn list_products<P: Stores>(
 ) -> Result<Response, ApiError> {
     authorize(&principal, Action::BrowseCatalog).into_result()?;
     let limit = limit(&params, MAX_PAGE)?;
-    let cursors = api.access.cursors.key().await?;
-    let after = cursor::<ProductsCursor>(cursors, &params)?;
+    let (cursors, after) = api.access.cursors.open::<ProductsCursor>(&params).await?;
     let (page, next) = api
         .catalog
         .page(usize::from(limit), after.as_ref().map(|c| &c.after))

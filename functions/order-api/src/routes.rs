@@ -25,7 +25,7 @@ use crate::extract::{
     request_metadata,
 };
 use crate::openapi::{self, Answer, Describe, Operation, Param};
-use crate::paging::{self, DEFAULT_PAGE, MAX_PAGE, Params, cursor, limit, list};
+use crate::paging::{self, DEFAULT_PAGE, MAX_PAGE, Params, limit, list};
 use crate::{Action, Api, ApiError, Decision, Principal, Stores, authorize, products};
 
 /// The router, with every route of the API: [`operations`], each with its handler.
@@ -640,8 +640,8 @@ async fn get_events<P: Stores>(
 ) -> Result<Response, ApiError> {
     let id = order_id(&id)?;
     let limit = limit(&params, MAX_PAGE)?;
-    let cursors = api.access.cursors.key().await?;
-    let (after, owner) = match cursor::<EventsCursor>(cursors, &params)? {
+    let (cursors, position) = api.access.cursors.open::<EventsCursor>(&params).await?;
+    let (after, owner) = match position {
         Some(c) if c.order_id == id => (c.after_version, Some(c.owner)),
         Some(_) => return Err(paging::foreign_cursor()),
         None => (0, None),
@@ -680,8 +680,7 @@ async fn list_customer_orders<P: Stores>(
         CustomerId::parse(id).map_err(|e| ApiError::invalid_field("invalid_customer_id", "id", e))?;
     authorize(&principal, Action::ListOrders { of: &customer }).into_result()?;
     let limit = limit(&params, DEFAULT_PAGE)?;
-    let cursors = api.access.cursors.key().await?;
-    let after = cursor::<CustomerCursor>(cursors, &params)?;
+    let (cursors, after) = api.access.cursors.open::<CustomerCursor>(&params).await?;
     if after
         .as_ref()
         .is_some_and(|c| c.customer_id != customer.to_string())

@@ -672,6 +672,25 @@ async fn the_cursor_key_is_read_from_its_secret_and_a_weak_or_missing_one_is_ref
     let other = CursorKey::new(*b"another key entirely, 32 bytes!").unwrap();
     assert_eq!(other.open::<u64>(&sealed), None, "the secret is the key");
 
+    // Rotated as docs/operations.md says (a new value; Secrets Manager labels the old
+    // one AWSPREVIOUS): cursors sealed before still open, new ones are sealed anew.
+    secrets
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string("the rotated key, as long and as random as the first one was")
+        .send()
+        .await
+        .unwrap();
+    let rotated = order_api::cursor_key_from_secret(&reader, &name).await.unwrap();
+    assert_eq!(
+        rotated.open::<u64>(&sealed),
+        Some(7),
+        "a cursor sealed before the rotation"
+    );
+    let resealed = rotated.seal(&8_u64);
+    assert_eq!(key.open::<u64>(&resealed), None, "sealed with the new key");
+    assert_eq!(rotated.open::<u64>(&resealed), Some(8));
+
     let weak = local::unique_name("cursor-key-weak");
     create_secret(&secrets, &weak, "short").await;
     assert!(matches!(
@@ -737,10 +756,14 @@ async fn the_cursor_key_is_read_when_a_list_first_needs_it_and_a_failed_read_is_
     assert!(cursors.is_read());
     let again = app.call("GET", "/customers/c-1/orders", &[], None).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
-    assert_eq!(reads(), 2, "read once more, then kept");
+    assert_eq!(
+        reads(),
+        3,
+        "read once more (its current and previous versions), then kept"
+    );
     assert_eq!(
         calls.snapshot().into_iter().collect::<Vec<_>>(),
-        [(("Secrets Manager".to_owned(), "GetSecretValue".to_owned()), 2)]
+        [(("Secrets Manager".to_owned(), "GetSecretValue".to_owned()), 3)]
     );
 
     // The key it read is the secret.

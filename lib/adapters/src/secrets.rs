@@ -236,13 +236,34 @@ impl SecretsManager {
     /// [`SecretError::TimedOut`] when the call with its retries outlasts
     /// [`CALL_TIMEOUT`].
     pub async fn secret_string(&self, secret_id: &str) -> Result<String, SecretError> {
-        tokio::time::timeout(CALL_TIMEOUT, self.with_retries(secret_id))
+        let body = serde_json::json!({ "SecretId": secret_id }).to_string();
+        tokio::time::timeout(CALL_TIMEOUT, self.with_retries(body))
             .await
             .unwrap_or(Err(SecretError::TimedOut(CALL_TIMEOUT)))
     }
 
-    async fn with_retries(&self, secret_id: &str) -> Result<String, SecretError> {
-        let body = serde_json::json!({ "SecretId": secret_id }).to_string();
+    /// The `SecretString` of the version of `secret_id` labelled `stage` (`AWSPREVIOUS`
+    /// after a rotation); `None` when no version carries the label.
+    ///
+    /// # Errors
+    /// As [`Self::secret_string`], but for the missing label.
+    pub async fn secret_string_at(
+        &self,
+        secret_id: &str,
+        stage: &str,
+    ) -> Result<Option<String>, SecretError> {
+        let body = serde_json::json!({ "SecretId": secret_id, "VersionStage": stage }).to_string();
+        match tokio::time::timeout(CALL_TIMEOUT, self.with_retries(body))
+            .await
+            .unwrap_or(Err(SecretError::TimedOut(CALL_TIMEOUT)))
+        {
+            Ok(text) => Ok(Some(text)),
+            Err(SecretError::Service { kind, .. }) if kind == "ResourceNotFoundException" => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn with_retries(&self, body: String) -> Result<String, SecretError> {
         let mut attempt = 1;
         loop {
             let result = tokio::time::timeout(ATTEMPT_TIMEOUT, self.attempt(body.as_bytes()))
