@@ -641,6 +641,132 @@ async fn an_order_its_participants_answered_is_left_for_the_saga_not_timed_out()
     assert_eq!(last.examined, 0, "taken out of the index");
 }
 
+/// Moves every message of queue `from` to queue `to` (logical ids), as SQS's redrive
+/// does after `maxReceiveCount` receives, or an operator's `dlq redrive` back.
+async fn move_messages(f: &Fixture, from: &str, to: &str) -> usize {
+    let (from, to) = (
+        f.stack.messaging.queues[from].url.clone(),
+        f.stack.messaging.queues[to].url.clone(),
+    );
+    let mut moved = 0;
+    loop {
+        let messages = f
+            .sqs
+            .receive_message()
+            .queue_url(&from)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if messages.is_empty() {
+            return moved;
+        }
+        for message in messages {
+            f.sqs
+                .send_message()
+                .queue_url(&to)
+                .message_body(message.body.unwrap())
+                .send()
+                .await
+                .unwrap();
+            f.sqs
+                .delete_message()
+                .queue_url(&from)
+                .receipt_handle(message.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+            moved += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_order_whose_saga_messages_are_parked_is_flagged_then_cancelled_and_compensated() {
+    let f = Fixture::new(false).await;
+    let stuck = f.place(&[("SKU-1", 1)], "tok_visa").await;
+    // Inventory and payment answer; the saga's messages end in its DLQ.
+    f.runner.pump_stream().await.unwrap();
+    for binary in ["inventory", "payment"] {
+        f.pump(binary).await;
+    }
+    f.runner.pump_stream().await.unwrap();
+    let parked = move_messages(&f, "OrderSagaQueue", "OrderSagaDeadLetterQueue").await;
+    assert_eq!(parked, 2, "StockReserved and PaymentCaptured");
+    assert_eq!(f.status(stuck).await, OrderStatus::Pending);
+
+    // The checker names the DLQ that holds each answer.
+    let report = orderflow_cli::check::run(&orderflow_cli::check::CheckArgs {
+        on: orderflow_cli::target::Target::local(&f.stack.prefix),
+        from: None,
+        until: None,
+        grace: 0,
+    })
+    .await
+    .unwrap();
+    let about: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|x| x.order_id == Some(stuck))
+        .map(|x| x.what.as_str())
+        .collect();
+    for answer in ["StockReserved", "PaymentCaptured"] {
+        assert!(
+            about
+                .iter()
+                .any(|w| w.contains(&format!("its {answer} sits in OrderSagaDeadLetterQueue"))),
+            "{answer}: {about:?}"
+        );
+    }
+
+    // Past the deadline, within the saga's patience: left for it.
+    let now = orderflow_domain::Timestamp::from_jiff(jiff::Timestamp::now());
+    let swept = f
+        .runner
+        .sweep_pending(now.plus(jiff::SignedDuration::from_mins(20)))
+        .await
+        .unwrap();
+    assert_eq!(swept.left_for_saga, [stuck.to_string()], "{swept:?}");
+    // Past its patience: the saga is stuck, not behind; the order is cancelled and
+    // compensation gives back the money and the stock.
+    let swept = f
+        .runner
+        .sweep_pending(now.plus(jiff::SignedDuration::from_mins(30)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (swept.stalled.clone(), swept.expired.clone()),
+        (vec![stuck.to_string()], vec![stuck.to_string()]),
+        "{swept:?}"
+    );
+    f.settle().await;
+    assert_eq!(f.status(stuck).await, OrderStatus::Cancelled);
+    assert!(f.ledger().await[&stuck.to_string()].refunded, "not left charged");
+    assert_eq!(
+        f.stream::<Inventory>(stuck).await,
+        ["StockReserved", "StockReleased"]
+    );
+    assert_eq!(
+        f.stream::<Payment>(stuck).await,
+        ["PaymentCaptured", "PaymentRefunded"]
+    );
+
+    // Redriven once the cause is fixed, the answers are late facts: nothing moves.
+    assert_eq!(
+        move_messages(&f, "OrderSagaDeadLetterQueue", "OrderSagaQueue").await,
+        2
+    );
+    f.settle().await;
+    assert_eq!(f.status(stuck).await, OrderStatus::Cancelled);
+    assert!(f.dead_letters().await.is_empty(), "{:?}", f.dead_letters().await);
+    assert_eq!(
+        f.stream::<Payment>(stuck).await,
+        ["PaymentCaptured", "PaymentRefunded"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_pending_orders_are_timed_out_page_by_page_however_late_the_run() {
     let f = Fixture::new(false).await;

@@ -11,7 +11,12 @@
 //!
 //! Before cancelling, the participants' own streams are read: an order that inventory
 //! and payment have both answered is left for the saga to record (it is behind, not
-//! stuck, and the lag alarm covers it).
+//! stuck, and the lag alarm covers it), for [`SAGA_PATIENCE`] past the deadline. After
+//! that the saga is not behind but stuck (its message parked in its DLQ, or lost), and
+//! the order is cancelled like any other: compensation refunds and releases what the
+//! participants took, so no order is left charged and forgotten. The answers, when
+//! the parked message is redriven, are recorded as late facts on the cancelled order;
+//! `orderflow check` names the DLQ that holds them.
 
 use futures::StreamExt;
 use jiff::SignedDuration;
@@ -30,6 +35,11 @@ pub const ACTOR: &str = "service:pending-timeout";
 /// The default deadline (the template's `PendingTimeoutMinutes`).
 pub const DEFAULT_DEADLINE: SignedDuration = SignedDuration::from_mins(15);
 
+/// How long past the deadline an order its participants answered is left for the saga
+/// to record: twice the saga queue's whole retry path (five receives of 60 s before its
+/// DLQ), so only an answer that is parked or lost outlasts it.
+pub const SAGA_PATIENCE: SignedDuration = SignedDuration::from_mins(10);
+
 /// Entries read from the index at once.
 const PAGE: i32 = 100;
 
@@ -45,6 +55,9 @@ pub struct Swept {
     pub expired: Vec<String>,
     /// Pending, but answered by inventory and payment: left for the saga.
     pub left_for_saga: Vec<String>,
+    /// Answered, but still pending [`SAGA_PATIENCE`] past the deadline: cancelled now
+    /// (also in `expired`), the saga's message parked or lost.
+    pub stalled: Vec<String>,
     /// Orders that failed (retried by the next run: they stay in the index).
     pub failed: usize,
 }
@@ -64,6 +77,9 @@ pub enum Fate {
     /// Still pending, but inventory and payment have both answered: left for the saga
     /// to record.
     LeftForSaga,
+    /// Answered, but the saga never recorded the answers in its patience: cancelled now
+    /// (reason `timeout`).
+    Stalled,
     /// No longer pending (or never placed): nothing to do.
     Settled,
 }
@@ -103,6 +119,7 @@ impl<C: Clock> PendingTimeout<C> {
     /// When the index cannot be read; a failing order only counts in `failed`.
     pub async fn sweep(&self, now: Timestamp) -> Result<Swept, orderflow_app::StoreError> {
         let until = now.plus(-self.deadline);
+        let give_up = until.plus(-SAGA_PATIENCE);
         let store = self.commands.repository().store();
         let mut swept = Swept::default();
         for shard in 0..TIME_SHARDS {
@@ -111,7 +128,7 @@ impl<C: Clock> PendingTimeout<C> {
                 let (entries, next) = store.pending_page(shard, until, after, PAGE).await?;
                 let settled: Vec<_> = futures::stream::iter(entries)
                     .map(|entry| async move {
-                        let fate = self.settle(&entry).await;
+                        let fate = self.settle(&entry, give_up).await;
                         (entry.order_id, fate)
                     })
                     .buffer_unordered(IN_FLIGHT)
@@ -121,6 +138,10 @@ impl<C: Clock> PendingTimeout<C> {
                     swept.examined += 1;
                     match fate {
                         Ok(Fate::Expired) => swept.expired.push(order_id),
+                        Ok(Fate::Stalled) => {
+                            swept.expired.push(order_id.clone());
+                            swept.stalled.push(order_id);
+                        }
                         Ok(Fate::LeftForSaga) => swept.left_for_saga.push(order_id),
                         Ok(Fate::Settled) => {}
                         Err(error) => {
@@ -140,9 +161,9 @@ impl<C: Clock> PendingTimeout<C> {
 
     /// Expires one order if it is still pending and not answered; takes it out of the
     /// index once it is (or already was) no longer pending.
-    async fn settle(&self, entry: &PendingEntry) -> Result<Fate, ExpiryError> {
+    async fn settle(&self, entry: &PendingEntry, give_up: Timestamp) -> Result<Fate, ExpiryError> {
         let order_id = &entry.order_id;
-        let fate = expire(&self.commands, order_id).await?;
+        let fate = expire(&self.commands, order_id, give_up).await?;
         if fate != Fate::LeftForSaga {
             self.commands
                 .repository()
@@ -154,28 +175,35 @@ impl<C: Clock> PendingTimeout<C> {
     }
 }
 
-/// Cancels the order `order_id` (reason `timeout`) if it is still pending and inventory
-/// and payment have not both answered, over any event store: the rule the sweep applies
-/// to each order past its deadline.
+/// Cancels the order `order_id` (reason `timeout`) if it is still pending, over any
+/// event store: the rule the sweep applies to each order past its deadline. An order
+/// inventory and payment have both answered is left for the saga unless it was placed
+/// before `give_up` (then the saga is stuck, not behind).
 ///
 /// # Errors
 /// [`ExpiryError`] when a stream cannot be read or the cancellation not appended.
 pub async fn expire<S: EventStore, C: Clock>(
     commands: &CommandService<S, C>,
     order_id: &str,
+    give_up: Timestamp,
 ) -> Result<Fate, ExpiryError> {
     let repository = commands.repository();
     let loaded = repository.load::<Order>(order_id).await?;
-    if loaded.state.placed().map(|o| o.status) != Some(OrderStatus::Pending) {
+    let Some(placed) = loaded.state.placed().filter(|o| o.status == OrderStatus::Pending) else {
         return Ok(Fate::Settled);
-    }
+    };
+    let placed_at = placed.placed_at;
     let (inventory, payment) = tokio::try_join!(
         repository.history::<Inventory>(order_id),
         repository.history::<Payment>(order_id),
     )?;
-    if !inventory.is_empty() && !payment.is_empty() {
+    let answered = !inventory.is_empty() && !payment.is_empty();
+    if answered && placed_at >= give_up {
         tracing::warn!(%order_id, "pending past the deadline, but inventory and payment have answered: left for the saga to record");
         return Ok(Fate::LeftForSaga);
+    }
+    if answered {
+        tracing::error!(%order_id, "answered, but the saga never recorded the answers (its message parked in its DLQ, or lost): cancelling, so compensation gives back what was taken");
     }
     let placed = repository.history_page::<Order>(order_id, 0, 1).await?;
     let metadata = placed.first().map_or_else(
@@ -198,7 +226,7 @@ pub async fn expire<S: EventStore, C: Clock>(
     }
     orderflow_adapters::metrics::order_events(&executed.events);
     tracing::info!(%order_id, correlation_id = %metadata.correlation_id, "pending past the deadline: cancelled (timeout)");
-    Ok(Fate::Expired)
+    Ok(if answered { Fate::Stalled } else { Fate::Expired })
 }
 
 /// Why one order could not be expired (it stays in the index; the next run retries).

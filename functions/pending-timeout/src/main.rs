@@ -25,6 +25,7 @@ async fn main() -> Result<(), Error> {
                     examined = swept.examined,
                     expired = swept.expired.len(),
                     left_for_saga = swept.left_for_saga.len(),
+                    stalled = swept.stalled.len(),
                     failed = swept.failed,
                     "swept"
                 );

@@ -20,7 +20,10 @@
 //!   lost between the store and its consumers;
 //! - that the customer sees every compensation: a refund, a stock release or a
 //!   shipment cancellation older than `--grace` is recorded on the order, at the time
-//!   its participant made it (and the order records none its participants did not).
+//!   its participant made it (and the order records none its participants did not);
+//! - that no event of an order sits in a DLQ: each parked message names its order, its
+//!   event and the DLQ that holds it (an answer the saga never recorded leaves its
+//!   order pending until the timeout gives up on the saga and cancels it).
 //!
 //! It prints a report and exits non-zero on any finding.
 
@@ -45,6 +48,9 @@ use orderflow_domain::{Aggregate, OrderId, Timestamp};
 
 /// Orders read at once.
 const IN_FLIGHT: usize = 16;
+
+/// Messages read from each DLQ (hidden a few seconds while read, then released).
+const PARKED_READ: usize = 1000;
 
 /// Options of `orderflow check`.
 #[derive(Debug, Clone, clap::Args)]
@@ -239,6 +245,36 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
                 report.order(order_id, "charged at the provider, but no such order");
             }
             _ => {}
+        }
+    }
+    // A message parked in a DLQ is an event some consumer never acted on.
+    for dlq in crate::dlq::dead_letter_queues(stack) {
+        let parked = crate::dlq::show_in(
+            stack,
+            &resolved.sqs,
+            &dynamodb,
+            &dlq.logical_id,
+            PARKED_READ,
+            std::time::Duration::from_secs(5),
+        )
+        .await?;
+        for message in parked {
+            let Some(order_id) = message.order_id.as_deref().and_then(|id| OrderId::parse(id).ok()) else {
+                continue;
+            };
+            if !charged.contains_key(&order_id) {
+                continue;
+            }
+            report.order(
+                order_id,
+                format!(
+                    "its {} sits in {} ({}): fix the cause, then `orderflow dlq redrive {}`",
+                    message.event_type.as_deref().unwrap_or("message"),
+                    dlq.logical_id,
+                    message.last_error.as_deref().unwrap_or("no failure recorded"),
+                    dlq.logical_id,
+                ),
+            );
         }
     }
     // A record the relay set aside is an item on the events table that is no event:

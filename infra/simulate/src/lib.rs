@@ -568,7 +568,10 @@ impl World {
     /// the sweep knows): the sweep's own rule decides.
     async fn expire(&mut self, n: usize) {
         let id = self.orders[n].id.to_string();
-        match pending_timeout::expire(&self.sweeper, &id).await {
+        // The saga is never given up on here: its messages are delayed, never parked
+        // for good, and an answered order waits for it.
+        let never = orderflow_domain::Timestamp::from_jiff(jiff::Timestamp::UNIX_EPOCH);
+        match pending_timeout::expire(&self.sweeper, &id, never).await {
             Ok(fate) => self.note(|| format!("pending timeout, order {n}: {fate:?}")),
             Err(e) => self.note(|| format!("pending timeout, order {n}: failed ({e}); the next run retries")),
         }
