@@ -10,7 +10,10 @@
 //! generates; a schema changes at its version only compatibly ([`compat`]), and a
 //! breaking change needs a new version whose upcaster from the previous one exists and
 //! is exercised by the historical corpus (`events/corpus/`); every consumer reads every
-//! event type the template routes to it, at the version producers write. [`write()`]
+//! event type the template routes to it, at the version producers write; and each
+//! committed version file changes only compatibly from every copy of it on the main
+//! branch's history ([`published`]), so a version cannot be edited in place by
+//! changing the code and the file together. [`write()`]
 //! (`make schemas`) writes what the code generates, but never over a published version
 //! with a breaking change.
 
@@ -158,6 +161,16 @@ pub enum Finding {
         /// What is wrong.
         problem: String,
     },
+    /// A schema version as published on the main branch was edited in place in a way
+    /// old events or old readers break on (code and file changed together).
+    EditedInPlace {
+        /// The file.
+        path: String,
+        /// The main-branch commit whose copy it breaks.
+        commit: String,
+        /// The breaking differences.
+        changes: Vec<compat::Change>,
+    },
     /// The historical corpus holds no event of a published version.
     NotInCorpus {
         /// The event type.
@@ -199,6 +212,16 @@ impl std::fmt::Display for Finding {
                 event_type,
                 problem,
             } => write!(f, "consumer {consumer}, {event_type}: {problem}"),
+            Self::EditedInPlace {
+                path,
+                commit,
+                changes,
+            } => write!(
+                f,
+                "{path}: edited in place, breaking the version published on the main branch (commit {}); published versions never change: bump the event's schema version instead{}",
+                commit.get(..12).unwrap_or(commit),
+                list(changes)
+            ),
             Self::NotInCorpus { event_type, version } => write!(
                 f,
                 "{CORPUS}/ holds no {event_type} v{version}: add one (published versions are replayed in CI)"
@@ -270,8 +293,83 @@ pub fn check(root: &Path) -> Vec<Finding> {
         }
     }
     findings.extend(history(root));
+    if let Some(base) = main_branch(root) {
+        findings.extend(published(root, &base));
+    }
     findings.extend(consumers(&Template::load(&root.join("template.yaml")).ok()));
     findings.extend(corpus_coverage(root));
+    findings
+}
+
+/// The main branch to compare published versions with: `ORDERFLOW_CONTRACTS_BASE`, else
+/// `origin/main`, else `main`; `None` when `root` is no git work tree (a scratch copy) or
+/// none resolves.
+#[must_use]
+pub fn main_branch(root: &Path) -> Option<String> {
+    let candidates = std::env::var("ORDERFLOW_CONTRACTS_BASE")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .map_or_else(|| vec!["origin/main".to_owned(), "main".to_owned()], |b| vec![b]);
+    candidates.into_iter().find(|base| {
+        git(
+            root,
+            &["rev-parse", "--verify", "--quiet", &format!("{base}^{{commit}}")],
+        )
+        .is_some()
+    })
+}
+
+/// `git -C root <args>`'s output, `None` when it fails.
+fn git(root: &Path, args: &[&str]) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Every committed schema version against each copy of it the history of `base` holds:
+/// a version once published changes only compatibly, whatever the code now generates.
+#[must_use]
+pub fn published(root: &Path, base: &str) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for file in committed_event_files(root) {
+        let path = format!("{SCHEMAS}/{file}");
+        let Some(now) = read_json(&root.join(&path)) else {
+            continue;
+        };
+        let commits = git(root, &["log", "--format=%H", base, "--", &path]).unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        for commit in commits.lines() {
+            let Some(text) = git(root, &["show", &format!("{commit}:{path}")]) else {
+                continue; // the commit removed it
+            };
+            if !seen.insert(text.clone()) {
+                continue;
+            }
+            let Ok(then) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            let breaking: Vec<_> = compat::diff(&then, &now)
+                .into_iter()
+                .filter(|c| c.breaking)
+                .collect();
+            if !breaking.is_empty() {
+                findings.push(Finding::EditedInPlace {
+                    path: path.clone(),
+                    commit: commit.to_owned(),
+                    changes: breaking,
+                });
+                break;
+            }
+        }
+    }
     findings
 }
 

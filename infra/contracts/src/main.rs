@@ -60,7 +60,7 @@ fn main() -> ExitCode {
             }
             if findings.is_empty() {
                 println!(
-                    "contracts: the OpenAPI description, the envelope and {} event schemas are what the code generates; every version is readable and in the corpus; every consumer reads what it is sent",
+                    "contracts: the OpenAPI description, the envelope and {} event schemas are what the code generates; every version is readable, in the corpus and compatible with every copy of it on the main branch; every consumer reads what it is sent",
                     orderflow_domain::schema::EVENTS.len()
                 );
                 ExitCode::SUCCESS

@@ -445,3 +445,61 @@ fn every_request_example_in_the_description_is_valid_against_its_schema() {
     }
     assert_eq!(examples, 5, "every operation with a body has an example");
 }
+
+/// `git` in `dir`, as a throwaway identity.
+fn git(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=gate",
+            "-c",
+            "user.email=gate@example.com",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
+#[test]
+fn a_version_published_on_main_cannot_be_edited_in_place_even_with_the_code() {
+    let scratch = Scratch::new("in-place");
+    git(&scratch.0, &["init", "--quiet", "--initial-branch=main"]);
+    git(&scratch.0, &["add", "-A"]);
+    git(&scratch.0, &["commit", "--quiet", "-m", "published"]);
+    assert_eq!(
+        orderflow_contracts::main_branch(&scratch.0).as_deref(),
+        Some("main")
+    );
+    assert_eq!(orderflow_contracts::published(&scratch.0, "main"), vec![]);
+
+    // On a branch, the file is changed as the code would be changed with it (the
+    // generated file would then match): a retyped member of a published version.
+    git(&scratch.0, &["checkout", "--quiet", "-b", "change"]);
+    scratch.edit(CANCELLED, |s| {
+        s["properties"]["detail"]["type"] = json!("integer")
+    });
+    git(&scratch.0, &["commit", "--quiet", "-am", "retype detail"]);
+    let findings = orderflow_contracts::published(&scratch.0, "main");
+    assert!(
+        matches!(&findings[..], [Finding::EditedInPlace { path, changes, .. }] if path == CANCELLED && changes[0].path == "detail"),
+        "{findings:#?}"
+    );
+    assert!(
+        findings[0].to_string().contains("edited in place"),
+        "{}",
+        findings[0]
+    );
+
+    // A compatible change to the same version passes.
+    git(&scratch.0, &["checkout", "--quiet", "main"]);
+    scratch.edit(CANCELLED, |s| {
+        s["description"] = json!("A cancellation, with a better description.")
+    });
+    assert_eq!(orderflow_contracts::published(&scratch.0, "main"), vec![]);
+}
