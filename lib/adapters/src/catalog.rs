@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -25,7 +26,7 @@ use orderflow_domain::Sku;
 use orderflow_domain::inventory::StockLine;
 use orderflow_domain::product::ProductDetails;
 
-use crate::event_store::dynamodb::EffectsError;
+use crate::event_store::dynamodb::{EffectsError, MAX_TRANSACTION_ACTIONS};
 use crate::event_store::{DynamoEventStore, MemoryEventStore};
 
 /// The catalog table.
@@ -99,7 +100,7 @@ impl Counters {
 }
 
 /// One of an item's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Counter {
     Available,
     Reserved,
@@ -628,6 +629,84 @@ impl DynamoCatalog {
         Ok(actions)
     }
 
+    /// Moves `units` of `counter` onto shard `to` of `sku` from its other shards (those
+    /// holding the most first), in one transaction that changes no total: what lets a
+    /// move that would be split over many shards land on one. Fails its condition (and
+    /// moves nothing) if the layout or the counters changed since `layout` was read.
+    async fn gather(
+        &self,
+        sku: &Sku,
+        counter: Counter,
+        to: u32,
+        units: u64,
+        layout: &Layout,
+    ) -> Result<(), StoreError> {
+        let shards = layout.shards();
+        let name = counter.name();
+        let layout_holds = "shards = :shards";
+        let mut sources: Vec<(u32, u64)> = (0..shards)
+            .filter(|&shard| shard != to)
+            .filter_map(|shard| {
+                Some((
+                    shard,
+                    layout.items.get(shard as usize).copied().flatten()?.get(counter),
+                ))
+            })
+            .filter(|&(_, held)| held > 0)
+            .collect();
+        sources.sort_by_key(|&(shard, held)| (std::cmp::Reverse(held), shard));
+        let mut left = units;
+        let mut actions = Vec::new();
+        for (shard, held) in sources {
+            if left == 0 {
+                break;
+            }
+            let take = held.min(left);
+            left -= take;
+            actions.push(self.update(
+                shard_key(sku, shard),
+                &format!("SET {name} = {name} - :q"),
+                Some(&format!("{name} >= :q AND {layout_holds}")),
+                &[],
+                vec![(":q", number(take)), (":shards", number(u64::from(shards)))],
+            )?);
+        }
+        let gathered = units - left;
+        if gathered == 0 {
+            return Ok(());
+        }
+        actions.push(self.update(
+            shard_key(sku, to),
+            &format!("SET {name} = if_not_exists({name}, :zero) + :q"),
+            Some(&format!("attribute_exists(sku) AND {layout_holds}")),
+            &[],
+            vec![
+                (":q", number(gathered)),
+                (":zero", number(0)),
+                (":shards", number(u64::from(shards))),
+            ],
+        )?);
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Stock moved under it: the caller reads the layout and plans again.
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::new("gather stock on one shard", e)),
+        }
+    }
+
     /// What is wrong with how stock is laid out over items: a shard item of no product,
     /// or beyond its product's shards, or missing, or naming another layout. Each is
     /// stock the counters' sums would miscount.
@@ -840,6 +919,10 @@ pub struct DynamoStockLedger {
 /// append goes back to its caller as a conflict (which re-decides).
 const PLAN_ROUNDS: u32 = 6;
 
+/// How many times one append gathers split moves' units before it goes back to its
+/// caller as a conflict (stock kept moving under each gathering).
+const GATHER_ROUNDS: u32 = 4;
+
 /// How many products' shard counts a ledger remembers before it starts again.
 const REMEMBERED: usize = 10_000;
 
@@ -907,8 +990,24 @@ impl DynamoStockLedger {
     ) -> Result<(), MoveError> {
         let claim = once.map(|once| self.claim(once)).transpose()?;
         let mut read: HashMap<Sku, Layout> = HashMap::new();
+        let mut gathered = 0;
         for round in 0..PLAN_ROUNDS {
-            let (mut effects, owners) = self.plan(stream, moves, &read)?;
+            let (mut effects, owners) = loop {
+                let (effects, owners) = self.plan(stream, moves, &read)?;
+                if effects.len() + events.len() + usize::from(claim.is_some()) <= MAX_TRANSACTION_ACTIONS {
+                    break (effects, owners);
+                }
+                // Split over too many shards for one transaction: gather each split
+                // move's units on its stream's shard, then plan again (one part each).
+                gathered += 1;
+                if gathered > GATHER_ROUNDS {
+                    return Err(MoveError::Append(orderflow_app::AppendError::Conflict {
+                        stream: stream.clone(),
+                        expected_version,
+                    }));
+                }
+                self.gather_split(stream, moves, &owners, &mut read).await?;
+            };
             // The claim goes after the moves' effects, so their indexes stay the owners'.
             let claimed_at = claim.as_ref().map(|claim| {
                 effects.push(claim.clone());
@@ -955,6 +1054,57 @@ impl DynamoStockLedger {
             stream: stream.clone(),
             expected_version,
         }))
+    }
+
+    /// For each move `owners` shows split over several shards, gathers its units on
+    /// the shard its stream prefers, and reads the product's layout again into `read`.
+    async fn gather_split(
+        &self,
+        stream: &StreamId,
+        moves: &[StockMove],
+        owners: &[Owner],
+        read: &mut HashMap<Sku, Layout>,
+    ) -> Result<(), MoveError> {
+        let store = |e: StoreError| MoveError::Append(orderflow_app::AppendError::Store(e));
+        // Units each (product, counter) must have on its preferred shard.
+        let mut wanted: HashMap<(Sku, Counter), u64> = HashMap::new();
+        for (index, stock_move) in moves.iter().enumerate() {
+            if owners.iter().filter(|o| o.index == index).count() < 2 {
+                continue;
+            }
+            if let Some((change, quantity)) = Change::of(stock_move)
+                && let Some(counter) = change.from()
+            {
+                *wanted.entry((stock_move.sku().clone(), counter)).or_default() += quantity;
+            }
+        }
+        for ((sku, counter), units) in wanted {
+            let Some(layout) = read.get(&sku) else { continue };
+            let to = preferred_shard(stream, &sku, layout.shards());
+            let held = layout
+                .items
+                .get(to as usize)
+                .copied()
+                .flatten()
+                .map_or(0, |c| c.get(counter));
+            if units > held {
+                self.catalog
+                    .gather(&sku, counter, to, units - held, layout)
+                    .await
+                    .map_err(store)?;
+            }
+            let layout = self
+                .catalog
+                .layout(&sku)
+                .await
+                .map_err(store)?
+                .ok_or(MoveError::Refused {
+                    index: moves.iter().position(|m| m.sku() == &sku).unwrap_or(0),
+                    unknown: true,
+                })?;
+            read.insert(sku, layout);
+        }
+        Ok(())
     }
 
     fn remembered(&self, sku: &Sku) -> u32 {

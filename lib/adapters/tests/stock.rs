@@ -639,6 +639,85 @@ mod layout {
         assert!(catalog.layout_findings().await.unwrap().is_empty());
     }
 
+    /// `count` products no other test uses, `available` units each.
+    async fn products(catalog: &DynamoCatalog, count: usize, available: u64) -> Vec<Sku> {
+        futures::future::join_all((0..count).map(|_| stocked(catalog, available))).await
+    }
+
+    /// One event on `stream` after `version` with one move per line: a transaction
+    /// with the most lines an order may have.
+    async fn all_lines(
+        ledger: &DynamoStockLedger,
+        stream: &orderflow_app::StreamId,
+        version: u64,
+        moves: Vec<StockMove>,
+    ) {
+        assert_eq!(moves.len(), orderflow_domain::order::MAX_LINES);
+        // A conflict is the ledger's "decide again" (products it knew on fewer items
+        // were resharded): inventory loads and appends again, and so does this.
+        for _ in 0..5 {
+            match ledger
+                .append_with_moves(stream, version, &records(stream, version + 1, 1), &moves)
+                .await
+            {
+                Ok(()) => return,
+                Err(MoveError::Append(AppendError::Conflict { .. })) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        panic!("no append in five decisions");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_ninety_nine_line_reservation_with_a_sharded_sku_fits_one_transaction() {
+        let (ledger, catalog) = dynamo_stock().await;
+        let mut skus = products(&catalog, 98, 1).await;
+        // One SKU spread over eight shards, one unit on each: its line of eight would
+        // take eight actions, and the order 107.
+        let hot = stocked(&catalog, 8).await;
+        catalog.reshard(&hot, 8).await.unwrap();
+        skus.push(hot.clone());
+        let stream = common::fresh_stream();
+        let moves = skus
+            .iter()
+            .map(|sku| StockMove::Reserve(line(sku, if *sku == hot { 8 } else { 1 })))
+            .collect();
+        all_lines(&ledger, &stream, 0, moves).await;
+        assert_eq!(all_counters(&catalog, &hot).await, (0, 8, 0));
+        for sku in &skus[..98] {
+            assert_eq!(all_counters(&catalog, sku).await, (0, 1, 0));
+        }
+        let layout = catalog.layout(&hot).await.unwrap().unwrap();
+        assert_eq!(
+            layout.items.iter().filter(|c| c.unwrap().reserved > 0).count(),
+            1,
+            "gathered on one shard: {layout:?}"
+        );
+        assert!(catalog.layout_findings().await.unwrap().is_empty());
+        assert_eq!(ledger.store().load(&stream, 0).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_release_and_a_sale_after_a_reshard_fit_one_transaction() {
+        let (ledger, catalog) = dynamo_stock().await;
+        let skus = products(&catalog, 99, 8).await;
+        let (released, sold) = (common::fresh_stream(), common::fresh_stream());
+        let each = |make: fn(StockLine) -> StockMove| skus.iter().map(|sku| make(line(sku, 4))).collect();
+        all_lines(&ledger, &released, 0, each(StockMove::Reserve)).await;
+        all_lines(&ledger, &sold, 0, each(StockMove::Reserve)).await;
+        // Between the reservations and what follows them, ten SKUs are spread over
+        // four shards: two of each order's four units on none of them.
+        for sku in &skus[..10] {
+            catalog.reshard(sku, 4).await.unwrap();
+        }
+        all_lines(&ledger, &released, 1, each(StockMove::Release)).await;
+        all_lines(&ledger, &sold, 1, each(StockMove::Sell)).await;
+        for sku in &skus {
+            assert_eq!(all_counters(&catalog, sku).await, (4, 0, 4), "{sku}");
+        }
+        assert!(catalog.layout_findings().await.unwrap().is_empty());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_checker_names_a_shard_missing_or_astray() {
         let (_, catalog) = dynamo_stock().await;

@@ -61,8 +61,9 @@ const fn is_one_shard(shards: &u32) -> bool {
     *shards == 1
 }
 
-/// The most items one SKU's stock may be spread over: a move split over every shard,
-/// with its events, stays well inside one transaction's 100 actions.
+/// The most items one SKU's stock may be spread over: gathering a move's units from
+/// every shard onto one is one transaction of at most this many actions (a move that
+/// would otherwise carry its transaction past 100 is gathered first).
 pub const MAX_STOCK_SHARDS: u32 = 32;
 
 impl Product {

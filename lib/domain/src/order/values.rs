@@ -10,7 +10,8 @@ use crate::money::Money;
 
 /// The most lines one order may have: inventory reserves every line and records the
 /// reservation in one DynamoDB transaction, and 99 stock updates plus the event fill
-/// its 100 actions. All-or-nothing reservation is worth more than a hundredth line.
+/// its 100 actions (a sharded SKU's units are gathered on one shard first, so each
+/// line is one update). All-or-nothing reservation is worth more than a hundredth line.
 pub const MAX_LINES: usize = 99;
 
 /// One priced line of a placed order.
