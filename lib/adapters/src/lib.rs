@@ -12,6 +12,7 @@ pub mod idempotency;
 mod item;
 pub mod metrics;
 pub mod payment;
+pub mod personal;
 pub mod rate_limit;
 pub mod read_model;
 pub mod secrets;

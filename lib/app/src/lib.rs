@@ -16,6 +16,7 @@ pub mod command;
 pub mod disposition;
 pub mod failures;
 pub mod idempotency;
+pub mod personal;
 pub mod placement;
 pub mod ports;
 pub mod provenance;

@@ -19,6 +19,7 @@ pub mod money;
 pub mod mutant;
 pub mod order;
 pub mod payment;
+pub mod personal;
 pub mod product;
 pub mod schema;
 pub mod shipment;
