@@ -279,6 +279,63 @@ fn the_cursor_key_is_a_generated_secret_only_the_api_reads() {
     }
 }
 
+/// Where personal data or payment tokens could outlive their deletion, nothing keeps a
+/// restorable copy; how long the rest is kept is the deployer's choice, with defaults.
+#[test]
+fn deleted_keys_and_tokens_are_gone_and_retention_is_a_parameter() {
+    let doc = document();
+    for table in ["CustomerKeyTable", "PaymentVaultTable"] {
+        let properties = &doc["Resources"][table]["Properties"];
+        assert_eq!(
+            properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+            Some(false),
+            "{table}: a restorable copy would outlive an erasure"
+        );
+    }
+    assert_eq!(
+        doc["Resources"]["PaymentVaultTable"]["Properties"]["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(true),
+        "tokens no order used expire"
+    );
+    // Every DLQ keeps its messages as long as the parameter says.
+    let Value::Mapping(resources) = &doc["Resources"] else {
+        panic!("no resources")
+    };
+    let mut dead_letters = 0;
+    for (name, resource) in resources {
+        let name = name.as_str().unwrap();
+        if name.ends_with("DeadLetterQueue") || name.starts_with("Relay") && name.ends_with("Queue") {
+            dead_letters += 1;
+            assert_eq!(
+                tag_name(&resource["Properties"]["MessageRetentionPeriod"]).as_deref(),
+                Some("!Ref DeadLetterRetentionSeconds"),
+                "{name}"
+            );
+        }
+    }
+    assert!(dead_letters >= 8, "{dead_letters}");
+    assert_eq!(
+        tag_name(&doc["Resources"]["ReplayQueue"]["Properties"]["MessageRetentionPeriod"]).as_deref(),
+        Some("!Ref ReplayRetentionSeconds")
+    );
+    let env = &doc["Resources"]["OrderApiFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        tag_name(&env["IDEMPOTENCY_RETENTION_HOURS"]).as_deref(),
+        Some("!Ref IdempotencyRetentionHours")
+    );
+    for (parameter, default) in [
+        ("DeadLetterRetentionSeconds", 1_209_600),
+        ("ReplayRetentionSeconds", 345_600),
+        ("IdempotencyRetentionHours", 24),
+    ] {
+        assert_eq!(
+            doc["Parameters"][parameter]["Default"].as_u64(),
+            Some(default),
+            "{parameter}"
+        );
+    }
+}
+
 #[test]
 fn alarms_reach_their_topic_through_a_key_cloudwatch_may_use() {
     let doc = document();

@@ -174,16 +174,21 @@ impl<P: Stores> Api<P> {
         }
     }
 
-    /// The idempotency lease and retention the API uses: longer than a request, a day
-    /// of retries.
+    /// The idempotency lease and retention the API uses by default: longer than a
+    /// request, a day of retries.
     #[must_use]
     pub fn idempotency_over(store: P::Keys, clock: P::Clock) -> Idempotency<P::Keys, P::Clock> {
-        Idempotency::new(
-            store,
-            clock,
-            SignedDuration::from_secs(30),
-            SignedDuration::from_hours(24),
-        )
+        Self::idempotency_for(store, clock, DEFAULT_IDEMPOTENCY_RETENTION)
+    }
+
+    /// The idempotency lease, and records kept for `retention`.
+    #[must_use]
+    pub fn idempotency_for(
+        store: P::Keys,
+        clock: P::Clock,
+        retention: SignedDuration,
+    ) -> Idempotency<P::Keys, P::Clock> {
+        Idempotency::new(store, clock, SignedDuration::from_secs(30), retention)
     }
 }
 
@@ -203,10 +208,11 @@ impl Api<Dynamo> {
                 SystemClock,
                 orderflow_app::command::DEFAULT_MAX_ATTEMPTS,
             ),
-            Self::idempotency(DynamoIdempotencyStore::new(
-                dynamodb.clone(),
-                config.required("IDEMPOTENCY_TABLE")?,
-            )),
+            Self::idempotency_for(
+                DynamoIdempotencyStore::new(dynamodb.clone(), config.required("IDEMPOTENCY_TABLE")?),
+                SystemClock,
+                idempotency_retention(config)?,
+            ),
             DynamoCatalog::new(dynamodb.clone(), config.required("CATALOG_TABLE")?),
             DynamoVault::new(dynamodb.clone(), config.required("PAYMENT_VAULT_TABLE")?),
             DynamoOrderViews::new(dynamodb.clone(), config.required("ORDER_VIEW_TABLE")?),
@@ -226,6 +232,25 @@ impl<P: Stores> HasPrincipalClaims for Api<P> {
     fn principal_claims(&self) -> &PrincipalClaims {
         &self.access.claims
     }
+}
+
+/// How long an idempotency record is kept unless `IDEMPOTENCY_RETENTION_HOURS` (the
+/// template's `IdempotencyRetentionHours`) says otherwise.
+pub const DEFAULT_IDEMPOTENCY_RETENTION: SignedDuration = SignedDuration::from_hours(24);
+
+/// `IDEMPOTENCY_RETENTION_HOURS`, 1 to 168 (default 24).
+///
+/// # Errors
+/// [`orderflow_adapters::ConfigError::Invalid`] out of range or not a number.
+fn idempotency_retention(config: &Config) -> Result<SignedDuration, orderflow_adapters::ConfigError> {
+    let hours = config.number_or("IDEMPOTENCY_RETENTION_HOURS", 24)?;
+    if !(1..=168).contains(&hours) {
+        return Err(orderflow_adapters::ConfigError::Invalid {
+            name: "IDEMPOTENCY_RETENTION_HOURS",
+            reason: format!("{hours} is not 1 to 168 hours"),
+        });
+    }
+    Ok(SignedDuration::from_hours(i64::try_from(hours).unwrap_or(24)))
 }
 
 /// The rate-limit scope of placements in the rate-limit table.
@@ -350,5 +375,44 @@ pub async fn cursor_key_from_secret(
     match previous {
         Some(previous) => key.with_previous(previous.as_bytes()).map_err(weak),
         None => Ok(key),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    fn config(hours: Option<&'static str>) -> Config {
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version_latest()
+                .build(),
+        );
+        Config::new(
+            move |name| {
+                (name == "IDEMPOTENCY_RETENTION_HOURS")
+                    .then(|| hours.map(str::to_owned))
+                    .flatten()
+            },
+            client,
+            None,
+        )
+    }
+
+    #[test]
+    fn idempotency_records_are_kept_as_the_template_says_within_a_week() {
+        assert_eq!(
+            idempotency_retention(&config(None)).unwrap(),
+            DEFAULT_IDEMPOTENCY_RETENTION
+        );
+        assert_eq!(
+            idempotency_retention(&config(Some("72"))).unwrap(),
+            SignedDuration::from_hours(72)
+        );
+        for bad in ["0", "169", "a day"] {
+            assert!(idempotency_retention(&config(Some(bad))).is_err(), "{bad}");
+        }
     }
 }

@@ -129,9 +129,16 @@ pub fn declared_queues(template: &Template) -> Result<BTreeMap<String, QueueSpec
                     }
                 }
             }
+            // A number, or a `!Ref` to a parameter (its override or default).
+            let resolved = |name: &str| {
+                property(properties, name).map(|value| match referenced(value) {
+                    Some(parameter) => template.parameter(&parameter).map(Value::String),
+                    None => Some(value.clone()),
+                })
+            };
             let spec = QueueSpec {
-                visibility_timeout: number(property(properties, "VisibilityTimeout"), 30),
-                retention: property(properties, "MessageRetentionPeriod").map(|r| number(Some(r), 345_600)),
+                visibility_timeout: number(resolved("VisibilityTimeout").flatten().as_ref(), 30),
+                retention: resolved("MessageRetentionPeriod").map(|r| number(r.as_ref(), 345_600)),
                 redrive: declared_redrive(template, id)?,
             };
             Ok(((*id).to_owned(), spec))
@@ -282,6 +289,30 @@ mod tests {
                 .as_ref()
                 .map(|(dlq, _)| dlq.as_str()),
             Some("OrderSagaDeadLetterQueue")
+        );
+    }
+
+    #[test]
+    fn a_retention_set_by_a_parameter_is_its_default_or_its_override() {
+        let template = Template::load(&Template::default_path()).unwrap();
+        let queues = declared_queues(&template).unwrap();
+        assert_eq!(queues["OrderSagaDeadLetterQueue"].retention, Some(1_209_600));
+        assert_eq!(queues["ReplayQueue"].retention, Some(345_600));
+        let short = template
+            .with_parameters(["DeadLetterRetentionSeconds=3600", "ReplayRetentionSeconds=600"])
+            .unwrap();
+        let queues = declared_queues(&short).unwrap();
+        for dlq in [
+            "OrderSagaDeadLetterQueue",
+            "PaymentDeadLetterQueue",
+            "RelayFailureQueue",
+        ] {
+            assert_eq!(queues[dlq].retention, Some(3600), "{dlq}");
+        }
+        assert_eq!(queues["ReplayQueue"].retention, Some(600));
+        assert_eq!(
+            queues["OrderSagaQueue"].retention, None,
+            "the queue's own default"
         );
     }
 }
