@@ -53,9 +53,12 @@ fn state_dir() -> std::path::PathBuf {
     dir
 }
 
-fn stack(f: &Fixture, template: &Template) -> Stack {
+/// The local API over the fixture's stack, as `orderflow dev` serves it; the fixture
+/// seals addresses with the stack's wrapping key from then on, as the API does.
+fn stack(f: &mut Fixture, template: &Template) -> Stack {
     let dir = state_dir();
     let keys = dev::local_keys(template, &dir, &f.stack.prefix).unwrap();
+    f.use_key_wrapping(keys.key_wrapping().unwrap());
     let foreign = dev::local_keys(template, &dir, "another-stack").unwrap();
     let router = dev::api_router(&f.stack, template, &f.dynamodb, keys.clone()).unwrap();
     Stack {
@@ -137,9 +140,9 @@ fn order_body(customer: Option<&str>) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_for_no_token_a_bad_token_the_owner_another_customer_and_an_operator() {
-    let f = Fixture::new(false).await;
+    let mut f = Fixture::new(false).await;
     let template = Template::load(&Template::default_path()).unwrap();
-    let stack = stack(&f, &template);
+    let stack = stack(&mut f, &template);
     // c-1's orders: one confirmed (reads, status), one for each canceller.
     let confirmed = OrderId::from_uuid(uuid::Uuid::now_v7());
     f.place_for(confirmed, "c-1", &[("SKU-1", 1)], "tok_visa").await;
@@ -230,6 +233,28 @@ async fn every_route_for_no_token_a_bad_token_the_owner_another_customer_and_an_
             uri: Box::new(|_| "/customers/c-1/orders".into()),
             body: None,
             expect: [UNAUTHORIZED, UNAUTHORIZED, ok(200), FORBIDDEN, ok(200)],
+        },
+        Row {
+            route: "GET /customers/c-1/personal-data",
+            method: "GET",
+            uri: Box::new(|_| "/customers/c-1/personal-data".into()),
+            body: None,
+            expect: [UNAUTHORIZED, UNAUTHORIZED, ok(200), FORBIDDEN, ok(200)],
+        },
+        Row {
+            // c-1's orders are in flight: the owner and an operator are refused with
+            // 409 (the erasure itself is tested in tests/personal.rs).
+            route: "DELETE /customers/c-1/personal-data",
+            method: "DELETE",
+            uri: Box::new(|_| "/customers/c-1/personal-data?reason=asked".into()),
+            body: None,
+            expect: [
+                UNAUTHORIZED,
+                UNAUTHORIZED,
+                (409, Some("orders_in_flight")),
+                FORBIDDEN,
+                (409, Some("orders_in_flight")),
+            ],
         },
         Row {
             route: "GET /products",
@@ -354,9 +379,9 @@ async fn every_route_for_no_token_a_bad_token_the_owner_another_customer_and_an_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_the_authorizer_refuses_are_401s_and_a_missing_scope_a_403() {
-    let f = Fixture::new(false).await;
+    let mut f = Fixture::new(false).await;
     let template = Template::load(&Template::default_path()).unwrap();
-    let stack = stack(&f, &template);
+    let stack = stack(&mut f, &template);
     let now = jiff::Timestamp::now().as_second();
     let claims = stack
         .keys
@@ -414,9 +439,9 @@ async fn tokens_the_authorizer_refuses_are_401s_and_a_missing_scope_a_403() {
 /// a customer, and every operator action is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_who_grants_themselves_the_operator_scope_is_no_operator() {
-    let f = Fixture::new(false).await;
+    let mut f = Fixture::new(false).await;
     let template = Template::load(&Template::default_path()).unwrap();
-    let stack = stack(&f, &template);
+    let stack = stack(&mut f, &template);
     let order = OrderId::from_uuid(uuid::Uuid::now_v7());
     f.place_for(order, "c-1", &[("SKU-1", 1)], "tok_visa").await;
     f.settle().await;
@@ -461,12 +486,12 @@ async fn a_customer_who_grants_themselves_the_operator_scope_is_no_operator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_route_throttle_of_the_template_holds_locally() {
-    let f = Fixture::new(false).await;
+    let mut f = Fixture::new(false).await;
     let template = Template::load(&Template::default_path())
         .unwrap()
         .with_parameters(["PlaceOrderThrottleBurst=2", "PlaceOrderThrottleRate=1"])
         .unwrap();
-    let stack = stack(&f, &template);
+    let stack = stack(&mut f, &template);
     let mut statuses = Vec::new();
     for _ in 0..4 {
         let (status, body) = stack

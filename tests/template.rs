@@ -47,6 +47,8 @@ fn only_operator_routes_need_the_operator_scope() {
         "GET /orders/{id}/events",
         "POST /orders/{id}/cancel",
         "GET /customers/{id}/orders",
+        "GET /customers/{id}/personal-data",
+        "DELETE /customers/{id}/personal-data",
         "GET /products",
     ];
     for key in operator_only {
@@ -175,7 +177,7 @@ fn resources(statement: &Value) -> Vec<String> {
 fn each_function_appends_only_to_the_event_streams_it_owns() {
     let doc = document();
     let owners: [(&str, &[&str]); 6] = [
-        ("OrderApiRole", &["order", "product"]),
+        ("OrderApiRole", &["order", "product", "customer"]),
         ("OrderSagaRole", &["order"]),
         ("PendingTimeoutRole", &["order"]),
         ("InventoryRole", &["inventory"]),

@@ -8,6 +8,8 @@
     reason = "each test binary uses a different subset"
 )]
 
+use orderflow_adapters::personal::{DynamoCustomerKeys, KeyWrapping, LocalKeyWrap};
+use orderflow_app::personal::{DataKey, PersonalData};
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::time::Duration;
@@ -42,6 +44,8 @@ pub struct Inspector {
     pub catalog: DynamoCatalog,
     pub gateway: SimulatedGateway,
     pub vault: DynamoVault,
+    /// The customers' data keys, wrapped by the fixture's local key.
+    pub keys: DynamoCustomerKeys<KeyWrapping>,
     /// The read model the API serves.
     pub views: DynamoOrderViews,
     pub commands: CommandService<DynamoEventStore, SystemClock>,
@@ -73,6 +77,11 @@ impl Inspector {
             catalog: DynamoCatalog::new(dynamodb.clone(), table("CatalogTable")),
             gateway: SimulatedGateway::new(dynamodb.clone(), table("PaymentProviderTable")),
             vault: DynamoVault::new(dynamodb.clone(), table("PaymentVaultTable")),
+            keys: DynamoCustomerKeys::new(
+                dynamodb.clone(),
+                table("CustomerKeyTable"),
+                KeyWrapping::Local(LocalKeyWrap::new(DataKey::from_bytes(&[7; 32]).unwrap())),
+            ),
             views: orderflow_cli::runner::order_views(&stack, &dynamodb).unwrap(),
             commands: CommandService::new(Repository::new(store, 50), SystemClock, 5),
             sqs: local::sqs_client().await.unwrap(),
@@ -480,6 +489,16 @@ impl Deref for Fixture {
 }
 
 impl Fixture {
+    /// Seals the addresses of the orders this fixture places with `wrapping`'s keys
+    /// (the local API's, when a test serves one over the stack).
+    pub fn use_key_wrapping(&mut self, wrapping: KeyWrapping) {
+        self.inspector.keys = DynamoCustomerKeys::new(
+            self.inspector.dynamodb.clone(),
+            self.inspector.stack.table("CustomerKeyTable").unwrap(),
+            wrapping,
+        );
+    }
+
     pub async fn new(duplicate_deliveries: bool) -> Self {
         let options = Options {
             failed_visibility: Some(Duration::ZERO),
@@ -559,6 +578,7 @@ impl Fixture {
             self.catalog.clone(),
             self.vault.clone(),
             self.views.clone(),
+            self.keys.clone(),
             access,
         );
         order_api::router(std::sync::Arc::new(api))
@@ -601,15 +621,21 @@ impl Fixture {
                 }
             })
             .collect();
+        let customer_id = CustomerId::parse(customer).unwrap();
+        let address = serde_json::from_str(
+            r#"{"name":"Ada","line1":"1 Main St","city":"Springfield","postalCode":"12345","country":"US"}"#,
+        )
+        .unwrap();
+        let shipping_address = PersonalData::new(self.keys.clone())
+            .seal_address(&customer_id, &address)
+            .await
+            .unwrap();
         let command = OrderCommand::Place(PlaceOrder {
             order_id,
-            customer_id: CustomerId::parse(customer).unwrap(),
+            customer_id,
             lines,
             payment: token.masked(),
-            shipping_address: serde_json::from_str(
-                r#"{"name":"Ada","line1":"1 Main St","city":"Springfield","postalCode":"12345","country":"US"}"#,
-            )
-            .unwrap(),
+            shipping_address,
             placed_at: SystemClock.now(),
         });
         self.commands

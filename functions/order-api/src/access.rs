@@ -194,6 +194,11 @@ pub enum Action<'a> {
         /// Whose list.
         of: &'a CustomerId,
     },
+    /// Read or erase a customer's personal data (`/customers/{id}/personal-data`).
+    PersonalData {
+        /// Whose.
+        of: &'a CustomerId,
+    },
     /// `POST /orders/{id}/status`, and every catalog or stock change.
     Operate,
     /// `GET /products`.
@@ -270,6 +275,13 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Decision {
                 Decision::Deny(forbidden("customers list their own orders only"))
             }
         }
+        (Principal::Customer(me), Action::PersonalData { of }) => {
+            if me == of {
+                allow
+            } else {
+                Decision::Deny(forbidden("customers read and erase their own personal data only"))
+            }
+        }
         (Principal::Customer(_), Action::Operate) => Decision::Deny(forbidden(
             "this needs an operator: the orderflow/operator scope and the operators' group",
         )),
@@ -279,6 +291,7 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Decision {
             Action::ReadOrder { .. }
             | Action::CancelOrder { .. }
             | Action::ListOrders { .. }
+            | Action::PersonalData { .. }
             | Action::Operate
             | Action::BrowseCatalog,
         ) => allow,

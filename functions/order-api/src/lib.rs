@@ -9,6 +9,8 @@
 //! | `POST /orders/{id}/cancel` | cancel with a reason (`If-Match` optional) |
 //! | `POST /orders/{id}/status` | operator transition (`If-Match` optional) |
 //! | `GET /customers/{id}/orders` | a customer's orders, newest first, paginated |
+//! | `GET /customers/{id}/personal-data` | everything held about a customer, opened |
+//! | `DELETE /customers/{id}/personal-data` | erase it (`?reason=`): 202, or 409 while orders are in flight |
 //! | `GET /products` | the catalog, paginated (`limit`, `cursor`) |
 //! | `GET /products/{sku}` | operators: a product with its counters |
 //! | `PUT /products/{sku}` | operators: list a product (201) or change its name and price |
@@ -25,6 +27,7 @@ pub mod extract;
 pub mod gateway;
 pub mod openapi;
 pub mod paging;
+pub mod personal;
 pub mod products;
 mod routes;
 
@@ -33,12 +36,14 @@ use orderflow_adapters::catalog::{DynamoCatalog, DynamoStockLedger, MemoryCatalo
 use orderflow_adapters::config::Config;
 use orderflow_adapters::payment::DynamoVault;
 use orderflow_adapters::payment::MemoryVault;
+use orderflow_adapters::personal::{DynamoCustomerKeys, KeyWrapping, MemoryCustomerKeys};
 use orderflow_adapters::rate_limit::DynamoRateLimiter;
 use orderflow_adapters::rate_limit::MemoryRateLimiter;
 use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_adapters::secrets::SecretsManager;
 use orderflow_adapters::{DynamoEventStore, DynamoIdempotencyStore};
 use orderflow_adapters::{MemoryEventStore, MemoryIdempotencyStore, MemoryOrderViews};
+use orderflow_app::personal::{CustomerKeys, PersonalData};
 use orderflow_app::placement::Placement;
 use orderflow_app::{
     Catalog, CatalogService, Clock, CommandService, EventStore, Idempotency, IdempotencyStore, OrderViews,
@@ -80,6 +85,8 @@ pub trait Stores: Send + Sync + 'static {
     type Limiter: RateLimiter + Clone + std::fmt::Debug + 'static;
     /// The clock.
     type Clock: Clock + Clone + std::fmt::Debug + 'static;
+    /// The customers' data keys.
+    type Customers: CustomerKeys + Clone + std::fmt::Debug + 'static;
     /// Product events with the counters they move.
     type Ledger: StockLedger<Store = Self::Events> + Clone + std::fmt::Debug + 'static;
 
@@ -101,6 +108,7 @@ impl Stores for Dynamo {
     type Views = DynamoOrderViews;
     type Limiter = DynamoRateLimiter;
     type Clock = SystemClock;
+    type Customers = DynamoCustomerKeys<KeyWrapping>;
     type Ledger = DynamoStockLedger;
 
     fn ledger(
@@ -124,6 +132,7 @@ impl Stores for InMemory {
     type Views = MemoryOrderViews;
     type Limiter = MemoryRateLimiter;
     type Clock = SystemClock;
+    type Customers = MemoryCustomerKeys;
     type Ledger = MemoryStockLedger;
 
     fn ledger(
@@ -144,6 +153,7 @@ pub struct Api<P: Stores = Dynamo> {
     placement: Placement<P::Events, P::Clock, P::Catalog, P::Vault>,
     catalog_changes: CatalogService<P::Ledger, P::Clock>,
     views: P::Views,
+    personal: PersonalData<P::Customers>,
     access: Access<P::Limiter>,
 }
 
@@ -156,6 +166,7 @@ impl<P: Stores> Api<P> {
         catalog: P::Catalog,
         vault: P::Vault,
         views: P::Views,
+        keys: P::Customers,
         access: Access<P::Limiter>,
     ) -> Self {
         let store = commands.repository().store();
@@ -170,6 +181,7 @@ impl<P: Stores> Api<P> {
             idempotency,
             catalog,
             views,
+            personal: PersonalData::new(keys),
             access,
         }
     }
@@ -196,11 +208,16 @@ impl Api<Dynamo> {
     /// The API as its function's variables describe it (`EVENT_STORE_TABLE`,
     /// `SNAPSHOT_TABLE`, `SNAPSHOT_EVERY`, `IDEMPOTENCY_TABLE`, `CATALOG_TABLE`,
     /// `PAYMENT_VAULT_TABLE`, `ORDER_VIEW_TABLE` and [`Access::from_variables`]'s), with
-    /// `cursors` signing its pages: Lambda and `orderflow dev` build it here alike.
+    /// `cursors` signing its pages and `wrapping` the customers' data keys in
+    /// `CUSTOMER_KEY_TABLE`: Lambda and `orderflow dev` build it here alike.
     ///
     /// # Errors
     /// [`AccessConfigError::Config`] naming a missing or malformed variable.
-    pub fn from_config(config: &Config, cursors: impl Into<Cursors>) -> Result<Self, AccessConfigError> {
+    pub fn from_config(
+        config: &Config,
+        cursors: impl Into<Cursors>,
+        wrapping: KeyWrapping,
+    ) -> Result<Self, AccessConfigError> {
         let dynamodb = &config.dynamodb;
         Ok(Self::new(
             CommandService::new(
@@ -216,6 +233,7 @@ impl Api<Dynamo> {
             DynamoCatalog::new(dynamodb.clone(), config.required("CATALOG_TABLE")?),
             DynamoVault::new(dynamodb.clone(), config.required("PAYMENT_VAULT_TABLE")?),
             DynamoOrderViews::new(dynamodb.clone(), config.required("ORDER_VIEW_TABLE")?),
+            DynamoCustomerKeys::new(dynamodb.clone(), config.required("CUSTOMER_KEY_TABLE")?, wrapping),
             Access::from_variables(|name| config.var(name), dynamodb.clone(), cursors)?,
         ))
     }

@@ -6,6 +6,7 @@ use lambda_http::{Error, lambda_runtime::Runtime};
 use order_api::gateway::HttpApi;
 use order_api::{Api, cursors_from_secret};
 use orderflow_adapters::config::Config;
+use orderflow_adapters::personal::{KeyWrapping, KmsKeyWrap};
 use orderflow_adapters::secrets::SecretsManager;
 use orderflow_adapters::telemetry;
 
@@ -17,7 +18,10 @@ async fn main() -> Result<(), Error> {
         SecretsManager::from_lambda_environment()?,
         config.required("CURSOR_KEY_SECRET")?,
     );
-    let api = Api::from_config(&config, cursors)?;
+    let wrapping = KeyWrapping::Kms(Box::new(KmsKeyWrap::from_lambda_environment(
+        config.required("CUSTOMER_DATA_KEY")?,
+    )?));
+    let api = Api::from_config(&config, cursors, wrapping)?;
     let metrics = orderflow_adapters::metrics::init_lambda("order-api")?;
     orderflow_adapters::metrics::serve(
         metrics,

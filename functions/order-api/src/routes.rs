@@ -68,6 +68,7 @@ fn at<P: Stores, D: Describe, H: axum::handler::Handler<T, Arc<Api<P>>>, T: 'sta
     let filter = match operation.method {
         Method::POST => MethodFilter::POST,
         Method::PUT => MethodFilter::PUT,
+        Method::DELETE => MethodFilter::DELETE,
         _ => MethodFilter::GET,
     };
     (operation, on(filter, handler))
@@ -284,6 +285,54 @@ pub fn operations<P: Stores, D: Describe>() -> Vec<(Operation<D>, Handler<P>)> {
         at(
             Operation {
                 method: Method::GET,
+                path: "/customers/{id}/personal-data",
+                id: "getPersonalData",
+                summary: "Everything held about a customer: their orders with the personal fields opened, and the events that name them (the customer themselves, or an operator).",
+                audience: Everyone,
+                params: vec![path::<D, CustomerId>("id", "The customer.")],
+                body: None,
+                example: None,
+                answers: vec![answer::<D, crate::personal::PersonalDataBody>(
+                    200,
+                    "What is held.",
+                    &[],
+                )],
+                errors: &[400, 403],
+            },
+            crate::personal::get_personal_data::<P>,
+        ),
+        at(
+            Operation {
+                method: Method::DELETE,
+                path: "/customers/{id}/personal-data",
+                id: "erasePersonalData",
+                summary: "Erase a customer's personal data by deleting their data key: every personal field of their orders reads `[erased]` from then on; totals, statuses and the audit trail stay. Refused with 409 while an order is neither delivered nor cancelled.",
+                audience: Everyone,
+                params: [
+                    vec![
+                        path::<D, CustomerId>("id", "The customer."),
+                        query::<D, String>(
+                            "reason",
+                            "Why (1 to 500 characters, recorded in the audit trail: no personal data).",
+                        ),
+                    ],
+                    tracing_headers().to_vec(),
+                ]
+                .concat(),
+                body: None,
+                example: None,
+                answers: vec![answer::<D, crate::personal::ErasureBody>(
+                    202,
+                    "Erased: the key is deleted and the erasure recorded.",
+                    &[],
+                )],
+                errors: &[400, 403, 409],
+            },
+            crate::personal::erase_personal_data::<P>,
+        ),
+        at(
+            Operation {
+                method: Method::GET,
                 path: "/products",
                 id: "listProducts",
                 summary: "The catalog, a page at a time.",
@@ -478,7 +527,7 @@ async fn place_order<P: Stores>(
             api.place(&principal, order_id, customer, order, metadata)
         })
         .await?;
-    let mut response = order_response(StatusCode::CREATED, outcome.response.order)?;
+    let mut response = order_response(StatusCode::CREATED, api.shown(outcome.response.order).await?)?;
     if outcome.replayed {
         response
             .headers_mut()
@@ -511,6 +560,7 @@ impl<P: Stores> Api<P> {
                 retry_after,
             ));
         }
+        let address = self.personal.seal_address(&customer, &order.address).await?;
         let placed = self
             .placement
             .place(
@@ -519,7 +569,7 @@ impl<P: Stores> Api<P> {
                     customer_id: customer,
                     items: order.items,
                     token: order.token,
-                    address: order.address,
+                    address,
                 },
                 &metadata,
             )
@@ -532,6 +582,12 @@ impl<P: Stores> Api<P> {
     }
 
     /// The order folded from the store now.
+    /// `view` as its reader sees it: the address opened with its customer's key, or
+    /// erased.
+    async fn shown(&self, view: OrderView) -> Result<OrderView, ApiError> {
+        Ok(self.personal.show_one(view).await?)
+    }
+
     async fn view(&self, id: OrderId) -> Result<OrderView, ApiError> {
         let history = self
             .commands
@@ -613,7 +669,7 @@ async fn get_order<P: Stores>(
             None | Some(Err(_)) => (owned_by(&principal, api.view(id).await?)?, "event-store"),
         }
     };
-    let mut response = order_response(StatusCode::OK, view)?;
+    let mut response = order_response(StatusCode::OK, api.shown(view).await?)?;
     response
         .headers_mut()
         .insert(SOURCE, HeaderValue::from_static(source));
@@ -689,7 +745,8 @@ async fn list_customer_orders<P: Stores>(
     }
     let page = api.views.by_customer(&customer, limit, after.as_ref()).await?;
     let next = page.next.as_ref().map(|c| cursors.seal(c));
-    let mut response = Json(list("orders", json!(page.orders), next)).into_response();
+    let orders = api.personal.show(page.orders).await?;
+    let mut response = Json(list("orders", json!(orders), next)).into_response();
     response
         .headers_mut()
         .insert(SOURCE, HeaderValue::from_static("read-model"));
@@ -731,7 +788,7 @@ async fn order_command<P: Stores>(
         .await?;
     orderflow_adapters::metrics::order_events(&executed.events);
     tracing::info!(order_id = %id, actor = %metadata.actor, "order command applied");
-    order_response(StatusCode::OK, api.view(id).await?)
+    order_response(StatusCode::OK, api.shown(api.view(id).await?).await?)
 }
 
 async fn cancel_order<P: Stores>(

@@ -90,6 +90,7 @@ async fn app_over(
             "PaymentVaultTable",
             "OrderViewTable",
             "RateLimitTable",
+            "CustomerKeyTable",
         ],
     )
     .await
@@ -108,6 +109,15 @@ async fn app_over(
         catalog,
         DynamoVault::new(dynamodb.clone(), &tables["PaymentVaultTable"]),
         orderflow_adapters::read_model::DynamoOrderViews::new(dynamodb.clone(), &tables["OrderViewTable"]),
+        orderflow_adapters::personal::DynamoCustomerKeys::new(
+            dynamodb.clone(),
+            &tables["CustomerKeyTable"],
+            orderflow_adapters::personal::KeyWrapping::Local(
+                orderflow_adapters::personal::LocalKeyWrap::new(
+                    orderflow_app::personal::DataKey::generate().unwrap(),
+                ),
+            ),
+        ),
         Access::from_variables(
             |name| match name {
                 "RATE_LIMIT_TABLE" => Some(tables["RateLimitTable"].clone()),

@@ -40,6 +40,7 @@ async fn app(orders_per_minute: u64) -> App {
         catalog,
         vault.clone(),
         MemoryOrderViews::new(),
+        orderflow_adapters::personal::MemoryCustomerKeys::new(),
         Access {
             claims: PrincipalClaims::default(),
             cursors: CursorKey::new(*b"a cursor key for the API tests").unwrap().into(),

@@ -27,7 +27,7 @@ pub const ACTOR: &str = "service:projector";
 pub const READS: &[orderflow_domain::schema::Reads] = &[
     orderflow_domain::schema::Reads {
         event_type: orderflow_domain::order::events::names::PLACED,
-        up_to: 2,
+        up_to: 3,
     },
     orderflow_domain::schema::Reads {
         event_type: orderflow_domain::order::events::names::STOCK_RESERVED,

@@ -61,6 +61,10 @@ struct KeyFile {
     private_key: String,
     /// The cursor signing key, base64.
     cursor_key: String,
+    /// The key the customers' data keys are wrapped with (KMS's stand-in), base64;
+    /// made on first use, so a file from before it gains one.
+    #[serde(default)]
+    wrapping_key: String,
 }
 
 /// Who a token is for.
@@ -147,6 +151,7 @@ pub struct LocalKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     cursor_key: Vec<u8>,
+    wrapping_key: Vec<u8>,
 }
 
 impl std::fmt::Debug for LocalKeys {
@@ -192,8 +197,14 @@ impl LocalKeys {
                 operator_group: String::new(),
                 private_key: STANDARD.encode(der.as_ref()),
                 cursor_key: STANDARD.encode(cursor_key),
+                wrapping_key: String::new(),
             }
         };
+        if file.wrapping_key.is_empty() {
+            let mut wrapping_key = [0_u8; 32];
+            aws_lc_rs::rand::fill(&mut wrapping_key).map_err(|_| anyhow::anyhow!("no randomness"))?;
+            file.wrapping_key = STANDARD.encode(wrapping_key);
+        }
         let fresh = (
             &identity.audience,
             &identity.customer_id_claim,
@@ -260,6 +271,9 @@ impl LocalKeys {
             cursor_key: STANDARD
                 .decode(&file.cursor_key)
                 .context("the cursor key is not base64")?,
+            wrapping_key: STANDARD
+                .decode(&file.wrapping_key)
+                .context("the wrapping key is not base64")?,
         })
     }
 
@@ -267,6 +281,19 @@ impl LocalKeys {
     #[must_use]
     pub fn cursor_key(&self) -> &[u8] {
         &self.cursor_key
+    }
+
+    /// The key the local stack wraps the customers' data keys with, where AWS uses the
+    /// stack's KMS key.
+    ///
+    /// # Errors
+    /// When the file's key is not 32 bytes.
+    pub fn key_wrapping(&self) -> anyhow::Result<orderflow_adapters::personal::KeyWrapping> {
+        let key = orderflow_app::personal::DataKey::from_bytes(&self.wrapping_key)
+            .map_err(|e| anyhow::anyhow!("the wrapping key: {e}"))?;
+        Ok(orderflow_adapters::personal::KeyWrapping::Local(
+            orderflow_adapters::personal::LocalKeyWrap::new(key),
+        ))
     }
 
     /// The audiences the authorizer accepts; a token carries the first.

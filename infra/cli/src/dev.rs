@@ -152,6 +152,7 @@ pub fn api_router(
     let api = Api::from_config(
         &config,
         CursorKey::new(keys.cursor_key()).map_err(anyhow::Error::msg)?,
+        keys.key_wrapping()?,
     )?;
     let authorizer = LocalAuthorizer::new(keys, template.http_routes(HTTP_API)?);
     // The description is public, as a published contract is: it needs no token.

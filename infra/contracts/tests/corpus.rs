@@ -12,7 +12,9 @@ use std::path::Path;
 
 use orderflow_contracts::{CORPUS, corpus, repository};
 use orderflow_domain::order::view::{Applied, OrderProjection, OrderView};
-use orderflow_domain::{Aggregate, DomainEvent, Envelope, inventory, order, payment, product, shipment};
+use orderflow_domain::{
+    Aggregate, DomainEvent, Envelope, customer, inventory, order, payment, product, shipment,
+};
 use serde_json::{Value, json};
 
 /// Decodes a stream, checks it is one contiguous stream and that every event
@@ -63,6 +65,7 @@ fn golden(name: &str, lines: &[Value]) -> Value {
         "payment" => json!({"state": fold::<payment::Payment>(name, lines).1}),
         "shipment" => json!({"state": fold::<shipment::Shipment>(name, lines).1}),
         "product" => json!({"state": fold::<product::Product>(name, lines).1}),
+        "customer" => json!({"state": fold::<customer::Customer>(name, lines).1}),
         other => panic!("{name}: no aggregate {other}"),
     }
 }
@@ -128,4 +131,49 @@ fn the_v1_order_reads_as_the_v2_order_it_would_have_been() {
     );
     assert_eq!(view.shipping_address, None, "v1 had no address");
     assert_eq!(view.status.to_string(), "DELIVERED");
+}
+
+/// The sealed order of the erased customer: its totals and status fold as any order's;
+/// its address opens with the customer's key (the test key it was sealed with) and,
+/// the key gone as `customer-erased.jsonl` records, reads as the erased marker.
+#[test]
+fn the_erased_customers_order_keeps_its_totals_and_reads_erased_without_the_key() {
+    use orderflow_app::personal::{DataKey, shown};
+    use orderflow_domain::order::{ErasedAddress, PersonalAddress};
+    let root = repository();
+    let stream = |name: &str| -> Vec<Value> {
+        corpus(&root)
+            .into_iter()
+            .filter(|(f, _, _)| f == name)
+            .map(|(_, _, e)| e)
+            .collect()
+    };
+    let sealed = stream("order-delivered-sealed.jsonl");
+    assert_eq!(sealed[0]["schemaVersion"], 3);
+    let (events, _) = fold::<order::Order>("sealed", &sealed);
+    let view = OrderView::fold(&events).unwrap();
+    assert_eq!(
+        (view.total.amount, view.status.to_string().as_str()),
+        (3098, "DELIVERED")
+    );
+    let address = view.shipping_address.clone().unwrap();
+    assert!(matches!(address, PersonalAddress::Sealed(_)), "{address:?}");
+    assert!(!sealed[0].to_string().contains("Hopper"));
+    let key = DataKey::from_bytes(&orderflow_testkit::TEST_KEY).unwrap();
+    let PersonalAddress::Clear(opened) = shown(Some(&key), &view.customer_id, address.clone()) else {
+        panic!("the key opens it");
+    };
+    assert_eq!(opened.name, "Grace Hopper");
+    assert_eq!(
+        shown(None, &view.customer_id, address),
+        PersonalAddress::Erased(ErasedAddress)
+    );
+    let erased = stream("customer-erased.jsonl");
+    let (events, _) = fold::<customer::Customer>("erased", &erased);
+    let customer::CustomerEvent::PersonalDataErased(erasure) = &events[0].data;
+    assert_eq!(erasure.orders, vec![view.order_id]);
+    assert!(
+        !erased[0].to_string().contains("Hopper"),
+        "no personal data in the audit trail"
+    );
 }

@@ -174,6 +174,8 @@ struct World {
     /// The API's place-order use case and its idempotency records.
     placement: Placement<FaultyStore, SimClock, MemoryCatalog, MemoryVault>,
     idempotency: Idempotency<FaultyIdempotency<MemoryIdempotencyStore>, SimClock>,
+    /// The customers' data keys: the API seals each address before it places an order.
+    personal: orderflow_app::personal::PersonalData<orderflow_adapters::personal::MemoryCustomerKeys>,
     /// The pending-order timeout's writer (its own skewed clock).
     sweeper: CommandService<FaultyStore, SimClock>,
     /// Operators receiving and writing off stock while orders reserve it.
@@ -378,6 +380,9 @@ impl World {
             api,
             placement,
             idempotency,
+            personal: orderflow_app::personal::PersonalData::new(
+                orderflow_adapters::personal::MemoryCustomerKeys::new(),
+            ),
             sweeper,
             stocking,
             queues,
@@ -405,14 +410,15 @@ impl World {
         for (sku, quantity) in &order.lines {
             items.push((self.stock[*sku].clone(), Quantity::parse(*quantity)?));
         }
+        let address = serde_json::from_str(
+            r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
+        )?;
         let new_order = NewOrder {
             order_id: order.id,
             customer_id: order.customer.clone(),
             items,
             token,
-            address: serde_json::from_str(
-                r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
-            )?,
+            address: self.personal.seal_address(&order.customer, &address).await?,
         };
         let metadata = Metadata {
             correlation_id: format!("corr-{n}"),

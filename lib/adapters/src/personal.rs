@@ -12,10 +12,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use orderflow_app::StoreError;
 use orderflow_app::personal::{CustomerKeys, DataKey, KeyWrap, open_bytes, seal_bytes};
 use orderflow_domain::CustomerId;
 use orderflow_domain::personal::Sealed;
+
+use crate::secrets::{KMS, SignedJson};
 
 /// What a wrapped key is bound to besides its customer, so nothing else sealed under
 /// the wrapping key unwraps as a data key.
@@ -60,6 +64,106 @@ impl KeyWrap for LocalKeyWrap {
         let bytes = open_bytes(&self.0, &context(customer), &sealed)
             .map_err(|e| wrap_error("unwrap a data key", e))?;
         DataKey::from_bytes(&bytes).map_err(|e| wrap_error("unwrap a data key", e))
+    }
+}
+
+/// The encryption context member that binds a wrapped key to its customer.
+pub const KMS_CONTEXT: &str = "orderflow:customer";
+
+/// Wraps data keys with a KMS key (`Encrypt`, `Decrypt`): envelope encryption, each
+/// wrapped key bound to its customer by the encryption context, so one customer's key
+/// never unwraps as another's and every unwrap names the customer in CloudTrail.
+#[derive(Debug, Clone)]
+pub struct KmsKeyWrap {
+    kms: SignedJson,
+    key_id: String,
+}
+
+impl KmsKeyWrap {
+    /// Wrapping with the KMS key `key_id` (an id, ARN or alias) through `kms`.
+    #[must_use]
+    pub fn new(kms: SignedJson, key_id: impl Into<String>) -> Self {
+        Self {
+            kms,
+            key_id: key_id.into(),
+        }
+    }
+
+    /// A Lambda function's: KMS as the function's SDK configuration reaches it.
+    ///
+    /// # Errors
+    /// When no region or endpoint is configured.
+    pub fn from_lambda_environment(key_id: impl Into<String>) -> Result<Self, crate::secrets::SecretError> {
+        Ok(Self::new(SignedJson::from_lambda_environment(&KMS)?, key_id))
+    }
+}
+
+/// A base64 member of a KMS answer.
+fn kms_blob(answer: &[u8], member: &str) -> Result<Vec<u8>, StoreError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(answer).map_err(|e| wrap_error("read a KMS answer", e))?;
+    let text = value
+        .get(member)
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| wrap_error("read a KMS answer", format!("no {member}")))?;
+    STANDARD
+        .decode(text)
+        .map_err(|e| wrap_error("read a KMS answer", e))
+}
+
+impl KeyWrap for KmsKeyWrap {
+    async fn wrap(&self, key: &DataKey, customer: &CustomerId) -> Result<Vec<u8>, StoreError> {
+        let body = serde_json::json!({
+            "KeyId": self.key_id,
+            "Plaintext": STANDARD.encode(key.expose()),
+            "EncryptionContext": {KMS_CONTEXT: customer.as_str()},
+        });
+        let answer = self
+            .kms
+            .call("Encrypt", &body)
+            .await
+            .map_err(|e| wrap_error("wrap a data key", e))?;
+        kms_blob(&answer, "CiphertextBlob")
+    }
+
+    async fn unwrap(&self, wrapped: &[u8], customer: &CustomerId) -> Result<DataKey, StoreError> {
+        let body = serde_json::json!({
+            "KeyId": self.key_id,
+            "CiphertextBlob": STANDARD.encode(wrapped),
+            "EncryptionContext": {KMS_CONTEXT: customer.as_str()},
+        });
+        let answer = self
+            .kms
+            .call("Decrypt", &body)
+            .await
+            .map_err(|e| wrap_error("unwrap a data key", e))?;
+        DataKey::from_bytes(&kms_blob(&answer, "Plaintext")?).map_err(|e| wrap_error("unwrap a data key", e))
+    }
+}
+
+/// How a deployment wraps its data keys: with the stack's KMS key in AWS, with a local
+/// key on a laptop.
+#[derive(Debug, Clone)]
+pub enum KeyWrapping {
+    /// The stack's KMS key.
+    Kms(Box<KmsKeyWrap>),
+    /// A local 32-byte key.
+    Local(LocalKeyWrap),
+}
+
+impl KeyWrap for KeyWrapping {
+    async fn wrap(&self, key: &DataKey, customer: &CustomerId) -> Result<Vec<u8>, StoreError> {
+        match self {
+            Self::Kms(kms) => kms.wrap(key, customer).await,
+            Self::Local(local) => local.wrap(key, customer).await,
+        }
+    }
+
+    async fn unwrap(&self, wrapped: &[u8], customer: &CustomerId) -> Result<DataKey, StoreError> {
+        match self {
+            Self::Kms(kms) => kms.unwrap(wrapped, customer).await,
+            Self::Local(local) => local.unwrap(wrapped, customer).await,
+        }
     }
 }
 

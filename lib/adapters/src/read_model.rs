@@ -231,6 +231,63 @@ impl DynamoOrderViews {
         }
     }
 
+    /// Replaces one order's personal fields, in the view and in the projector's state,
+    /// with the erased marker; whether it held any. The write is conditional on the
+    /// version read, and read again when the projector moved the view meanwhile.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn erase_personal(&self, order_id: OrderId) -> Result<bool, StoreError> {
+        const ATTEMPTS: usize = 5;
+        for _ in 0..ATTEMPTS {
+            let Some(mut stored) = self.get(order_id).await? else {
+                return Ok(false);
+            };
+            if !stored.view.erase_personal() {
+                return Ok(false);
+            }
+            let erased = serde_dynamo::to_attribute_value(&stored.view.shipping_address)
+                .map_err(|e| StoreError::new("encode an erased address", e))?;
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("orderId", AttributeValue::S(order_id.to_string()))
+                .condition_expression("#version = :version")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_names("#address", "shippingAddress")
+                .expression_attribute_names("#projection", "projection")
+                .expression_attribute_values(":version", AttributeValue::N(stored.view.version.to_string()))
+                .expression_attribute_values(":address", erased);
+            // The projector's state is rewritten erased too; one of another schema is
+            // dropped, and the projector folds the order from the store next time.
+            update = match stored.projection.as_mut() {
+                Some(projection) => {
+                    projection.erase_personal();
+                    let json = serde_json::to_string(projection)
+                        .map_err(|e| StoreError::new("encode projection", e))?;
+                    update
+                        .update_expression("SET #address = :address, #projection = :projection")
+                        .expression_attribute_values(":projection", AttributeValue::S(json))
+                }
+                None => {
+                    update.update_expression("SET #address = :address REMOVE projection, projectionSchema")
+                }
+            };
+            match update.send().await {
+                Ok(_) => return Ok(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(StoreError::new("erase an order view's personal data", e)),
+            }
+        }
+        Err(StoreError::new(
+            "erase an order view's personal data",
+            format!("the view moved on {ATTEMPTS} times while it was erased"),
+        ))
+    }
+
     /// Deletes every item (a rebuild's fresh start); how many.
     ///
     /// # Errors
@@ -280,6 +337,10 @@ impl OrderViews for DynamoOrderViews {
         after: Option<&CustomerCursor>,
     ) -> Result<CustomerPage, StoreError> {
         Self::by_customer(self, customer, limit, after).await
+    }
+
+    async fn erase_personal(&self, order_id: OrderId) -> Result<bool, StoreError> {
+        Self::erase_personal(self, order_id).await
     }
 
     async fn all(&self) -> Result<HashMap<OrderId, OrderView>, StoreError> {
@@ -349,6 +410,13 @@ impl OrderViews for MemoryOrderViews {
             .collect();
         orders.sort_by_key(|view| std::cmp::Reverse(customer_order_key(view)));
         Ok(CustomerPage::of(customer, orders, limit))
+    }
+
+    async fn erase_personal(&self, order_id: OrderId) -> Result<bool, StoreError> {
+        Ok(self.lock().get_mut(&order_id).is_some_and(|(view, projection)| {
+            projection.erase_personal();
+            view.erase_personal()
+        }))
     }
 
     async fn all(&self) -> Result<HashMap<OrderId, OrderView>, StoreError> {

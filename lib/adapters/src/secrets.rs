@@ -1,5 +1,9 @@
-//! A secret's value from Secrets Manager: one signed `GetSecretValue` request, made
-//! without the service's SDK.
+//! A secret's value from Secrets Manager, and a data key wrapped or unwrapped by KMS:
+//! signed JSON requests made without the services' SDKs.
+//!
+//! Both are one JSON 1.1 call each ([`SignedJson`]); KMS's `Encrypt` and `Decrypt`
+//! wrap the customers' data keys (`orderflow_app::personal`) under the stack's key,
+//! bound to the customer by the encryption context.
 //!
 //! The order API reads one secret (its cursor key) once per instance; the SDK client
 //! for that call was 171 KB of its binary (5.98 → 5.81 MB without it) and parsed its
@@ -10,8 +14,8 @@
 //! strategy retries (I/O failures, timeouts, 5xx, throttling; at most three attempts,
 //! with jittered backoff), each attempt counted as an `AwsCalls` metric.
 //!
-//! The endpoint is `AWS_ENDPOINT_URL_SECRETS_MANAGER`, else `AWS_ENDPOINT_URL`, else
-//! the service's regional endpoint in the `aws`, `aws-cn` and `aws-us-gov` partitions
+//! The endpoint is `AWS_ENDPOINT_URL_SECRETS_MANAGER` (`AWS_ENDPOINT_URL_KMS`), else
+//! `AWS_ENDPOINT_URL`, else the service's regional endpoint in the `aws`, `aws-cn` and `aws-us-gov` partitions
 //! (FIPS and dual-stack as the SDK configuration sets them), the hosts the SDK's own
 //! endpoint rules give there (a test compares them). Elsewhere, set the endpoint
 //! variable.
@@ -30,26 +34,49 @@ use aws_smithy_types::retry::ErrorKind;
 use crate::calls::CallCounter;
 use crate::config::{ATTEMPT_TIMEOUT, CALL_TIMEOUT};
 
-/// The service's name as the SDK counts its calls.
-const SERVICE: &str = "Secrets Manager";
-/// The operation.
-const OPERATION: &str = "GetSecretValue";
-/// The signing name.
-const SIGNING_NAME: &str = "secretsmanager";
+/// A JSON 1.1 service: its name as the SDK counts its calls and reads its endpoint
+/// variable, its signing name, its target prefix and its regional endpoint.
+#[derive(Debug)]
+pub struct Service {
+    /// The SDK's service id (`Secrets Manager`, `KMS`).
+    pub id: &'static str,
+    /// The SigV4 signing name.
+    pub signing_name: &'static str,
+    /// The `x-amz-target` prefix.
+    pub target: &'static str,
+    /// The regional endpoint for (region, FIPS, dual-stack).
+    pub endpoint: fn(&str, bool, bool) -> String,
+}
+
+/// Secrets Manager.
+pub const SECRETS_MANAGER: Service = Service {
+    id: "Secrets Manager",
+    signing_name: "secretsmanager",
+    target: "secretsmanager",
+    endpoint: default_endpoint,
+};
+
+/// KMS.
+pub const KMS: Service = Service {
+    id: "KMS",
+    signing_name: "kms",
+    target: "TrentService",
+    endpoint: kms_endpoint,
+};
 /// Attempts at one call, the first included (the SDK's standard strategy).
 pub const MAX_ATTEMPTS: u32 = 3;
 /// The backoff before the second attempt is up to this; before the third, up to twice it.
 const BACKOFF: Duration = Duration::from_millis(200);
 
-/// Why a secret could not be read. None of it is for a client: it names the service's
-/// answer, for the log.
+/// Why a call failed. None of it is for a client: it names the service's answer, for
+/// the log.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     /// No region to send the request to, and no endpoint variable.
-    #[error("no region (AWS_REGION) and no endpoint (AWS_ENDPOINT_URL_SECRETS_MANAGER)")]
+    #[error("no region (AWS_REGION) and no endpoint (AWS_ENDPOINT_URL_<SERVICE>)")]
     NoRegion,
     /// An endpoint that is not a URL with a host.
-    #[error("the Secrets Manager endpoint {endpoint:?} is not a URL with a host")]
+    #[error("the endpoint {endpoint:?} is not a URL with a host")]
     Endpoint {
         /// As given.
         endpoint: String,
@@ -61,13 +88,13 @@ pub enum SecretError {
     #[error("signing the request failed: {0}")]
     Signing(String),
     /// Not sent, or no answer: connection refused or reset, TLS, a response cut short.
-    #[error("Secrets Manager could not be reached: {0}")]
+    #[error("the service could not be reached: {0}")]
     Transport(String),
     /// No answer within the attempt's or the call's time.
-    #[error("Secrets Manager did not answer within {0:?}")]
+    #[error("the service did not answer within {0:?}")]
     TimedOut(Duration),
     /// The service refused: its status, error type and message.
-    #[error("Secrets Manager answered {status} {kind}: {message}")]
+    #[error("the service answered {status} {kind}: {message}")]
     Service {
         /// The HTTP status.
         status: u16,
@@ -76,8 +103,8 @@ pub enum SecretError {
         /// The service's message.
         message: String,
     },
-    /// An answer that is not `GetSecretValue`'s.
-    #[error("Secrets Manager's answer could not be read: {0}")]
+    /// An answer that is not the operation's.
+    #[error("the service's answer could not be read: {0}")]
     Malformed(String),
     /// The secret holds binary, not a string.
     #[error("the secret has no SecretString")]
@@ -113,9 +140,10 @@ impl SecretError {
     }
 }
 
-/// A Secrets Manager reader of secret strings.
+/// Signed JSON 1.1 calls to one service.
 #[derive(Clone)]
-pub struct SecretsManager {
+pub struct SignedJson {
+    service: &'static Service,
     endpoint: http::Uri,
     host: http::HeaderValue,
     region: String,
@@ -124,22 +152,98 @@ pub struct SecretsManager {
     counter: CallCounter,
 }
 
-impl std::fmt::Debug for SecretsManager {
+impl std::fmt::Debug for SignedJson {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretsManager")
+        f.debug_struct("SignedJson")
+            .field("service", &self.service.id)
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .finish_non_exhaustive()
     }
 }
 
+/// A Secrets Manager reader of secret strings.
+#[derive(Debug, Clone)]
+pub struct SecretsManager(SignedJson);
+
 impl SecretsManager {
-    /// Calls to `endpoint` in `region`, signed with `credentials`' keys, sent through
-    /// `connector`, counted into the process-wide tally ([`CallCounter::default`]).
+    /// Calls to `endpoint` in `region` ([`SignedJson::new`]).
     ///
     /// # Errors
     /// [`SecretError::Endpoint`] when `endpoint` is not a URL with a host.
     pub fn new(
+        endpoint: &str,
+        region: impl Into<String>,
+        credentials: SharedCredentialsProvider,
+        connector: SharedHttpConnector,
+    ) -> Result<Self, SecretError> {
+        SignedJson::new(&SECRETS_MANAGER, endpoint, region, credentials, connector).map(Self)
+    }
+
+    /// A Lambda function's ([`SignedJson::from_lambda_environment`]).
+    ///
+    /// # Errors
+    /// As [`SignedJson::from_sdk_config`].
+    pub fn from_lambda_environment() -> Result<Self, SecretError> {
+        SignedJson::from_lambda_environment(&SECRETS_MANAGER).map(Self)
+    }
+
+    /// As an SDK client built from `config` would call ([`SignedJson::from_sdk_config`]).
+    ///
+    /// # Errors
+    /// As [`SignedJson::from_sdk_config`].
+    pub fn from_sdk_config(
+        config: &aws_types::SdkConfig,
+        connector: SharedHttpConnector,
+    ) -> Result<Self, SecretError> {
+        SignedJson::from_sdk_config(&SECRETS_MANAGER, config, connector).map(Self)
+    }
+
+    /// This reader, counting its calls with `counter`.
+    #[must_use]
+    pub fn counted_by(self, counter: CallCounter) -> Self {
+        Self(self.0.counted_by(counter))
+    }
+
+    /// The `SecretString` of `secret_id` (a name or an ARN), its current version.
+    ///
+    /// # Errors
+    /// [`SecretError`]: after the last retryable failure, at once for any other, and
+    /// [`SecretError::TimedOut`] when the call with its retries outlasts
+    /// [`CALL_TIMEOUT`].
+    pub async fn secret_string(&self, secret_id: &str) -> Result<String, SecretError> {
+        let body = serde_json::json!({ "SecretId": secret_id });
+        answer(&self.0.call("GetSecretValue", &body).await?)
+    }
+
+    /// The `SecretString` of the version of `secret_id` labelled `stage` (`AWSPREVIOUS`
+    /// after a rotation); `None` when no version carries the label.
+    ///
+    /// # Errors
+    /// As [`Self::secret_string`], but for the missing label.
+    pub async fn secret_string_at(
+        &self,
+        secret_id: &str,
+        stage: &str,
+    ) -> Result<Option<String>, SecretError> {
+        let body = serde_json::json!({ "SecretId": secret_id, "VersionStage": stage });
+        match self.0.call("GetSecretValue", &body).await {
+            Ok(bytes) => answer(&bytes).map(Some),
+            Err(SecretError::Service { kind, .. }) if kind == "ResourceNotFoundException" => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+impl SignedJson {
+    /// Calls to `service` at `endpoint` in `region`, signed with `credentials`' keys,
+    /// sent through `connector`, counted into the process-wide tally
+    /// ([`CallCounter::default`]).
+    ///
+    /// # Errors
+    /// [`SecretError::Endpoint`] when `endpoint` is not a URL with a host.
+    pub fn new(
+        service: &'static Service,
         endpoint: &str,
         region: impl Into<String>,
         credentials: SharedCredentialsProvider,
@@ -152,6 +256,7 @@ impl SecretsManager {
         let authority = uri.authority().ok_or_else(bad)?;
         let host = http::HeaderValue::from_str(authority.as_str()).map_err(|_| bad())?;
         Ok(Self {
+            service,
             endpoint: uri,
             host,
             region: region.into(),
@@ -167,44 +272,45 @@ impl SecretsManager {
     ///
     /// # Errors
     /// As [`Self::from_sdk_config`].
-    pub fn from_lambda_environment() -> Result<Self, SecretError> {
+    pub fn from_lambda_environment(service: &'static Service) -> Result<Self, SecretError> {
         Self::from_sdk_config(
+            service,
             &crate::config::lambda_sdk_config(),
             crate::config::https_connector(crate::config::Roots::Aws),
         )
     }
 
     /// Calls as an SDK client built from `config` would make them: its region and
-    /// credentials; its endpoint for Secrets Manager (`AWS_ENDPOINT_URL_SECRETS_MANAGER`
-    /// or `AWS_ENDPOINT_URL` as the configuration read them), else the regional one
-    /// ([`default_endpoint`], with its FIPS and dual-stack settings); sent through
-    /// `connector`.
+    /// credentials; its endpoint for the service (`AWS_ENDPOINT_URL_<SERVICE>` or
+    /// `AWS_ENDPOINT_URL` as the configuration read them), else the regional one (with
+    /// its FIPS and dual-stack settings); sent through `connector`.
     ///
     /// # Errors
     /// [`SecretError::NoRegion`] without a region or an endpoint;
     /// [`SecretError::Credentials`] without a credentials provider;
     /// [`SecretError::Endpoint`] for an endpoint that is not a URL.
     pub fn from_sdk_config(
+        service: &'static Service,
         config: &aws_types::SdkConfig,
         connector: SharedHttpConnector,
     ) -> Result<Self, SecretError> {
         let region = config.region().map(ToString::to_string);
         let configured = config
             .service_config()
-            .and_then(|service| {
+            .and_then(|loader| {
                 let key = aws_types::service_config::ServiceConfigKey::builder()
-                    .service_id(SERVICE)
+                    .service_id(service.id)
                     .env("AWS_ENDPOINT_URL")
                     .profile("endpoint_url")
                     .build()
                     .ok()?;
-                service.load_config(key)
+                loader.load_config(key)
             })
             .or_else(|| config.endpoint_url().map(ToOwned::to_owned))
             .filter(|endpoint| !endpoint.is_empty());
         let endpoint = match configured {
             Some(endpoint) => endpoint,
-            None => default_endpoint(
+            None => (service.endpoint)(
                 region.as_deref().ok_or(SecretError::NoRegion)?,
                 config.use_fips().unwrap_or(false),
                 config.use_dual_stack().unwrap_or(false),
@@ -216,6 +322,7 @@ impl SecretsManager {
         // With an endpoint but no region, the signature still needs one; the
         // emulators accept any.
         Self::new(
+            service,
             &endpoint,
             region.unwrap_or_else(|| "us-east-1".into()),
             credentials,
@@ -229,49 +336,31 @@ impl SecretsManager {
         Self { counter, ..self }
     }
 
-    /// The `SecretString` of `secret_id` (a name or an ARN), its current version.
+    /// `operation` with `body`: the answer's bytes.
     ///
     /// # Errors
     /// [`SecretError`]: after the last retryable failure, at once for any other, and
     /// [`SecretError::TimedOut`] when the call with its retries outlasts
     /// [`CALL_TIMEOUT`].
-    pub async fn secret_string(&self, secret_id: &str) -> Result<String, SecretError> {
-        let body = serde_json::json!({ "SecretId": secret_id }).to_string();
-        tokio::time::timeout(CALL_TIMEOUT, self.with_retries(body))
-            .await
-            .unwrap_or(Err(SecretError::TimedOut(CALL_TIMEOUT)))
-    }
-
-    /// The `SecretString` of the version of `secret_id` labelled `stage` (`AWSPREVIOUS`
-    /// after a rotation); `None` when no version carries the label.
-    ///
-    /// # Errors
-    /// As [`Self::secret_string`], but for the missing label.
-    pub async fn secret_string_at(
+    pub async fn call(
         &self,
-        secret_id: &str,
-        stage: &str,
-    ) -> Result<Option<String>, SecretError> {
-        let body = serde_json::json!({ "SecretId": secret_id, "VersionStage": stage }).to_string();
-        match tokio::time::timeout(CALL_TIMEOUT, self.with_retries(body))
+        operation: &'static str,
+        body: &serde_json::Value,
+    ) -> Result<Vec<u8>, SecretError> {
+        tokio::time::timeout(CALL_TIMEOUT, self.with_retries(operation, body.to_string()))
             .await
             .unwrap_or(Err(SecretError::TimedOut(CALL_TIMEOUT)))
-        {
-            Ok(text) => Ok(Some(text)),
-            Err(SecretError::Service { kind, .. }) if kind == "ResourceNotFoundException" => Ok(None),
-            Err(error) => Err(error),
-        }
     }
 
-    async fn with_retries(&self, body: String) -> Result<String, SecretError> {
+    async fn with_retries(&self, operation: &'static str, body: String) -> Result<Vec<u8>, SecretError> {
         let mut attempt = 1;
         loop {
-            let result = tokio::time::timeout(ATTEMPT_TIMEOUT, self.attempt(body.as_bytes()))
+            let result = tokio::time::timeout(ATTEMPT_TIMEOUT, self.attempt(operation, body.as_bytes()))
                 .await
                 .unwrap_or(Err(SecretError::TimedOut(ATTEMPT_TIMEOUT)));
             match result {
                 Err(error) if error.is_retryable() && attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(error = %error, attempt, "GetSecretValue failed; retrying");
+                    tracing::debug!(error = %error, attempt, service = self.service.id, operation, "call failed; retrying");
                     let ceiling = BACKOFF * 2_u32.pow(attempt - 1);
                     tokio::time::sleep(ceiling.mul_f64(fastrand::f64())).await;
                     attempt += 1;
@@ -281,7 +370,7 @@ impl SecretsManager {
         }
     }
 
-    async fn attempt(&self, body: &[u8]) -> Result<String, SecretError> {
+    async fn attempt(&self, operation: &'static str, body: &[u8]) -> Result<Vec<u8>, SecretError> {
         let credentials = self
             .credentials
             .provide_credentials()
@@ -292,13 +381,13 @@ impl SecretsManager {
             .uri(self.endpoint.clone())
             .header(http::header::HOST, self.host.clone())
             .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")
-            .header("x-amz-target", "secretsmanager.GetSecretValue")
+            .header("x-amz-target", format!("{}.{operation}", self.service.target))
             .body(body.to_vec())
             .map_err(|error| SecretError::Signing(error.to_string()))?;
         self.sign(&mut request, credentials.into())?;
         let request = HttpRequest::try_from(request.map(SdkBody::from))
             .map_err(|error| SecretError::Signing(error.to_string()))?;
-        self.counter.count(SERVICE, OPERATION);
+        self.counter.count(self.service.id, operation);
         let response = self
             .connector
             .call(request)
@@ -312,7 +401,7 @@ impl SecretsManager {
             .map_err(|error| SecretError::Transport(error.to_string()))?
             .into_bytes();
         if (200..300).contains(&status) {
-            answer(&bytes)
+            Ok(bytes.to_vec())
         } else {
             Err(refusal(status, error_type.as_deref(), &bytes))
         }
@@ -324,7 +413,7 @@ impl SecretsManager {
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name(SIGNING_NAME)
+            .name(self.service.signing_name)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
@@ -407,7 +496,25 @@ pub fn default_endpoint(region: &str, fips: bool, dual_stack: bool) -> String {
         (true, false) => "amazonaws.com.cn",
         (false, _) => "amazonaws.com",
     };
-    let service = if fips { "secretsmanager-fips" } else { SIGNING_NAME };
+    let service = if fips {
+        "secretsmanager-fips"
+    } else {
+        "secretsmanager"
+    };
+    format!("https://{service}.{region}.{suffix}")
+}
+
+/// KMS's regional endpoint, as its endpoint rules give it in the `aws`, `aws-cn` and
+/// `aws-us-gov` partitions (`kms-fips` for FIPS; `api.aws` hosts when dual-stack).
+#[must_use]
+pub fn kms_endpoint(region: &str, fips: bool, dual_stack: bool) -> String {
+    let service = if fips { "kms-fips" } else { "kms" };
+    let suffix = match (region.starts_with("cn-"), dual_stack) {
+        (true, true) => "api.amazonwebservices.com.cn",
+        (true, false) => "amazonaws.com.cn",
+        (false, true) => "api.aws",
+        (false, false) => "amazonaws.com",
+    };
     format!("https://{service}.{region}.{suffix}")
 }
 

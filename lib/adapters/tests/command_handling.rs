@@ -42,10 +42,7 @@ fn place(order_id: OrderId) -> OrderCommand {
             unit_price: usd(1299),
         }],
         payment: PaymentToken::parse("tok_visa").unwrap().masked(),
-        shipping_address: serde_json::from_str(
-            r#"{"name":"Ada","line1":"1 Main St","city":"Springfield","postalCode":"12345","country":"US"}"#,
-        )
-        .unwrap(),
+        shipping_address: orderflow_testkit::sealed_address(&CustomerId::parse("c-1").unwrap()),
         placed_at: ts("2026-11-21T06:30:00Z"),
     })
 }

@@ -77,3 +77,48 @@ async fn the_table_holds_keys_only_wrapped() {
     let other = LocalKeyWrap::new(DataKey::generate().unwrap());
     assert!(other.unwrap(&stored, &alice).await.is_err());
 }
+
+/// The data keys wrapped by KMS (moto's, over HTTP): a key wraps and unwraps for its
+/// customer only, the table never holds its bytes, and erasing it works as with the
+/// local wrapping key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_wraps_each_key_bound_to_its_customer() {
+    use orderflow_adapters::config::{Roots, https_connector};
+    use orderflow_adapters::personal::{KeyWrapping, KmsKeyWrap};
+    use orderflow_adapters::secrets::{KMS, SignedJson};
+    let kms = SignedJson::from_sdk_config(&KMS, &local::sdk_config().await, https_connector(Roots::System))
+        .unwrap();
+    let created = kms
+        .call(
+            "CreateKey",
+            &serde_json::json!({"Description": "orderflow test", "KeyUsage": "ENCRYPT_DECRYPT"}),
+        )
+        .await
+        .expect("moto's KMS is reachable");
+    let created: serde_json::Value = serde_json::from_slice(&created).unwrap();
+    let key_arn = created["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+    let wrap = KmsKeyWrap::new(kms, &key_arn);
+
+    let alice = customer();
+    let key = DataKey::generate().unwrap();
+    let wrapped = wrap.wrap(&key, &alice).await.unwrap();
+    assert!(
+        !wrapped
+            .windows(8)
+            .any(|w| key.expose().windows(8).any(|k| k == w))
+    );
+    assert_eq!(wrap.unwrap(&wrapped, &alice).await.unwrap(), key);
+    assert!(
+        wrap.unwrap(&wrapped, &customer()).await.is_err(),
+        "the encryption context binds it to its customer"
+    );
+
+    let client = local::dynamodb_client().await.unwrap();
+    let tables = local::fresh_tables(&client, &["CustomerKeyTable"]).await.unwrap();
+    let keys = DynamoCustomerKeys::new(
+        client,
+        &tables["CustomerKeyTable"],
+        KeyWrapping::Kms(Box::new(wrap)),
+    );
+    a_key_is_made_once_and_erasing_it_shreds_what_it_sealed(keys).await;
+}

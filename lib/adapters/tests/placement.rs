@@ -50,13 +50,10 @@ fn new_order(key: &str, sku: &str, quantity: u64) -> NewOrder {
     );
     NewOrder {
         order_id: order_id_for(&key),
+        address: orderflow_testkit::sealed_address(&customer),
         customer_id: customer,
         items: vec![(Sku::parse(sku).unwrap(), Quantity::parse(quantity).unwrap())],
         token: PaymentToken::parse("tok_visa").unwrap(),
-        address: serde_json::from_str(
-            r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
-        )
-        .unwrap(),
     }
 }
 

@@ -119,6 +119,49 @@ mod suite {
         let all = views.all().await.unwrap();
         assert!(ids.iter().all(|id| all.contains_key(id)));
     }
+
+    pub(crate) async fn erasing_leaves_the_marker_in_the_view_and_the_projection(views: impl OrderViews) {
+        use orderflow_domain::order::{ErasedAddress, PersonalAddress};
+        let (id, customer) = (fresh_order(), fresh_customer());
+        assert!(
+            !views.erase_personal(id).await.unwrap(),
+            "no view, nothing erased"
+        );
+        views.put(&projection(id, &customer, 0, 1)).await.unwrap();
+        assert!(matches!(
+            views.get(id).await.unwrap().unwrap().view.shipping_address,
+            Some(PersonalAddress::Sealed(_))
+        ));
+        assert!(views.erase_personal(id).await.unwrap());
+        assert!(!views.erase_personal(id).await.unwrap(), "erased once");
+        let stored = views.get(id).await.unwrap().unwrap();
+        let erased = Some(PersonalAddress::Erased(ErasedAddress));
+        assert_eq!(stored.view.shipping_address, erased);
+        assert_eq!(stored.view.version, 1, "nothing else moves");
+        let mut projection = stored.projection.expect("the projector's state stays");
+        assert!(!projection.erase_personal(), "its address is erased too");
+        // The projector's next event builds on the erased state: the marker stays.
+        let next = super::projection(id, &customer, 0, 2);
+        let mut moved = projection.clone();
+        moved.apply(
+            &orderflow_testkit::decided(
+                id,
+                [
+                    (
+                        orderflow_testkit::place(id, &customer, 1, 500, orderflow_testkit::at(0)),
+                        orderflow_testkit::at(0),
+                    ),
+                    (OrderCommand::Cancel { detail: None }, orderflow_testkit::at(0)),
+                ],
+            )[1],
+        );
+        assert_eq!(moved.version, next.version);
+        assert_eq!(views.put(&moved).await.unwrap(), Written::Updated);
+        assert_eq!(
+            views.get(id).await.unwrap().unwrap().view.shipping_address,
+            erased
+        );
+    }
 }
 
 against_both!(
@@ -127,5 +170,6 @@ against_both!(
     tests: [
     a_view_only_moves_forward,
     a_customer_pages_newest_first_and_sees_no_one_else,
+    erasing_leaves_the_marker_in_the_view_and_the_projection,
     ]
 );

@@ -8,16 +8,20 @@
 //! key on a laptop): erasing a customer deletes their key, and every value sealed with
 //! it is noise from then on.
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use orderflow_domain::CustomerId;
-use orderflow_domain::personal::{SEALED_VERSION, Sealed};
+use orderflow_domain::customer::{Customer, CustomerCommand, PersonalDataErased};
+use orderflow_domain::order::view::OrderView;
+use orderflow_domain::order::{ErasedAddress, Order, OrderEvent, PersonalAddress, ShippingAddress};
+use orderflow_domain::personal::{PERSONAL_FIELDS, SEALED_VERSION, Sealed};
+use orderflow_domain::{CustomerId, Envelope, Metadata, OrderId};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::StoreError;
+use crate::{Clock, CommandService, EventStore, LoadError, OrderViews, StoreError};
 
 /// Bytes of a data key.
 pub const KEY_LEN: usize = 32;
@@ -197,6 +201,274 @@ pub trait CustomerKeys: Send + Sync {
     /// # Errors
     /// [`StoreError`].
     fn erase(&self, customer: &CustomerId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The personal-data use cases: seal an address on its way in, show views to their
+/// readers, erase a customer, and gather what is held about one.
+#[derive(Debug, Clone)]
+pub struct PersonalData<K> {
+    keys: K,
+}
+
+/// Why a customer's personal data was not erased.
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    /// Orders not yet delivered or cancelled: shipping still needs their addresses.
+    #[error("{} order(s) still in flight", .0.len())]
+    InFlight(Vec<OrderId>),
+    /// The reason is empty, too long or not plain text.
+    #[error(transparent)]
+    Refused(#[from] orderflow_domain::customer::CustomerError),
+    /// A store failed; nothing that was done is undone, and asking again finishes it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The erasure could not be recorded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erased {
+    /// Its id.
+    pub erasure_id: String,
+    /// The orders whose personal fields it erased.
+    pub orders: Vec<OrderId>,
+    /// Whether a key was there to delete.
+    pub key_deleted: bool,
+}
+
+/// Everything held about a customer, their personal fields opened.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Held {
+    /// Whose.
+    pub customer_id: CustomerId,
+    /// Whether a data key is held for them (false once erased).
+    pub key_held: bool,
+    /// Every field the system counts as personal.
+    pub personal_fields: &'static [&'static str],
+    /// Their orders, newest first, as a read shows them.
+    pub orders: Vec<OrderView>,
+    /// The events that name them: each order's `OrderPlaced` (its address opened) and
+    /// their erasures.
+    pub events: Vec<serde_json::Value>,
+}
+
+/// The most of a customer's orders one erasure or access request reads.
+pub const MAX_ORDERS: usize = 10_000;
+
+impl<K: CustomerKeys> PersonalData<K> {
+    /// The use cases over a key store.
+    pub const fn new(keys: K) -> Self {
+        Self { keys }
+    }
+
+    /// The key store.
+    pub const fn keys(&self) -> &K {
+        &self.keys
+    }
+
+    /// `address` sealed for `customer` with their key, made on first use.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the key store or the randomness fails.
+    pub async fn seal_address(
+        &self,
+        customer: &CustomerId,
+        address: &ShippingAddress,
+    ) -> Result<Sealed, StoreError> {
+        let key = self.keys.key_for(customer).await?;
+        let plain = serde_json::to_vec(address).map_err(|e| StoreError::new("encode an address", e))?;
+        seal(&key, customer, &plain).map_err(|e| StoreError::new("seal an address", e))
+    }
+
+    /// `views` as a read shows them: each sealed address opened with its customer's
+    /// key, or erased when the key is gone. One key read per customer, none when no
+    /// view holds a sealed address.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the key store fails.
+    pub async fn show(&self, mut views: Vec<OrderView>) -> Result<Vec<OrderView>, StoreError> {
+        let mut keys: HashMap<CustomerId, Option<DataKey>> = HashMap::new();
+        for view in &mut views {
+            let Some(PersonalAddress::Sealed(_)) = &view.shipping_address else {
+                continue;
+            };
+            if !keys.contains_key(&view.customer_id) {
+                let key = self.keys.key(&view.customer_id).await?;
+                keys.insert(view.customer_id.clone(), key);
+            }
+            let key = keys.get(&view.customer_id).and_then(Option::as_ref);
+            view.shipping_address = view
+                .shipping_address
+                .take()
+                .map(|address| shown(key, &view.customer_id, address));
+        }
+        Ok(views)
+    }
+
+    /// One view as a read shows it ([`Self::show`]).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the key store fails.
+    pub async fn show_one(&self, view: OrderView) -> Result<OrderView, StoreError> {
+        let mut shown = self.show(vec![view]).await?;
+        shown
+            .pop()
+            .ok_or_else(|| StoreError::new("show an order", "no view"))
+    }
+
+    /// Erases `customer`'s personal data: refused while any of their orders is in
+    /// flight (shipping needs its address until delivery); otherwise deletes their
+    /// data key, replaces the read model's copies with the erased marker and records
+    /// `PersonalDataErased` on the customer's stream. Asking again finishes an erasure
+    /// a failure interrupted, and records another.
+    ///
+    /// The orders are those the read model knows: an order placed in the moment before
+    /// the erasure, not yet projected, is not waited for, and its address reads as
+    /// erased like the others'.
+    ///
+    /// # Errors
+    /// [`EraseError`].
+    pub async fn erase<V: OrderViews, S: EventStore, C: Clock>(
+        &self,
+        views: &V,
+        commands: &CommandService<S, C>,
+        customer: &CustomerId,
+        reason: &str,
+        metadata: &Metadata,
+    ) -> Result<Erased, EraseError> {
+        if !orderflow_domain::customer::valid_reason(reason) {
+            return Err(orderflow_domain::customer::CustomerError::Reason.into());
+        }
+        let orders = orders_of(views, customer).await?;
+        let in_flight: Vec<OrderId> = orders
+            .iter()
+            .filter(|o| !o.status.is_final())
+            .map(|o| o.order_id)
+            .collect();
+        if !in_flight.is_empty() {
+            return Err(EraseError::InFlight(in_flight));
+        }
+        let key_deleted = self.keys.erase(customer).await?;
+        for order in &orders {
+            views.erase_personal(order.order_id).await?;
+        }
+        let erased = PersonalDataErased {
+            erasure_id: uuid::Uuid::now_v7().to_string(),
+            customer_id: customer.clone(),
+            reason: reason.to_owned(),
+            orders: orders.iter().map(|o| o.order_id).collect(),
+            key_deleted,
+            erased_at: commands.clock().now(),
+        };
+        let recorded = Erased {
+            erasure_id: erased.erasure_id.clone(),
+            orders: erased.orders.clone(),
+            key_deleted,
+        };
+        commands
+            .execute::<Customer>(
+                customer.as_str(),
+                CustomerCommand::RecordErasure(erased),
+                metadata,
+                None,
+            )
+            .await
+            .map_err(|e| match e {
+                crate::CommandError::Domain(refused) => EraseError::Refused(refused),
+                other => EraseError::Store(StoreError::new("record an erasure", other)),
+            })?;
+        tracing::info!(customer_id = %customer, erasure_id = %recorded.erasure_id, orders = recorded.orders.len(), key_deleted, actor = %metadata.actor, "personal data erased");
+        Ok(recorded)
+    }
+
+    /// Everything held about `customer`: their orders as a read shows them, each
+    /// order's `OrderPlaced` with its address opened, and their erasures.
+    ///
+    /// # Errors
+    /// [`StoreError`] or [`LoadError`] when a store fails.
+    pub async fn held<V: OrderViews, S: EventStore, C: Clock>(
+        &self,
+        views: &V,
+        commands: &CommandService<S, C>,
+        customer: &CustomerId,
+    ) -> Result<Held, EraseError> {
+        let key = self.keys.key(customer).await?;
+        let orders = orders_of(views, customer).await?;
+        let repository = commands.repository();
+        let mut events = Vec::with_capacity(orders.len());
+        for order in &orders {
+            let placed = repository
+                .history_page::<Order>(&order.order_id.to_string(), 0, 1)
+                .await?;
+            for mut envelope in placed {
+                if let OrderEvent::Placed(placed) = &mut envelope.data {
+                    placed.shipping_address = placed
+                        .shipping_address
+                        .take()
+                        .map(|a| shown(key.as_ref(), customer, a));
+                }
+                events.push(to_value(&envelope)?);
+            }
+        }
+        for envelope in repository.history::<Customer>(customer.as_str()).await? {
+            events.push(to_value(&envelope)?);
+        }
+        let orders = orders
+            .into_iter()
+            .map(|mut view| {
+                view.shipping_address = view
+                    .shipping_address
+                    .take()
+                    .map(|a| shown(key.as_ref(), customer, a));
+                view
+            })
+            .collect();
+        Ok(Held {
+            customer_id: customer.clone(),
+            key_held: key.is_some(),
+            personal_fields: PERSONAL_FIELDS,
+            orders,
+            events,
+        })
+    }
+}
+
+fn to_value<E: orderflow_domain::DomainEvent>(
+    envelope: &Envelope<E>,
+) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(&envelope.to_json()).map_err(|e| StoreError::new("encode an event", e))
+}
+
+/// Every order of `customer` the read model holds, newest first (at most
+/// [`MAX_ORDERS`]).
+async fn orders_of<V: OrderViews>(views: &V, customer: &CustomerId) -> Result<Vec<OrderView>, StoreError> {
+    let mut orders = Vec::new();
+    let mut after = None;
+    loop {
+        let page = views.by_customer(customer, 100, after.as_ref()).await?;
+        orders.extend(page.orders);
+        match page.next {
+            Some(next) if orders.len() < MAX_ORDERS => after = Some(next),
+            _ => return Ok(orders),
+        }
+    }
+}
+
+/// `address` of `customer` as a read shows it, given their key (`None`: erased): a
+/// sealed address opened, or erased when it does not open with the key (the key was
+/// deleted, and a later order made a new one). Anything else as it is.
+#[must_use]
+pub fn shown(key: Option<&DataKey>, customer: &CustomerId, address: PersonalAddress) -> PersonalAddress {
+    match address {
+        PersonalAddress::Sealed(sealed) => key
+            .and_then(|key| open(key, customer, &sealed).ok())
+            .and_then(|plain| serde_json::from_slice::<ShippingAddress>(&plain).ok())
+            .map_or(PersonalAddress::Erased(ErasedAddress), PersonalAddress::Clear),
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use jiff::SignedDuration;
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{
-    Order, OrderCommand, OrderError, OrderEvent, PaymentToken, PlaceOrder, PricedLine, ShippingAddress,
+    Order, OrderCommand, OrderError, OrderEvent, PaymentToken, PlaceOrder, PricedLine,
 };
 use orderflow_domain::{Aggregate, CustomerId, Envelope, Metadata, OrderId, Quantity, Sku};
 use uuid::Uuid;
@@ -46,8 +46,9 @@ pub struct NewOrder {
     pub items: Vec<(Sku, Quantity)>,
     /// The card token (kept in the vault, only its mask in the event).
     pub token: PaymentToken,
-    /// Where to.
-    pub address: ShippingAddress,
+    /// Where to, sealed for the customer ([`crate::personal::PersonalData::seal_address`]):
+    /// the use case never holds it in clear.
+    pub address: orderflow_domain::personal::Sealed,
 }
 
 /// A placed order.

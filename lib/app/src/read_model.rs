@@ -99,6 +99,12 @@ pub trait OrderViews: Send + Sync {
         after: Option<&CustomerCursor>,
     ) -> impl Future<Output = Result<CustomerPage, StoreError>> + Send;
 
+    /// Replaces the personal fields of one order's view, and of the projector's state
+    /// beside it, with the erased marker: after a customer's erasure, the read model
+    /// keeps no copy of them, not even sealed. Whether there were any. A write the
+    /// projector makes meanwhile is not lost: the purge applies to what it finds.
+    fn erase_personal(&self, order_id: OrderId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Every view, for comparisons and checks.
     fn all(&self) -> impl Future<Output = Result<HashMap<OrderId, OrderView>, StoreError>> + Send;
 }

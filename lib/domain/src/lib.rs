@@ -5,6 +5,7 @@
 //! - [`inventory`], [`payment`], [`shipment`]: the other participants' per-order
 //!   deciders, each with a tombstone for a cancellation that arrives first.
 //! - [`product`]: a catalog product's listing, price and stock receipts and write-offs.
+//! - [`customer`], [`personal`]: what is personal, how it is sealed, and its erasures.
 //! - [`envelope`]: the envelope every event travels in, and upcasting on read.
 //! - [`schema`]: the JSON Schemas of every event type and of the envelope.
 //!
@@ -12,6 +13,7 @@
 //! `tokio` crate, and a test in `tests/` fails if one ever appears.
 
 pub mod audit;
+pub mod customer;
 pub mod envelope;
 pub mod ids;
 pub mod inventory;

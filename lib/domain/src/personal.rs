@@ -61,4 +61,33 @@ mod tests {
         );
         assert_eq!(serde_json::from_value::<Sealed>(json).unwrap(), sealed);
     }
+
+    #[test]
+    fn an_address_reads_as_sealed_clear_or_erased_by_its_shape() {
+        use crate::order::{ErasedAddress, PersonalAddress};
+        let read = |json: serde_json::Value| serde_json::from_value::<PersonalAddress>(json).unwrap();
+        assert!(matches!(
+            read(serde_json::json!({"v": 1, "n": "bm9uY2U=", "c": "Y2lwaGVy"})),
+            PersonalAddress::Sealed(_)
+        ));
+        let clear = read(serde_json::json!({
+            "name": "Ada", "line1": "1 Main St", "city": "Springfield", "postalCode": "1", "country": "US"
+        }));
+        assert!(clear.is_clear());
+        let erased = serde_json::to_value(PersonalAddress::Erased(ErasedAddress)).unwrap();
+        assert_eq!(
+            erased,
+            serde_json::json!({
+                "name": ERASED, "line1": ERASED, "city": ERASED, "postalCode": ERASED, "country": ERASED
+            })
+        );
+        assert_eq!(read(erased), PersonalAddress::Erased(ErasedAddress));
+        // Half erased is neither an address nor the marker.
+        assert!(
+            serde_json::from_value::<PersonalAddress>(serde_json::json!({
+                "name": ERASED, "line1": "1 Main St", "city": ERASED, "postalCode": ERASED, "country": ERASED
+            }))
+            .is_err()
+        );
+    }
 }

@@ -14,7 +14,7 @@ use crate::envelope::{ReplayMark, Upcaster};
 use crate::ids::{CustomerId, IdempotencyKey, OrderId, Quantity, Sku};
 use crate::money::Currency;
 use crate::time::Timestamp;
-use crate::{Aggregate, inventory, order, payment, product, shipment};
+use crate::{Aggregate, customer, inventory, order, payment, product, shipment};
 
 /// One event type at the schema version this build writes.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +109,9 @@ events! {
         product::names::REPRICED, 1 => product::ProductRepriced;
         product::names::RECEIVED, 1 => product::StockReceived;
         product::names::WRITTEN_OFF, 1 => product::StockWrittenOff;
+    ]
+    customer::Customer => [
+        customer::names::PERSONAL_DATA_ERASED, 1 => customer::PersonalDataErased;
     ]
 }
 
@@ -263,6 +266,6 @@ mod tests {
                 event.event_type
             );
         }
-        assert_eq!(seen.len(), 28);
+        assert_eq!(seen.len(), 29);
     }
 }

@@ -88,7 +88,11 @@ fn every_current_sample_round_trips_exactly() {
             inventory::names::SOLD
         ])
     );
-    use orderflow_domain::product;
+    use orderflow_domain::{customer, product};
+    assert_eq!(
+        round_trip_folder::<customer::CustomerEvent>("customer"),
+        vec![customer::names::PERSONAL_DATA_ERASED]
+    );
     assert_eq!(
         round_trip_folder::<product::ProductEvent>("product"),
         sorted(vec![
@@ -120,7 +124,7 @@ fn every_current_sample_round_trips_exactly() {
 #[test]
 fn order_placed_v1_upcasts_to_v2() {
     let v1 = Envelope::<OrderEvent>::decode(&read("OrderPlaced.v1.json")).unwrap();
-    let v2 = Envelope::<OrderEvent>::decode(&read("OrderPlaced.json")).unwrap();
+    let v2 = Envelope::<OrderEvent>::decode(&read("OrderPlaced.v2.json")).unwrap();
     let (OrderEvent::Placed(old), OrderEvent::Placed(new)) = (&v1.data, &v2.data) else {
         panic!("both samples are OrderPlaced");
     };
@@ -133,8 +137,28 @@ fn order_placed_v1_upcasts_to_v2() {
     assert_eq!(old.customer_id, new.customer_id);
     // Re-encoding writes the current version.
     let reencoded: Value = serde_json::from_str(&v1.to_json()).unwrap();
-    assert_eq!(reencoded["schemaVersion"], 2);
-    assert_eq!(v1.data.schema_version(), 2);
+    assert_eq!(reencoded["schemaVersion"], 3);
+    assert_eq!(v1.data.schema_version(), 3);
+}
+
+#[test]
+fn order_placed_v2_keeps_its_address_in_clear_until_history_is_encrypted() {
+    use orderflow_domain::order::PersonalAddress;
+    let v2 = Envelope::<OrderEvent>::decode(&read("OrderPlaced.v2.json")).unwrap();
+    let v3 = Envelope::<OrderEvent>::decode(&read("OrderPlaced.json")).unwrap();
+    let (OrderEvent::Placed(old), OrderEvent::Placed(new)) = (&v2.data, &v3.data) else {
+        panic!("both samples are OrderPlaced");
+    };
+    assert_eq!((&old.lines, old.total), (&new.lines, new.total));
+    let Some(PersonalAddress::Clear(address)) = &old.shipping_address else {
+        panic!("a v2 address reads in clear: {:?}", old.shipping_address);
+    };
+    assert_eq!(address.name, "Ada Lovelace");
+    assert!(
+        matches!(new.shipping_address, Some(PersonalAddress::Sealed(_))),
+        "v3 seals it"
+    );
+    assert!(!read("OrderPlaced.json").contains("Lovelace"));
 }
 
 #[test]

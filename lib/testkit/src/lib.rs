@@ -59,10 +59,7 @@ pub fn place(
             unit_price: usd(unit_cents),
         }],
         payment: PaymentToken::parse("tok_visa").unwrap().masked(),
-        shipping_address: serde_json::from_str(
-            r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
-        )
-        .unwrap(),
+        shipping_address: sealed_address(customer),
         placed_at,
     })
 }
@@ -158,4 +155,21 @@ pub async fn store_order(store: &impl orderflow_app::EventStore, history: &[Enve
         )
         .await
         .unwrap();
+}
+
+/// The data key the builders seal addresses with (a test's customers all share it).
+pub const TEST_KEY: [u8; 32] = [42; 32];
+
+/// A test address in clear.
+#[must_use]
+pub fn address() -> orderflow_domain::order::ShippingAddress {
+    serde_json::from_str(r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#).unwrap()
+}
+
+/// [`address`] sealed for `customer` with [`TEST_KEY`], as the API hands it to the
+/// domain.
+#[must_use]
+pub fn sealed_address(customer: &CustomerId) -> orderflow_domain::personal::Sealed {
+    let key = orderflow_app::personal::DataKey::from_bytes(&TEST_KEY).unwrap();
+    orderflow_app::personal::seal(&key, customer, &serde_json::to_vec(&address()).unwrap()).unwrap()
 }

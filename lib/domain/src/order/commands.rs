@@ -86,8 +86,8 @@ pub struct PlaceOrder {
     pub lines: Vec<PricedLine>,
     /// Masked payment method.
     pub payment: PaymentRef,
-    /// Where.
-    pub shipping_address: ShippingAddress,
+    /// Where, sealed with the customer's data key before it reaches the domain.
+    pub shipping_address: crate::personal::Sealed,
     /// When.
     pub placed_at: Timestamp,
 }

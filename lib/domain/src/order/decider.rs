@@ -15,7 +15,7 @@ pub struct Order;
 
 impl Aggregate for Order {
     const TYPE: &'static str = "order";
-    const STATE_SCHEMA: u32 = 1;
+    const STATE_SCHEMA: u32 = 2;
     type State = OrderState;
     type Command = OrderCommand;
     type Event = OrderEvent;
@@ -91,7 +91,7 @@ fn decide_place(place: PlaceOrder) -> Result<Vec<OrderEvent>, OrderError> {
         lines,
         total,
         payment: place.payment,
-        shipping_address: Some(place.shipping_address),
+        shipping_address: Some(PersonalAddress::Sealed(place.shipping_address)),
         placed_at: place.placed_at,
     }))])
 }

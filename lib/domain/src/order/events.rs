@@ -8,12 +8,14 @@ use serde_json::{Value, json};
 use crate::envelope::{DecodeError, DomainEvent, Upcaster, decode_data};
 use crate::ids::{CustomerId, OrderId, Quantity, Sku};
 use crate::money::{Currency, Money};
-use crate::order::{CancellationReason, FulfilmentStep, OrderLine, PaymentRef, ShippingAddress};
+use crate::order::{CancellationReason, FulfilmentStep, OrderLine, PaymentRef, PersonalAddress};
 use crate::time::Timestamp;
 
 /// An order was placed: prices were fixed from the catalog at this moment.
 ///
-/// Schema v2; v1 (before addresses) had flat minor-unit prices and no address.
+/// Schema v3: the address sealed with the customer's data key. v2 held it in clear
+/// (read as [`PersonalAddress::Clear`] until `orderflow customers encrypt-history`
+/// seals it); v1 (before addresses) had flat minor-unit prices and no address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPlaced {
@@ -27,8 +29,10 @@ pub struct OrderPlaced {
     pub total: Money,
     /// A masked reference to the payment method (never the token).
     pub payment: PaymentRef,
-    /// Where it goes; `None` only for orders placed before addresses existed (v1).
-    pub shipping_address: Option<ShippingAddress>,
+    /// Where it goes, sealed with the customer's data key; `None` only for orders
+    /// placed before addresses existed (v1).
+    #[schemars(with = "Option<crate::personal::Sealed>")]
+    pub shipping_address: Option<PersonalAddress>,
     /// When it was placed.
     pub placed_at: Timestamp,
 }
@@ -191,14 +195,35 @@ pub mod names {
 }
 
 /// The schema version this build writes for `OrderPlaced`.
-pub const ORDER_PLACED_VERSION: u32 = 2;
+pub const ORDER_PLACED_VERSION: u32 = 3;
 
 /// Old schema versions brought forward, one step each.
-pub const UPCASTERS: &[Upcaster] = &[Upcaster {
-    event_type: names::PLACED,
-    from_version: 1,
-    upcast: order_placed_v1_to_v2,
-}];
+pub const UPCASTERS: &[Upcaster] = &[
+    Upcaster {
+        event_type: names::PLACED,
+        from_version: 1,
+        upcast: order_placed_v1_to_v2,
+    },
+    Upcaster {
+        event_type: names::PLACED,
+        from_version: 2,
+        upcast: order_placed_v2_to_v3,
+    },
+];
+
+/// `OrderPlaced` v2 → v3.
+///
+/// v3 seals `shippingAddress` with the customer's data key; sealing needs that key,
+/// which the pure domain does not hold, so a v2 address comes forward as it is and
+/// reads as [`PersonalAddress::Clear`]. `orderflow customers encrypt-history` rewrites
+/// such events as v3 with the address sealed (`docs/decisions/personal-data.md`).
+#[allow(clippy::unnecessary_wraps, reason = "an upcaster's signature")]
+fn order_placed_v2_to_v3(v2: Value) -> Result<Value, String> {
+    if !v2.is_object() {
+        return Err("OrderPlaced v2 is not an object".into());
+    }
+    Ok(v2)
+}
 
 /// `OrderPlaced` v1 → v2.
 ///

@@ -29,8 +29,8 @@ pub use errors::{Action, OrderError};
 pub use events::OrderEvent;
 pub use state::{Cancellation, Compensation, OrderState, PaymentAnswer, PlacedOrder, Shipment, StockAnswer};
 pub use values::{
-    AddressError, CancellationReason, FulfilmentStep, MAX_LINES, OrderLine, OrderStatus, PaymentRef,
-    PaymentToken, PricedLine, ShippingAddress,
+    AddressError, CancellationReason, ErasedAddress, FulfilmentStep, MAX_LINES, OrderLine, OrderStatus,
+    PaymentRef, PaymentToken, PersonalAddress, PricedLine, ShippingAddress,
 };
 
 #[cfg(test)]

@@ -267,10 +267,8 @@ fn command(step: Step) -> OrderCommand {
                 unit_price: usd(250),
             }],
             payment: PaymentToken::parse("tok_visa").unwrap().masked(),
-            shipping_address: serde_json::from_str(
-                r#"{"name":"A","line1":"1 St","city":"C","postalCode":"1","country":"US"}"#,
-            )
-            .unwrap(),
+            shipping_address: serde_json::from_str(r#"{"v":1,"n":"AAAAAAAAAAAAAAAA","c":"YWRkcmVzcw=="}"#)
+                .unwrap(),
             placed_at: Timestamp::parse("2026-11-21T06:30:00Z").unwrap(),
         }),
         Step::StockOk => OrderCommand::RecordStockReserved {

@@ -84,8 +84,8 @@ pub struct PlacedOrder {
     pub total: Money,
     /// Masked payment reference.
     pub payment_ref: PaymentRef,
-    /// Delivery address (absent only on orders upcast from v1).
-    pub shipping_address: Option<ShippingAddress>,
+    /// Delivery address, sealed (absent only on orders upcast from v1).
+    pub shipping_address: Option<PersonalAddress>,
     /// When it was placed.
     pub placed_at: Timestamp,
     /// Where it is.

@@ -238,6 +238,103 @@ impl TryFrom<RawAddress> for ShippingAddress {
     }
 }
 
+/// A shipping address as the system holds it: sealed with the customer's data key in
+/// every event, view and stored answer written since addresses were sealed
+/// (`OrderPlaced` v3); in clear only in events written before (v2), until
+/// `orderflow customers encrypt-history` seals them; erased once the customer's key is
+/// gone. A read shows its owner the address in clear, or every field as
+/// [`crate::personal::ERASED`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum PersonalAddress {
+    /// Sealed with the customer's data key (`orderflow_domain::personal::Sealed`).
+    Sealed(crate::personal::Sealed),
+    /// In clear: as a read shows it, or as an event from before sealing holds it.
+    Clear(ShippingAddress),
+    /// The customer was erased: every field reads `[erased]`.
+    Erased(ErasedAddress),
+}
+
+impl PersonalAddress {
+    /// Whether it holds the address in clear.
+    #[must_use]
+    pub const fn is_clear(&self) -> bool {
+        matches!(self, Self::Clear(_))
+    }
+}
+
+/// The address of an erased customer as a read shows it: every field
+/// [`crate::personal::ERASED`], in the shape of a [`ShippingAddress`] so that a client
+/// that shows addresses shows the marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ErasedAddress;
+
+/// The members of [`ErasedAddress`] on the wire.
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ErasedAddress")]
+struct ErasedFields {
+    /// `[erased]`
+    #[schemars(extend("const" = "[erased]"))]
+    name: String,
+    /// `[erased]`
+    #[schemars(extend("const" = "[erased]"))]
+    line1: String,
+    /// `[erased]`
+    #[schemars(extend("const" = "[erased]"))]
+    city: String,
+    /// `[erased]`
+    #[schemars(extend("const" = "[erased]"))]
+    postal_code: String,
+    /// `[erased]`
+    #[schemars(extend("const" = "[erased]"))]
+    country: String,
+}
+
+impl Serialize for ErasedAddress {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let erased = || crate::personal::ERASED.to_owned();
+        ErasedFields {
+            name: erased(),
+            line1: erased(),
+            city: erased(),
+            postal_code: erased(),
+            country: erased(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ErasedAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = ErasedFields::deserialize(deserializer)?;
+        let all = [
+            &fields.name,
+            &fields.line1,
+            &fields.city,
+            &fields.postal_code,
+            &fields.country,
+        ];
+        if all.iter().all(|f| f.as_str() == crate::personal::ERASED) {
+            Ok(Self)
+        } else {
+            Err(serde::de::Error::custom(
+                "an erased address has every field \"[erased]\"",
+            ))
+        }
+    }
+}
+
+impl schemars::JsonSchema for ErasedAddress {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ErasedAddress".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        ErasedFields::json_schema(generator)
+    }
+}
+
 /// Where an order is in its life (ordered as the life goes).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
@@ -273,6 +370,13 @@ impl OrderStatus {
             Self::Delivered => "DELIVERED",
             Self::Cancelled => "CANCELLED",
         }
+    }
+
+    /// Whether the order's life is over (delivered or cancelled): nothing needs its
+    /// address any more.
+    #[must_use]
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Delivered | Self::Cancelled)
     }
 
     /// Whether a customer or operator may still cancel.

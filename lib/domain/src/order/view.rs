@@ -11,8 +11,8 @@ use crate::envelope::Envelope;
 use crate::ids::{CustomerId, OrderId};
 use crate::money::Money;
 use crate::order::{
-    CancellationReason, Order, OrderEvent, OrderLine, OrderState, OrderStatus, PaymentAnswer, PlacedOrder,
-    ShippingAddress, StockAnswer,
+    CancellationReason, ErasedAddress, Order, OrderEvent, OrderLine, OrderState, OrderStatus, PaymentAnswer,
+    PersonalAddress, PlacedOrder, ShippingAddress, StockAnswer,
 };
 use crate::time::Timestamp;
 
@@ -57,6 +57,17 @@ fn created() -> String {
     "CREATED".into()
 }
 
+/// The address as a read shows it: in clear, or erased.
+#[derive(schemars::JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "the schema of what a read shows; never built")]
+enum ShownAddress {
+    /// In clear, to the customer it belongs to and to operators.
+    Clear(ShippingAddress),
+    /// The customer was erased.
+    Erased(ErasedAddress),
+}
+
 /// An order, as the API returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -98,12 +109,31 @@ pub struct OrderView {
     /// Shipment, once created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipment: Option<ShipmentView>,
-    /// Delivery address.
+    /// Delivery address. Stored sealed; a read shows its owner the address in clear,
+    /// or, once the customer was erased, every field as `[erased]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shipping_address: Option<ShippingAddress>,
+    #[schemars(with = "Option<ShownAddress>")]
+    pub shipping_address: Option<PersonalAddress>,
+}
+
+/// `address` replaced with the erased marker; whether it held an address to erase.
+fn erase(address: &mut Option<PersonalAddress>) -> bool {
+    match address {
+        Some(PersonalAddress::Sealed(_) | PersonalAddress::Clear(_)) => {
+            *address = Some(PersonalAddress::Erased(ErasedAddress));
+            true
+        }
+        Some(PersonalAddress::Erased(_)) | None => false,
+    }
 }
 
 impl OrderView {
+    /// Replaces the order's personal fields with the erased marker; whether it held
+    /// any (sealed or in clear).
+    pub fn erase_personal(&mut self) -> bool {
+        erase(&mut self.shipping_address)
+    }
+
     /// Folds an order's envelopes (in version order) into its view; `None` before
     /// `OrderPlaced`.
     #[must_use]
@@ -213,6 +243,15 @@ pub enum Applied {
 }
 
 impl OrderProjection {
+    /// Replaces the order's personal fields with the erased marker; whether it held
+    /// any (sealed or in clear).
+    pub fn erase_personal(&mut self) -> bool {
+        match &mut self.state {
+            OrderState::Placed(order) => erase(&mut order.shipping_address),
+            OrderState::NotPlaced => false,
+        }
+    }
+
     /// Folds `envelope` in if it is the next version; never moves backward and never
     /// skips a version.
     pub fn apply(&mut self, envelope: &Envelope<OrderEvent>) -> Applied {
