@@ -412,6 +412,123 @@ async fn project_adversarially(inspector: &Inspector, orders: &[OrderId]) {
     inspector.assert_read_models(&shadow, orders).await;
 }
 
+/// Customer `c-3` asks to be forgotten: refused (409, naming the orders) while any of
+/// their orders is in flight; an operator cancels those; then the erasure is accepted
+/// (202), every order of theirs reads `[erased]` where the address was, with its total
+/// and status as they were, and what is held about them says their key is gone.
+async fn erase_a_customer(dev: &Dev, inspector: &Inspector, orders: &[OrderId]) {
+    let customer = dev.client(&["--customer", "c-3"]);
+    let operator = dev.client(&["--operator", "ops-e2e"]);
+    let url = &dev.url;
+    let theirs: Vec<OrderId> = orders
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % CUSTOMERS == 3)
+        .map(|(_, id)| *id)
+        .collect();
+    let erase = || async {
+        let reply = customer
+            .delete(format!(
+                "{url}/customers/c-3/personal-data?reason=asked%20to%20be%20forgotten"
+            ))
+            .send()
+            .await
+            .unwrap();
+        (reply.status().as_u16(), reply.json::<Value>().await.unwrap())
+    };
+    let mut in_flight = Vec::new();
+    for id in &theirs {
+        if !inspector.status(*id).await.is_final() {
+            in_flight.push(*id);
+        }
+    }
+    if let Some(first) = in_flight.first() {
+        let (status, body) = erase().await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["error"]["code"], "orders_in_flight");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&first.to_string())
+        );
+        for id in &in_flight {
+            let reply = operator
+                .post(format!("{url}/orders/{id}/cancel"))
+                .json(&json!({"reason": "the customer asked to be forgotten"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 200);
+        }
+        quiesce(inspector, orders, Duration::from_secs(60)).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        quiesce(inspector, orders, Duration::from_secs(60)).await;
+    }
+    let before = customer
+        .get(format!("{url}/orders/{}", theirs[0]))
+        .send()
+        .await
+        .unwrap();
+    let before: Value = before.json().await.unwrap();
+    assert_eq!(before["shippingAddress"]["name"], "Ada", "{before}");
+    let (status, body) = erase().await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["keyDeleted"], true);
+    assert_eq!(body["orders"].as_array().unwrap().len(), theirs.len(), "{body}");
+    for id in &theirs {
+        for consistent in ["", "?consistent=true"] {
+            let reply = customer
+                .get(format!("{url}/orders/{id}{consistent}"))
+                .send()
+                .await
+                .unwrap();
+            let order: Value = reply.json().await.unwrap();
+            assert_eq!(order["shippingAddress"]["name"], "[erased]", "{order}");
+            assert_eq!(order["shippingAddress"]["line1"], "[erased]");
+        }
+    }
+    let after: Value = customer
+        .get(format!("{url}/orders/{}", theirs[0]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&after["total"], &after["status"], &after["version"]),
+        (&before["total"], &before["status"], &before["version"])
+    );
+    let held: Value = operator
+        .get(format!("{url}/customers/c-3/personal-data"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held["keyHeld"], false, "{held}");
+    assert!(
+        held["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["eventType"] == "PersonalDataErased" && e["actor"] == "customer:c-3"),
+        "{held}"
+    );
+    // Everyone else's addresses still read.
+    let other: Value = operator
+        .get(format!("{url}/orders/{}", orders[0]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(other["shippingAddress"]["name"], "Ada", "{other}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_orders_with_every_message_duplicated_settle_with_the_invariants() {
     let prefix = unique_name("e2e");
@@ -439,6 +556,8 @@ async fn two_hundred_orders_with_every_message_duplicated_settle_with_the_invari
     // Let compensation finish (the order is CANCELLED before release and refund land).
     tokio::time::sleep(Duration::from_secs(3)).await;
     quiesce(&inspector, &orders, Duration::from_secs(60)).await;
+    // Midway, a customer asks to be forgotten.
+    erase_a_customer(&dev, &inspector, &orders).await;
 
     inspector.assert_invariants(&orders, &catalog_stock()).await;
     // The projector saw every message twice, in the queue's order: its views are the
@@ -804,7 +923,7 @@ async fn the_runner_provisions_exactly_what_the_template_declares() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_payment_token_address_or_name_reaches_any_log_line() {
+async fn no_payment_token_address_or_name_reaches_any_log_line_table_or_queue_and_erasure_shreds_them() {
     const TOKEN: &str = "tok_canary7f3a9c2e";
     const SECRETS: &[&str] = &[
         "canary7f3a",
@@ -875,6 +994,68 @@ async fn no_payment_token_address_or_name_reaches_any_log_line() {
         .unwrap();
     assert!(cancel.status().is_success() || cancel.status() == 409);
     quiesce(&inspector, &orders, Duration::from_secs(60)).await;
+
+    // Kept only sealed: no table item, snapshot, view, idempotency answer, queue or
+    // DLQ body holds a canary in clear; the events hold the address as ciphertext.
+    let stored = inspector.stored_text().await;
+    for secret in SECRETS {
+        assert!(!stored.contains(secret), "{secret} is stored in clear");
+    }
+    assert!(
+        stored.contains(&orders[0].to_string()),
+        "the scan reads the orders"
+    );
+    assert!(
+        stored.contains(r#"\"shippingAddress\":{\"v\":1,"#),
+        "the sealed address is kept"
+    );
+    // The owner reads it opened.
+    let order: Value = clients[2]
+        .get(format!("{}/orders/{}", dev.url, orders[2]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["shippingAddress"]["name"], "Zed Canary-Name-4b1d");
+    // c-2 (their order declined, so over) is erased; c-1's order is still in flight.
+    let refused = clients[1]
+        .delete(format!(
+            "{}/customers/c-1/personal-data?reason=erase%20me",
+            dev.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let erased = clients[2]
+        .delete(format!(
+            "{}/customers/c-2/personal-data?reason=erase%20me",
+            dev.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), 202);
+    let order: Value = clients[2]
+        .get(format!("{}/orders/{}", dev.url, orders[2]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["shippingAddress"]["name"], "[erased]", "{order}");
+    let stored = inspector.stored_text().await;
+    for secret in SECRETS {
+        assert!(
+            !stored.contains(secret),
+            "{secret} is stored in clear after erasure"
+        );
+    }
+    let (code, report) = orderflow_check(&prefix);
+    assert_eq!(code, Some(0), "orderflow check after an erasure: {report}");
     dev.kill();
 
     let logs: String = dev

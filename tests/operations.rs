@@ -1228,3 +1228,198 @@ async fn a_hot_sku_spread_over_shards_keeps_every_unit_through_the_saga() {
     );
     assert!(text.contains("SKU-HOT: received − written off = 20"), "{text}");
 }
+
+/// A legacy order: its `OrderPlaced` as v2 wrote it (the address in clear), and,
+/// when `cancelled`, an `OrderCancelled` after it; appended as raw records, and its
+/// view put as the projector left it.
+async fn legacy_order(f: &Fixture, customer: &str, cancelled: bool) -> orderflow_domain::OrderId {
+    use orderflow_domain::order::view::OrderProjection;
+    use orderflow_domain::order::{Order, OrderEvent};
+    use orderflow_domain::{Envelope, OrderId};
+    let id = OrderId::from_uuid(Uuid::now_v7());
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/order/OrderPlaced.v2.json"),
+    )
+    .unwrap();
+    let mut placed: serde_json::Value = serde_json::from_str(&sample).unwrap();
+    placed["eventId"] = serde_json::json!(Uuid::now_v7());
+    placed["aggregateId"] = serde_json::json!(id);
+    placed["data"]["orderId"] = serde_json::json!(id);
+    placed["data"]["customerId"] = serde_json::json!(customer);
+    let stream = StreamId::new("order", id.to_string());
+    let mut records = vec![EventRecord {
+        stream: stream.clone(),
+        version: 1,
+        event_id: Uuid::parse_str(placed["eventId"].as_str().unwrap()).unwrap(),
+        event_type: "OrderPlaced".into(),
+        occurred_at: orderflow_domain::Timestamp::parse("2026-11-21T06:30:01Z").unwrap(),
+        body: placed.to_string(),
+    }];
+    if cancelled {
+        let mut cancel = placed.clone();
+        cancel["eventId"] = serde_json::json!(Uuid::now_v7());
+        cancel["eventType"] = serde_json::json!("OrderCancelled");
+        cancel["schemaVersion"] = serde_json::json!(1);
+        cancel["version"] = serde_json::json!(2);
+        cancel["data"] = serde_json::json!({"reason": "requested"});
+        records.push(EventRecord {
+            stream: stream.clone(),
+            version: 2,
+            event_id: Uuid::parse_str(cancel["eventId"].as_str().unwrap()).unwrap(),
+            event_type: "OrderCancelled".into(),
+            occurred_at: orderflow_domain::Timestamp::parse("2026-11-21T06:31:00Z").unwrap(),
+            body: cancel.to_string(),
+        });
+    }
+    f.commands
+        .repository()
+        .store()
+        .append(&stream, 0, &records)
+        .await
+        .unwrap();
+    let history: Vec<Envelope<OrderEvent>> = f
+        .commands
+        .repository()
+        .history::<Order>(&id.to_string())
+        .await
+        .unwrap();
+    let mut projection = OrderProjection::default();
+    for envelope in &history {
+        projection.apply(envelope);
+    }
+    f.views.put(&projection).await.unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypt_history_seals_what_v2_wrote_in_clear_and_keeps_the_erased_erased() {
+    use orderflow_app::personal::PersonalData;
+    use orderflow_cli::customers::{self, EncryptArgs, EraseArgs, KeysAt, ShowArgs};
+    use orderflow_domain::order::PersonalAddress;
+    let mut f = Fixture::new(false).await;
+    let template =
+        orderflow_provision::Template::load(&orderflow_provision::Template::default_path()).unwrap();
+    let dir = std::env::temp_dir().join(orderflow_provision::local::unique_name("orderflow-keys"));
+    let keys = orderflow_cli::dev::local_keys(&template, &dir, &f.stack.prefix).unwrap();
+    f.use_key_wrapping(keys.key_wrapping().unwrap());
+    let on = orderflow_cli::target::Target::local(&f.stack.prefix);
+    let at = KeysAt {
+        state_dir: dir.clone(),
+    };
+    let (old, gone) = (
+        format!("c-old-{}", Uuid::now_v7().simple()),
+        format!("c-gone-{}", Uuid::now_v7().simple()),
+    );
+    let kept = legacy_order(&f, &old, false).await;
+    let erased = legacy_order(&f, &gone, true).await;
+
+    // The one whose orders are over is erased before the migration: no key to delete,
+    // the view's clear copy purged, the erasure recorded.
+    let done = customers::erase(&EraseArgs {
+        customer: gone.clone(),
+        reason: "asked to be forgotten".into(),
+        actor: Some("operator:ops-1".into()),
+        keys: at.clone(),
+        on: on.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            done["keyDeleted"].as_bool(),
+            done["orders"].as_array().map(Vec::len)
+        ),
+        (Some(false), Some(1))
+    );
+    // The other's order is in flight: refused, naming it.
+    let refused = customers::erase(&EraseArgs {
+        customer: old.clone(),
+        reason: "asked".into(),
+        actor: None,
+        keys: at.clone(),
+        on: on.clone(),
+    })
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains(&kept.to_string()), "{refused}");
+
+    let encrypt = |dry_run| EncryptArgs {
+        dry_run,
+        keys: at.clone(),
+        on: on.clone(),
+    };
+    let body = |id: orderflow_domain::OrderId| {
+        let f = &f;
+        async move {
+            f.commands
+                .repository()
+                .store()
+                .load_page(&StreamId::new("order", id.to_string()), 0, 1)
+                .await
+                .unwrap()[0]
+                .body
+                .clone()
+        }
+    };
+    let planned = customers::encrypt_history(&encrypt(true)).await.unwrap();
+    assert!(planned.sealed >= 2 && planned.sealed_erased >= 1, "{planned:?}");
+    assert!(
+        body(kept).await.contains("Ada Lovelace"),
+        "a dry run changes nothing"
+    );
+
+    let sealed = customers::encrypt_history(&encrypt(false)).await.unwrap();
+    assert_eq!(
+        (sealed.sealed, sealed.sealed_erased),
+        (planned.sealed, planned.sealed_erased)
+    );
+    for id in [kept, erased] {
+        let text = body(id).await;
+        assert!(!text.contains("Lovelace") && !text.contains("Main St"), "{text}");
+        assert!(text.contains(r#""schemaVersion":3"#), "{text}");
+    }
+    let again = customers::encrypt_history(&encrypt(false)).await.unwrap();
+    assert_eq!(again.sealed, 0, "a second run finds nothing in clear: {again:?}");
+
+    // The kept customer's address opens with their key, in the view as in the store;
+    // the erased customer's opens with none.
+    let personal = PersonalData::new(f.keys.clone());
+    let view = f.views.get(kept).await.unwrap().unwrap().view;
+    assert!(matches!(view.shipping_address, Some(PersonalAddress::Sealed(_))));
+    let shown = personal.show_one(view).await.unwrap();
+    let Some(PersonalAddress::Clear(address)) = shown.shipping_address else {
+        panic!("{shown:?}");
+    };
+    assert_eq!(address.name, "Ada Lovelace");
+    let folded = orderflow_domain::order::view::OrderView::fold(
+        &f.commands
+            .repository()
+            .history::<orderflow_domain::order::Order>(&erased.to_string())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(matches!(
+        personal.show_one(folded).await.unwrap().shipping_address,
+        Some(PersonalAddress::Erased(_))
+    ));
+    let held = customers::show(&ShowArgs {
+        customer: old,
+        keys: at.clone(),
+        on: on.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(held["keyHeld"], true);
+    assert_eq!(held["orders"][0]["shippingAddress"]["name"], "Ada Lovelace");
+    // The checker holds the sealed and the erased views to the fold of the store.
+    // (The kept order is stalled: no saga ran over these hand-written events.)
+    let report = run(&args(&f)).await.unwrap();
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|x| !x.what.contains("view") && x.order_id != Some(erased)),
+        "kept {kept}, erased {erased}: {report}"
+    );
+}

@@ -249,7 +249,11 @@ impl Inspector {
             let history = self.order_history(*id).await;
             let folded = OrderView::fold(&history);
             let stored = views.get(*id).await.unwrap().map(|s| s.view);
-            if stored != folded {
+            let agrees = match (&stored, &folded) {
+                (Some(s), Some(f)) => orderflow_app::read_model::agrees(s, f),
+                (s, f) => s == f,
+            };
+            if !agrees {
                 wrong.push(format!(
                     "{id}: stored version {:?}, store at {}",
                     stored.map(|v| v.version),
@@ -333,6 +337,43 @@ impl Inspector {
     }
 
     /// Visible plus in-flight messages of every queue, by logical id.
+    /// Everything the stack keeps, as text: every item of every table (events,
+    /// snapshots, views, idempotency answers, keys, the vault, …) and the body of every
+    /// message waiting in every queue and DLQ (received without hiding it).
+    pub async fn stored_text(&self) -> String {
+        let mut text = String::new();
+        for table in self.stack.tables.values() {
+            let items: Vec<_> = self
+                .dynamodb
+                .scan()
+                .table_name(table)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Vec<_>>()
+                .await;
+            for item in items {
+                text.push_str(&format!("{:?}\n", item.unwrap()));
+            }
+        }
+        for queue in self.stack.messaging.queues.values() {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&queue.url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .unwrap();
+            for message in received.messages.unwrap_or_default() {
+                text.push_str(message.body().unwrap_or_default());
+                text.push('\n');
+            }
+        }
+        text
+    }
+
     pub async fn queue_depths(&self) -> HashMap<String, u64> {
         use aws_sdk_sqs::types::QueueAttributeName::{
             ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,

@@ -27,6 +27,7 @@ pub mod capacity;
 pub mod catalog;
 pub mod ceiling;
 pub mod check;
+pub mod customers;
 pub mod dev;
 pub mod dlq;
 pub mod footprint;

@@ -3,7 +3,9 @@
 use std::io::Write as _;
 
 use clap::{Parser, Subcommand};
-use orderflow_cli::{capacity, catalog, check, dev, dlq, footprint, load, rebuild, relay, replay, token};
+use orderflow_cli::{
+    capacity, catalog, check, customers, dev, dlq, footprint, load, rebuild, relay, replay, token,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "orderflow", version, about = "Run and operate orderflow")]
@@ -42,6 +44,9 @@ enum Command {
     Catalog(catalog::CatalogArgs),
     /// Stock: `receive | write-off <sku> <n> --reason <why>`, `shard <sku> --shards <n>`.
     Stock(catalog::StockArgs),
+    /// Customers' personal data: `show <id>`, `erase <id> --reason <why>` (crypto-shredding),
+    /// `encrypt-history` (seal what was written in clear before sealing).
+    Customers(customers::CustomersArgs),
     /// Print a token for the local stack: `--customer <id>` or `--operator <name>`.
     Token(token::TokenArgs),
     /// Place orders through the API with a mix of declines, out-of-stock lines and
@@ -114,6 +119,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(args) => {
             drop(shutdown);
             dlq::run(&args).await
+        }
+        Command::Customers(args) => {
+            drop(shutdown);
+            customers::run(&args).await
         }
         Command::Check(args) => {
             drop(shutdown);

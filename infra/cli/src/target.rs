@@ -132,6 +132,7 @@ pub async fn from_cloudformation(
     let mut tables = HashMap::new();
     let mut messaging = Messaging::default();
     let mut queue_urls = Vec::new();
+    let mut data_key = None;
     for resource in &resources {
         let (Some(logical), Some(physical), Some(kind)) = (
             resource.logical_resource_id.clone(),
@@ -145,6 +146,8 @@ pub async fn from_cloudformation(
                 tables.insert(logical, physical);
             }
             "AWS::SQS::Queue" => queue_urls.push((logical, physical)),
+            // The key the customers' data keys are wrapped with, as the API gets it.
+            "AWS::KMS::Key" if logical == "CustomerDataKey" => data_key = Some(physical),
             "AWS::Events::EventBus" if !physical.is_empty() => {
                 messaging.buses.insert(logical, physical);
             }
@@ -222,6 +225,9 @@ pub async fn from_cloudformation(
     let mut environment = BTreeMap::new();
     if let Some(view_table) = outputs.get("OrderViewTableName") {
         environment.insert("ORDER_VIEW_TABLE".to_owned(), view_table.clone());
+    }
+    if let Some(key) = data_key {
+        environment.insert("CUSTOMER_DATA_KEY".to_owned(), key);
     }
     Ok(Stack {
         prefix: name.to_owned(),

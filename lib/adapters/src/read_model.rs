@@ -19,6 +19,7 @@ use orderflow_app::StoreError;
 use orderflow_app::read_model::{OrderViews, customer_order_key};
 use orderflow_domain::order::Order;
 use orderflow_domain::order::view::{OrderProjection, OrderView};
+use orderflow_domain::personal::Sealed;
 use orderflow_domain::{Aggregate, CustomerId, OrderId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -232,22 +233,52 @@ impl DynamoOrderViews {
     }
 
     /// Replaces one order's personal fields, in the view and in the projector's state,
-    /// with the erased marker; whether it held any. The write is conditional on the
-    /// version read, and read again when the projector moved the view meanwhile.
+    /// with the erased marker; whether it held any.
     ///
     /// # Errors
     /// [`StoreError`].
     pub async fn erase_personal(&self, order_id: OrderId) -> Result<bool, StoreError> {
+        self.rewrite_address(order_id, OrderView::erase_personal, |p| {
+            p.erase_personal();
+        })
+        .await
+    }
+
+    /// Replaces one order's address held in clear, in the view and in the projector's
+    /// state, with `sealed` (the history's migration); whether it was in clear.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn seal_personal(&self, order_id: OrderId, sealed: &Sealed) -> Result<bool, StoreError> {
+        self.rewrite_address(
+            order_id,
+            |v| v.seal_personal(sealed),
+            |p| {
+                p.seal_personal(sealed);
+            },
+        )
+        .await
+    }
+
+    /// Rewrites one order's address where `view` changes it, and the projector's
+    /// state beside it with `projection`. The write is conditional on the version
+    /// read, and read again when the projector moved the view meanwhile.
+    async fn rewrite_address(
+        &self,
+        order_id: OrderId,
+        view: impl Fn(&mut OrderView) -> bool,
+        projection: impl Fn(&mut OrderProjection),
+    ) -> Result<bool, StoreError> {
         const ATTEMPTS: usize = 5;
         for _ in 0..ATTEMPTS {
             let Some(mut stored) = self.get(order_id).await? else {
                 return Ok(false);
             };
-            if !stored.view.erase_personal() {
+            if !view(&mut stored.view) {
                 return Ok(false);
             }
-            let erased = serde_dynamo::to_attribute_value(&stored.view.shipping_address)
-                .map_err(|e| StoreError::new("encode an erased address", e))?;
+            let address = serde_dynamo::to_attribute_value(&stored.view.shipping_address)
+                .map_err(|e| StoreError::new("encode an address", e))?;
             let mut update = self
                 .client
                 .update_item()
@@ -258,20 +289,20 @@ impl DynamoOrderViews {
                 .expression_attribute_names("#address", "shippingAddress")
                 .expression_attribute_names("#projection", "projection")
                 .expression_attribute_values(":version", AttributeValue::N(stored.view.version.to_string()))
-                .expression_attribute_values(":address", erased);
-            // The projector's state is rewritten erased too; one of another schema is
-            // dropped, and the projector folds the order from the store next time.
+                .expression_attribute_values(":address", address);
+            // A projector's state of another schema is dropped: the projector folds the
+            // order from the store next time.
             update = match stored.projection.as_mut() {
-                Some(projection) => {
-                    projection.erase_personal();
-                    let json = serde_json::to_string(projection)
-                        .map_err(|e| StoreError::new("encode projection", e))?;
+                Some(state) => {
+                    projection(state);
+                    let json =
+                        serde_json::to_string(state).map_err(|e| StoreError::new("encode projection", e))?;
                     update
                         .update_expression("SET #address = :address, #projection = :projection")
                         .expression_attribute_values(":projection", AttributeValue::S(json))
                 }
                 None => {
-                    update.update_expression("SET #address = :address REMOVE projection, projectionSchema")
+                    update.update_expression("SET #address = :address REMOVE #projection, projectionSchema")
                 }
             };
             match update.send().await {
@@ -279,12 +310,12 @@ impl DynamoOrderViews {
                 Err(e)
                     if e.as_service_error()
                         .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(StoreError::new("erase an order view's personal data", e)),
+                Err(e) => return Err(StoreError::new("rewrite an order view's address", e)),
             }
         }
         Err(StoreError::new(
-            "erase an order view's personal data",
-            format!("the view moved on {ATTEMPTS} times while it was erased"),
+            "rewrite an order view's address",
+            format!("the view moved on {ATTEMPTS} times while it was rewritten"),
         ))
     }
 

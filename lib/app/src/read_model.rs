@@ -80,6 +80,23 @@ impl CustomerPage {
     }
 }
 
+/// Whether a stored view is what the fold of the store says: the same, or the same
+/// with the personal fields erased (what a customer's erasure leaves in the read
+/// model, over events whose sealed fields no key opens any more).
+#[must_use]
+pub fn agrees(stored: &OrderView, folded: &OrderView) -> bool {
+    if matches!(
+        stored.shipping_address,
+        Some(orderflow_domain::order::PersonalAddress::Erased(_))
+    ) {
+        let mut folded = folded.clone();
+        folded.erase_personal();
+        stored == &folded
+    } else {
+        stored == folded
+    }
+}
+
 /// The order read model.
 pub trait OrderViews: Send + Sync {
     /// The view of one order, read strongly consistently.

@@ -287,6 +287,75 @@ impl DynamoEventStore {
         Ok(())
     }
 
+    /// Replaces the envelope of one stored event, if it is still `old` (a migration's
+    /// rewrite: `orderflow customers encrypt-history` sealing what was written in
+    /// clear). Whether it was replaced. The stream sees a `MODIFY`, which the relay
+    /// does not publish: nothing downstream runs twice.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn rewrite(
+        &self,
+        stream: &StreamId,
+        version: u64,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.events_table)
+            .key("pk", AttributeValue::S(stream.to_string()))
+            .key("version", AttributeValue::N(version.to_string()))
+            .update_expression("SET body = :new")
+            .condition_expression("body = :old")
+            .expression_attribute_values(":old", AttributeValue::S(old.to_owned()))
+            .expression_attribute_values(":new", AttributeValue::S(new.to_owned()))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::new("rewrite an event", e)),
+        }
+    }
+
+    /// Deletes every snapshot of `stream` (caches of its fold: the next load folds the
+    /// events again); how many.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn drop_snapshots(&self, stream: &StreamId) -> Result<usize, StoreError> {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.snapshots_table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(stream.to_string()))
+            .projection_expression("pk, version")
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| StoreError::new("list snapshots", e))?;
+        for key in &items {
+            self.client
+                .delete_item()
+                .table_name(&self.snapshots_table)
+                .set_key(Some(key.clone()))
+                .send()
+                .await
+                .map_err(|e| StoreError::new("delete a snapshot", e))?;
+        }
+        Ok(items.len())
+    }
+
     /// The ids of every aggregate of a type (a scan for each stream's first event):
     /// what a rebuild or a checker walks.
     ///

@@ -127,11 +127,27 @@ fn erase(address: &mut Option<PersonalAddress>) -> bool {
     }
 }
 
+/// `address`, in clear, replaced with `sealed`; whether it was in clear.
+fn seal(address: &mut Option<PersonalAddress>, sealed: &crate::personal::Sealed) -> bool {
+    if matches!(address, Some(PersonalAddress::Clear(_))) {
+        *address = Some(PersonalAddress::Sealed(sealed.clone()));
+        true
+    } else {
+        false
+    }
+}
+
 impl OrderView {
     /// Replaces the order's personal fields with the erased marker; whether it held
     /// any (sealed or in clear).
     pub fn erase_personal(&mut self) -> bool {
         erase(&mut self.shipping_address)
+    }
+
+    /// Replaces an address held in clear with `sealed` (the history's migration);
+    /// whether it was in clear.
+    pub fn seal_personal(&mut self, sealed: &crate::personal::Sealed) -> bool {
+        seal(&mut self.shipping_address, sealed)
     }
 
     /// Folds an order's envelopes (in version order) into its view; `None` before
@@ -248,6 +264,15 @@ impl OrderProjection {
     pub fn erase_personal(&mut self) -> bool {
         match &mut self.state {
             OrderState::Placed(order) => erase(&mut order.shipping_address),
+            OrderState::NotPlaced => false,
+        }
+    }
+
+    /// Replaces an address held in clear with `sealed` (the history's migration);
+    /// whether it was in clear.
+    pub fn seal_personal(&mut self, sealed: &crate::personal::Sealed) -> bool {
+        match &mut self.state {
+            OrderState::Placed(order) => seal(&mut order.shipping_address, sealed),
             OrderState::NotPlaced => false,
         }
     }
