@@ -412,6 +412,11 @@ async fn project_adversarially(inspector: &Inspector, orders: &[OrderId]) {
     inspector.assert_read_models(&shadow, orders).await;
 }
 
+/// `GET url` with `client`'s token: the JSON answer.
+async fn get_json(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Customer `c-3` asks to be forgotten: refused (409, naming the orders) while any of
 /// their orders is in flight; an operator cancels those; then the erasure is accepted
 /// (202), every order of theirs reads `[erased]` where the address was, with its total
@@ -488,26 +493,12 @@ async fn erase_a_customer(dev: &Dev, inspector: &Inspector, orders: &[OrderId]) 
             assert_eq!(order["shippingAddress"]["line1"], "[erased]");
         }
     }
-    let after: Value = customer
-        .get(format!("{url}/orders/{}", theirs[0]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value = get_json(&customer, format!("{url}/orders/{}", theirs[0])).await;
     assert_eq!(
         (&after["total"], &after["status"], &after["version"]),
         (&before["total"], &before["status"], &before["version"])
     );
-    let held: Value = operator
-        .get(format!("{url}/customers/c-3/personal-data"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let held: Value = get_json(&operator, format!("{url}/customers/c-3/personal-data")).await;
     assert_eq!(held["keyHeld"], false, "{held}");
     assert!(
         held["events"]
@@ -518,14 +509,7 @@ async fn erase_a_customer(dev: &Dev, inspector: &Inspector, orders: &[OrderId]) 
         "{held}"
     );
     // Everyone else's addresses still read.
-    let other: Value = operator
-        .get(format!("{url}/orders/{}", orders[0]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other: Value = get_json(&operator, format!("{url}/orders/{}", orders[0])).await;
     assert_eq!(other["shippingAddress"]["name"], "Ada", "{other}");
 }
 
@@ -1010,14 +994,7 @@ async fn no_payment_token_address_or_name_reaches_any_log_line_table_or_queue_an
         "the sealed address is kept"
     );
     // The owner reads it opened.
-    let order: Value = clients[2]
-        .get(format!("{}/orders/{}", dev.url, orders[2]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let order: Value = get_json(&clients[2], format!("{}/orders/{}", dev.url, orders[2])).await;
     assert_eq!(order["shippingAddress"]["name"], "Zed Canary-Name-4b1d");
     // c-2 (their order declined, so over) is erased; c-1's order is still in flight.
     let refused = clients[1]
@@ -1038,14 +1015,7 @@ async fn no_payment_token_address_or_name_reaches_any_log_line_table_or_queue_an
         .await
         .unwrap();
     assert_eq!(erased.status(), 202);
-    let order: Value = clients[2]
-        .get(format!("{}/orders/{}", dev.url, orders[2]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let order: Value = get_json(&clients[2], format!("{}/orders/{}", dev.url, orders[2])).await;
     assert_eq!(order["shippingAddress"]["name"], "[erased]", "{order}");
     let stored = inspector.stored_text().await;
     for secret in SECRETS {
