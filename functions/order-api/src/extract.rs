@@ -194,7 +194,8 @@ pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 /// `POST /orders/{id}/cancel` body.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub(crate) struct CancelRequest {
-    /// Why, in the customer's or operator's words: 1 to 500 characters.
+    /// Why, in the customer's or operator's words: 1 to 500 characters. Kept in
+    /// clear in the order's audit trail, so not a place for personal data.
     #[schemars(length(min = 1, max = 500), regex(pattern = orderflow_domain::schema::NOT_BLANK))]
     pub(crate) reason: String,
 }

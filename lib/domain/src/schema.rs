@@ -144,7 +144,7 @@ pub struct WireEnvelope {
     /// The schema version `data` was written at.
     #[schemars(range(min = 1))]
     pub schema_version: u32,
-    /// `order`, `inventory`, `payment`, `shipment` or `product`: the bus's `source` is
+    /// `order`, `inventory`, `payment`, `shipment`, `product` or `customer`: the bus's `source` is
     /// `orderflow.<aggregateType>`.
     pub aggregate_type: String,
     /// The aggregate instance (an order id, a SKU).

@@ -269,7 +269,7 @@ impl PersonalAddress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ErasedAddress;
 
-/// The members of [`ErasedAddress`] on the wire.
+/// A shipping address whose customer was erased: every field reads `[erased]`.
 #[derive(Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ErasedAddress")]
