@@ -24,11 +24,11 @@ export SAM_CLI_TELEMETRY := 0
 FUNCTIONS := relay order-api inventory payment shipping order-saga projector pending-timeout
 
 # What `make build` holds every function to: just above the largest (the order API,
-# about 6.06 MB as sam builds it; 1.4x to 1.8x hello's init from run to run), so
-# nothing grows back. The target is 6 MB and 1.5x (`orderflow footprint`'s defaults):
-# every consumer's size meets it, the order API's does not yet, and init ratios move
-# by 0.2 to 0.4 between runs; README, "Footprint".
-FOOTPRINT_MAX_BYTES ?= 6000000
+# 6.10 MB as sam builds it since it seals personal data; 1.4x to 1.8x hello's init
+# from run to run), so nothing grows further. The target is 6 MB and 1.5x
+# (`orderflow footprint`'s defaults): every consumer's size meets it, the order API's
+# does not, and init ratios move by 0.2 to 0.4 between runs; README, "Footprint".
+FOOTPRINT_MAX_BYTES ?= 6200000
 FOOTPRINT_MAX_INIT_RATIO ?= 2.5
 FOOTPRINT_RUNS ?= 60
 FOOTPRINT_BUDGET = --runs $(FOOTPRINT_RUNS) --max-bytes $(FOOTPRINT_MAX_BYTES) --max-init-ratio $(FOOTPRINT_MAX_INIT_RATIO)

@@ -477,6 +477,18 @@ async fn erase_a_customer(dev: &Dev, inspector: &Inspector, orders: &[OrderId]) 
         .unwrap();
     let before: Value = before.json().await.unwrap();
     assert_eq!(before["shippingAddress"]["name"], "Ada", "{before}");
+    // What is held about them: every order and its OrderPlaced, the address opened.
+    let held = get_json(&customer, format!("{url}/customers/c-3/personal-data")).await;
+    assert_eq!(held["keyHeld"], true, "{held}");
+    assert_eq!(held["orders"].as_array().unwrap().len(), theirs.len());
+    let events = held["events"].as_array().unwrap();
+    assert_eq!(events.len(), theirs.len(), "one OrderPlaced each");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["data"]["shippingAddress"]["name"] == "Ada"),
+        "{held}"
+    );
     let (status, body) = erase().await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["keyDeleted"], true);
@@ -498,15 +510,21 @@ async fn erase_a_customer(dev: &Dev, inspector: &Inspector, orders: &[OrderId]) 
         (&after["total"], &after["status"], &after["version"]),
         (&before["total"], &before["status"], &before["version"])
     );
-    let held: Value = get_json(&operator, format!("{url}/customers/c-3/personal-data")).await;
-    assert_eq!(held["keyHeld"], false, "{held}");
+    let forgotten = get_json(&operator, format!("{url}/customers/c-3/personal-data")).await;
+    assert_eq!(forgotten["keyHeld"], false, "{forgotten}");
+    let events = forgotten["events"].as_array().unwrap();
     assert!(
-        held["events"]
-            .as_array()
-            .unwrap()
+        events
             .iter()
             .any(|e| e["eventType"] == "PersonalDataErased" && e["actor"] == "customer:c-3"),
-        "{held}"
+        "{forgotten}"
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["eventType"] == "OrderPlaced")
+            .all(|e| e["data"]["shippingAddress"]["name"] == "[erased]"),
+        "{forgotten}"
     );
     // Everyone else's addresses still read.
     let other: Value = get_json(&operator, format!("{url}/orders/{}", orders[0])).await;

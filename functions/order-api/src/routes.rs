@@ -15,7 +15,7 @@ use orderflow_adapters::read_model::CustomerCursor;
 use orderflow_app::placement::NewOrder;
 use orderflow_app::{Admission, Clock, OrderViews, RateLimiter, fingerprint, scoped_key};
 use orderflow_domain::order::view::OrderView;
-use orderflow_domain::order::{FulfilmentStep, Order, OrderCommand, OrderError, OrderState};
+use orderflow_domain::order::{FulfilmentStep, Order, OrderCommand, OrderError, OrderState, PersonalAddress};
 use orderflow_domain::{CustomerId, IdempotencyKey, Metadata, OrderId, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -311,10 +311,16 @@ pub fn operations<P: Stores, D: Describe>() -> Vec<(Operation<D>, Handler<P>)> {
                 params: [
                     vec![
                         path::<D, CustomerId>("id", "The customer."),
-                        query::<D, String>(
-                            "reason",
-                            "Why (1 to 500 characters, recorded in the audit trail: no personal data).",
-                        ),
+                        Param {
+                            required: true,
+                            schema: D::written(|_| {
+                                schemars::json_schema!({"type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S"})
+                            }),
+                            ..query::<D, String>(
+                                "reason",
+                                "Why (1 to 500 characters, recorded in the audit trail: no personal data).",
+                            )
+                        },
                     ],
                     tracing_headers().to_vec(),
                 ]
@@ -451,7 +457,13 @@ async fn timed(request: Request, next: axum::middleware::Next) -> Response {
 /// What `POST /orders` answers, stored whole for idempotent replays.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Placed {
+    /// The order, its address sealed: what the idempotency record keeps.
     order: OrderView,
+    /// The address as this request gave it, when the order holds what this request
+    /// sealed: shown without reading the key again. Never stored, so a replayed
+    /// answer is opened with the customer's key.
+    #[serde(skip)]
+    opened: Option<orderflow_domain::order::ShippingAddress>,
 }
 
 fn with_order(status: StatusCode, view: &OrderView, headers: &mut HeaderMap) -> Result<(), ApiError> {
@@ -527,7 +539,15 @@ async fn place_order<P: Stores>(
             api.place(&principal, order_id, customer, order, metadata)
         })
         .await?;
-    let mut response = order_response(StatusCode::CREATED, api.shown(outcome.response.order).await?)?;
+    let Placed { mut order, opened } = outcome.response;
+    let order = match opened {
+        Some(address) => {
+            order.shipping_address = Some(PersonalAddress::Clear(address));
+            order
+        }
+        None => api.shown(order).await?,
+    };
+    let mut response = order_response(StatusCode::CREATED, order)?;
     if outcome.replayed {
         response
             .headers_mut()
@@ -561,6 +581,7 @@ impl<P: Stores> Api<P> {
             ));
         }
         let address = self.personal.seal_address(&customer, &order.address).await?;
+        let sealed = address.clone();
         let placed = self
             .placement
             .place(
@@ -578,7 +599,15 @@ impl<P: Stores> Api<P> {
             tracing::info!(order_id = %order_id, correlation_id = %metadata.correlation_id, actor = %metadata.actor, "order placed");
             orderflow_adapters::metrics::order_events(&placed.events);
         }
-        Ok(Placed { order: placed.order })
+        let opened = matches!(
+            &placed.order.shipping_address,
+            Some(PersonalAddress::Sealed(stored)) if *stored == sealed
+        )
+        .then_some(order.address);
+        Ok(Placed {
+            order: placed.order,
+            opened,
+        })
     }
 
     /// The order folded from the store now.

@@ -1189,3 +1189,77 @@ async fn in_lambda_an_http_api_event_goes_through_the_router_and_comes_back_as_i
     let error: Value = serde_json::from_str(text).unwrap();
     assert_eq!(error["error"]["field"], "items", "{error}");
 }
+
+#[tokio::test]
+async fn a_customer_or_an_operator_erases_personal_data_and_every_read_shows_the_marker() {
+    let app = app(60).await;
+    let placed = app
+        .call(C1, "POST", "/orders", Some("e-1"), Some(order("SKU-1", 1)))
+        .await;
+    assert_eq!(placed.body["shippingAddress"]["name"], "A", "{}", placed.body);
+    let id = placed.body["orderId"].as_str().unwrap().to_owned();
+    let held = app
+        .call(C1, "GET", "/customers/c-1/personal-data", None, None)
+        .await;
+    assert_eq!(held.status, StatusCode::OK, "{}", held.body);
+    assert_eq!(held.body["keyHeld"], true);
+
+    let other = app
+        .call(C2, "DELETE", "/customers/c-1/personal-data?reason=x", None, None)
+        .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    let no_reason = app
+        .call(C1, "DELETE", "/customers/c-1/personal-data", None, None)
+        .await;
+    assert_eq!(
+        (no_reason.status, no_reason.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("reason"))
+    );
+    let erased = app
+        .call(
+            C1,
+            "DELETE",
+            "/customers/c-1/personal-data?reason=asked",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(erased.status, StatusCode::ACCEPTED, "{}", erased.body);
+    assert_eq!(erased.body["keyDeleted"], true);
+    assert!(erased.body["erasureId"].is_string());
+
+    let read = app.call(C1, "GET", &format!("/orders/{id}"), None, None).await;
+    assert_eq!(read.body["shippingAddress"]["name"], "[erased]", "{}", read.body);
+    assert_eq!(read.body["total"], placed.body["total"]);
+    // The stored answer of the placement kept the address sealed: replayed, it is erased too.
+    let replayed = app
+        .call(C1, "POST", "/orders", Some("e-1"), Some(order("SKU-1", 1)))
+        .await;
+    assert_eq!(replayed.headers["idempotent-replayed"], "true");
+    assert_eq!(replayed.body["shippingAddress"]["name"], "[erased]");
+
+    let nothing_held = app
+        .call(
+            OPERATOR,
+            "DELETE",
+            "/customers/c-2/personal-data?reason=asked",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(nothing_held.status, StatusCode::ACCEPTED, "{}", nothing_held.body);
+    assert_eq!(nothing_held.body["keyDeleted"], false);
+    let audit = app
+        .call(OPERATOR, "GET", "/customers/c-1/personal-data", None, None)
+        .await;
+    assert_eq!(audit.body["keyHeld"], false);
+    assert!(
+        audit.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["eventType"] == "PersonalDataErased" && e["actor"] == "customer:c-1"),
+        "{}",
+        audit.body
+    );
+}

@@ -244,7 +244,7 @@ impl TryFrom<RawAddress> for ShippingAddress {
 /// `orderflow customers encrypt-history` seals them; erased once the customer's key is
 /// gone. A read shows its owner the address in clear, or every field as
 /// [`crate::personal::ERASED`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum PersonalAddress {
     /// Sealed with the customer's data key (`orderflow_domain::personal::Sealed`).
@@ -253,6 +253,55 @@ pub enum PersonalAddress {
     Clear(ShippingAddress),
     /// The customer was erased: every field reads `[erased]`.
     Erased(ErasedAddress),
+}
+
+/// Every member any shape of [`PersonalAddress`] has, read in one pass: the shape is
+/// told from which are present (an untagged enum would buffer the input and try each
+/// shape in turn, in code repeated for every deserializer that reads one).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnyAddress {
+    v: Option<u32>,
+    n: Option<String>,
+    c: Option<String>,
+    name: Option<String>,
+    line1: Option<String>,
+    line2: Option<String>,
+    city: Option<String>,
+    postal_code: Option<String>,
+    country: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for PersonalAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let any = AnyAddress::deserialize(deserializer)?;
+        if let (Some(version), Some(nonce), Some(ciphertext)) = (any.v, any.n.clone(), any.c.clone()) {
+            return Ok(Self::Sealed(crate::personal::Sealed {
+                version,
+                nonce,
+                ciphertext,
+            }));
+        }
+        let erased = crate::personal::ERASED;
+        let fields = [&any.name, &any.line1, &any.city, &any.postal_code, &any.country];
+        if fields.iter().all(|f| f.as_deref() == Some(erased)) && any.line2.is_none() {
+            return Ok(Self::Erased(ErasedAddress));
+        }
+        let required = |field: Option<String>, name: &'static str| {
+            field.ok_or_else(|| D::Error::custom(format_args!("an address without {name}, not sealed")))
+        };
+        ShippingAddress::try_from(RawAddress {
+            name: required(any.name, "name")?,
+            line1: required(any.line1, "line1")?,
+            line2: any.line2,
+            city: required(any.city, "city")?,
+            postal_code: required(any.postal_code, "postalCode")?,
+            country: required(any.country, "country")?,
+        })
+        .map(Self::Clear)
+        .map_err(D::Error::custom)
+    }
 }
 
 impl PersonalAddress {
