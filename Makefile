@@ -27,13 +27,21 @@ FUNCTIONS := relay order-api inventory payment shipping order-saga projector pen
 # 6.10 MB as sam builds it since it seals personal data; 1.4x to 1.8x hello's init
 # from run to run), so nothing grows further. The target is 6 MB and 1.5x
 # (`orderflow footprint`'s defaults): every consumer's size meets it, the order API's
-# does not, and init ratios move by 0.2 to 0.4 between runs; README, "Footprint".
+# does not, and init ratios move by 0.2 to 0.4 between runs; docs/performance.md, "Footprint".
 FOOTPRINT_MAX_BYTES ?= 6200000
 FOOTPRINT_MAX_INIT_RATIO ?= 2.5
 FOOTPRINT_RUNS ?= 60
 FOOTPRINT_BUDGET = --runs $(FOOTPRINT_RUNS) --max-bytes $(FOOTPRINT_MAX_BYTES) --max-init-ratio $(FOOTPRINT_MAX_INIT_RATIO)
 
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
+
+# Every debug binary and test of the workspace in one selection. Features unify the
+# same way each time, so a CI run compiles each crate once: a `-p` selection leaves out
+# the tests' tokio `test-util` and builds the SDK and everything above it a second time.
+# The checks below run their binaries from this build, and the e2e tests ask cargo for
+# theirs with the same selection.
+BUILD_DEBUG := cargo build --locked --workspace --bins --tests
+DEBUG_BIN := $(or $(CARGO_TARGET_DIR),target)/debug
 
 .PHONY: help
 help: ## This list.
@@ -65,11 +73,8 @@ browser: ## Install Debian's Chromium and Playwright (pinned) for the operations
 
 .PHONY: test
 test: install browser ## Every test, against emulators this target starts (and stops).
-	@# The end-to-end tests run the `orderflow` binary and, for `orderflow footprint`,
-	@# three more; built here in one selection (the one `tests/e2e.rs` asks for), their
-	@# build time is not charged to the first test's time limit.
-	cargo build --locked -p orderflow-cli -p hello-lambda -p inventory -p order-api \
-	  --bin orderflow --bin hello-lambda --bin inventory --bin order-api
+	@# Built before the run, so no test's time limit is charged with the build.
+	$(BUILD_DEBUG)
 ifeq ($(NEXTEST),yes)
 	infra/local/with-emulators.sh cargo nextest run --workspace --locked --profile ci
 else
@@ -88,17 +93,19 @@ simulate-mutants: ## The simulation's teeth: every deliberately broken variant m
 
 .PHONY: schemas
 schemas: ## Write the contracts from the code: openapi.json and events/schemas/ (never over a published version with a breaking change).
-	cargo run --quiet --locked -p orderflow-contracts -- write
+	$(BUILD_DEBUG)
+	$(DEBUG_BIN)/orderflow-contracts write
 
 .PHONY: schema-check
 schema-check: ## The contract gate: committed contracts are what the code generates, no breaking change without a new version, upcaster and corpus event, every consumer reads what it is sent.
-	cargo run --quiet --locked -p orderflow-contracts -- check
+	$(BUILD_DEBUG)
+	$(DEBUG_BIN)/orderflow-contracts check
 
 FUZZ_EXAMPLES ?= 40
 .PHONY: fuzz
 fuzz: install ## Fuzzing from the contract: schemathesis against orderflow dev, as a customer and as an operator (FUZZ_EXAMPLES per operation, FUZZ_SEED to replay).
 	@infra/local/emulators.sh install-fuzz
-	cargo build --quiet --locked -p orderflow-cli --bin orderflow
+	$(BUILD_DEBUG)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) infra/local/with-emulators.sh infra/local/fuzz.sh
 
 .PHONY: check-lambda-watch
@@ -133,13 +140,15 @@ build: tools ## sam build: every function's bootstrap, built by cargo-lambda; th
 	done
 	@# The baseline, built the same way: cargo-lambda, the same release profile.
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" cargo lambda build --release --locked --bin hello-lambda
-	cargo run --quiet --locked -p orderflow-cli -- footprint $(FOOTPRINT_BUDGET) --baseline target/lambda/hello-lambda/bootstrap \
+	$(BUILD_DEBUG)
+	$(DEBUG_BIN)/orderflow footprint $(FOOTPRINT_BUDGET) --baseline target/lambda/hello-lambda/bootstrap \
 	  $$(grep -E '^  [A-Za-z]+Function:$$' template.yaml | tr -d ' :' | sed 's|.*|.aws-sam/build/&/bootstrap|')
 
 .PHONY: footprint
 footprint: ## The same measure on plain `cargo build --release` binaries, without sam (quicker to iterate on).
 	cargo build --release --locked -p hello-lambda $(foreach f,$(FUNCTIONS),-p $(f))
-	cargo run --quiet --locked -p orderflow-cli -- footprint $(FOOTPRINT_BUDGET) --baseline target/release/hello-lambda $(addprefix target/release/,$(FUNCTIONS))
+	$(BUILD_DEBUG)
+	$(DEBUG_BIN)/orderflow footprint $(FOOTPRINT_BUDGET) --baseline target/release/hello-lambda $(addprefix target/release/,$(FUNCTIONS))
 
 .PHONY: lint
 lint: fmt clippy doc lint-template ## Everything CI checks besides the tests.

@@ -97,3 +97,109 @@ fn the_adapters_do_depend_on_aws() {
     let deps = shipped_dependencies(metadata(), "orderflow-adapters");
     assert!(deps.contains("aws-sdk-dynamodb"), "{deps:?}");
 }
+
+/// The README's layout table: path, crate, and the crates of ours it may use.
+fn layout() -> Vec<(String, String, BTreeSet<String>)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme
+        .split("\n## Layout\n")
+        .nth(1)
+        .expect("the README has a Layout section");
+    section
+        .lines()
+        .take_while(|line| !line.starts_with("## "))
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            assert_eq!(cells.len(), 4, "a layout row has four cells: {line}");
+            let may_use = cells[3]
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect();
+            (
+                cells[0].trim_matches('`').to_owned(),
+                cells[1].trim_matches('`').to_owned(),
+                may_use,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_crate_uses_only_what_the_readme_layout_allows() {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .canonicalize()
+        .unwrap();
+    // Every workspace package: its directory and the workspace crates it ships with.
+    let packages = metadata()["packages"].as_array().unwrap();
+    let members: BTreeSet<&str> = metadata()["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    let ours: Vec<(&str, String, BTreeSet<String>)> = packages
+        .iter()
+        .filter(|p| members.contains(p["id"].as_str().unwrap()))
+        .map(|p| {
+            let dir = std::path::Path::new(p["manifest_path"].as_str().unwrap())
+                .parent()
+                .unwrap()
+                .strip_prefix(&workspace)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (p["name"].as_str().unwrap(), dir, BTreeSet::new())
+        })
+        .collect();
+    let names: BTreeSet<&str> = ours.iter().map(|(name, ..)| *name).collect();
+    let functions: BTreeSet<String> = ours
+        .iter()
+        .filter(|(_, dir, _)| dir.starts_with("functions/"))
+        .map(|(name, ..)| (*name).to_owned())
+        .collect();
+    let table = layout();
+    for (name, dir, _) in &ours {
+        let row = table.iter().find(|(_, crate_name, _)| crate_name == name);
+        let (path, _, may_use) =
+            row.unwrap_or_else(|| panic!("{name} ({dir}) is missing from the README's layout"));
+        assert_eq!(path, dir, "the README places {name} at {path}");
+        let allowed: BTreeSet<String> = may_use
+            .iter()
+            .flat_map(|short| match short.as_str() {
+                "functions" => functions.iter().cloned().collect::<Vec<_>>(),
+                short if names.contains(short) => vec![short.to_owned()],
+                short => vec![format!("orderflow-{short}")],
+            })
+            .collect();
+        for allowed_name in &allowed {
+            assert!(
+                names.contains(allowed_name.as_str()),
+                "the README lets {name} use {allowed_name}, which is no crate of ours"
+            );
+        }
+        let package = packages.iter().find(|p| p["name"] == *name).unwrap();
+        let used: BTreeSet<String> = package["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["kind"].is_null() && names.contains(d["name"].as_str().unwrap()))
+            .map(|d| d["name"].as_str().unwrap().to_owned())
+            .collect();
+        let not_allowed: Vec<&String> = used.difference(&allowed).collect();
+        assert!(
+            not_allowed.is_empty(),
+            "{name} uses {not_allowed:?}, which the README's layout does not allow it"
+        );
+    }
+    for (_, crate_name, _) in &table {
+        assert!(
+            names.contains(crate_name.as_str()),
+            "the README's layout names {crate_name}, which is no crate of ours"
+        );
+    }
+}

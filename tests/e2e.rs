@@ -24,12 +24,9 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The packages whose binaries these tests run, built in one selection (as `make test`
-/// builds them first): one feature resolution, so one set of dependencies, and every
-/// build here a no-op when that one is fresh.
-const PACKAGES: [&str; 4] = ["orderflow-cli", "hello-lambda", "inventory", "order-api"];
-
-/// Binary `bin` of [`PACKAGES`], built (a no-op when fresh).
+/// Binary `bin` of the workspace, built in the selection `make test` builds before the
+/// run (Makefile, `BUILD_DEBUG`), so a no-op there: another selection would unify
+/// features differently and compile the SDK and everything above it again.
 fn built(bin: &str) -> PathBuf {
     let mut cargo = Command::new(env!("CARGO"));
     // What cargo sets for this test binary (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, …)
@@ -52,8 +49,8 @@ fn built(bin: &str) -> PathBuf {
         }
     }
     let output = cargo
-        .args(["build", "--locked", "--message-format=json", "--bin", bin])
-        .args(PACKAGES.iter().flat_map(|p| ["-p", p]))
+        .args(["build", "--locked", "--message-format=json"])
+        .args(["--workspace", "--bins", "--tests"])
         .current_dir(workspace())
         .stderr(Stdio::inherit())
         .output()
@@ -62,7 +59,7 @@ fn built(bin: &str) -> PathBuf {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|m| m["target"]["name"] == bin)
+        .filter(|m| m["target"]["name"] == bin && m["profile"]["test"] == false)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .unwrap_or_else(|| panic!("cargo reported the {bin} executable"))
 }

@@ -16,7 +16,8 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-cargo build --quiet --locked -p orderflow-cli
+# The selection `make test` builds (Makefile, BUILD_DEBUG): nothing is compiled again.
+cargo build --quiet --locked --workspace --bins --tests
 target/debug/orderflow dev --prefix "$prefix" --state-dir "$state" --provision-only >/dev/null
 
 cargo-lambda lambda watch --env-file "$state/$prefix.env" --invoke-port "$invoke_port" >"$state/$prefix-watch.log" 2>&1 &

@@ -20,7 +20,7 @@
 //! quota or a partition's throughput), names the one that binds first, and the design
 //! answer to it.
 //!
-//! Every figure is a model: the README's "Capacity" section says what it leaves out.
+//! Every figure is a model: docs/performance.md's "Capacity on AWS" says what it leaves out.
 
 #![allow(
     clippy::float_arithmetic,

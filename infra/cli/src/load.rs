@@ -157,7 +157,7 @@ const fn floor(
 
 /// The designed floor of an ordinary order (placed, reserved, captured, confirmed,
 /// shipped), by step: 46 calls, at low traffic (a stream batch and a queue batch per
-/// event; under load the relay and the projector batch below it). The README's
+/// event; under load the relay and the projector batch below it). docs/performance.md's
 /// "Calls per order" says what each would take to remove.
 pub const FLOOR: &[Floor] = &[
     floor(
