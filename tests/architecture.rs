@@ -92,10 +92,16 @@ fn the_application_layer_knows_no_aws_or_lambda() {
 }
 
 #[test]
-fn the_adapters_do_depend_on_aws() {
+fn the_adapters_implement_ports_and_know_no_lambda() {
     // The walk itself is sound: it finds AWS where AWS is.
     let deps = shipped_dependencies(metadata(), "orderflow-adapters");
     assert!(deps.contains("aws-sdk-dynamodb"), "{deps:?}");
+    // How a function runs (batches, deadlines, metrics flushing, telemetry) is the
+    // platform crate's, `orderflow-lambda`.
+    let bad = offenders(&deps, &["lambda", "aws_lambda_events", "orderflow-lambda"]);
+    assert!(bad.is_empty(), "the adapters must not depend on {bad:?}");
+    let platform = shipped_dependencies(metadata(), "orderflow-lambda");
+    assert!(platform.contains("lambda_runtime"), "{platform:?}");
 }
 
 /// The README's layout table: path, crate, and the crates of ours it may use.

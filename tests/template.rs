@@ -441,8 +441,8 @@ fn the_relay_never_gives_up_on_a_record_and_its_lag_rings_long_before_retention_
 /// functions' own metric code runs.
 async fn emitted() -> std::collections::BTreeSet<(String, Vec<String>)> {
     use orderflow_adapters::calls::Counted as _;
-    use orderflow_adapters::metrics;
     use orderflow_domain::Envelope;
+    use orderflow_lambda::metrics;
     let sample = |path: &str| {
         std::fs::read_to_string(format!("{}/../events/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     };

@@ -44,6 +44,11 @@ for _ in $(seq 1 240); do
 done
 curl -sf -o /dev/null "$url/openapi.json" || { log "orderflow dev did not answer on $url"; exit 1; }
 
+# The description as served, checked by a validator that is no code of ours: a
+# description it refuses would make every client generator guess.
+curl -sf "$url/openapi.json" -o "$work/openapi.json"
+"$venv/bin/openapi-spec-validator" "$work/openapi.json" >&2 || { log "the served OpenAPI description is not valid"; exit 1; }
+
 total=0
 for who in "--customer c-fuzz" "--operator ops-fuzz"; do
   # shellcheck disable=SC2086 # two words: the flag and its value

@@ -9,7 +9,7 @@
 
 use orderflow_adapters::catalog::{DynamoCatalog, DynamoStockLedger};
 use orderflow_adapters::config::{Config, ConfigError};
-use orderflow_adapters::sqs::Failure;
+use orderflow_app::Failure;
 use orderflow_app::stock::{Applied, execute_with_moves};
 use orderflow_app::{Clock, CommandService, Repository, StockLedger, StockMove, SystemClock};
 use orderflow_domain::inventory::{Inventory, InventoryCommand, InventoryEvent, ShortageReason, StockLine};

@@ -250,3 +250,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
             .map_err(|e| ApiError::invalid("invalid_query", format!("the query string: {}", e.body_text())))
     }
 }
+
+/// The request's `Idempotency-Key`: required, so that `why` holds.
+pub(crate) fn idempotency_key(
+    headers: &HeaderMap,
+    why: &str,
+) -> Result<orderflow_domain::IdempotencyKey, ApiError> {
+    headers
+        .get("idempotency-key")
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "missing_idempotency_key",
+                "Idempotency-Key",
+                format!("required, so that {why}"),
+            )
+        })?
+        .to_str()
+        .ok()
+        .and_then(|k| orderflow_domain::IdempotencyKey::parse(k).ok())
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "invalid_idempotency_key",
+                "Idempotency-Key",
+                "1 to 255 printable ASCII characters",
+            )
+        })
+}

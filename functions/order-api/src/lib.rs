@@ -26,6 +26,7 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod openapi;
+mod orders;
 pub mod paging;
 pub mod personal;
 pub mod products;
@@ -349,6 +350,32 @@ impl Access {
 
 /// Orders a principal may place per minute unless `ORDERS_PER_MINUTE` says otherwise.
 pub const DEFAULT_ORDERS_PER_MINUTE: u64 = 60;
+
+/// The function's whole `main` on Lambda: telemetry, the API from the process
+/// environment (the cursor key from Secrets Manager, customer data keys wrapped by KMS),
+/// and the runtime loop with its metrics.
+///
+/// # Errors
+/// When the configuration is incomplete or the runtime fails.
+pub async fn lambda_main() -> Result<(), lambda_http::Error> {
+    orderflow_lambda::telemetry::init();
+    let config = orderflow_adapters::config::Config::from_process();
+    let cursors = cursors_from_secret(
+        SecretsManager::from_lambda_environment()?,
+        config.required("CURSOR_KEY_SECRET")?,
+    );
+    let wrapping = orderflow_adapters::personal::KeyWrapping::Kms(Box::new(
+        orderflow_adapters::personal::KmsKeyWrap::from_lambda_environment(
+            config.required("CUSTOMER_DATA_KEY")?,
+        )?,
+    ));
+    let api = Api::from_config(&config, cursors, wrapping)?;
+    orderflow_lambda::run(
+        "order-api",
+        lambda_http::lambda_runtime::Runtime::new(gateway::HttpApi::new(router(std::sync::Arc::new(api)))),
+    )
+    .await
+}
 
 /// The cursor key from the Secrets Manager secret `secret_id`, read through `secrets`
 /// when a list first needs it, so a function's start waits for no secret.

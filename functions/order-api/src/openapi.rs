@@ -403,6 +403,23 @@ impl JsonSchema for PageLimit {
     }
 }
 
+/// `cursor`: what [`Cursors`](crate::paging::Cursors) seals, the position and its tag,
+/// each base64url without padding, joined by a dot. Anything else is answered 400.
+#[derive(Debug)]
+pub struct PageCursor;
+
+impl JsonSchema for PageCursor {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PageCursor".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        schemars::json_schema!({"type": "string", "pattern": crate::paging::CURSOR_PATTERN, "maxLength": crate::paging::MAX_CURSOR})
+    }
+}
+
 /// A page of a customer's orders.
 #[derive(Debug, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -140,6 +140,9 @@ impl Cursors {
         let Some(raw) = params.get("cursor") else {
             return Ok((key, None));
         };
+        if raw.len() > MAX_CURSOR {
+            return Err(bad_cursor());
+        }
         if let Some(position) = key.open(raw) {
             return Ok((key, Some(position)));
         }
@@ -184,6 +187,14 @@ impl Cursors {
 pub const DEFAULT_PAGE: u16 = 20;
 /// The largest page.
 pub const MAX_PAGE: u16 = 100;
+
+/// The shape of a cursor ([`CursorKey::seal`]): the position and its tag, each
+/// base64url without padding, joined by a dot. The contract describes `cursor` so.
+pub const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$";
+
+/// The longest cursor taken: a position is a few ids and a timestamp, and its tag 43
+/// characters, so every cursor this API makes is far shorter.
+pub const MAX_CURSOR: usize = 1024;
 
 /// The keys cursors are signed with: the current one, which seals and opens, and the
 /// one it replaced, which only opens.
@@ -332,6 +343,53 @@ mod tests {
         assert_eq!(key.open::<(String, u64)>(unsigned), None);
         assert_eq!(key.open::<(String, u64)>("not a cursor"), None);
         assert!(CursorKey::new(*b"short").is_err());
+    }
+
+    #[test]
+    fn every_cursor_has_the_shape_the_contract_describes() {
+        // CURSOR_PATTERN, by hand: two non-empty base64url parts joined by one dot.
+        let shaped = |cursor: &str| {
+            let base64url = |part: &str| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            };
+            assert_eq!(CURSOR_PATTERN, "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$");
+            cursor.len() <= MAX_CURSOR
+                && cursor
+                    .split_once('.')
+                    .is_some_and(|(position, tag)| base64url(position) && base64url(tag))
+        };
+        let key = CursorKey::new(*b"a key of at least 16 bytes").unwrap();
+        // The largest positions the lists make: a customer's page (a 64-character id,
+        // a timestamp and an order id), a catalog page (a 64-character SKU).
+        let customer = ("c".repeat(64), i64::MAX, "0192d9a4-7c3e-7000-8000-000000000000");
+        for cursor in [
+            key.seal(&customer),
+            key.seal(&"S".repeat(64)),
+            key.seal(&u64::MAX),
+        ] {
+            assert!(shaped(&cursor), "{cursor}");
+        }
+        assert!(!shaped(""));
+        assert!(!shaped("no-dot"));
+        assert!(!shaped(&"a.".repeat(MAX_CURSOR)));
+    }
+
+    #[tokio::test]
+    async fn a_cursor_longer_than_any_this_api_makes_is_refused_naming_the_parameter() {
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let secret = Arc::new(std::sync::Mutex::new(
+            CursorKey::new(*b"a key of at least 16 bytes").unwrap(),
+        ));
+        let cursors = rotating(&secret, &reads);
+        let long = format!("{}.{}", "A".repeat(MAX_CURSOR), "B".repeat(43));
+        let refused = cursors.open::<u64>(&params(&long)).await.unwrap_err();
+        assert_eq!(
+            (refused.status, refused.code),
+            (axum::http::StatusCode::BAD_REQUEST, "invalid_cursor")
+        );
     }
 
     #[test]

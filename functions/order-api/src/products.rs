@@ -75,11 +75,9 @@ impl From<Product> for ProductBody {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct DescribeRequest {
     /// 1 to 200 characters.
-    #[serde(default)]
     #[schemars(with = "String", required, length(min = 1, max = 200), regex(pattern = orderflow_domain::schema::NOT_BLANK))]
     name: Option<String>,
     /// The price of one unit, for orders placed from now on.
-    #[serde(default)]
     #[schemars(with = "PriceRequest", required)]
     price: Option<serde_json::Value>,
     /// At most 500 characters; blank or absent for none.
@@ -150,11 +148,9 @@ impl DescribeRequest {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct StockRequest {
     /// Units: positive receives, negative writes off; never 0.
-    #[serde(default)]
     #[schemars(with = "i64", required, range(min = -1_000_000, max = 1_000_000), extend("not" = {"const": 0}))]
     delta: Option<serde_json::Value>,
     /// Why, for the audit trail: 1 to 500 characters.
-    #[serde(default)]
     #[schemars(with = "String", required, length(min = 1, max = 500), regex(pattern = orderflow_domain::schema::NOT_BLANK))]
     reason: Option<String>,
 }
@@ -281,7 +277,7 @@ pub(crate) async fn adjust_stock<P: Stores>(
     body: JsonBody<StockRequest>,
 ) -> Result<Response, ApiError> {
     authorize(&principal, Action::Operate).into_result()?;
-    let key = crate::routes::idempotency_key(&headers, "a retry moves no stock twice")?;
+    let key = crate::extract::idempotency_key(&headers, "a retry moves no stock twice")?;
     let sku = sku(&raw)?;
     let (delta, reason) = body.value.parse()?;
     let metadata = request_metadata(&headers, &principal);

@@ -6,7 +6,7 @@
 
 use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_adapters::sqs::Failure;
+use orderflow_app::Failure;
 use orderflow_app::{Clock, CommandError, CommandService, EventStore, Repository, SystemClock};
 use orderflow_domain::inventory::InventoryEvent;
 use orderflow_domain::order::{Order, OrderCommand, OrderError};
@@ -223,9 +223,9 @@ impl<C: Clock, S: EventStore> OrderSaga<C, S> {
                 CommandError::Domain(OrderError::ShipmentMissing) => Failure::retry(e),
                 e => Failure::from(e),
             })?;
-        orderflow_adapters::metrics::order_events(&executed.events);
+        orderflow_lambda::metrics::order_events(&executed.events);
         if let Some(order) = executed.state.placed() {
-            orderflow_adapters::metrics::time_to_confirm(&executed.events, order.placed_at);
+            orderflow_lambda::metrics::time_to_confirm(&executed.events, order.placed_at);
         }
         let status = executed
             .state

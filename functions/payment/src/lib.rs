@@ -18,7 +18,8 @@
 use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::payment::{DynamoVault, SimulatedGateway};
-use orderflow_adapters::sqs::{Backoff, Failure};
+use orderflow_adapters::sqs::Backoff;
+use orderflow_app::Failure;
 use orderflow_app::{
     CaptureOutcome, Clock, CommandService, EventStore, PaymentGateway, PaymentVault, Repository, SystemClock,
 };
@@ -261,7 +262,7 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
                 .commands
                 .execute_loaded::<Payment>(&id, loaded, command, metadata)
                 .await?;
-            orderflow_adapters::metrics::payment_events(&executed.events);
+            orderflow_lambda::metrics::payment_events(&executed.events);
             // The token outlives the call to the provider until its outcome is recorded:
             // a crash in between retries with the token, and the provider's idempotency
             // key makes that retry return the same capture.

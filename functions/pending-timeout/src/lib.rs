@@ -224,7 +224,7 @@ pub async fn expire<S: EventStore, C: Clock>(
     if executed.events.is_empty() {
         return Ok(Fate::Settled);
     }
-    orderflow_adapters::metrics::order_events(&executed.events);
+    orderflow_lambda::metrics::order_events(&executed.events);
     tracing::info!(%order_id, correlation_id = %metadata.correlation_id, "pending past the deadline: cancelled (timeout)");
     Ok(if answered { Fate::Stalled } else { Fate::Expired })
 }
@@ -241,4 +241,44 @@ pub enum ExpiryError {
     /// The expiry was not appended.
     #[error(transparent)]
     Command(#[from] orderflow_app::CommandError<orderflow_domain::order::OrderError>),
+}
+
+/// The function's whole `main` on Lambda (an EventBridge schedule invokes it):
+/// telemetry, the sweeper from the process environment, and the runtime loop with its
+/// metrics. A sweep that could not expire every order it should have fails the
+/// invocation, so the schedule's retry and the alarm on errors see it.
+///
+/// # Errors
+/// When the configuration is incomplete or the runtime fails.
+pub async fn lambda_main() -> Result<(), lambda_runtime::Error> {
+    use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
+    orderflow_lambda::telemetry::init();
+    let sweeper = PendingTimeout::from_config(&orderflow_adapters::config::Config::from_process())?;
+    orderflow_lambda::run(
+        "pending-timeout",
+        Runtime::new(service_fn(
+            |_: LambdaEvent<aws_lambda_events::event::eventbridge::EventBridgeEvent>| {
+                let sweeper = &sweeper;
+                async move {
+                    let swept = sweeper.sweep(orderflow_app::SystemClock.now()).await?;
+                    tracing::info!(
+                        examined = swept.examined,
+                        expired = swept.expired.len(),
+                        left_for_saga = swept.left_for_saga.len(),
+                        stalled = swept.stalled.len(),
+                        failed = swept.failed,
+                        "swept"
+                    );
+                    if swept.failed > 0 {
+                        return Err(Error::from(format!(
+                            "{} orders could not be expired",
+                            swept.failed
+                        )));
+                    }
+                    Ok::<_, Error>(())
+                }
+            },
+        )),
+    )
+    .await
 }

@@ -12,7 +12,7 @@
 use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_adapters::read_model::DynamoOrderViews;
-use orderflow_adapters::sqs::Failure;
+use orderflow_app::Failure;
 use orderflow_app::{EventStore, OrderViews, Repository, Written};
 use orderflow_domain::order::view::{Applied, OrderProjection};
 use orderflow_domain::order::{Order, OrderEvent};

@@ -118,7 +118,7 @@ pub async fn relay(publisher: &impl EventPublisher, batch: Event) -> DynamoDbEve
     }
     let events_failed = unpublished.iter().filter(|i| **i < event_count).count();
     let notices_failed = unpublished.len() - events_failed;
-    orderflow_adapters::metrics::events_relayed(event_count - events_failed);
+    orderflow_lambda::metrics::events_relayed(event_count - events_failed);
     tracing::info!(
         published = event_count - events_failed,
         quarantined = notice_count - notices_failed,
@@ -135,4 +135,28 @@ pub async fn relay(publisher: &impl EventPublisher, batch: Event) -> DynamoDbEve
         })
         .collect();
     response
+}
+
+/// The function's whole `main` on Lambda: telemetry, the publisher to the bus the
+/// environment names, and the runtime loop with its metrics.
+///
+/// # Errors
+/// When the configuration is incomplete or the runtime fails.
+pub async fn lambda_main() -> Result<(), lambda_runtime::Error> {
+    use orderflow_adapters::calls::Counted as _;
+    orderflow_lambda::telemetry::init();
+    let publisher = orderflow_adapters::EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::counted_from(&orderflow_adapters::config::lambda_sdk_config()),
+        orderflow_adapters::config::required("EVENT_BUS_NAME")?,
+    );
+    orderflow_lambda::run(
+        "relay",
+        lambda_runtime::Runtime::new(lambda_runtime::service_fn(
+            |event: lambda_runtime::LambdaEvent<Event>| {
+                let publisher = &publisher;
+                async move { Ok::<_, lambda_runtime::Error>(relay(publisher, event.payload).await) }
+            },
+        )),
+    )
+    .await
 }

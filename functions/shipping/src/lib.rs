@@ -4,7 +4,7 @@
 
 use orderflow_adapters::config::{Config, ConfigError};
 use orderflow_adapters::event_store::DynamoEventStore;
-use orderflow_adapters::sqs::Failure;
+use orderflow_app::Failure;
 use orderflow_app::{Clock, CommandService, EventStore, Repository, SystemClock};
 use orderflow_domain::order::OrderEvent;
 use orderflow_domain::shipment::{Shipment, ShipmentCommand, ShipmentCreated};

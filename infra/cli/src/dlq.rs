@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use orderflow_adapters::sqs::DynamoFailureLog;
+use orderflow_adapters::failure_log::DynamoFailureLog;
 use orderflow_app::FailureLog as _;
 use orderflow_provision::create::Queue;
 use orderflow_provision::local::Stack;

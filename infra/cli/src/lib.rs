@@ -83,7 +83,7 @@ pub fn log_filter(verbose: u8) -> String {
 
 /// Logs for the CLI, on stderr: `format`, at [`log_filter`]'s level for `verbose`.
 pub fn init_logging(format: LogFormat, verbose: u8) {
-    orderflow_adapters::telemetry::init_with(&log_filter(verbose), format == LogFormat::Human);
+    orderflow_lambda::telemetry::init_with(&log_filter(verbose), format == LogFormat::Human);
 }
 
 /// What the CLI prints for an error that ends a command: one line saying what failed

@@ -750,7 +750,7 @@ impl Runner {
             let mut event = SqsEvent::default();
             event.records = records;
             let deadline = std::time::SystemTime::now() + consumer.timeout;
-            let response = orderflow_adapters::sqs::within(deadline, (consumer.handler)(event)).await;
+            let response = orderflow_lambda::batch::within(deadline, (consumer.handler)(event)).await;
             failed.extend(
                 response
                     .batch_item_failures

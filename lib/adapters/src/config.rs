@@ -164,9 +164,12 @@ impl Config {
     pub fn failure_log(
         &self,
         consumer: &str,
-    ) -> Result<crate::sqs::FailureRecorder<crate::sqs::DynamoFailureLog>, ConfigError> {
-        Ok(crate::sqs::FailureRecorder::new(
-            crate::sqs::DynamoFailureLog::new(self.dynamodb.clone(), self.required("FAILURE_LOG_TABLE")?),
+    ) -> Result<crate::failure_log::FailureRecorder<crate::failure_log::DynamoFailureLog>, ConfigError> {
+        Ok(crate::failure_log::FailureRecorder::new(
+            crate::failure_log::DynamoFailureLog::new(
+                self.dynamodb.clone(),
+                self.required("FAILURE_LOG_TABLE")?,
+            ),
             consumer,
             orderflow_app::SystemClock,
         ))

@@ -8,16 +8,15 @@ pub mod calls;
 pub mod catalog;
 pub mod config;
 pub mod event_store;
+pub mod failure_log;
 pub mod idempotency;
 mod item;
-pub mod metrics;
 pub mod payment;
 pub mod personal;
 pub mod rate_limit;
 pub mod read_model;
 pub mod secrets;
 pub mod sqs;
-pub mod telemetry;
 
 pub use bus::{BusEvent, EventBridgePublisher};
 pub use config::{Config, ConfigError, aws_sdk_config};

@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
-use orderflow_adapters::sqs::{DynamoFailureLog, Failure, FailureRecorder, MemoryFailureLog};
+use orderflow_adapters::failure_log::{DynamoFailureLog, FailureRecorder, MemoryFailureLog};
+use orderflow_app::Failure;
 use orderflow_app::{Clock, FailureLog, RecordedFailure, StoreError};
 use orderflow_domain::Timestamp;
 use orderflow_provision::local;

@@ -26,7 +26,7 @@ pub mod stock;
 
 pub use command::{CommandError, CommandService, Executed, LoadError, Loaded, Repository};
 pub use disposition::{Disposed, Disposition, cause_chain};
-pub use failures::{FailureLog, RecordedFailure};
+pub use failures::{Failure, FailureLog, RecordedFailure};
 pub use idempotency::{Idempotency, IdempotentError, Outcome, fingerprint, scoped_key};
 pub use ports::{
     AppendError, BoxError, CaptureOutcome, Claim, Clock, EventPublisher, EventRecord, EventStore,

@@ -17,12 +17,17 @@ use std::future::Future;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
 use orderflow_adapters::config::{Config, ConfigError};
-use orderflow_adapters::sqs::{
-    Backoff, DynamoFailureLog, Failure, FailureRecorder, decode_message, process_batch_with_backoff,
-};
-use orderflow_app::{FailureLog, ReadBack, StoreError, StreamId};
+use orderflow_adapters::failure_log::{DynamoFailureLog, FailureRecorder};
+use orderflow_adapters::sqs::Backoff;
+use orderflow_app::{Failure, FailureLog, ReadBack, StoreError, StreamId};
 use orderflow_domain::{DomainEvent, Envelope, Metadata, RawEnvelope};
 use tracing::Instrument;
+
+pub mod batch;
+pub mod metrics;
+pub mod telemetry;
+
+use batch::{decode_message, process_batch_with_backoff};
 
 /// A function that consumes the events on its queue.
 pub trait Consumer: Send + Sync + Sized + 'static {
@@ -230,25 +235,39 @@ impl<C: Consumer, L> Service<C, L> {
 /// # Errors
 /// When the configuration is incomplete or the runtime fails.
 pub async fn serve<C: FromConfig>() -> Result<(), Error> {
-    orderflow_adapters::telemetry::init();
+    telemetry::init();
     let config = if C::MANAGES_VISIBILITY {
         Config::from_process().with_sqs()
     } else {
         Config::from_process()
     };
     let service = Service::<C>::from_config(&config)?;
-    let metrics = orderflow_adapters::metrics::init_lambda(C::NAME)?;
-    orderflow_adapters::metrics::serve(
-        metrics,
+    run(
+        C::NAME,
         Runtime::new(service_fn(|event: LambdaEvent<SqsEvent>| {
             let service = &service;
             async move {
                 let deadline = event.context.deadline();
-                Ok::<_, Error>(orderflow_adapters::sqs::within(deadline, service.handle(event.payload)).await)
+                Ok::<_, Error>(batch::within(deadline, service.handle(event.payload)).await)
             }
         })),
     )
     .await
+}
+
+/// Any function's runtime loop, once its handler is built: the metrics collector for
+/// function `name`, each invocation in a span with its request id, its metrics flushed
+/// when it ends ([`metrics::serve`]). A function calls [`telemetry::init`] before it
+/// builds its handler, so what building it logs is kept.
+///
+/// # Errors
+/// When the collector cannot start or the runtime fails.
+pub async fn run<S>(name: &'static str, runtime: Runtime<S>) -> Result<(), Error>
+where
+    S: lambda_runtime::tower::Service<lambda_runtime::LambdaInvocation, Response = (), Error = Error>,
+{
+    let collector = metrics::init_lambda(name)?;
+    metrics::serve(collector, runtime).await
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! | `ConflictsRetried` | count | function | command handling (a lost append race re-decided) |
 //! | `EventsRelayed` | count | function | the relay |
 //! | `ColdStart` | count | function | every function |
-//! | `AwsCalls` | count | function, service, operation | every AWS call every function sends ([`crate::calls`]) |
+//! | `AwsCalls` | count | function, service, operation | every AWS call every function sends ([`orderflow_adapters::calls`]) |
 
 use std::future::Future;
 use std::pin::Pin;

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use orderflow_adapters::metrics;
 use orderflow_domain::Envelope;
 use orderflow_domain::order::OrderEvent;
 use orderflow_domain::payment::PaymentEvent;
+use orderflow_lambda::metrics;
 use serde_json::Value;
 
 fn sample<E: orderflow_domain::DomainEvent>(path: &str) -> Envelope<E> {
