@@ -25,8 +25,9 @@ use orderflow_adapters::DynamoEventStore;
 use orderflow_app::command::fold_records;
 use orderflow_app::{EventRecord, EventStore, Repository, SnapshotRecord, StreamId};
 use orderflow_domain::order::{FulfilmentStep, Order, OrderCommand, OrderEvent, OrderState};
-use orderflow_domain::{Aggregate, Envelope, Metadata, RawEnvelope, Timestamp};
+use orderflow_domain::{Aggregate, Envelope, RawEnvelope, Timestamp};
 use orderflow_provision::local;
+use orderflow_testkit::metadata;
 use uuid::Uuid;
 
 const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/order/");
@@ -80,14 +81,6 @@ fn stored_history(old: bool) -> Vec<String> {
         sample("OrderConfirmed.json"),
         sample("OrderShipmentRecorded.json"),
     ]
-}
-
-fn metadata() -> Metadata {
-    Metadata {
-        correlation_id: "c".into(),
-        causation_id: "r".into(),
-        actor: "operator-1".into(),
-    }
 }
 
 /// The records a load hands the fold: what the store adapter makes of its items.

@@ -17,19 +17,12 @@ use orderflow_domain::order::{
     Order, OrderCommand, OrderError, OrderEvent, OrderState, OrderStatus, PaymentToken, PlaceOrder,
     PricedLine,
 };
-use orderflow_domain::{Aggregate, Currency, CustomerId, Metadata, Money, OrderId, Quantity, Sku};
+use orderflow_domain::{Aggregate, Currency, CustomerId, Money, OrderId, Quantity, Sku};
+use orderflow_testkit::metadata;
 use uuid::Uuid;
 
 fn usd(amount: u64) -> Money {
     Money::new(amount, Currency::parse("USD").unwrap())
-}
-
-fn metadata() -> Metadata {
-    Metadata {
-        correlation_id: "corr-1".into(),
-        causation_id: "req-1".into(),
-        actor: "user-1".into(),
-    }
 }
 
 fn place(order_id: OrderId) -> OrderCommand {

@@ -13,7 +13,8 @@ use orderflow_app::{
     Catalog, CommandError, CommandService, PaymentVault, Repository, SystemClock, scoped_key,
 };
 use orderflow_domain::order::{OrderError, PaymentToken};
-use orderflow_domain::{Currency, CustomerId, IdempotencyKey, Metadata, Money, Quantity, Sku};
+use orderflow_domain::{Currency, CustomerId, IdempotencyKey, Money, Quantity, Sku};
+use orderflow_testkit::metadata;
 
 struct Fixture {
     placement: Placement<MemoryEventStore, SystemClock, MemoryCatalog, MemoryVault>,
@@ -54,14 +55,6 @@ fn new_order(key: &str, sku: &str, quantity: u64) -> NewOrder {
         customer_id: customer,
         items: vec![(Sku::parse(sku).unwrap(), Quantity::parse(quantity).unwrap())],
         token: PaymentToken::parse("tok_visa").unwrap(),
-    }
-}
-
-fn metadata() -> Metadata {
-    Metadata {
-        correlation_id: "corr-1".into(),
-        causation_id: "req-1".into(),
-        actor: "customer:c-1".into(),
     }
 }
 
