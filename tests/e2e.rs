@@ -1547,6 +1547,39 @@ async fn every_operator_command_prints_its_result_and_no_logs_and_fails_in_one_l
         &["catalog", "export", "--format", "csv"],
         &["sku,name,priceAmount,currency,available,reserved,sold"],
     );
+    // In a second terminal: none of the endpoint variables, and the CLI finds the
+    // local stack from what `orderflow dev` recorded in its state directory; with
+    // nothing recorded it says what to do.
+    let second_terminal = |state_dir: &std::path::Path| {
+        let mut command = Command::new(binary());
+        command.current_dir(workspace());
+        for (name, _) in std::env::vars() {
+            if name.starts_with("AWS_ENDPOINT_URL") || name == "AWS_REGION" {
+                command.env_remove(name);
+            }
+        }
+        let output = command
+            .env("ORDERFLOW_STATE_DIR", state_dir)
+            .args(["check", "--grace", "0", "--prefix", &prefix])
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = second_terminal(&dir);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("0 finding(s)"), "{out}");
+    let nothing_recorded = dir.join("nothing-recorded");
+    std::fs::create_dir_all(&nothing_recorded).unwrap();
+    let (code, _, err) = second_terminal(&nothing_recorded);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("no emulator endpoint") && err.contains("make dev") && err.lines().count() == 1,
+        "{err}"
+    );
     ok(&["relay", "recover"], &["recovered 0 batch(es)"]);
     ok(&["relay", "quarantine"], &["no stream record is quarantined"]);
     let now = jiff::Timestamp::now();

@@ -281,6 +281,10 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
     let products = seed_catalog(&stack, &args.catalog).await?;
     print_stack(&stack, &products, &args)?;
     let env_file = write_function_env(&stack, &args)?;
+    // For the CLI in another terminal, which has none of the variables `make dev` set.
+    local::Endpoints::from_env()
+        .record(&args.state_dir)
+        .with_context(|| format!("recording the endpoints in {}", args.state_dir.display()))?;
     writeln!(
         std::io::stdout().lock(),
         "\nfunction environment: {}  (cargo lambda watch --env-file {})",

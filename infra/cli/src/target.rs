@@ -88,8 +88,10 @@ pub async fn resolve(target: &Target) -> anyhow::Result<Resolved> {
             let stack = local::existing_stack(&template, &target.prefix)
                 .await
                 .map_err(|e| match e {
-                    // Its own sentence says what to do.
-                    local::StackError::Missing { .. } => anyhow::Error::new(e),
+                    // Their own sentences say what to do.
+                    local::StackError::Missing { .. } | local::StackError::NoEndpoint(_) => {
+                        anyhow::Error::new(e)
+                    }
                     other => anyhow::Error::new(other).context(
                         "finding the local stack in the emulators (are they running? `make emulators`)",
                     ),

@@ -1,11 +1,12 @@
 //! Clients for the local emulators and uniquely named tables from the template, for
 //! tests and the dev runner.
 //!
-//! Endpoints come only from the SDK's standard variables (`AWS_ENDPOINT_URL`,
-//! `AWS_ENDPOINT_URL_DYNAMODB`, …), as everywhere else. These helpers refuse to build a
-//! client when none is set: a test or `orderflow dev` run by hand can never create
-//! tables in a real account by accident. `make test` and `make dev` set them;
-//! `eval "$(infra/local/emulators.sh env)"` sets them for a shell.
+//! Endpoints come from the SDK's standard variables (`AWS_ENDPOINT_URL`,
+//! `AWS_ENDPOINT_URL_DYNAMODB`, …), as everywhere else, and when none is set, from what
+//! `orderflow dev` recorded ([`Endpoints::record`]): so the CLI in a second terminal
+//! finds the local stack `make dev` runs. Recorded endpoints are loopback addresses
+//! only. These helpers refuse to build a client when neither gives an endpoint: a test
+//! or a command run by hand can never create tables in a real account by accident.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,27 +19,120 @@ use crate::{ProvisionError, Template};
 /// No emulator endpoint is configured.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "no emulator endpoint: set {0} or AWS_ENDPOINT_URL (`make test` and `make dev` do; for a shell: \
-     eval \"$(infra/local/emulators.sh env)\")"
+    "no emulator endpoint: set {0} or AWS_ENDPOINT_URL, or start the local stack (`make dev`, \
+     which records its endpoints in {ENDPOINTS_FILE} under its state directory)"
 )]
 pub struct NoEndpoint(&'static str);
 
-fn require_endpoint(service_variable: &'static str) -> Result<(), NoEndpoint> {
-    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-    if set(service_variable) || set("AWS_ENDPOINT_URL") {
-        Ok(())
-    } else {
-        Err(NoEndpoint(service_variable))
+/// The file, in `orderflow dev`'s state directory, its endpoints are recorded in.
+pub const ENDPOINTS_FILE: &str = "endpoints.json";
+
+/// Where recorded endpoints are read from: `$ORDERFLOW_STATE_DIR/endpoints.json`,
+/// else `.local/run/endpoints.json` (`orderflow dev`'s default state directory).
+#[must_use]
+pub fn recorded_endpoints_path() -> std::path::PathBuf {
+    std::env::var_os("ORDERFLOW_STATE_DIR")
+        .map_or_else(
+            || std::path::PathBuf::from(".local/run"),
+            std::path::PathBuf::from,
+        )
+        .join(ENDPOINTS_FILE)
+}
+
+/// The emulators' endpoints and region: what the standard variables say, recorded by
+/// `orderflow dev` for commands run where they are not set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Endpoints {
+    /// The SDK's standard variables, by name (`AWS_ENDPOINT_URL`,
+    /// `AWS_ENDPOINT_URL_DYNAMODB`, …, `AWS_REGION`).
+    pub variables: std::collections::BTreeMap<String, String>,
+}
+
+impl Endpoints {
+    /// The endpoint variables and the region this process has.
+    #[must_use]
+    pub fn from_env() -> Self {
+        let variables = std::env::vars()
+            .filter(|(name, value)| {
+                (name.starts_with("AWS_ENDPOINT_URL") || name == "AWS_REGION") && !value.trim().is_empty()
+            })
+            .collect();
+        Self { variables }
+    }
+
+    /// Writes them to `dir`/[`ENDPOINTS_FILE`].
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn record(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(ENDPOINTS_FILE), json)
+    }
+
+    /// What `path` records, keeping only endpoints on a loopback address: a file
+    /// that names anything else is not the local stack's.
+    #[must_use]
+    pub fn read(path: &std::path::Path) -> Option<Self> {
+        let mut recorded: Self = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        recorded
+            .variables
+            .retain(|name, value| name == "AWS_REGION" || is_loopback_url(value));
+        Some(recorded)
+    }
+
+    /// The endpoint for a service: its own variable, else `AWS_ENDPOINT_URL`.
+    fn endpoint(&self, service_variable: &str) -> Option<&str> {
+        self.variables
+            .get(service_variable)
+            .or_else(|| self.variables.get("AWS_ENDPOINT_URL"))
+            .map(String::as_str)
     }
 }
 
-/// The SDK configuration for the emulators: standard variables, with a region and
-/// dummy credentials when none are set (emulators accept any).
+fn is_loopback_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority
+        .rsplit_once(':')
+        .filter(|(host, port)| !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(authority, |(host, _)| host);
+    matches!(host, "localhost" | "[::1]")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The endpoint a client for the service `service_variable` names is sent to: the
+/// standard variables', else the recorded one.
+fn require_endpoint(service_variable: &'static str) -> Result<String, NoEndpoint> {
+    let from_env = Endpoints::from_env();
+    from_env
+        .endpoint(service_variable)
+        .map(str::to_owned)
+        .or_else(|| {
+            Endpoints::read(&recorded_endpoints_path())?
+                .endpoint(service_variable)
+                .map(str::to_owned)
+        })
+        .ok_or(NoEndpoint(service_variable))
+}
+
+/// The SDK configuration for the emulators: standard variables, with a region (the
+/// recorded one, else `us-east-1`) and dummy credentials when none are set (emulators
+/// accept any).
 pub async fn sdk_config() -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(orderflow_https::shared_client(orderflow_https::system_roots()));
     if std::env::var_os("AWS_REGION").is_none() {
-        loader = loader.region(Region::new("us-east-1"));
+        let recorded =
+            Endpoints::read(&recorded_endpoints_path()).and_then(|e| e.variables.get("AWS_REGION").cloned());
+        loader = loader.region(Region::new(recorded.unwrap_or_else(|| "us-east-1".to_owned())));
     }
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
         loader =
@@ -52,8 +146,9 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 /// # Errors
 /// [`NoEndpoint`] when no endpoint variable is set.
 pub async fn dynamodb_client() -> Result<aws_sdk_dynamodb::Client, NoEndpoint> {
-    require_endpoint("AWS_ENDPOINT_URL_DYNAMODB")?;
-    Ok(aws_sdk_dynamodb::Client::new(&sdk_config().await))
+    let endpoint = require_endpoint("AWS_ENDPOINT_URL_DYNAMODB")?;
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await).endpoint_url(endpoint);
+    Ok(aws_sdk_dynamodb::Client::from_conf(config.build()))
 }
 
 /// A DynamoDB Streams client for the emulator.
@@ -61,8 +156,9 @@ pub async fn dynamodb_client() -> Result<aws_sdk_dynamodb::Client, NoEndpoint> {
 /// # Errors
 /// [`NoEndpoint`] when no endpoint variable is set.
 pub async fn dynamodb_streams_client() -> Result<aws_sdk_dynamodbstreams::Client, NoEndpoint> {
-    require_endpoint("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")?;
-    Ok(aws_sdk_dynamodbstreams::Client::new(&sdk_config().await))
+    let endpoint = require_endpoint("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")?;
+    let config = aws_sdk_dynamodbstreams::config::Builder::from(&sdk_config().await).endpoint_url(endpoint);
+    Ok(aws_sdk_dynamodbstreams::Client::from_conf(config.build()))
 }
 
 /// A name no other test in this run (or a parallel one) uses.
@@ -105,8 +201,9 @@ pub async fn fresh_tables(
 /// # Errors
 /// [`NoEndpoint`] when no endpoint variable is set.
 pub async fn sqs_client() -> Result<aws_sdk_sqs::Client, NoEndpoint> {
-    require_endpoint("AWS_ENDPOINT_URL_SQS")?;
-    Ok(aws_sdk_sqs::Client::new(&sdk_config().await))
+    let endpoint = require_endpoint("AWS_ENDPOINT_URL_SQS")?;
+    let config = aws_sdk_sqs::config::Builder::from(&sdk_config().await).endpoint_url(endpoint);
+    Ok(aws_sdk_sqs::Client::from_conf(config.build()))
 }
 
 /// An EventBridge client for the emulator.
@@ -114,8 +211,9 @@ pub async fn sqs_client() -> Result<aws_sdk_sqs::Client, NoEndpoint> {
 /// # Errors
 /// [`NoEndpoint`] when no endpoint variable is set.
 pub async fn eventbridge_client() -> Result<aws_sdk_eventbridge::Client, NoEndpoint> {
-    require_endpoint("AWS_ENDPOINT_URL_EVENTBRIDGE")?;
-    Ok(aws_sdk_eventbridge::Client::new(&sdk_config().await))
+    let endpoint = require_endpoint("AWS_ENDPOINT_URL_EVENTBRIDGE")?;
+    let config = aws_sdk_eventbridge::config::Builder::from(&sdk_config().await).endpoint_url(endpoint);
+    Ok(aws_sdk_eventbridge::Client::from_conf(config.build()))
 }
 
 /// Every resource of the template, created locally under one prefix.
@@ -259,4 +357,60 @@ pub async fn provision_stack(template: &Template, prefix: &str) -> Result<Stack,
         environment: environment(template, prefix, &messaging)?,
         messaging,
     })
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    #[test]
+    fn only_loopback_endpoints_are_taken_from_a_recording() {
+        for url in [
+            "http://127.0.0.1:8000",
+            "http://localhost:4566",
+            "https://[::1]:443/",
+            "http://127.0.0.2",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://dynamodb.us-east-1.amazonaws.com",
+            "http://10.0.0.1:8000",
+            "http://127.0.0.1.evil.example:8000",
+            "127.0.0.1:8000",
+            "",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+        let dir = std::env::temp_dir().join(unique_name("endpoints"));
+        let recorded = Endpoints {
+            variables: [
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:5050"),
+                (
+                    "AWS_ENDPOINT_URL_DYNAMODB",
+                    "https://dynamodb.us-east-1.amazonaws.com",
+                ),
+                ("AWS_REGION", "eu-west-1"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        };
+        recorded.record(&dir).unwrap();
+        let read = Endpoints::read(&dir.join(ENDPOINTS_FILE)).unwrap();
+        // The non-loopback DynamoDB endpoint is dropped: DynamoDB goes to the general
+        // (loopback) one, never to an account.
+        assert_eq!(
+            read.endpoint("AWS_ENDPOINT_URL_DYNAMODB"),
+            Some("http://127.0.0.1:5050")
+        );
+        assert_eq!(
+            read.variables.get("AWS_REGION").map(String::as_str),
+            Some("eu-west-1")
+        );
+        assert!(Endpoints::read(&dir.join("missing.json")).is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
