@@ -1,7 +1,8 @@
 //! The HTTPS client every AWS SDK client here is given: HTTP/1.1 over rustls on ring,
 //! through hyper-util's pooled client, one pool per timeout setting.
 //!
-//! It does what the SDK's own client does for a call (connect and read timeouts, each
+//! It does what the SDK's own client does for a call (a connect timeout over the lookup,
+//! TCP and the TLS handshake, and a read timeout; each
 //! error classified as the retry strategy expects, the connection handed to the SDK so
 //! a failed attempt's connection is poisoned and not reused) and leaves out what no
 //! caller here uses: HTTP/2 (every service orderflow calls answers HTTP/1.1), proxies,
@@ -33,7 +34,7 @@ pub use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-type Pool = Client<hyper_rustls::HttpsConnector<Tcp>, SdkBody>;
+type Pool = Client<ConnectTimeout<hyper_rustls::HttpsConnector<Tcp>>, SdkBody>;
 
 /// A pool's settings: connect and read timeouts.
 type Timeouts = (Option<Duration>, Option<Duration>);
@@ -84,12 +85,15 @@ impl Https1Client {
         let mut tcp = Tcp::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
-        tcp.set_connect_timeout(settings.connect_timeout());
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config((*self.tls).clone())
             .https_or_http()
             .enable_http1()
             .wrap_connector(tcp);
+        let https = ConnectTimeout {
+            inner: https,
+            limit: settings.connect_timeout(),
+        };
         Client::builder(TokioExecutor::new())
             // The timer is what expires idle connections (after hyper-util's 90 s, as in
             // the SDK's client); a connection dropped while the sandbox was frozen fails
@@ -208,6 +212,49 @@ impl Https1Client {
                 })
             })
             .clone()
+    }
+}
+
+/// A connector whose whole connect (the name's lookup, TCP and the TLS handshake) is
+/// held to the SDK's connect timeout, as the SDK's own client holds it: a server that
+/// accepts and never answers the handshake fails the attempt as a timeout, within the
+/// connect timeout, instead of holding it until the read timeout, or for ever.
+#[derive(Debug, Clone)]
+struct ConnectTimeout<C> {
+    inner: C,
+    limit: Option<Duration>,
+}
+
+impl<C> tower_service::Service<http::Uri> for ConnectTimeout<C>
+where
+    C: tower_service::Service<http::Uri>,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match limit {
+                Some(limit) => match tokio::time::timeout(limit, connecting).await {
+                    Ok(connected) => connected.map_err(Into::into),
+                    Err(_) => Err(Box::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no connection within the connect timeout ({limit:?})"),
+                    )) as BoxError),
+                },
+                None => connecting.await.map_err(Into::into),
+            }
+        })
     }
 }
 

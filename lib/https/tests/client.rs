@@ -284,6 +284,32 @@ async fn an_answer_cut_short_is_transient_and_retried_on_a_new_connection() {
 }
 
 #[tokio::test]
+async fn a_server_that_accepts_and_never_answers_the_handshake_is_a_timeout_within_the_connect_timeout() {
+    let (ca, _) = authority();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts every connection and holds it, saying nothing: no TLS handshake.
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            connections.push(stream);
+        }
+    });
+    // The read timeout is far longer than the connect timeout (one second): the
+    // handshake is the connect's, and the attempt fails within it.
+    let client = dynamodb("https", port, roots(ca), 1, Some(Duration::from_secs(30)));
+    let started = std::time::Instant::now();
+    let error = client.list_tables().send().await.unwrap_err();
+    let took = started.elapsed();
+    assert!(connector_error(&error).is_timeout(), "{error:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "failed at the connect timeout, not the read timeout: {took:?}"
+    );
+    held.abort();
+}
+
+#[tokio::test]
 async fn a_port_nobody_listens_on_is_an_io_failure() {
     let (ca, _) = authority();
     let port = {
