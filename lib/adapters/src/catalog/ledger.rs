@@ -17,7 +17,7 @@ use super::layout::{Change, Counter, Layout, preferred_shard, shards_of};
 /// Inventory's ledger in DynamoDB: the events and the counter updates in one
 /// `TransactWriteItems`.
 ///
-/// A product's stock may be spread over several items ([`DynamoCatalog::reshard`]),
+/// A product's stock may be spread over several items ([`Catalog::reshard`](orderflow_app::Catalog::reshard)),
 /// so that one popular SKU's moves are not all writes to one item. A move goes to the
 /// shard its stream prefers; when that shard holds too little, or the layout changed
 /// under it, the ledger reads the product's shards and spreads the move over those
