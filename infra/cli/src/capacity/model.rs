@@ -2,14 +2,6 @@
 //! the deliveries, invocations and concurrency per function, each demand against its
 //! limit, and a month's cost.
 
-#![allow(
-    clippy::float_arithmetic,
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "a sizing model: rates, units and dollars, positive and rounded on purpose"
-)]
-
 use serde::Serialize;
 
 use super::*;

@@ -1,14 +1,6 @@
 //! What `orderflow capacity` prints: the summary table, the ladder of rates and where
 //! each limit binds, and one sizing in detail.
 
-#![allow(
-    clippy::float_arithmetic,
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "a sizing model: rates, units and dollars, positive and rounded on purpose"
-)]
-
 use std::fmt::Write as _;
 
 use serde::Serialize;

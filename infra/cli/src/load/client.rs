@@ -2,14 +2,6 @@
 //! throttles with the same idempotency key), the tables its settling reads, the stock
 //! top-up and the wait for quiet queues.
 
-#![allow(
-    clippy::float_arithmetic,
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "rates and percentiles of a measurement report: small, positive, rounded on purpose"
-)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

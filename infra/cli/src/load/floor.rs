@@ -1,14 +1,6 @@
 //! The designed floor of an ordinary order: the AWS calls each step takes at low
 //! traffic, what `orderflow load` compares its measured calls with.
 
-#![allow(
-    clippy::float_arithmetic,
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "rates and percentiles of a measurement report: small, positive, rounded on purpose"
-)]
-
 use std::collections::BTreeMap;
 
 /// One line of the designed floor: the fewest calls a step of an ordinary order needs.

@@ -1,14 +1,6 @@
 //! What a load run measured: latencies, calls beside the floor, DLQs and the check;
 //! printed for reading and written as JSON.
 
-#![allow(
-    clippy::float_arithmetic,
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "rates and percentiles of a measurement report: small, positive, rounded on purpose"
-)]
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
