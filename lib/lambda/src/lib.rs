@@ -1,13 +1,18 @@
-//! One runtime for every queue consumer.
+//! The functions' one runtime.
 //!
-//! A consumer says what it is ([`Consumer::NAME`], [`Consumer::ACTOR`]), which events
-//! it reads ([`Consumer::Event`]), how it builds its dependencies from configuration
+//! [`run`] is any function's runtime loop (metrics collector, invocation span, flush);
+//! [`telemetry`] sets up its logs; [`batch`] handles an SQS batch within the
+//! invocation's deadline and reports partial failures.
+//!
+//! For a queue consumer, the rest is here too. A consumer says what it is
+//! ([`Consumer::NAME`], [`Consumer::ACTOR`]), which events it reads
+//! ([`Consumer::Event`]), how it builds its dependencies from configuration
 //! ([`FromConfig::build`]) and what it does with one event ([`Consumer::on`], returning
 //! its own typed outcome). [`Service`] does the rest, the same for all of them:
 //! decoding the EventBridge event an SQS message carries (and upcasting it), the span
 //! with the correlation id, handling a batch's messages concurrently within the
 //! invocation's deadline, metrics, the failure log and partial-batch results. [`serve`]
-//! is a function's whole `main`; the local runner builds the same [`Service`] from the
+//! is a consumer's whole `main`; the local runner builds the same [`Service`] from the
 //! template's environment, so Lambda and `orderflow dev` cannot wire a consumer
 //! differently.
 

@@ -108,32 +108,42 @@ fn is_loopback_url(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The endpoint a client for the service `service_variable` names is sent to: the
-/// standard variables', else the recorded one.
-fn require_endpoint(service_variable: &'static str) -> Result<String, NoEndpoint> {
-    let from_env = Endpoints::from_env();
-    from_env
-        .endpoint(service_variable)
-        .map(str::to_owned)
-        .or_else(|| {
-            Endpoints::read(&recorded_endpoints_path())?
-                .endpoint(service_variable)
-                .map(str::to_owned)
-        })
-        .ok_or(NoEndpoint(service_variable))
+impl Endpoints {
+    /// What the local clients use: the standard variables when any endpoint variable is
+    /// set, else what `orderflow dev` recorded (a region set in the environment still
+    /// wins). Read once per client built.
+    #[must_use]
+    pub fn in_use() -> Self {
+        let env = Self::from_env();
+        if env
+            .variables
+            .keys()
+            .any(|name| name.starts_with("AWS_ENDPOINT_URL"))
+        {
+            return env;
+        }
+        let mut recorded = Self::read(&recorded_endpoints_path()).unwrap_or_default();
+        recorded.variables.extend(env.variables);
+        recorded
+    }
 }
 
-/// The SDK configuration for the emulators: standard variables, with a region (the
-/// recorded one, else `us-east-1`) and dummy credentials when none are set (emulators
-/// accept any).
+/// The SDK configuration for the emulators: the standard variables, with the region
+/// [`Endpoints::in_use`] gives (else `us-east-1`) and dummy credentials when none are
+/// set (emulators accept any).
 pub async fn sdk_config() -> aws_config::SdkConfig {
+    sdk_config_with(&Endpoints::in_use()).await
+}
+
+async fn sdk_config_with(endpoints: &Endpoints) -> aws_config::SdkConfig {
+    let region = endpoints
+        .variables
+        .get("AWS_REGION")
+        .cloned()
+        .unwrap_or_else(|| "us-east-1".to_owned());
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(orderflow_https::shared_client(orderflow_https::system_roots()));
-    if std::env::var_os("AWS_REGION").is_none() {
-        let recorded =
-            Endpoints::read(&recorded_endpoints_path()).and_then(|e| e.variables.get("AWS_REGION").cloned());
-        loader = loader.region(Region::new(recorded.unwrap_or_else(|| "us-east-1".to_owned())));
-    }
+        .http_client(orderflow_https::shared_client(orderflow_https::system_roots()))
+        .region(Region::new(region));
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
         loader =
             loader.credentials_provider(Credentials::new("local", "local", None, None, "orderflow-local"));
@@ -141,23 +151,36 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// The SDK configuration for a service and the endpoint its client is sent to: its own
+/// variable, else `AWS_ENDPOINT_URL`, from [`Endpoints::in_use`].
+async fn service_config(
+    service_variable: &'static str,
+) -> Result<(aws_config::SdkConfig, String), NoEndpoint> {
+    let endpoints = Endpoints::in_use();
+    let endpoint = endpoints
+        .endpoint(service_variable)
+        .ok_or(NoEndpoint(service_variable))?
+        .to_owned();
+    Ok((sdk_config_with(&endpoints).await, endpoint))
+}
+
 /// A DynamoDB client for the emulator.
 ///
 /// # Errors
-/// [`NoEndpoint`] when no endpoint variable is set.
+/// [`NoEndpoint`] when neither a variable nor a recording gives an endpoint.
 pub async fn dynamodb_client() -> Result<aws_sdk_dynamodb::Client, NoEndpoint> {
-    let endpoint = require_endpoint("AWS_ENDPOINT_URL_DYNAMODB")?;
-    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await).endpoint_url(endpoint);
+    let (sdk, endpoint) = service_config("AWS_ENDPOINT_URL_DYNAMODB").await?;
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(endpoint);
     Ok(aws_sdk_dynamodb::Client::from_conf(config.build()))
 }
 
 /// A DynamoDB Streams client for the emulator.
 ///
 /// # Errors
-/// [`NoEndpoint`] when no endpoint variable is set.
+/// [`NoEndpoint`] when neither a variable nor a recording gives an endpoint.
 pub async fn dynamodb_streams_client() -> Result<aws_sdk_dynamodbstreams::Client, NoEndpoint> {
-    let endpoint = require_endpoint("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")?;
-    let config = aws_sdk_dynamodbstreams::config::Builder::from(&sdk_config().await).endpoint_url(endpoint);
+    let (sdk, endpoint) = service_config("AWS_ENDPOINT_URL_DYNAMODB_STREAMS").await?;
+    let config = aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(endpoint);
     Ok(aws_sdk_dynamodbstreams::Client::from_conf(config.build()))
 }
 
@@ -199,20 +222,20 @@ pub async fn fresh_tables(
 /// An SQS client for the emulator (moto, or LocalStack).
 ///
 /// # Errors
-/// [`NoEndpoint`] when no endpoint variable is set.
+/// [`NoEndpoint`] when neither a variable nor a recording gives an endpoint.
 pub async fn sqs_client() -> Result<aws_sdk_sqs::Client, NoEndpoint> {
-    let endpoint = require_endpoint("AWS_ENDPOINT_URL_SQS")?;
-    let config = aws_sdk_sqs::config::Builder::from(&sdk_config().await).endpoint_url(endpoint);
+    let (sdk, endpoint) = service_config("AWS_ENDPOINT_URL_SQS").await?;
+    let config = aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(endpoint);
     Ok(aws_sdk_sqs::Client::from_conf(config.build()))
 }
 
 /// An EventBridge client for the emulator.
 ///
 /// # Errors
-/// [`NoEndpoint`] when no endpoint variable is set.
+/// [`NoEndpoint`] when neither a variable nor a recording gives an endpoint.
 pub async fn eventbridge_client() -> Result<aws_sdk_eventbridge::Client, NoEndpoint> {
-    let endpoint = require_endpoint("AWS_ENDPOINT_URL_EVENTBRIDGE")?;
-    let config = aws_sdk_eventbridge::config::Builder::from(&sdk_config().await).endpoint_url(endpoint);
+    let (sdk, endpoint) = service_config("AWS_ENDPOINT_URL_EVENTBRIDGE").await?;
+    let config = aws_sdk_eventbridge::config::Builder::from(&sdk).endpoint_url(endpoint);
     Ok(aws_sdk_eventbridge::Client::from_conf(config.build()))
 }
 
