@@ -377,19 +377,29 @@ mod tests {
         assert!(!shaped(&"a.".repeat(MAX_CURSOR)));
     }
 
-    #[tokio::test]
-    async fn a_cursor_longer_than_any_this_api_makes_is_refused_naming_the_parameter() {
+    #[tokio::test(start_paused = true)]
+    async fn a_cursor_longer_than_any_this_api_makes_is_refused_without_reading_the_secret_again() {
         let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let secret = Arc::new(std::sync::Mutex::new(
             CursorKey::new(*b"a key of at least 16 bytes").unwrap(),
         ));
         let cursors = rotating(&secret, &reads);
+        let read = || reads.load(std::sync::atomic::Ordering::SeqCst);
+        cursors.key().await.unwrap();
+        assert_eq!(read(), 1);
+        // Long enough after the read that a cursor the key cannot open would have the
+        // secret read again (a rotation elsewhere): an over-long one is refused first.
+        tokio::time::advance(KEY_REREAD).await;
         let long = format!("{}.{}", "A".repeat(MAX_CURSOR), "B".repeat(43));
         let refused = cursors.open::<u64>(&params(&long)).await.unwrap_err();
         assert_eq!(
             (refused.status, refused.code),
             (axum::http::StatusCode::BAD_REQUEST, "invalid_cursor")
         );
+        assert_eq!(read(), 1);
+        // A made-up cursor of an ordinary length does have it read again.
+        assert!(cursors.open::<u64>(&params("bm90.aXQ")).await.is_err());
+        assert_eq!(read(), 2);
     }
 
     #[test]
