@@ -26,7 +26,7 @@ FUNCTIONS := relay order-api inventory payment shipping order-saga projector pen
 # What `make build` holds every function to: just above the largest (the order API,
 # 6.10 MB as sam builds it since it seals personal data; 1.4x to 1.8x hello's init
 # from run to run), so nothing grows further. The target is 6 MB and 1.5x
-# (`orderflow footprint`'s defaults): every consumer's size meets it, the order API's
+# (`orderflow-dev footprint`'s defaults): every consumer's size meets it, the order API's
 # does not, and init ratios move by 0.2 to 0.4 between runs; docs/performance.md, "Footprint".
 FOOTPRINT_MAX_BYTES ?= 6200000
 FOOTPRINT_MAX_INIT_RATIO ?= 2.5
@@ -65,7 +65,7 @@ stop: ## Stop the emulators.
 
 .PHONY: dev
 dev: emulators ## Run orderflow locally: resources from template.yaml, the API on :3000, every handler.
-	cargo run --quiet --locked -p orderflow-cli -- dev
+	cargo run --quiet --locked -p orderflow-devtools -- up
 
 .PHONY: browser
 browser: ## Install Debian's Chromium and Playwright (pinned) for the operations page's test.
@@ -103,7 +103,7 @@ schema-check: ## The contract gate: committed contracts are what the code genera
 
 FUZZ_EXAMPLES ?= 40
 .PHONY: fuzz
-fuzz: install ## Fuzzing from the contract: schemathesis against orderflow dev, as a customer and as an operator (FUZZ_EXAMPLES per operation, FUZZ_SEED to replay).
+fuzz: install ## Fuzzing from the contract: schemathesis against orderflow-dev up, as a customer and as an operator (FUZZ_EXAMPLES per operation, FUZZ_SEED to replay).
 	@infra/local/emulators.sh install-fuzz
 	$(BUILD_DEBUG)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) infra/local/with-emulators.sh infra/local/fuzz.sh
@@ -141,14 +141,14 @@ build: tools ## sam build: every function's bootstrap, built by cargo-lambda; th
 	@# The baseline, built the same way: cargo-lambda, the same release profile.
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" cargo lambda build --release --locked --bin hello-lambda
 	$(BUILD_DEBUG)
-	$(DEBUG_BIN)/orderflow footprint $(FOOTPRINT_BUDGET) --baseline target/lambda/hello-lambda/bootstrap \
+	$(DEBUG_BIN)/orderflow-dev footprint $(FOOTPRINT_BUDGET) --baseline target/lambda/hello-lambda/bootstrap \
 	  $$(grep -E '^  [A-Za-z]+Function:$$' template.yaml | tr -d ' :' | sed 's|.*|.aws-sam/build/&/bootstrap|')
 
 .PHONY: footprint
 footprint: ## The same measure on plain `cargo build --release` binaries, without sam (quicker to iterate on).
 	cargo build --release --locked -p hello-lambda $(foreach f,$(FUNCTIONS),-p $(f))
 	$(BUILD_DEBUG)
-	$(DEBUG_BIN)/orderflow footprint $(FOOTPRINT_BUDGET) --baseline target/release/hello-lambda $(addprefix target/release/,$(FUNCTIONS))
+	$(DEBUG_BIN)/orderflow-dev footprint $(FOOTPRINT_BUDGET) --baseline target/release/hello-lambda $(addprefix target/release/,$(FUNCTIONS))
 
 .PHONY: lint
 lint: fmt clippy doc lint-template ## Everything CI checks besides the tests.

@@ -13,8 +13,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
-use orderflow_cli::authorizer::{LocalKeys, Subject};
-use orderflow_cli::dev;
+use orderflow_cli::keys::{LocalKeys, Subject};
+use orderflow_devtools::dev;
 use orderflow_domain::OrderId;
 use orderflow_domain::order::OrderStatus;
 use orderflow_provision::Template;
@@ -53,7 +53,7 @@ fn state_dir() -> std::path::PathBuf {
     dir
 }
 
-/// The local API over the fixture's stack, as `orderflow dev` serves it; the fixture
+/// The local API over the fixture's stack, as `orderflow-dev up` serves it; the fixture
 /// seals addresses with the stack's wrapping key from then on, as the API does.
 fn stack(f: &mut Fixture, template: &Template) -> Stack {
     let dir = state_dir();

@@ -209,3 +209,190 @@ fn every_crate_uses_only_what_the_readme_layout_allows() {
         );
     }
 }
+
+/// The modules of one crate each top-level module's shipped code names (`crate::x`,
+/// `crate::{x, y}`), from its files under `src/`: comments, `#[cfg(test)]` code and
+/// test-only modules left out.
+fn module_imports(src: &std::path::Path) -> HashMap<String, BTreeSet<String>> {
+    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    fn ident(text: &str) -> String {
+        text.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    }
+    let mut all = Vec::new();
+    files(src, &mut all);
+    // Files of modules declared `#[cfg(test)] mod x;`.
+    let mut test_only = Vec::new();
+    for path in &all {
+        let text = std::fs::read_to_string(path).unwrap();
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for pair in lines.windows(2) {
+            if pair[0] == "#[cfg(test)]" && pair[1].starts_with("mod ") && pair[1].ends_with(';') {
+                let stem = path.file_stem().unwrap().to_str().unwrap();
+                let dir = if matches!(stem, "mod" | "lib" | "main") {
+                    path.parent().unwrap().to_path_buf()
+                } else {
+                    path.with_extension("")
+                };
+                test_only.push(dir.join(ident(&pair[1]["mod ".len()..])));
+            }
+        }
+    }
+    all.retain(|p| !test_only.iter().any(|t| p.with_extension("").starts_with(t)));
+    let top = |path: &std::path::Path| -> Option<String> {
+        let relative = path.strip_prefix(src).unwrap();
+        let first = relative.components().next()?.as_os_str().to_str()?.to_owned();
+        let name = first.trim_end_matches(".rs").to_owned();
+        (!matches!(name.as_str(), "lib" | "main" | "bin")).then_some(name)
+    };
+    let modules: BTreeSet<String> = all.iter().filter_map(|p| top(p)).collect();
+    let mut imports: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for path in &all {
+        let Some(from) = top(path) else { continue };
+        let text = std::fs::read_to_string(path).unwrap();
+        let shipped: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (at, _) in shipped.match_indices("crate::") {
+            let rest = &shipped[at + "crate::".len()..];
+            let names: Vec<String> = match rest.strip_prefix('{') {
+                Some(group) => {
+                    let mut depth = 0;
+                    let end = group
+                        .char_indices()
+                        .find(|&(_, c)| {
+                            match c {
+                                '{' => depth += 1,
+                                '}' if depth == 0 => return true,
+                                '}' => depth -= 1,
+                                _ => {}
+                            }
+                            false
+                        })
+                        .map_or(group.len(), |(i, _)| i);
+                    let mut depth = 0;
+                    let mut items = vec![String::new()];
+                    for c in group[..end].chars() {
+                        match c {
+                            '{' => depth += 1,
+                            '}' => depth -= 1,
+                            ',' if depth == 0 => items.push(String::new()),
+                            _ => {}
+                        }
+                        if let Some(item) = items.last_mut() {
+                            item.push(c);
+                        }
+                    }
+                    items.iter().map(|i| ident(i.trim_start_matches(','))).collect()
+                }
+                None => vec![ident(rest)],
+            };
+            for name in names {
+                if name != from && modules.contains(&name) {
+                    imports.entry(from.clone()).or_default().insert(name);
+                }
+            }
+        }
+    }
+    imports
+}
+
+/// Every cycle of `imports`, each once, as the path that closes it.
+fn circles(imports: &HashMap<String, BTreeSet<String>>) -> BTreeSet<Vec<String>> {
+    fn walk(
+        at: &str,
+        imports: &HashMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        found: &mut BTreeSet<Vec<String>>,
+    ) {
+        if let Some(start) = path.iter().position(|m| m == at) {
+            let mut cycle = path[start..].to_vec();
+            let smallest = (0..cycle.len()).min_by_key(|&i| &cycle[i]).unwrap_or(0);
+            cycle.rotate_left(smallest);
+            found.insert(cycle);
+            return;
+        }
+        path.push(at.to_owned());
+        for next in imports.get(at).into_iter().flatten() {
+            walk(next, imports, path, found);
+        }
+        path.pop();
+    }
+    let mut found = BTreeSet::new();
+    for start in imports.keys() {
+        walk(start, imports, &mut Vec::new(), &mut found);
+    }
+    found
+}
+
+#[test]
+fn no_module_of_a_crate_imports_one_that_imports_it_back() {
+    let mut offences = Vec::new();
+    for package in metadata()["packages"].as_array().unwrap() {
+        let manifest = std::path::Path::new(package["manifest_path"].as_str().unwrap());
+        let src = manifest.parent().unwrap().join("src");
+        if !src.is_dir()
+            || !metadata()["workspace_members"]
+                .to_string()
+                .contains(package["id"].as_str().unwrap())
+        {
+            continue;
+        }
+        for cycle in circles(&module_imports(&src)) {
+            offences.push(format!(
+                "{}: {}",
+                package["name"].as_str().unwrap(),
+                cycle.join(" -> ")
+            ));
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "modules importing each other in a circle:\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn a_circle_of_imports_is_found_and_a_chain_is_not() {
+    let graph = |edges: &[(&str, &str)]| {
+        let mut imports: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (from, to) in edges {
+            imports
+                .entry((*from).to_owned())
+                .or_default()
+                .insert((*to).to_owned());
+        }
+        imports
+    };
+    assert!(circles(&graph(&[("routes", "orders"), ("orders", "paging")])).is_empty());
+    let found = circles(&graph(&[
+        ("routes", "orders"),
+        ("orders", "products"),
+        ("products", "routes"),
+    ]));
+    assert_eq!(
+        found.into_iter().collect::<Vec<_>>(),
+        vec![vec![
+            "orders".to_owned(),
+            "products".to_owned(),
+            "routes".to_owned()
+        ]]
+    );
+}

@@ -1,4 +1,4 @@
-//! End to end through `orderflow dev` itself, as a user runs it: a real process
+//! End to end through `orderflow-dev up` itself, as a user runs it: a real process
 //! serving the API on a local port and delivering the stream and the queues to the
 //! handlers, against DynamoDB Local and moto. Nothing here calls a handler by hand.
 
@@ -64,10 +64,16 @@ fn built(bin: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("cargo reported the {bin} executable"))
 }
 
-/// The `orderflow` binary, built once per test process.
+/// The operator's `orderflow` binary, built once per test process.
 fn binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| built("orderflow"))
+}
+
+/// The developer's `orderflow-dev` binary, built once per test process.
+fn dev_tools() -> &'static PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| built("orderflow-dev"))
 }
 
 fn free_port() -> u16 {
@@ -78,7 +84,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A running `orderflow dev`.
+/// A running `orderflow-dev up`.
 struct Dev {
     child: Child,
     url: String,
@@ -106,10 +112,10 @@ impl Dev {
         ];
         let log = std::fs::File::create(&outputs[0]).unwrap();
         let out = std::fs::File::create(&outputs[1]).unwrap();
-        let child = Command::new(binary())
+        let child = Command::new(dev_tools())
             .current_dir(workspace())
             .args([
-                "dev",
+                "up",
                 "--prefix",
                 prefix,
                 "--listen",
@@ -135,7 +141,7 @@ impl Dev {
         while reqwest::get(format!("{}/products", dev.url)).await.is_err() {
             assert!(
                 Instant::now() < deadline,
-                "orderflow dev did not serve the API within 60 s"
+                "orderflow-dev up did not serve the API within 60 s"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -200,7 +206,7 @@ fn state_dir() -> PathBuf {
 
 async fn inspector(prefix: &str) -> Inspector {
     let template = Template::load(&Template::default_path()).unwrap();
-    // Provisioning is idempotent: this only reads back what `orderflow dev` created.
+    // Provisioning is idempotent: this only reads back what `orderflow-dev up` created.
     Inspector::new(local::provision_stack(&template, prefix).await.unwrap()).await
 }
 
@@ -728,9 +734,9 @@ async fn killed_mid_run_and_restarted_the_runner_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runner_provisions_exactly_what_the_template_declares() {
     let prefix = unique_name("e2e");
-    let output = Command::new(binary())
+    let output = Command::new(dev_tools())
         .current_dir(workspace())
-        .args(["dev", "--prefix", &prefix, "--provision-only"])
+        .args(["up", "--prefix", &prefix, "--provision-only"])
         .output()
         .unwrap();
     assert!(
@@ -1062,22 +1068,22 @@ async fn no_payment_token_address_or_name_reaches_any_log_line_table_or_queue_an
     }
 }
 
-/// Where a running `orderflow dev` serves its operations page, from what it printed
+/// Where a running `orderflow-dev up` serves its operations page, from what it printed
 /// (`http://127.0.0.1:<port>`, no trailing slash).
 fn ops_url(dev: &Dev) -> String {
     let out = std::fs::read_to_string(&dev.outputs[1]).unwrap();
     out.lines()
         .find_map(|l| l.trim().strip_prefix("operations: "))
         .and_then(|l| l.split_whitespace().next())
-        .expect("orderflow dev printed its operations address")
+        .expect("orderflow-dev up printed its operations address")
         .trim_end_matches('/')
         .to_owned()
 }
 
-/// `orderflow load` against `dev`, with `args`: its exit code, stdout and JSON report.
+/// `orderflow-dev load` against `dev`, with `args`: its exit code, stdout and JSON report.
 fn load(dev: &Dev, args: &[&str]) -> (Option<i32>, String, Value) {
     let report = dev.state_dir.join(format!("load-{}.json", uuid::Uuid::now_v7()));
-    let output = Command::new(binary())
+    let output = Command::new(dev_tools())
         .current_dir(workspace())
         .args([
             "load",
@@ -1223,7 +1229,7 @@ async fn orderflow_load_places_a_mix_and_reports_latency_calls_dlqs_and_check() 
     let measured = dev.state_dir.join("measured.json");
     std::fs::write(&measured, report.to_string()).unwrap();
     let sized = dev.state_dir.join("capacity.json");
-    let output = Command::new(binary())
+    let output = Command::new(dev_tools())
         .args(["capacity", "--orders-per-second", "50,5000", "--measured"])
         .arg(&measured)
         .arg("--json")
@@ -1249,9 +1255,9 @@ async fn orderflow_load_places_a_mix_and_reports_latency_calls_dlqs_and_check() 
 
 #[test]
 fn dev_refuses_a_non_loopback_address_unless_told_it_is_meant() {
-    let refused = Command::new(binary())
+    let refused = Command::new(dev_tools())
         .current_dir(workspace())
-        .args(["dev", "--prefix", &unique_name("remote"), "--listen", "0.0.0.0:0"])
+        .args(["up", "--prefix", &unique_name("remote"), "--listen", "0.0.0.0:0"])
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(1));
@@ -1267,10 +1273,10 @@ fn dev_refuses_a_non_loopback_address_unless_told_it_is_meant() {
     assert!(token.stdout.is_empty(), "no token on stdout when there is no key");
     assert!(String::from_utf8_lossy(&token.stderr).contains("make dev"));
     // The operations endpoints likewise.
-    let refused = Command::new(binary())
+    let refused = Command::new(dev_tools())
         .current_dir(workspace())
         .args([
-            "dev",
+            "up",
             "--prefix",
             &unique_name("remote"),
             "--listen",
@@ -1296,7 +1302,7 @@ fn footprint_sets_each_binary_beside_the_baseline_and_names_what_is_over() {
     let api = built("order-api");
     let json = state_dir().join("footprint.json");
     let footprint = |budget: &[&str], binaries: &[&PathBuf]| {
-        Command::new(binary())
+        Command::new(dev_tools())
             .current_dir(workspace())
             .args(["footprint", "--runs", "3", "--baseline"])
             .arg(&hello)
@@ -1548,7 +1554,7 @@ async fn every_operator_command_prints_its_result_and_no_logs_and_fails_in_one_l
         &["sku,name,priceAmount,currency,available,reserved,sold"],
     );
     // In a second terminal: none of the endpoint variables, and the CLI finds the
-    // local stack from what `orderflow dev` recorded in its state directory; with
+    // local stack from what `orderflow-dev up` recorded in its state directory; with
     // nothing recorded it says what to do.
     let second_terminal = |state_dir: &std::path::Path| {
         let mut command = Command::new(binary());
@@ -1630,7 +1636,7 @@ async fn every_operator_command_prints_its_result_and_no_logs_and_fails_in_one_l
         &["stock", "write-off", "SKU-CLI", "1", "--reason", "chipped"],
         &["SKU-CLI: wrote off 1 (chipped); available 3, reserved 0, sold 0"],
     );
-    let capacity = Command::new(binary())
+    let capacity = Command::new(dev_tools())
         .current_dir(workspace())
         .args(["capacity", "--orders-per-second", "100"])
         .output()
@@ -1673,7 +1679,7 @@ async fn every_operator_command_prints_its_result_and_no_logs_and_fails_in_one_l
     assert_eq!(code, Some(1));
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("no local stack") && err.contains("run `orderflow dev --prefix"),
+        err.contains("no local stack") && err.contains("run `orderflow-dev up --prefix"),
         "{err}"
     );
     let (code, _, err) = orderflow(&prefix, &["stock", "shard", "SKU-2", "--shards", "0"]);

@@ -639,7 +639,7 @@ async fn payment_makes_no_payment_for_a_replayed_event() {
         id: "rpl_test".into(),
         reason: "drill".into(),
     });
-    let payment = orderflow_cli::runner::handler_for("payment", f.runner.stack(), &f.dynamodb, 50).unwrap();
+    let payment = orderflow_runner::handler_for("payment", f.runner.stack(), &f.dynamodb, 50).unwrap();
     let response = payment(support::batch(vec![support::delivery(
         &replayed.to_json(),
         "m-replayed",
@@ -739,7 +739,7 @@ async fn a_command_on_a_local_stack_that_does_not_exist_says_so_and_creates_noth
         .await
         .unwrap_err();
     assert!(
-        format!("{error:#}").contains(&format!("orderflow dev --prefix {prefix}")),
+        format!("{error:#}").contains(&format!("orderflow-dev up --prefix {prefix}")),
         "{error:#}"
     );
     let dynamodb = local::dynamodb_client().await.unwrap();
@@ -1300,7 +1300,7 @@ async fn encrypt_history_seals_what_v2_wrote_in_clear_and_keeps_the_erased_erase
     let template =
         orderflow_provision::Template::load(&orderflow_provision::Template::default_path()).unwrap();
     let dir = std::env::temp_dir().join(orderflow_provision::local::unique_name("orderflow-keys"));
-    let keys = orderflow_cli::dev::local_keys(&template, &dir, &f.stack.prefix).unwrap();
+    let keys = orderflow_devtools::dev::local_keys(&template, &dir, &f.stack.prefix).unwrap();
     f.use_key_wrapping(keys.key_wrapping().unwrap());
     let on = orderflow_cli::target::Target::local(&f.stack.prefix);
     let at = KeysAt {

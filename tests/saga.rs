@@ -7,10 +7,10 @@
 
 mod support;
 
-use orderflow_cli::runner::handler_for;
 use orderflow_domain::inventory::Inventory;
 use orderflow_domain::order::{CancellationReason, Order, OrderStatus, PaymentAnswer};
 use orderflow_domain::payment::Payment;
+use orderflow_runner::handler_for;
 use support::{Fixture, batch, delivery};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -555,7 +555,7 @@ async fn a_catalog_item_written_without_a_reserved_count_still_reserves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captures_and_refunds_wait_out_a_provider_outage_and_none_is_parked() {
     use std::time::{Duration, Instant};
-    // As `orderflow dev` runs it: failed messages are left to come back when their
+    // As `orderflow-dev up` runs it: failed messages are left to come back when their
     // visibility says (payment's backoff: 1 s, then 2, 4, …), not made visible at once.
     let template = orderflow_provision::Template::load(&orderflow_provision::Template::default_path())
         .unwrap()
@@ -563,10 +563,10 @@ async fn captures_and_refunds_wait_out_a_provider_outage_and_none_is_parked() {
         .unwrap();
     let f = Fixture::with(
         template,
-        orderflow_cli::runner::Options {
+        orderflow_runner::Options {
             failed_visibility: None,
             receive_wait: Duration::ZERO,
-            ..orderflow_cli::runner::Options::default()
+            ..orderflow_runner::Options::default()
         },
     )
     .await;
@@ -815,10 +815,10 @@ async fn a_batching_window_gathers_what_arrives_within_it_and_none_waits_for_not
         let template = orderflow_provision::Template::parse(&changed).unwrap();
         let f = Fixture::with(
             template,
-            orderflow_cli::runner::Options {
+            orderflow_runner::Options {
                 receive_wait: std::time::Duration::from_secs(1),
                 failed_visibility: Some(std::time::Duration::ZERO),
-                ..orderflow_cli::runner::Options::default()
+                ..orderflow_runner::Options::default()
             },
         )
         .await;

@@ -11,12 +11,12 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use axum::body::Body;
 use http_body_util::BodyExt;
 use orderflow_adapters::EventBridgePublisher;
-use orderflow_cli::runner::handler_for;
 use orderflow_domain::OrderId;
 use orderflow_domain::inventory::Inventory;
 use orderflow_domain::order::OrderStatus;
 use orderflow_domain::payment::Payment;
 use orderflow_provision::local;
+use orderflow_runner::handler_for;
 use support::Fixture;
 use tower::ServiceExt;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzing from the contract: schemathesis (pinned, in its own venv) sends requests it
-# generates from the OpenAPI description to a real `orderflow dev`, once with a
+# generates from the OpenAPI description to a real `orderflow-dev up`, once with a
 # customer's token and once with an operator's, and fails on a 5xx, a status, body,
 # header or content type the description does not allow, a request outside the
 # description that is not refused, or fewer than FUZZ_MIN_REQUESTS requests in all.
@@ -13,6 +13,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 venv="$root/.local/venv-schemathesis"
 orderflow="$root/target/debug/orderflow"
+devtools="$root/target/debug/orderflow-dev"
 examples="${FUZZ_EXAMPLES:-40}"
 seed="${FUZZ_SEED:-$RANDOM}"
 min_requests="${FUZZ_MIN_REQUESTS:-1000}"
@@ -24,7 +25,7 @@ port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 prefix="fuzz$$"
 # The route throttles and the per-principal order rate are lifted: they answer 429s
 # (described, and tested elsewhere) where the fuzzer should reach the handlers.
-"$orderflow" dev --prefix "$prefix" --listen "127.0.0.1:$port" --ops-listen 127.0.0.1:0 --state-dir "$work" \
+"$devtools" up --prefix "$prefix" --listen "127.0.0.1:$port" --ops-listen 127.0.0.1:0 --state-dir "$work" \
   --parameter-overrides ApiThrottleBurst=100000 ApiThrottleRate=100000 \
   PlaceOrderThrottleBurst=100000 PlaceOrderThrottleRate=100000 OrdersPerMinute=1000000 \
   >"$work/dev.log" 2>&1 &
@@ -39,10 +40,10 @@ trap cleanup EXIT
 url="http://127.0.0.1:$port"
 for _ in $(seq 1 240); do
   curl -sf -o /dev/null "$url/openapi.json" && break
-  kill -0 "$dev" 2>/dev/null || { log "orderflow dev exited:"; tail -n 30 "$work/dev.log" >&2; exit 1; }
+  kill -0 "$dev" 2>/dev/null || { log "orderflow-dev up exited:"; tail -n 30 "$work/dev.log" >&2; exit 1; }
   sleep 0.5
 done
-curl -sf -o /dev/null "$url/openapi.json" || { log "orderflow dev did not answer on $url"; exit 1; }
+curl -sf -o /dev/null "$url/openapi.json" || { log "orderflow-dev up did not answer on $url"; exit 1; }
 
 # The description as served, checked by a validator that is no code of ours: a
 # description it refuses would make every client generator guess.

@@ -18,11 +18,11 @@ trap cleanup EXIT
 
 # The selection `make test` builds (Makefile, BUILD_DEBUG): nothing is compiled again.
 cargo build --quiet --locked --workspace --bins --tests
-target/debug/orderflow dev --prefix "$prefix" --state-dir "$state" --provision-only >/dev/null
+target/debug/orderflow-dev up --prefix "$prefix" --state-dir "$state" --provision-only >/dev/null
 
 cargo-lambda lambda watch --env-file "$state/$prefix.env" --invoke-port "$invoke_port" >"$state/$prefix-watch.log" 2>&1 &
 pids+=($!)
-target/debug/orderflow dev --prefix "$prefix" --state-dir "$state" --listen "127.0.0.1:$api_port" --ops-listen 127.0.0.1:0 \
+target/debug/orderflow-dev up --prefix "$prefix" --state-dir "$state" --listen "127.0.0.1:$api_port" --ops-listen 127.0.0.1:0 \
   --lambda-watch "http://127.0.0.1:$invoke_port" >"$state/$prefix-dev.out" 2>"$state/$prefix-dev.err" &
 pids+=($!)
 

@@ -20,7 +20,6 @@ use orderflow_adapters::catalog::{DynamoCatalog, Product};
 use orderflow_adapters::payment::{DynamoVault, LedgerEntry, SimulatedGateway};
 use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_app::{Catalog, Clock, CommandService, PaymentVault, Repository, SystemClock};
-use orderflow_cli::runner::{Options, Runner};
 use orderflow_domain::order::view::OrderView;
 use orderflow_domain::order::{
     Order, OrderCommand, OrderState, OrderStatus, PaymentToken, PlaceOrder, PlacedOrder, PricedLine,
@@ -29,6 +28,7 @@ use orderflow_domain::payment::Payment;
 use orderflow_domain::{Aggregate, Currency, CustomerId, Metadata, OrderId, Quantity, Sku, Timestamp};
 use orderflow_provision::Template;
 use orderflow_provision::local::{self, Stack, unique_name};
+use orderflow_runner::{Options, Runner};
 use uuid::Uuid;
 
 /// The catalog the in-process tests start from: (sku, price, stock).
@@ -82,7 +82,7 @@ impl Inspector {
                 table("CustomerKeyTable"),
                 KeyWrapping::Local(LocalKeyWrap::new(DataKey::from_bytes(&[7; 32]).unwrap())),
             ),
-            views: orderflow_cli::runner::order_views(&stack, &dynamodb).unwrap(),
+            views: orderflow_cli::target::order_views(&stack, &dynamodb).unwrap(),
             commands: CommandService::new(Repository::new(store, 50), SystemClock, 5),
             sqs: local::sqs_client().await.unwrap(),
             dynamodb,

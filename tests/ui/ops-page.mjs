@@ -1,4 +1,4 @@
-// The operations page of `orderflow dev` in a real browser (Debian's Chromium, driven
+// The operations page of `orderflow-dev up` in a real browser (Debian's Chromium, driven
 // by Playwright): orders placed through the API appear and move to CONFIRMED, an
 // order's timeline opens with every stream's events, and a poison message appears
 // under its DLQ with the error its consumer recorded, linked to its order. Writes a

@@ -1,6 +1,6 @@
 //! Who is calling, and what they may do: the one place the API decides authorization.
 //!
-//! API Gateway's JWT authorizer (or, locally, `orderflow dev` playing it) has verified
+//! API Gateway's JWT authorizer (or, locally, `orderflow-dev up` playing it) has verified
 //! the token before a handler runs; what reaches the code is the request context with
 //! the token's claims. From them comes a [`Principal`]:
 //! - an **operator**: the token's scopes (or its `scope` claim) hold

@@ -69,7 +69,7 @@ pub struct Access<L = DynamoRateLimiter> {
     pub placements: L,
 }
 
-/// What the API runs over, one port each: DynamoDB in Lambda and `orderflow dev`
+/// What the API runs over, one port each: DynamoDB in Lambda and `orderflow-dev up`
 /// ([`Dynamo`]), memory in the in-memory API tests ([`InMemory`]).
 pub trait Stores: Send + Sync + 'static {
     /// The event store.
@@ -210,7 +210,7 @@ impl Api<Dynamo> {
     /// `SNAPSHOT_TABLE`, `SNAPSHOT_EVERY`, `IDEMPOTENCY_TABLE`, `CATALOG_TABLE`,
     /// `PAYMENT_VAULT_TABLE`, `ORDER_VIEW_TABLE` and [`Access::from_variables`]'s), with
     /// `cursors` signing its pages and `wrapping` the customers' data keys in
-    /// `CUSTOMER_KEY_TABLE`: Lambda and `orderflow dev` build it here alike.
+    /// `CUSTOMER_KEY_TABLE`: Lambda and `orderflow-dev up` build it here alike.
     ///
     /// # Errors
     /// [`AccessConfigError::Config`] naming a missing or malformed variable.

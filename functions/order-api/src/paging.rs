@@ -2,7 +2,7 @@
 //!
 //! A cursor is `<position>.<tag>`: the position as URL-safe base64 JSON and an
 //! HMAC-SHA256 of it under the API's cursor key (a Secrets Manager secret in AWS, the
-//! local key in `orderflow dev`). A cursor that was altered, made up, or minted for
+//! local key in `orderflow-dev up`). A cursor that was altered, made up, or minted for
 //! another list is a 400 before anything is read with it.
 //!
 //! The key can be rotated (`docs/operations.md`): cursors are sealed with the secret's

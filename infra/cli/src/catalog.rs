@@ -307,8 +307,8 @@ fn stocked_in(
     stack: &orderflow_provision::local::Stack,
     dynamodb: &aws_sdk_dynamodb::Client,
 ) -> anyhow::Result<Stocked> {
-    let store = crate::runner::event_store(stack, dynamodb)?;
-    let catalog = DynamoCatalog::new(dynamodb.clone(), crate::runner::table(stack, "CatalogTable")?);
+    let store = crate::target::event_store(stack, dynamodb)?;
+    let catalog = DynamoCatalog::new(dynamodb.clone(), crate::target::table(stack, "CatalogTable")?);
     Ok(Stocked {
         service: CatalogService::new(
             Repository::new(store.clone(), 0),
@@ -352,7 +352,7 @@ pub async fn import(args: &ImportArgs) -> anyhow::Result<Imported> {
     import_into(&stocked, &wanted, args.dry_run, args.actor.as_deref()).await
 }
 
-/// Imports `path` into a stack just provisioned (`orderflow dev` seeds its catalog
+/// Imports `path` into a stack just provisioned (`orderflow-dev up` seeds its catalog
 /// here), and answers with the whole catalog.
 ///
 /// # Errors

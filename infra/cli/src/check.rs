@@ -151,10 +151,10 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<Report> {
     let resolved = crate::target::resolve(&args.on).await?;
     let stack = &resolved.stack;
     let dynamodb = resolved.dynamodb.clone();
-    let table = |id: &str| crate::runner::table(stack, id);
-    let store = crate::runner::event_store(stack, &dynamodb)?;
+    let table = |id: &str| crate::target::table(stack, id);
+    let store = crate::target::event_store(stack, &dynamodb)?;
     let repository = Repository::new(store.clone(), 0);
-    let views = crate::runner::order_views(stack, &dynamodb)?;
+    let views = crate::target::order_views(stack, &dynamodb)?;
     let whole = from.is_none() && until.is_none();
 
     let ids: Vec<OrderId> = if whole {

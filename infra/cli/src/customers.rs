@@ -4,7 +4,7 @@
 //!
 //! The data keys are unwrapped as the order API unwraps them: by the stack's KMS key
 //! (`CustomerDataKey`) on a deployed stack, by the local stack's wrapping key (made by
-//! `orderflow dev`, in its state directory) on a local one.
+//! `orderflow-dev up`, in its state directory) on a local one.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use orderflow_app::personal::{EraseError, PersonalData};
 use orderflow_app::{CommandService, Repository, SystemClock};
 use orderflow_domain::{CustomerId, Metadata};
 
-use crate::authorizer::LocalKeys;
+use crate::keys::LocalKeys;
 use crate::target::{Resolved, Target};
 
 /// `orderflow customers`.
@@ -121,9 +121,9 @@ async fn wrapping(on: &Target, resolved: &Resolved, keys: &KeysAt) -> anyhow::Re
 
 async fn personal(on: &Target, keys: &KeysAt) -> anyhow::Result<Personal> {
     let resolved = crate::target::resolve(on).await?;
-    let table = crate::runner::table(&resolved.stack, "CustomerKeyTable")?.to_owned();
+    let table = crate::target::table(&resolved.stack, "CustomerKeyTable")?.to_owned();
     let wrapping = wrapping(on, &resolved, keys).await?;
-    let store = crate::runner::event_store(&resolved.stack, &resolved.dynamodb)?;
+    let store = crate::target::event_store(&resolved.stack, &resolved.dynamodb)?;
     Ok(Personal {
         personal: PersonalData::new(DynamoCustomerKeys::new(
             resolved.dynamodb.clone(),
@@ -131,7 +131,7 @@ async fn personal(on: &Target, keys: &KeysAt) -> anyhow::Result<Personal> {
             wrapping,
         )),
         commands: CommandService::new(Repository::new(store, 50), SystemClock, 5),
-        views: crate::runner::order_views(&resolved.stack, &resolved.dynamodb)?,
+        views: crate::target::order_views(&resolved.stack, &resolved.dynamodb)?,
     })
 }
 

@@ -1,44 +1,88 @@
-//! The library behind the `orderflow` CLI, callable in-process by the system tests.
+//! `orderflow`, the operator's command line: every command acts on a deployed stack
+//! (`--stack`) or on the local one the developer tools run, the same way
+//! ([`target`]). Its library is what the system tests call in-process.
 //!
-//! - [`dev`]: `orderflow dev`, the whole system on a laptop.
-//! - [`authorizer`]: API Gateway's JWT authorizer, locally; [`token`]: `orderflow token`.
-//! - [`runner`]: Lambda's event source mappings, locally: the event store's stream
-//!   into the relay, each function's SQS queue into its handler.
 //! - [`catalog`]: `orderflow catalog import | export` and `orderflow stock`.
 //! - [`dlq`]: `orderflow dlq list | show | redrive`.
 //! - [`check`]: `orderflow check`, the consistency checker.
 //! - [`replay`]: `orderflow replay`, governed replay of stored events.
-//! - [`target`]: where those commands act: a deployed stack (`--stack`) or a local one.
 //! - [`rebuild`]: `orderflow rebuild`, the order read model rebuilt from the store.
 //! - [`relay`]: `orderflow relay recover`, the events of batches the relay gave up on.
-//! - [`load`]: `orderflow load`, orders through the API and what they cost and took;
-//!   [`ceiling`]: what the emulators can serve of the same call mix.
-//! - [`capacity`]: `orderflow capacity`, what N orders/s needs and costs on AWS.
-//! - [`footprint`]: `orderflow footprint`, each function's binary size and init time
-//!   beside a hello-world function's.
-//! - [`ops`]: the operations page `orderflow dev` serves.
+//! - [`customers`]: `orderflow customers show | erase | encrypt-history`.
+//! - [`token`]: `orderflow token`, a token of the local stack's issuer ([`keys`]).
 //!
 //! Results and progress go to stdout; logs to stderr, warnings only and readable
 //! unless `-v` or `--log-format json` say otherwise ([`init_logging`]); an error ends a
 //! command with one line ([`error_report`]).
 
-pub mod authorizer;
-pub mod capacity;
 pub mod catalog;
-pub mod ceiling;
 pub mod check;
 pub mod customers;
-pub mod dev;
 pub mod dlq;
-pub mod footprint;
-pub mod load;
-pub mod ops;
+pub mod keys;
 pub mod rebuild;
 pub mod relay;
 pub mod replay;
-pub use orderflow_runner as runner;
 pub mod target;
 pub mod token;
+
+/// The flags both command lines take, whatever the command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Globals {
+    /// Logs (on stderr): `human` lines or `json` lines.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    /// More logs: `-v` what orderflow does, `-vv` debug; an error's causes too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Human-readable logs (the default; kept for older scripts).
+    #[arg(long, global = true, hide = true)]
+    pub pretty: bool,
+}
+
+/// Ctrl-C, for the commands that finish their work in flight before they stop.
+static CTRL_C: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> = std::sync::OnceLock::new();
+
+/// A receiver that turns true on Ctrl-C. A command that holds one is told and stops
+/// when it is ready; while none is held, Ctrl-C ends the process with code 130.
+#[must_use]
+pub fn on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
+    CTRL_C
+        .get_or_init(|| tokio::sync::watch::channel(false).0)
+        .subscribe()
+}
+
+/// A command line's `main`: logs as `globals` say, Ctrl-C as [`on_ctrl_c`] says, then
+/// `command`. An error ends it with [`error_report`]'s line on stderr and exit code 1;
+/// a command decides other codes itself.
+pub async fn main_with(
+    globals: &Globals,
+    command: impl Future<Output = anyhow::Result<()>>,
+) -> std::process::ExitCode {
+    use std::io::Write as _;
+    let format = if globals.pretty {
+        LogFormat::Human
+    } else {
+        globals.log_format
+    };
+    init_logging(format, globals.verbose);
+    let stop = CTRL_C.get_or_init(|| tokio::sync::watch::channel(false).0);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            if stop.send(true).is_err() {
+                std::process::exit(130);
+            }
+            tracing::info!("Ctrl-C: finishing the work in flight, then stopping");
+        }
+    });
+    match command.await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "{}", error_report(&error, globals.verbose > 0));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
 /// How the CLI writes its logs (on stderr; results and progress go to stdout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -54,9 +98,10 @@ pub enum LogFormat {
 /// orderflow's crates do (info); `-vv`: debug. `RUST_LOG`, when set, decides instead.
 #[must_use]
 pub fn log_filter(verbose: u8) -> String {
-    const CRATES: [&str; 14] = [
+    const CRATES: [&str; 15] = [
         "orderflow",
         "orderflow_cli",
+        "orderflow_devtools",
         "orderflow_runner",
         "orderflow_provision",
         "orderflow_adapters",
@@ -103,7 +148,7 @@ pub fn error_report(error: &anyhow::Error, verbose: bool) -> String {
         )
     } else if chain.contains("resourcenotfound") || chain.contains("nonexistentqueue") {
         Some(
-            "a resource of the stack is missing: locally, `orderflow dev` creates them; check --prefix or --stack",
+            "a resource of the stack is missing: locally, `orderflow-dev up` creates them; check --prefix or --stack",
         )
     } else {
         None

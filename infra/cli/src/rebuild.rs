@@ -9,7 +9,7 @@
 //! 4. Reports how the rebuilt table compares with the served one: orders missing from
 //!    it, differing, and extra. Switching is a parameter:
 //!    `sam deploy --parameter-overrides OrderViewSource=shadow` (locally,
-//!    `orderflow dev --parameter-overrides OrderViewSource=shadow`).
+//!    `orderflow-dev up --parameter-overrides OrderViewSource=shadow`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -152,7 +152,7 @@ pub fn read_model_side<'a>(stack: &'a Stack, side: Option<&str>) -> anyhow::Resu
                 .find(|(name, _)| *name == side)
                 .map(|(_, id)| *id)
                 .with_context(|| format!("--into: primary or shadow, not {side:?}"))?;
-            crate::runner::table(stack, logical_id)?
+            crate::target::table(stack, logical_id)?
         }
         None => SIDES
             .iter()
@@ -193,7 +193,7 @@ pub async fn run(args: &RebuildArgs) -> anyhow::Result<Rebuilt> {
         "{into} is the table the API serves: rebuild the other side, or pass --keep to top it up in place"
     );
     let dynamodb = resolved.dynamodb.clone();
-    let store = crate::runner::event_store(stack, &dynamodb)?;
+    let store = crate::target::event_store(stack, &dynamodb)?;
     let target = DynamoOrderViews::new(dynamodb.clone(), &into);
     let projector = projector::Projector::new(Repository::new(store.clone(), 0), target.clone());
 
@@ -263,7 +263,7 @@ pub fn report(rebuilt: &Rebuilt) -> std::io::Result<()> {
         writeln!(
             out,
             "to serve it: sam deploy --parameter-overrides OrderViewSource={side}  \
-             (locally: orderflow dev --parameter-overrides OrderViewSource={side})"
+             (locally: orderflow-dev up --parameter-overrides OrderViewSource={side})"
         )?;
     }
     Ok(())

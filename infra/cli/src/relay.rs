@@ -141,7 +141,7 @@ pub async fn recover(target: &crate::target::Target, slack: u32, max: usize) -> 
         .context("the template has no RelayFailureQueue")?
         .url
         .clone();
-    let store = crate::runner::event_store(&resolved.stack, &resolved.dynamodb)?;
+    let store = crate::target::event_store(&resolved.stack, &resolved.dynamodb)?;
     let publisher = EventBridgePublisher::new(resolved.events.clone(), resolved.stack.bus());
     let slack = SignedDuration::from_secs(i64::from(slack));
     let mut recovered = Recovered::default();

@@ -309,7 +309,7 @@ async fn sink(args: &ReplayArgs, resolved: &Resolved, target: &str) -> anyhow::R
 /// Replays into the read-model table `into`, through the projector's fold.
 fn read_model_sink(resolved: &Resolved, into: &str) -> anyhow::Result<(Sink, String)> {
     let dynamodb = resolved.dynamodb.clone();
-    let store = crate::runner::event_store(&resolved.stack, &dynamodb)?;
+    let store = crate::target::event_store(&resolved.stack, &dynamodb)?;
     let projector =
         projector::Projector::new(Repository::new(store, 0), DynamoOrderViews::new(dynamodb, into));
     Ok((Sink::ReadModel(projector), format!("read-model:{into}")))
@@ -405,7 +405,7 @@ pub async fn run(
         "a replay covers at most a year; split it"
     );
 
-    let store = crate::runner::event_store(stack, &dynamodb)?;
+    let store = crate::target::event_store(stack, &dynamodb)?;
     let mut events: Vec<EventRecord> = store
         .read_time_range(from, until)
         .await?

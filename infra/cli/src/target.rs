@@ -6,7 +6,7 @@
 //!   ARNs and redrive policies from SQS, the read model the API serves from the
 //!   stack's `OrderViewTableName` output; credentials and region from the standard AWS
 //!   chain.
-//! - otherwise `--prefix <p>` (default `orderflow`): the stack `orderflow dev` created in
+//! - otherwise `--prefix <p>` (default `orderflow`): the stack `orderflow-dev up` created in
 //!   the emulators as `<p>-<LogicalId>`, from `template.yaml` (with any
 //!   `--parameter-overrides`), at the endpoints `infra/local/emulators.sh env` exports.
 //!   It is looked up, never created: a mistyped prefix is an error, not an empty stack.
@@ -16,6 +16,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use aws_sdk_sqs::types::QueueAttributeName;
+use orderflow_adapters::DynamoEventStore;
+use orderflow_adapters::read_model::DynamoOrderViews;
 use orderflow_provision::Template;
 use orderflow_provision::create::{Messaging, Queue};
 use orderflow_provision::local::{self, Stack};
@@ -237,4 +239,37 @@ pub async fn from_cloudformation(
         messaging,
         environment,
     })
+}
+
+/// The name of table `logical_id` in `stack`.
+///
+/// # Errors
+/// When the stack has no such table.
+pub fn table<'a>(stack: &'a Stack, logical_id: &str) -> anyhow::Result<&'a str> {
+    stack
+        .table(logical_id)
+        .with_context(|| format!("the template has no table {logical_id}"))
+}
+
+/// The stack's event store (events and snapshots).
+///
+/// # Errors
+/// When the stack lacks either table.
+pub fn event_store(stack: &Stack, dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<DynamoEventStore> {
+    Ok(DynamoEventStore::new(
+        dynamodb.clone(),
+        table(stack, "EventStoreTable")?,
+        table(stack, "SnapshotTable")?,
+    ))
+}
+
+/// The order read model the template's functions use (`ORDER_VIEW_TABLE`).
+///
+/// # Errors
+/// When the template sets no `ORDER_VIEW_TABLE`.
+pub fn order_views(stack: &Stack, dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<DynamoOrderViews> {
+    let table = stack
+        .env("ORDER_VIEW_TABLE")
+        .context("the template sets no ORDER_VIEW_TABLE for its functions")?;
+    Ok(DynamoOrderViews::new(dynamodb.clone(), table))
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::authorizer::{LocalKeys, Subject};
+use crate::keys::{LocalKeys, Subject};
 
 /// Options of `orderflow token`.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,10 +21,10 @@ pub struct TokenArgs {
     /// How long the token is valid, seconds.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub ttl: u64,
-    /// The local stack (as `orderflow dev --prefix`).
+    /// The local stack (as `orderflow-dev up --prefix`).
     #[arg(long, env = "ORDERFLOW_PREFIX", default_value = "orderflow")]
     pub prefix: String,
-    /// Where that stack keeps its state (as `orderflow dev --state-dir`).
+    /// Where that stack keeps its state (as `orderflow-dev up --state-dir`).
     #[arg(long, default_value = ".local/run")]
     pub state_dir: PathBuf,
 }

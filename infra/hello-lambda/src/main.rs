@@ -1,6 +1,6 @@
 //! Hello world on `lambda_runtime`, built with the functions' release profile: it
 //! answers every invocation with its payload. It is never deployed; it is the baseline
-//! that `orderflow footprint` sets every function's binary size and init time against.
+//! that `orderflow-dev footprint` sets every function's binary size and init time against.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 

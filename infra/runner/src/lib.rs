@@ -17,9 +17,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use orderflow_adapters::EventBridgePublisher;
 use orderflow_adapters::calls::{CallCounter, Counted as _, EVENT_SOURCE_MAPPING};
-use orderflow_adapters::read_model::DynamoOrderViews;
-use orderflow_adapters::{DynamoEventStore, EventBridgePublisher};
 use orderflow_app::{Clock, SystemClock};
 use orderflow_provision::create::Queue;
 use orderflow_provision::local::{self, Stack};
@@ -166,39 +165,6 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The name of table `logical_id` in `stack`.
-///
-/// # Errors
-/// When the stack has no such table.
-pub fn table<'a>(stack: &'a Stack, logical_id: &str) -> anyhow::Result<&'a str> {
-    stack
-        .table(logical_id)
-        .with_context(|| format!("the template has no table {logical_id}"))
-}
-
-/// The stack's event store (events and snapshots).
-///
-/// # Errors
-/// When the stack lacks either table.
-pub fn event_store(stack: &Stack, dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<DynamoEventStore> {
-    Ok(DynamoEventStore::new(
-        dynamodb.clone(),
-        table(stack, "EventStoreTable")?,
-        table(stack, "SnapshotTable")?,
-    ))
-}
-
-/// The order read model the template's functions use (`ORDER_VIEW_TABLE`).
-///
-/// # Errors
-/// When the template sets no `ORDER_VIEW_TABLE`.
-pub fn order_views(stack: &Stack, dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<DynamoOrderViews> {
-    let table = stack
-        .env("ORDER_VIEW_TABLE")
-        .context("the template sets no ORDER_VIEW_TABLE for its functions")?;
-    Ok(DynamoOrderViews::new(dynamodb.clone(), table))
-}
-
 impl Runner {
     /// Wires every SQS mapping of `template` to its in-process handler, and the event
     /// store's stream to the relay.
@@ -222,7 +188,11 @@ impl Runner {
         let events = local::eventbridge_client().await?;
         let stream_arn = dynamodb
             .describe_table()
-            .table_name(table(&stack, "EventStoreTable")?)
+            .table_name(
+                stack
+                    .table("EventStoreTable")
+                    .context("the template has no table EventStoreTable")?,
+            )
             .send()
             .await
             .context("describing the event store table")?

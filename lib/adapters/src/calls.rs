@@ -4,7 +4,7 @@
 //! `service` and `operation` dimensions, to CloudWatch in Lambda (a no-op where no
 //! recorder is installed).
 //!
-//! Every client the functions and `orderflow dev` build is made [`Counted`]; the
+//! Every client the functions and `orderflow-dev up` build is made [`Counted`]; the
 //! process-wide tally is [`Calls::global`].
 
 use std::collections::BTreeMap;
@@ -29,7 +29,7 @@ pub struct Call {
     pub operation: String,
 }
 
-/// The name `orderflow dev`'s runner counts its own calls under: the polling, deletes
+/// The name `orderflow-dev up`'s runner counts its own calls under: the polling, deletes
 /// and shard reads that stand in for Lambda's event source mappings (in AWS, Lambda's
 /// calls, not the functions').
 pub const EVENT_SOURCE_MAPPING: &str = "event-source-mapping";
@@ -98,7 +98,7 @@ impl CallCounter {
     }
 
     /// Counting as `function`'s calls: where one process runs several functions, as
-    /// `orderflow dev` does.
+    /// `orderflow-dev up` does.
     #[must_use]
     pub fn of(self, function: &str) -> Self {
         Self {

@@ -4,7 +4,7 @@
 //! The table holds `customerId`, `wrapped` (the data key as the [`KeyWrap`] wrapped it)
 //! and `createdAt`; it has no point-in-time recovery, so a deleted key is gone, not
 //! restorable for 35 days. [`LocalKeyWrap`] wraps with a local 32-byte key (AES-256-GCM,
-//! bound to the customer), for `orderflow dev` and tests.
+//! bound to the customer), for `orderflow-dev up` and tests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

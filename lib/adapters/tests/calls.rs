@@ -40,7 +40,7 @@ async fn every_call_a_counted_client_sends_is_counted_by_service_and_operation()
     );
     assert_eq!(calls.total(), 3);
 
-    // A client counted as a function's (as `orderflow dev` runs several in one process)
+    // A client counted as a function's (as `orderflow-dev up` runs several in one process)
     // adds to the same tally, under that function.
     let inventory = client.counted_by(CallCounter::into(calls.clone()).of("inventory"));
     inventory.list_tables().limit(1).send().await.unwrap();

@@ -181,9 +181,6 @@ fn text(description: &str, max: usize, pattern: &str) -> Schema {
     })
 }
 
-/// Text with something besides spaces in it and no control characters.
-pub const PRINTABLE: &str = r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$";
-
 /// Text with something besides spaces in it.
 pub const NOT_BLANK: &str = r"\S";
 

@@ -13,7 +13,7 @@
 //! with the correlation id, handling a batch's messages concurrently within the
 //! invocation's deadline, metrics, the failure log and partial-batch results. [`serve`]
 //! is a consumer's whole `main`; the local runner builds the same [`Service`] from the
-//! template's environment, so Lambda and `orderflow dev` cannot wire a consumer
+//! template's environment, so Lambda and `orderflow-dev up` cannot wire a consumer
 //! differently.
 
 use std::fmt::Debug;
@@ -80,7 +80,7 @@ pub trait Consumer: Send + Sync + Sized + 'static {
 }
 
 /// A consumer as deployed: built from its function's configuration (the template's
-/// environment in Lambda and in `orderflow dev`). Kept apart from [`Consumer`] so the
+/// environment in Lambda and in `orderflow-dev up`). Kept apart from [`Consumer`] so the
 /// same consumer runs over in-memory adapters in tests and the simulation.
 pub trait FromConfig: Consumer {
     /// Builds the consumer from configuration.

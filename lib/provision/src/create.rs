@@ -142,7 +142,7 @@ pub struct Messaging {
     pub rules: BTreeMap<String, String>,
 }
 
-/// The queues, buses and rules of `template` as `orderflow dev` created them, looked
+/// The queues, buses and rules of `template` as `orderflow-dev up` created them, looked
 /// up, never created: `None` when a queue is missing (no such local stack).
 ///
 /// # Errors

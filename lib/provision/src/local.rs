@@ -3,7 +3,7 @@
 //!
 //! Endpoints come from the SDK's standard variables (`AWS_ENDPOINT_URL`,
 //! `AWS_ENDPOINT_URL_DYNAMODB`, …), as everywhere else, and when none is set, from what
-//! `orderflow dev` recorded ([`Endpoints::record`]): so the CLI in a second terminal
+//! `orderflow-dev up` recorded ([`Endpoints::record`]): so the CLI in a second terminal
 //! finds the local stack `make dev` runs. Recorded endpoints are loopback addresses
 //! only. These helpers refuse to build a client when neither gives an endpoint: a test
 //! or a command run by hand can never create tables in a real account by accident.
@@ -24,11 +24,11 @@ use crate::{ProvisionError, Template};
 )]
 pub struct NoEndpoint(&'static str);
 
-/// The file, in `orderflow dev`'s state directory, its endpoints are recorded in.
+/// The file, in `orderflow-dev up`'s state directory, its endpoints are recorded in.
 pub const ENDPOINTS_FILE: &str = "endpoints.json";
 
 /// Where recorded endpoints are read from: `$ORDERFLOW_STATE_DIR/endpoints.json`,
-/// else `.local/run/endpoints.json` (`orderflow dev`'s default state directory).
+/// else `.local/run/endpoints.json` (`orderflow-dev up`'s default state directory).
 #[must_use]
 pub fn recorded_endpoints_path() -> std::path::PathBuf {
     std::env::var_os("ORDERFLOW_STATE_DIR")
@@ -40,7 +40,7 @@ pub fn recorded_endpoints_path() -> std::path::PathBuf {
 }
 
 /// The emulators' endpoints and region: what the standard variables say, recorded by
-/// `orderflow dev` for commands run where they are not set.
+/// `orderflow-dev up` for commands run where they are not set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Endpoints {
     /// The SDK's standard variables, by name (`AWS_ENDPOINT_URL`,
@@ -110,7 +110,7 @@ fn is_loopback_url(url: &str) -> bool {
 
 impl Endpoints {
     /// What the local clients use: the standard variables when any endpoint variable is
-    /// set, else what `orderflow dev` recorded (a region set in the environment still
+    /// set, else what `orderflow-dev up` recorded (a region set in the environment still
     /// wins). Read once per client built.
     #[must_use]
     pub fn in_use() -> Self {
@@ -293,7 +293,9 @@ pub enum StackError {
     #[error(transparent)]
     Provision(#[from] ProvisionError),
     /// No local stack has this prefix.
-    #[error("no local stack {prefix:?} ({missing} is missing): run `orderflow dev --prefix {prefix}` first")]
+    #[error(
+        "no local stack {prefix:?} ({missing} is missing): run `orderflow-dev up --prefix {prefix}` first"
+    )]
     Missing {
         /// The prefix asked for.
         prefix: String,
@@ -302,7 +304,7 @@ pub enum StackError {
     },
 }
 
-/// The stack `orderflow dev` created under `prefix`, looked up without creating
+/// The stack `orderflow-dev up` created under `prefix`, looked up without creating
 /// anything: what operator commands act on.
 ///
 /// # Errors

@@ -1,4 +1,4 @@
-//! What `orderflow capacity` prints: the summary table, the ladder of rates and where
+//! What `orderflow-dev capacity` prints: the summary table, the ladder of rates and where
 //! each limit binds, and one sizing in detail.
 
 use std::fmt::Write as _;

@@ -1,4 +1,4 @@
-//! `orderflow load`: orders through the public API of a local or deployed stack, as
+//! `orderflow-dev load`: orders through the public API of a local or deployed stack, as
 //! customers place them, with a mix of declined cards, out-of-stock lines and
 //! cancellations; then how long the saga took, what it cost in AWS calls, and whether
 //! the system is still consistent.
@@ -23,7 +23,7 @@
 //!    These reads go to the tables with the load's own client, not through the API:
 //!    they are not the system's work, and are neither counted nor slow the API down.
 //! 5. **Quiet, then checked.** Once every queue is empty, the AWS calls the functions
-//!    made are read from `orderflow dev`'s tally (`--calls`; in AWS, the `AwsCalls`
+//!    made are read from `orderflow-dev up`'s tally (`--calls`; in AWS, the `AwsCalls`
 //!    metric), the DLQ depths are listed and `orderflow check` runs on the orders
 //!    placed.
 //!
@@ -48,9 +48,9 @@ use serde::Serialize;
 use orderflow_app::EventStore as _;
 use orderflow_domain::Timestamp;
 
-use crate::target::Target;
+use orderflow_cli::target::Target;
 
-/// Options of `orderflow load`.
+/// Options of `orderflow-dev load`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
     /// The stack the API belongs to: its queues and DLQs are read at the end, and
@@ -93,13 +93,13 @@ pub struct LoadArgs {
     /// Seconds to wait for the orders to settle and the queues to drain.
     #[arg(long, default_value_t = 600)]
     pub settle_timeout: u64,
-    /// The AWS-call tally of `orderflow dev` (its operations port); `none` to skip.
+    /// The AWS-call tally of `orderflow-dev up` (its operations port); `none` to skip.
     #[arg(long, default_value = "http://127.0.0.1:3001/calls")]
     pub calls: String,
     /// Tokens for a deployed stack: `{"operator": "…", "customers": ["…", …]}`.
     #[arg(long)]
     pub tokens: Option<PathBuf>,
-    /// Where the local stack keeps its signing key (as `orderflow dev --state-dir`).
+    /// Where the local stack keeps its signing key (as `orderflow-dev up --state-dir`).
     #[arg(long, default_value = ".local/run")]
     pub state_dir: PathBuf,
     /// Write the report here as JSON too.
@@ -108,7 +108,7 @@ pub struct LoadArgs {
     /// No progress bar (it goes to stderr, and only to a terminal anyway).
     #[arg(long)]
     pub quiet: bool,
-    /// Then measure the emulators' ceiling for the run's call mix (`orderflow dev`
+    /// Then measure the emulators' ceiling for the run's call mix (`orderflow-dev up`
     /// locally only), for this many seconds, and set the end-to-end rate against it.
     #[arg(long, value_name = "SECONDS")]
     pub ceiling: Option<u64>,
@@ -261,10 +261,10 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
 
     // Settling.
     let deadline = Instant::now() + Duration::from_secs(args.settle_timeout);
-    let resolved = crate::target::resolve(&args.on).await?;
+    let resolved = orderflow_cli::target::resolve(&args.on).await?;
     let tables = Tables {
-        views: crate::runner::order_views(&resolved.stack, &resolved.dynamodb)?,
-        store: crate::runner::event_store(&resolved.stack, &resolved.dynamodb)?,
+        views: orderflow_cli::target::order_views(&resolved.stack, &resolved.dynamodb)?,
+        store: orderflow_cli::target::event_store(&resolved.stack, &resolved.dynamodb)?,
     };
     let bar = progress(args.quiet, report.placed, "settling");
     let settled: Vec<(Placed, Settled)> = futures::stream::iter(placed)
@@ -334,10 +334,10 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
     if let (Some(before), Some(after)) = (calls_before, calls(&http, &args.calls).await) {
         report.calls = Some(calls_report(&before, &after, orders, &kinds));
     }
-    for depth in crate::dlq::list(&args.on).await? {
+    for depth in orderflow_cli::dlq::list(&args.on).await? {
         report.dlq_depths.insert(depth.logical_id, depth.messages);
     }
-    let check = crate::check::run(&crate::check::CheckArgs {
+    let check = orderflow_cli::check::run(&orderflow_cli::check::CheckArgs {
         on: args.on.clone(),
         from: Some(from.to_string()),
         until: None,
@@ -360,7 +360,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
             .unwrap_or_default();
         anyhow::ensure!(
             args.on.stack.is_none() && !mix.is_empty(),
-            "--ceiling measures the emulators of a local stack, with the calls `orderflow dev` counted"
+            "--ceiling measures the emulators of a local stack, with the calls `orderflow-dev up` counted"
         );
         let put_events = mix.get("EventBridge.PutEvents").copied().unwrap_or(1.0);
         let entries = (report.events_per_order / put_events.max(f64::EPSILON)).round() as usize;

@@ -60,7 +60,7 @@ pub struct CallsReport {
     pub per_order: f64,
     /// The functions' calls per order, by `function Service.Operation`.
     pub by_operation: BTreeMap<String, f64>,
-    /// The calls of `orderflow dev`'s stand-in for Lambda's event source mappings
+    /// The calls of `orderflow-dev up`'s stand-in for Lambda's event source mappings
     /// (polling, deletes, shard reads: Lambda's in AWS), per order.
     pub event_source_mapping_per_order: f64,
     /// Every call per order, by `Service.Operation`: the mix the emulators served.

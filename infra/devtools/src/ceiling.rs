@@ -1,7 +1,7 @@
 //! The emulators' ceiling for a call mix: the same calls an order costs (by service and
 //! operation, the functions' and the event source mappings'), issued straight to
 //! DynamoDB Local and moto with no orderflow code in the way, as fast as they answer.
-//! `orderflow load --ceiling` runs it after the load, in the same run, so the end to
+//! `orderflow-dev load --ceiling` runs it after the load, in the same run, so the end to
 //! end rate is read against what the emulators can serve on the same machine at the
 //! same time.
 //!

@@ -1,5 +1,5 @@
 //! The designed floor of an ordinary order: the AWS calls each step takes at low
-//! traffic, what `orderflow load` compares its measured calls with.
+//! traffic, what `orderflow-dev load` compares its measured calls with.
 
 use std::collections::BTreeMap;
 

@@ -16,7 +16,22 @@ use order_api::access::OPERATOR_SCOPE;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::Refusal;
+/// Why a request was not let through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No `Authorization: Bearer` header.
+    #[error("no bearer token: send Authorization: Bearer <token> (mint one with `orderflow token`)")]
+    MissingToken,
+    /// The token is not one this stack issued, or no longer valid.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// A valid token without the scope the route needs.
+    #[error("this route needs the {0} scope")]
+    MissingScope(String),
+    /// Over the route's throttle.
+    #[error("too many requests on this route; retry in a second")]
+    Throttled,
+}
 
 /// The issuer of local tokens.
 pub const LOCAL_ISSUER: &str = "https://orderflow.local/";
@@ -29,7 +44,7 @@ pub fn key_path(state_dir: &Path, prefix: &str) -> PathBuf {
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct KeyFile {
+struct KeyFile {
     kid: String,
     issuer: String,
     audience: String,
@@ -82,30 +97,32 @@ pub struct Identity {
 /// The local stack's keys.
 #[derive(Clone)]
 pub struct LocalKeys {
-    pub(super) kid: String,
+    kid: String,
     issuer: String,
     audience: String,
     customer_id_claim: String,
     groups_claim: String,
     operator_group: String,
-    pub(super) encoding: EncodingKey,
+    encoding: EncodingKey,
     decoding: DecodingKey,
     cursor_key: Vec<u8>,
     wrapping_key: Vec<u8>,
 }
 
-pub(crate) fn now_seconds() -> i64 {
+/// Seconds since the epoch, as a token's `iat`, `nbf` and `exp` count them.
+#[must_use]
+pub fn now_seconds() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-pub(crate) fn read_key_file(path: &Path) -> anyhow::Result<KeyFile> {
+fn read_key_file(path: &Path) -> anyhow::Result<KeyFile> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-pub(crate) fn write_key_file(path: &Path, file: &KeyFile) -> anyhow::Result<()> {
+fn write_key_file(path: &Path, file: &KeyFile) -> anyhow::Result<()> {
     write_owner_only(path, &serde_json::to_string_pretty(file)?)
 }
 
@@ -211,7 +228,7 @@ impl LocalKeys {
         Self::from_file(file)
     }
 
-    /// The keys `orderflow dev` made for this stack.
+    /// The keys `orderflow-dev up` made for this stack.
     ///
     /// # Errors
     /// When there are none yet (start `make dev` first) or the file is unreadable.
@@ -219,13 +236,13 @@ impl LocalKeys {
         let path = key_path(state_dir, prefix);
         anyhow::ensure!(
             path.exists(),
-            "no signing key for the local stack {prefix:?} at {}: start it first (`make dev`, or `orderflow dev --prefix {prefix}`), from the project root",
+            "no signing key for the local stack {prefix:?} at {}: start it first (`make dev`, or `orderflow-dev up --prefix {prefix}`), from the project root",
             path.display()
         );
         Self::from_file(read_key_file(&path)?)
     }
 
-    pub(crate) fn from_file(file: KeyFile) -> anyhow::Result<Self> {
+    fn from_file(file: KeyFile) -> anyhow::Result<Self> {
         let der = STANDARD
             .decode(&file.private_key)
             .context("the private key is not base64")?;
@@ -279,7 +296,7 @@ impl LocalKeys {
     }
 
     /// The audiences the authorizer accepts; a token carries the first.
-    pub(crate) fn audiences(&self) -> Vec<&str> {
+    fn audiences(&self) -> Vec<&str> {
         self.audience
             .split(',')
             .map(str::trim)
@@ -427,6 +444,186 @@ impl LocalKeys {
         match order_api::access::Principal::from_claims(&claims, Some(&scopes), &config) {
             Ok(order_api::access::Principal::Operator(name)) => Some(name),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use base64::Engine as _;
+    use jsonwebtoken::{Algorithm, Header};
+    use serde_json::Value;
+
+    use super::*;
+
+    fn keys(dir: &Path) -> LocalKeys {
+        LocalKeys::load_or_create(dir, "t", &Identity::default()).unwrap()
+    }
+
+    fn dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("orderflow-auth-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn operator_scope() -> Vec<String> {
+        vec![OPERATOR_SCOPE.to_owned()]
+    }
+
+    #[test]
+    fn a_minted_token_verifies_with_its_claims_as_api_gateway_hands_them_on() {
+        let keys = keys(&dir());
+        let token = keys
+            .mint(&Subject::Customer("c-1".into()), Duration::from_secs(60))
+            .unwrap();
+        let (claims, scopes) = keys.verify(&token, &[]).unwrap();
+        assert_eq!(claims["sub"], "c-1");
+        assert_eq!(claims["iss"], LOCAL_ISSUER);
+        assert!(claims["exp"].parse::<i64>().is_ok(), "numbers arrive as text");
+        assert!(scopes.is_empty());
+        let operator = keys
+            .mint(&Subject::Operator("ops-7".into()), Duration::from_secs(60))
+            .unwrap();
+        let (claims, scopes) = keys.verify(&operator, &operator_scope()).unwrap();
+        assert_eq!(claims["sub"], "ops-7");
+        assert_eq!(scopes, operator_scope());
+        // What the operators' app client issues to a member of the operators' group,
+        // the group list flattened as API Gateway does.
+        assert_eq!(claims["cognito:groups"], "[orderflow-operators]");
+        assert_eq!(claims["client_id"], LOCAL_OPERATORS_CLIENT);
+        let (claims, _) = keys.verify(&token, &[]).unwrap();
+        assert_eq!(claims["client_id"], LOCAL_CUSTOMERS_CLIENT);
+        assert!(!claims.contains_key("cognito:groups"));
+    }
+
+    #[test]
+    fn every_audience_of_the_list_is_accepted_and_the_settings_follow_the_template() {
+        let dir = dir();
+        let identity = Identity {
+            audience: "customers-client, operators-client".into(),
+            groups_claim: "groups".into(),
+            operator_group: "ops".into(),
+            ..Identity::default()
+        };
+        let keys = LocalKeys::load_or_create(&dir, "t", &identity).unwrap();
+        let mut claims = keys.claims(&Subject::Operator("ops-1".into()), Duration::from_secs(60));
+        assert_eq!(claims["aud"], "customers-client");
+        assert_eq!(claims["groups"], json!(["ops"]));
+        claims["aud"] = json!("operators-client");
+        assert!(keys.verify(&keys.sign(&claims).unwrap(), &[]).is_ok());
+        claims["aud"] = json!("someone-else");
+        assert!(keys.verify(&keys.sign(&claims).unwrap(), &[]).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_key_file_is_its_owner_s_alone_whether_new_or_found_open() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = dir();
+        let path = key_path(&dir, "t");
+        let mode = || std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        keys(&dir);
+        assert_eq!(mode(), 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        keys(&dir);
+        assert_eq!(mode(), 0o600);
+    }
+
+    #[test]
+    fn expired_wrong_audience_wrong_issuer_wrong_signature_and_missing_scope_are_refused() {
+        let dir = dir();
+        let keys = keys(&dir);
+        let good = keys.claims(&Subject::Customer("c-1".into()), Duration::from_secs(60));
+        let with = |name: &str, value: Value| {
+            let mut claims = good.clone();
+            claims[name] = value;
+            keys.sign(&claims).unwrap()
+        };
+        let invalid = |why: &str| Err(Refusal::InvalidToken(why.into()));
+        let expired = with("exp", json!(now_seconds() - 120));
+        assert_eq!(keys.verify(&expired, &[]), invalid("expired"));
+        let early = with("nbf", json!(now_seconds() + 600));
+        assert_eq!(keys.verify(&early, &[]), invalid("not valid yet"));
+        assert_eq!(
+            keys.verify(&with("aud", json!("someone-else")), &[]),
+            invalid("wrong audience")
+        );
+        assert_eq!(
+            keys.verify(&with("iss", json!("https://evil.example/")), &[]),
+            invalid("wrong issuer")
+        );
+        let mut no_exp = good.clone();
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert_eq!(
+            keys.verify(&keys.sign(&no_exp).unwrap(), &[]),
+            invalid("a required claim is missing")
+        );
+        // Another stack's key, with this stack's kid: the signature does not hold.
+        let other = LocalKeys::load_or_create(&dir, "other", &Identity::default()).unwrap();
+        let mut forged_header = Header::new(Algorithm::RS256);
+        forged_header.kid = Some(keys.kid.clone());
+        let forged = jsonwebtoken::encode(&forged_header, &good, &other.encoding).unwrap();
+        assert_eq!(keys.verify(&forged, &[]), invalid("bad signature"));
+        // A changed payload under the original signature.
+        let token = keys.sign(&good).unwrap();
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let tampered_claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(
+                &json!({"sub": "c-2", "iss": LOCAL_ISSUER, "aud": "orderflow", "exp": now_seconds() + 60}),
+            )
+            .unwrap(),
+        );
+        parts[1] = &tampered_claims;
+        assert_eq!(keys.verify(&parts.join("."), &[]), invalid("bad signature"));
+        // Unsigned ("alg": "none") and garbage.
+        let none = format!(
+            "{}.{}.",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            parts[1]
+        );
+        assert!(matches!(keys.verify(&none, &[]), Err(Refusal::InvalidToken(_))));
+        assert!(matches!(
+            keys.verify("garbage", &[]),
+            Err(Refusal::InvalidToken(_))
+        ));
+        // A valid customer token on an operator route.
+        assert_eq!(
+            keys.verify(&keys.sign(&good).unwrap(), &operator_scope()),
+            Err(Refusal::MissingScope(OPERATOR_SCOPE.into()))
+        );
+        assert_eq!(
+            keys.verify(
+                &with("scope", json!("openid orderflow/operators")),
+                &operator_scope()
+            ),
+            Err(Refusal::MissingScope(OPERATOR_SCOPE.into()))
+        );
+    }
+
+    #[test]
+    fn the_key_is_made_once_and_kept_across_restarts() {
+        let dir = dir();
+        let first = keys(&dir);
+        let token = first
+            .mint(&Subject::Customer("c-1".into()), Duration::from_secs(60))
+            .unwrap();
+        let again = LocalKeys::load(&dir, "t").unwrap();
+        assert!(again.verify(&token, &[]).is_ok());
+        assert_eq!(first.cursor_key(), again.cursor_key());
+        assert!(LocalKeys::load(&dir, "never-started").is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(key_path(&dir, "t"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "the key file is private to its owner");
         }
     }
 }

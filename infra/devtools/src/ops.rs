@@ -1,4 +1,4 @@
-//! The operations page of `orderflow dev` (`--ops-listen`, `http://127.0.0.1:3001/`):
+//! The operations page of `orderflow-dev up` (`--ops-listen`, `http://127.0.0.1:3001/`):
 //! where orders are in the saga, the latest orders with their timelines, one order's
 //! four streams on one timeline, each queue's depth and lag, what sits in each DLQ and
 //! why, and the relay's lag. The page (`ops/index.html`, `ops/ops.js`, `ops/ops.css`)
@@ -9,7 +9,7 @@
 //!   orders, queues, DLQs with their parked messages, the relay's lag;
 //! - `GET /api/orders/{id}`: the order's view and every event of its order, inventory,
 //!   payment and shipment streams, in time order;
-//! - `GET /calls`: the AWS calls the functions made ([`crate::dev::ops_router`]).
+//! - `GET /calls`: the AWS calls the functions made ([`calls`]).
 //!
 //! Who may read it ([`guard`]): on a loopback address, only requests whose `Host` is a
 //! loopback name (`localhost`, `127.0.0.1`, `[::1]`), so a web page elsewhere cannot
@@ -74,8 +74,8 @@ impl Ops {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             lag_objective: template.parameter("LagSloSeconds").and_then(|s| s.parse().ok()),
-            views: crate::runner::order_views(&stack, &dynamodb)?,
-            store: crate::runner::event_store(&stack, &dynamodb)?,
+            views: orderflow_cli::target::order_views(&stack, &dynamodb)?,
+            store: orderflow_cli::target::event_store(&stack, &dynamodb)?,
             stack,
             dynamodb,
             sqs,
@@ -101,16 +101,16 @@ pub fn router(ops: Arc<Ops>) -> axum::Router {
         .route("/api/overview", axum::routing::get(overview))
         .route("/api/orders/{id}", axum::routing::get(order))
         .with_state(ops)
-        .merge(crate::dev::ops_router())
+        .merge(calls())
 }
 
-/// Who may read the page, as `orderflow dev` was started.
+/// Who may read the page, as `orderflow-dev up` was started.
 #[derive(Debug, Clone)]
 pub enum Access {
     /// Listening on loopback: requests must name a loopback host.
     Loopback,
     /// `--allow-remote`: requests must carry an operator's token of these keys.
-    Operators(Box<crate::authorizer::LocalKeys>),
+    Operators(Box<orderflow_cli::keys::LocalKeys>),
 }
 
 /// `router` behind `access`.
@@ -256,7 +256,7 @@ async fn read_overview(ops: &Ops) -> anyhow::Result<Value> {
     let latest: Vec<Listed> = latest.into_iter().take(LATEST).map(Listed::from).collect();
 
     let lag = ops.runner.lag();
-    let dead = crate::dlq::dead_letter_queues(&ops.stack);
+    let dead = orderflow_cli::dlq::dead_letter_queues(&ops.stack);
     let mut queues = Vec::new();
     for (logical_id, queue) in &ops.stack.messaging.queues {
         let attributes = ops
@@ -284,7 +284,7 @@ async fn read_overview(ops: &Ops) -> anyhow::Result<Value> {
     }
     let mut dlqs = Vec::new();
     for dlq in &dead {
-        let parked = crate::dlq::show_in(
+        let parked = orderflow_cli::dlq::show_in(
             &ops.stack,
             &ops.sqs,
             &ops.dynamodb,
@@ -372,6 +372,32 @@ async fn read_order(ops: &Ops, order_id: OrderId) -> anyhow::Result<Option<Value
     })))
 }
 
+/// `GET /calls`: every AWS call the functions made since `orderflow-dev up` started, as
+/// the `AwsCalls` metric counts them in AWS (the API and the handlers; not the
+/// polling that stands in for Lambda's event source mappings), by function:
+/// `{"total": n, "calls": [{"function", "service", "operation", "count"}]}`.
+pub fn calls() -> axum::Router {
+    axum::Router::new().route(
+        "/calls",
+        axum::routing::get(|| async {
+            let calls = orderflow_adapters::calls::Calls::global().by_function();
+            let total: u64 = calls.values().sum();
+            let calls: Vec<serde_json::Value> = calls
+                .into_iter()
+                .map(|(call, count)| {
+                    serde_json::json!({
+                        "function": call.function,
+                        "service": call.service,
+                        "operation": call.operation,
+                        "count": count,
+                    })
+                })
+                .collect();
+            axum::Json(serde_json::json!({"total": total, "calls": calls}))
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
@@ -382,7 +408,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::authorizer::{Identity, LocalKeys, Subject};
+    use orderflow_cli::keys::{Identity, LocalKeys, Subject};
 
     async fn status(access: &Access, host: Option<&str>, token: Option<&str>) -> u16 {
         let router = guard(

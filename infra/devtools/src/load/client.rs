@@ -17,7 +17,7 @@ use orderflow_domain::OrderId;
 use orderflow_domain::order::OrderStatus;
 
 use super::*;
-use crate::authorizer::{LocalKeys, Subject};
+use orderflow_cli::keys::{LocalKeys, Subject};
 
 /// Tokens of the run's principals.
 #[derive(Debug, Clone, Deserialize)]
@@ -425,7 +425,7 @@ pub(super) async fn stock_up(
                     .post(api.url(&format!("/products/{sku}/stock")))
                     .bearer_auth(&tokens.operator)
                     .header("Idempotency-Key", &key)
-                    .json(&json!({"delta": delta, "reason": format!("orderflow load: stock for {needed} orders")}))
+                    .json(&json!({"delta": delta, "reason": format!("orderflow-dev load: stock for {needed} orders")}))
             })
             .await?;
         anyhow::ensure!(
@@ -449,7 +449,7 @@ pub(super) async fn stock_up(
     Ok(notes)
 }
 
-/// Reads the tally of AWS calls `orderflow dev` serves.
+/// Reads the tally of AWS calls `orderflow-dev up` serves.
 pub(super) async fn calls(http: &reqwest::Client, url: &str) -> Option<BTreeMap<String, u64>> {
     if url == "none" {
         return None;
@@ -476,8 +476,11 @@ pub(super) async fn calls(http: &reqwest::Client, url: &str) -> Option<BTreeMap<
 
 /// Waits until every queue that is not a DLQ has nothing visible or in flight, twice in
 /// a row a second apart. Whether it did before `deadline`.
-pub(super) async fn quiet(resolved: &crate::target::Resolved, deadline: Instant) -> anyhow::Result<bool> {
-    let dlqs: Vec<String> = crate::dlq::dead_letter_queues(&resolved.stack)
+pub(super) async fn quiet(
+    resolved: &orderflow_cli::target::Resolved,
+    deadline: Instant,
+) -> anyhow::Result<bool> {
+    let dlqs: Vec<String> = orderflow_cli::dlq::dead_letter_queues(&resolved.stack)
         .into_iter()
         .map(|d| d.queue.url)
         .collect();

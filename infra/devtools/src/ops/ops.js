@@ -1,4 +1,4 @@
-// The operations page of `orderflow dev`: reads /api/overview (or /api/orders/{id})
+// The operations page of `orderflow-dev up`: reads /api/overview (or /api/orders/{id})
 // every two seconds and draws it. No framework and nothing fetched from elsewhere.
 "use strict";
 

@@ -1,10 +1,10 @@
-//! `orderflow capacity`: what N orders/s needs and costs on AWS, and which limit binds
+//! `orderflow-dev capacity`: what N orders/s needs and costs on AWS, and which limit binds
 //! first.
 //!
 //! The model starts from what an order costs, measured or designed:
 //!
 //! - **Calls per order by function**: the designed floor (`load::FLOOR`, 46 calls), or
-//!   an `orderflow load --report` file's measured calls (`--measured`).
+//!   an `orderflow-dev load --report` file's measured calls (`--measured`).
 //! - **Events per order** (8 for an ordinary order) and where each goes: 11 deliveries
 //!   through the bus to the functions' queues, as the template's rules route them.
 //! - **Request units per order, by table**, from the same steps and the items' sizes
@@ -48,13 +48,13 @@ use model::MONTH_SECONDS;
 pub use model::{Cost, FunctionLoad, Limit, Sizing, TableLoad, size};
 pub use render::{Step, detail, ladder, render_ladder, summary};
 
-/// Options of `orderflow capacity`.
+/// Options of `orderflow-dev capacity`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CapacityArgs {
     /// Orders per second to size for; comma-separated for several.
     #[arg(long, value_delimiter = ',', default_value = "10,100,1000,10000", value_parser = positive)]
     pub orders_per_second: Vec<f64>,
-    /// An `orderflow load --report` file: its measured calls and events per order
+    /// An `orderflow-dev load --report` file: its measured calls and events per order
     /// replace the designed floor's.
     #[arg(long)]
     pub measured: Option<PathBuf>,
@@ -211,7 +211,7 @@ impl PerOrder {
         }
     }
 
-    /// What an `orderflow load --report` measured.
+    /// What an `orderflow-dev load --report` measured.
     ///
     /// # Errors
     /// When the file is not such a report, or holds no call tally.
@@ -228,7 +228,7 @@ impl PerOrder {
             events_per_order: f64,
         }
         let report: Report = serde_json::from_str(report)
-            .with_context(|| format!("{name} is not an `orderflow load --report` file"))?;
+            .with_context(|| format!("{name} is not an `orderflow-dev load --report` file"))?;
         let by_operation = report
             .calls
             .with_context(|| format!("{name} holds no AWS call tally (the run could not read one)"))?
@@ -250,7 +250,7 @@ impl PerOrder {
             "{name} counted no events"
         );
         Ok(Self {
-            source: format!("measured by `orderflow load` ({name})"),
+            source: format!("measured by `orderflow-dev load` ({name})"),
             calls,
             events: report.events_per_order,
         })
@@ -261,7 +261,7 @@ impl PerOrder {
     }
 }
 
-/// `orderflow capacity`.
+/// `orderflow-dev capacity`.
 ///
 /// # Errors
 /// When `--measured` cannot be read, or the JSON cannot be written.
@@ -460,7 +460,7 @@ mod tests {
         let none = PerOrder::measured(r#"{"calls": null, "eventsPerOrder": 8}"#, "run.json").unwrap_err();
         assert!(format!("{none:#}").contains("no AWS call tally"), "{none:#}");
         let bad = PerOrder::measured("[]", "run.json").unwrap_err();
-        assert!(format!("{bad:#}").contains("not an `orderflow load --report` file"));
+        assert!(format!("{bad:#}").contains("not an `orderflow-dev load --report` file"));
     }
 
     #[test]
@@ -488,7 +488,7 @@ mod tests {
             assert_eq!(
                 doc[start..end],
                 expected,
-                "docs/capacity.md's {marker} table is not what `orderflow capacity` answers: rerun it"
+                "docs/capacity.md's {marker} table is not what `orderflow-dev capacity` answers: rerun it"
             );
         }
     }

@@ -1,4 +1,4 @@
-//! `orderflow footprint`: each function's release binary, its size and its init time,
+//! `orderflow-dev footprint`: each function's release binary, its size and its init time,
 //! side by side with a hello-world `lambda_runtime` function built the same way.
 //!
 //! Init time is what a cold start costs before the first invocation: from the process
@@ -35,7 +35,7 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-/// Arguments of `orderflow footprint`.
+/// Arguments of `orderflow-dev footprint`.
 #[derive(Debug, clap::Args)]
 pub struct FootprintArgs {
     /// The functions' binaries (a `bootstrap` is named by its directory, as `sam build`
@@ -361,7 +361,7 @@ pub fn render(report: &Footprint) -> String {
     out
 }
 
-/// `orderflow footprint`: measures, prints, writes the JSON.
+/// `orderflow-dev footprint`: measures, prints, writes the JSON.
 ///
 /// # Errors
 /// As [`measure`], or writing the report.

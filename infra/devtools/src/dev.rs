@@ -1,4 +1,4 @@
-//! `orderflow dev`: the whole system on a laptop, wired exactly as `template.yaml`
+//! `orderflow-dev up`: the whole system on a laptop, wired exactly as `template.yaml`
 //! wires it in AWS.
 //!
 //! 1. Creates every resource of the template in the emulators as `<prefix>-<LogicalId>`
@@ -13,7 +13,7 @@
 //!    unless `--allow-remote`.
 //! 4. Serves the operations page on `--ops-listen` ([`crate::ops`]): orders through the
 //!    saga, queues, DLQs and lag, live; and the AWS calls the API and the handlers made,
-//!    counted as the `AwsCalls` metric counts them in AWS ([`ops_router`]).
+//!    counted as the `AwsCalls` metric counts them in AWS ([`crate::ops::calls`]).
 //! 5. Runs the event source mappings: the event store's stream into the relay, each
 //!    function's queue into its handler (in-process, or `cargo lambda watch`).
 //!
@@ -34,11 +34,12 @@ use orderflow_adapters::config::Config;
 use orderflow_provision::local::{self, Stack};
 use orderflow_provision::{Template, local::provision_stack};
 
-use crate::authorizer::{self, LocalAuthorizer, LocalKeys};
-use crate::runner::{Invoke, Options, Runner};
+use crate::authorizer::{self, LocalAuthorizer};
 use order_api::paging::CursorKey;
+use orderflow_cli::keys::LocalKeys;
+use orderflow_runner::{Invoke, Options, Runner};
 
-/// Options of `orderflow dev`.
+/// Options of `orderflow-dev up`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevArgs {
     /// The SAM template to provision from.
@@ -95,7 +96,7 @@ pub struct DevArgs {
 /// there keep their stock, so a restart never resets it.
 async fn seed_catalog(stack: &Stack, path: &std::path::Path) -> anyhow::Result<Vec<Product>> {
     let dynamodb = local::dynamodb_client().await?;
-    crate::catalog::seed(stack, &dynamodb, path)
+    orderflow_cli::catalog::seed(stack, &dynamodb, path)
         .await
         .with_context(|| format!("seeding the catalog from {}", path.display()))
 }
@@ -168,34 +169,6 @@ pub fn api_router(
         )))
 }
 
-/// The operations endpoints of the local stack:
-///
-/// - `GET /calls`: every AWS call the functions made since `orderflow dev` started, as
-///   the `AwsCalls` metric counts them in AWS (the API and the handlers; not the
-///   polling that stands in for Lambda's event source mappings), by function:
-///   `{"total": n, "calls": [{"function", "service", "operation", "count"}]}`.
-pub fn ops_router() -> axum::Router {
-    axum::Router::new().route(
-        "/calls",
-        axum::routing::get(|| async {
-            let calls = orderflow_adapters::calls::Calls::global().by_function();
-            let total: u64 = calls.values().sum();
-            let calls: Vec<serde_json::Value> = calls
-                .into_iter()
-                .map(|(call, count)| {
-                    serde_json::json!({
-                        "function": call.function,
-                        "service": call.service,
-                        "operation": call.operation,
-                        "count": count,
-                    })
-                })
-                .collect();
-            axum::Json(serde_json::json!({"total": total, "calls": calls}))
-        }),
-    )
-}
-
 /// The HTTP API of the template.
 pub const HTTP_API: &str = "OrderHttpApi";
 
@@ -209,9 +182,9 @@ pub fn local_keys(
     state_dir: &std::path::Path,
     prefix: &str,
 ) -> anyhow::Result<LocalKeys> {
-    let defaults = crate::authorizer::Identity::default();
+    let defaults = orderflow_cli::keys::Identity::default();
     let parameter = |name: &str, default: String| template.parameter(name).unwrap_or(default);
-    let identity = crate::authorizer::Identity {
+    let identity = orderflow_cli::keys::Identity {
         audience: parameter("JwtAudience", defaults.audience),
         customer_id_claim: parameter("CustomerIdClaim", defaults.customer_id_claim),
         groups_claim: parameter("GroupsClaim", defaults.groups_claim),
@@ -221,7 +194,7 @@ pub fn local_keys(
 }
 
 /// The credentials the functions get locally: the emulators take any, and a real key
-/// from the shell that started `orderflow dev` has no business in a file on disk.
+/// from the shell that started `orderflow-dev up` has no business in a file on disk.
 pub const EMULATOR_CREDENTIALS: [(&str, &str); 2] =
     [("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")];
 
@@ -256,11 +229,11 @@ fn write_function_env(stack: &Stack, args: &DevArgs) -> anyhow::Result<PathBuf> 
     let variables = function_env(&stack.environment, |name| std::env::var(name).ok());
     let path = args.state_dir.join(format!("{}.env", args.prefix));
     let text: String = variables.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    crate::authorizer::write_owner_only(&path, &text)?;
+    orderflow_cli::keys::write_owner_only(&path, &text)?;
     Ok(path)
 }
 
-/// Runs `orderflow dev` until `shutdown` turns true.
+/// Runs `orderflow-dev up` until `shutdown` turns true.
 ///
 /// # Errors
 /// When provisioning fails, the port is taken, or the template is unreadable.
@@ -381,7 +354,7 @@ pub async fn run(args: DevArgs, shutdown: tokio::sync::watch::Receiver<bool>) ->
     served?;
     ops_served?;
     ran?;
-    writeln!(std::io::stdout().lock(), "orderflow dev stopped")?;
+    writeln!(std::io::stdout().lock(), "orderflow-dev up stopped")?;
     Ok(())
 }
 
