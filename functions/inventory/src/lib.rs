@@ -14,6 +14,7 @@ use orderflow_app::stock::{Applied, execute_with_moves};
 use orderflow_app::{Clock, CommandService, Repository, StockLedger, StockMove, SystemClock};
 use orderflow_domain::inventory::{Inventory, InventoryCommand, InventoryEvent, ShortageReason, StockLine};
 use orderflow_domain::order::{FulfilmentStep, OrderEvent};
+use orderflow_domain::schema::Reads;
 use orderflow_domain::{DomainEvent, Envelope, Metadata, OrderId};
 use orderflow_lambda::{Consumer, FromConfig, Recorded};
 
@@ -22,19 +23,10 @@ pub const ACTOR: &str = "service:inventory";
 
 /// The events it reads, each up to the schema version it was built for: the contract
 /// gate fails when a producer would write a newer one or the template routes another.
-pub const READS: &[orderflow_domain::schema::Reads] = &[
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::PLACED,
-        up_to: 3,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::CANCELLED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::FULFILMENT_ADVANCED,
-        up_to: 1,
-    },
+pub const READS: &[Reads] = &[
+    Reads::new(orderflow_domain::order::events::names::PLACED, 3),
+    Reads::new(orderflow_domain::order::events::names::CANCELLED, 1),
+    Reads::new(orderflow_domain::order::events::names::FULFILMENT_ADVANCED, 1),
 ];
 
 /// The inventory service, over any stock ledger (DynamoDB in AWS, memory in tests).

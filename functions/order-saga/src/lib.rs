@@ -11,6 +11,7 @@ use orderflow_app::{Clock, CommandError, CommandService, EventStore, Repository,
 use orderflow_domain::inventory::InventoryEvent;
 use orderflow_domain::order::{Order, OrderCommand, OrderError};
 use orderflow_domain::payment::PaymentEvent;
+use orderflow_domain::schema::Reads;
 use orderflow_domain::shipment::ShipmentEvent;
 use orderflow_domain::{DecodeError, DomainEvent, Envelope, Metadata, OrderId};
 use orderflow_lambda::{Consumer, FromConfig, Recorded};
@@ -22,39 +23,15 @@ pub const ACTOR: &str = "service:order-saga";
 
 /// The events it reads, each up to the schema version it was built for: the contract
 /// gate fails when a producer would write a newer one or the template routes another.
-pub const READS: &[orderflow_domain::schema::Reads] = &[
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::inventory::names::RESERVED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::inventory::names::RESERVATION_FAILED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::inventory::names::RELEASED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::payment::names::CAPTURED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::payment::names::DECLINED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::payment::names::REFUNDED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::shipment::names::CREATED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::shipment::names::CANCELLED,
-        up_to: 1,
-    },
+pub const READS: &[Reads] = &[
+    Reads::new(orderflow_domain::inventory::names::RESERVED, 1),
+    Reads::new(orderflow_domain::inventory::names::RESERVATION_FAILED, 1),
+    Reads::new(orderflow_domain::inventory::names::RELEASED, 1),
+    Reads::new(orderflow_domain::payment::names::CAPTURED, 1),
+    Reads::new(orderflow_domain::payment::names::DECLINED, 1),
+    Reads::new(orderflow_domain::payment::names::REFUNDED, 1),
+    Reads::new(orderflow_domain::shipment::names::CREATED, 1),
+    Reads::new(orderflow_domain::shipment::names::CANCELLED, 1),
 ];
 
 /// What the saga reads: the participants' events (their type names are distinct).

@@ -27,6 +27,7 @@ use orderflow_domain::order::{Order, OrderEvent, OrderStatus};
 use orderflow_domain::payment::{
     Payment, PaymentCaptured, PaymentCommand, PaymentDeclined, PaymentRefunded, Step, Trigger, next_step,
 };
+use orderflow_domain::schema::Reads;
 use orderflow_domain::{DomainEvent, Envelope, Metadata, Money, OrderId};
 use orderflow_lambda::{Consumer, FromConfig};
 
@@ -145,15 +146,9 @@ pub const ACTOR: &str = "service:payment";
 
 /// The events it reads, each up to the schema version it was built for: the contract
 /// gate fails when a producer would write a newer one or the template routes another.
-pub const READS: &[orderflow_domain::schema::Reads] = &[
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::PLACED,
-        up_to: 3,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::CANCELLED,
-        up_to: 1,
-    },
+pub const READS: &[Reads] = &[
+    Reads::new(orderflow_domain::order::events::names::PLACED, 3),
+    Reads::new(orderflow_domain::order::events::names::CANCELLED, 1),
 ];
 
 /// Steps one delivery may take (capture, record, refund, record): more means a loop.

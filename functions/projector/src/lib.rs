@@ -16,6 +16,7 @@ use orderflow_app::Failure;
 use orderflow_app::{EventStore, OrderViews, Repository, Written};
 use orderflow_domain::order::view::{Applied, OrderProjection};
 use orderflow_domain::order::{Order, OrderEvent};
+use orderflow_domain::schema::Reads;
 use orderflow_domain::{Envelope, Metadata, OrderId};
 use orderflow_lambda::{Consumer, FromConfig};
 
@@ -24,55 +25,22 @@ pub const ACTOR: &str = "service:projector";
 
 /// The events it reads, each up to the schema version it was built for: the contract
 /// gate fails when a producer would write a newer one or the template routes another.
-pub const READS: &[orderflow_domain::schema::Reads] = &[
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::PLACED,
-        up_to: 3,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::STOCK_RESERVED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::STOCK_RESERVATION_FAILED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::PAYMENT_CAPTURED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::PAYMENT_DECLINED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::CONFIRMED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::SHIPMENT_RECORDED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::FULFILMENT_ADVANCED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::CANCELLED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::PAYMENT_REFUNDED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::STOCK_RELEASED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::SHIPMENT_CANCELLED,
-        up_to: 1,
-    },
+pub const READS: &[Reads] = &[
+    Reads::new(orderflow_domain::order::events::names::PLACED, 3),
+    Reads::new(orderflow_domain::order::events::names::STOCK_RESERVED, 1),
+    Reads::new(
+        orderflow_domain::order::events::names::STOCK_RESERVATION_FAILED,
+        1,
+    ),
+    Reads::new(orderflow_domain::order::events::names::PAYMENT_CAPTURED, 1),
+    Reads::new(orderflow_domain::order::events::names::PAYMENT_DECLINED, 1),
+    Reads::new(orderflow_domain::order::events::names::CONFIRMED, 1),
+    Reads::new(orderflow_domain::order::events::names::SHIPMENT_RECORDED, 1),
+    Reads::new(orderflow_domain::order::events::names::FULFILMENT_ADVANCED, 1),
+    Reads::new(orderflow_domain::order::events::names::CANCELLED, 1),
+    Reads::new(orderflow_domain::order::events::names::PAYMENT_REFUNDED, 1),
+    Reads::new(orderflow_domain::order::events::names::STOCK_RELEASED, 1),
+    Reads::new(orderflow_domain::order::events::names::SHIPMENT_CANCELLED, 1),
 ];
 
 /// What projecting one event did.

@@ -7,6 +7,7 @@ use orderflow_adapters::event_store::DynamoEventStore;
 use orderflow_app::Failure;
 use orderflow_app::{Clock, CommandService, EventStore, Repository, SystemClock};
 use orderflow_domain::order::OrderEvent;
+use orderflow_domain::schema::Reads;
 use orderflow_domain::shipment::{Shipment, ShipmentCommand, ShipmentCreated};
 use orderflow_domain::{DomainEvent, Envelope, Metadata, OrderId};
 use orderflow_lambda::{Consumer, FromConfig, Recorded};
@@ -16,15 +17,9 @@ pub const ACTOR: &str = "service:shipping";
 
 /// The events it reads, each up to the schema version it was built for: the contract
 /// gate fails when a producer would write a newer one or the template routes another.
-pub const READS: &[orderflow_domain::schema::Reads] = &[
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::CONFIRMED,
-        up_to: 1,
-    },
-    orderflow_domain::schema::Reads {
-        event_type: orderflow_domain::order::events::names::CANCELLED,
-        up_to: 1,
-    },
+pub const READS: &[Reads] = &[
+    Reads::new(orderflow_domain::order::events::names::CONFIRMED, 1),
+    Reads::new(orderflow_domain::order::events::names::CANCELLED, 1),
 ];
 
 /// The carrier's tracking number for an order: stable, so a retried creation that

@@ -126,6 +126,14 @@ pub struct Reads {
     pub up_to: u32,
 }
 
+impl Reads {
+    /// Reads `event_type` up to version `up_to`.
+    #[must_use]
+    pub const fn new(event_type: &'static str, up_to: u32) -> Self {
+        Self { event_type, up_to }
+    }
+}
+
 /// Every upcaster of every aggregate.
 pub fn upcasters() -> impl Iterator<Item = &'static Upcaster> {
     order::events::UPCASTERS.iter()
