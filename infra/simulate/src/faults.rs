@@ -387,39 +387,20 @@ impl StockLedger for FaultyLedger {
         expected_version: u64,
         events: &[EventRecord],
         moves: &[StockMove],
+        once: Option<&orderflow_app::Once>,
     ) -> Result<(), MoveError> {
         let fault = self
             .faults
-            .draw(&format!("append with stock moves to {stream}"))
+            .draw(&format!(
+                "append with stock moves to {stream}{}",
+                if once.is_some() { ", once" } else { "" }
+            ))
             .await;
         faulted(
             fault,
             || {
                 self.inner
-                    .append_with_moves(stream, expected_version, events, moves)
-            },
-            || AppendError::Store(outage("transaction")).into(),
-        )
-        .await
-    }
-
-    async fn append_with_moves_once(
-        &self,
-        stream: &StreamId,
-        expected_version: u64,
-        events: &[EventRecord],
-        moves: &[StockMove],
-        once: &orderflow_app::Once,
-    ) -> Result<(), MoveError> {
-        let fault = self
-            .faults
-            .draw(&format!("append with stock moves to {stream}, once"))
-            .await;
-        faulted(
-            fault,
-            || {
-                self.inner
-                    .append_with_moves_once(stream, expected_version, events, moves, once)
+                    .append_with_moves(stream, expected_version, events, moves, once)
             },
             || AppendError::Store(outage("transaction")).into(),
         )

@@ -77,7 +77,13 @@ async fn next(
     stock_move: StockMove,
 ) -> Result<(), MoveError> {
     ledger
-        .append_with_moves(stream, version, &records(stream, version + 1, 1), &[stock_move])
+        .append_with_moves(
+            stream,
+            version,
+            &records(stream, version + 1, 1),
+            &[stock_move],
+            None,
+        )
         .await
 }
 
@@ -117,12 +123,12 @@ mod suite {
         };
         let first = once("receive-5");
         ledger
-            .append_with_moves_once(&stream, 0, &records(&stream, 1, 1), &[receive(5)], &first)
+            .append_with_moves(&stream, 0, &records(&stream, 1, 1), &[receive(5)], Some(&first))
             .await
             .unwrap();
         for retry in 0..2 {
             let again = ledger
-                .append_with_moves_once(&stream, 1, &records(&stream, 2, 1), &[receive(5)], &first)
+                .append_with_moves(&stream, 1, &records(&stream, 2, 1), &[receive(5)], Some(&first))
                 .await;
             assert!(
                 matches!(again, Err(MoveError::AlreadyApplied)),
@@ -133,12 +139,12 @@ mod suite {
         assert_eq!(ledger.store().load(&stream, 0).await.unwrap().len(), 1);
 
         ledger
-            .append_with_moves_once(
+            .append_with_moves(
                 &stream,
                 1,
                 &records(&stream, 2, 1),
                 &[receive(2)],
-                &once("receive-2"),
+                Some(&once("receive-2")),
             )
             .await
             .unwrap();
@@ -151,22 +157,22 @@ mod suite {
         let refused_then_smaller = once("write-off");
         short_of_stock(
             &ledger
-                .append_with_moves_once(
+                .append_with_moves(
                     &stream,
                     2,
                     &records(&stream, 3, 1),
                     &[write_off(100)],
-                    &refused_then_smaller,
+                    Some(&refused_then_smaller),
                 )
                 .await,
         );
         ledger
-            .append_with_moves_once(
+            .append_with_moves(
                 &stream,
                 2,
                 &records(&stream, 3, 1),
                 &[write_off(7)],
-                &refused_then_smaller,
+                Some(&refused_then_smaller),
             )
             .await
             .unwrap();
@@ -182,20 +188,20 @@ mod suite {
         let reserve = records(&stream, 1, 1);
         let moves = [StockMove::Reserve(line(&sku, 2))];
         ledger
-            .append_with_moves(&stream, 0, &reserve, &moves)
+            .append_with_moves(&stream, 0, &reserve, &moves, None)
             .await
             .unwrap();
         assert_eq!(counters(&catalog, &sku).await, (3, 2));
         // The same append again (a retry after a lost response) moves nothing more.
         ledger
-            .append_with_moves(&stream, 0, &reserve, &moves)
+            .append_with_moves(&stream, 0, &reserve, &moves, None)
             .await
             .unwrap();
         assert_eq!(counters(&catalog, &sku).await, (3, 2));
         assert_eq!(ledger.store().load(&stream, 0).await.unwrap().len(), 1);
         let release = records(&stream, 2, 1);
         ledger
-            .append_with_moves(&stream, 1, &release, &[StockMove::Release(line(&sku, 2))])
+            .append_with_moves(&stream, 1, &release, &[StockMove::Release(line(&sku, 2))], None)
             .await
             .unwrap();
         assert_eq!(counters(&catalog, &sku).await, (5, 0));
@@ -209,7 +215,9 @@ mod suite {
             StockMove::Reserve(line(&plenty, 4)),
             StockMove::Reserve(line(&scarce, 2)),
         ];
-        let refused = ledger.append_with_moves(&stream, 0, &events, &too_many).await;
+        let refused = ledger
+            .append_with_moves(&stream, 0, &events, &too_many, None)
+            .await;
         assert!(
             matches!(
                 refused,
@@ -222,7 +230,13 @@ mod suite {
         );
         let unknown = Sku::parse("SKU-NOT-LISTED").unwrap();
         let refused = ledger
-            .append_with_moves(&stream, 0, &events, &[StockMove::Reserve(line(&unknown, 1))])
+            .append_with_moves(
+                &stream,
+                0,
+                &events,
+                &[StockMove::Reserve(line(&unknown, 1))],
+                None,
+            )
             .await;
         assert!(
             matches!(
@@ -236,7 +250,7 @@ mod suite {
         );
         // Releasing more than is reserved is refused too: stock is never conjured.
         let refused = ledger
-            .append_with_moves(&stream, 0, &events, &[StockMove::Release(line(&plenty, 1))])
+            .append_with_moves(&stream, 0, &events, &[StockMove::Release(line(&plenty, 1))], None)
             .await;
         assert!(matches!(
             refused,
@@ -262,7 +276,11 @@ mod suite {
             let ledger = &ledger;
             let stream = &stream;
             let expected = version - 1;
-            async move { ledger.append_with_moves(stream, expected, &events, &moves).await }
+            async move {
+                ledger
+                    .append_with_moves(stream, expected, &events, &moves, None)
+                    .await
+            }
         };
         step(vec![StockMove::Reserve(line(&sku, 4))]).await.unwrap();
         step(vec![StockMove::Sell(line(&sku, 3))]).await.unwrap();
@@ -302,6 +320,7 @@ mod suite {
                 4,
                 &records(&stream, 5, 1),
                 &[StockMove::Sell(line(&sku, 2))],
+                None,
             )
             .await;
         assert!(
@@ -329,6 +348,7 @@ mod suite {
                     sku: missing.clone(),
                     quantity: 1,
                 }],
+                None,
             )
             .await;
         assert!(
@@ -357,6 +377,7 @@ mod suite {
                     details: details(2500, Some("Steel")),
                     received: 4,
                 }],
+                None,
             )
             .await
             .unwrap();
@@ -370,6 +391,7 @@ mod suite {
                     details: details(2700, None),
                     received: 0,
                 }],
+                None,
             )
             .await
             .unwrap();
@@ -412,7 +434,7 @@ mod suite {
             let events = records(&stream, 1, 1);
             loop {
                 match ledger
-                    .append_with_moves(&stream, 0, &events, &[StockMove::Reserve(line(sku, 1))])
+                    .append_with_moves(&stream, 0, &events, &[StockMove::Reserve(line(sku, 1))], None)
                     .await
                 {
                     Ok(()) => return false,
@@ -557,7 +579,7 @@ mod suite {
             .unwrap();
         let late = records(&stream, 1, 1);
         let lost = ledger
-            .append_with_moves(&stream, 0, &late, &[StockMove::Reserve(line(&sku, 1))])
+            .append_with_moves(&stream, 0, &late, &[StockMove::Reserve(line(&sku, 1))], None)
             .await;
         assert!(
             matches!(lost, Err(MoveError::Append(AppendError::Conflict { .. }))),
@@ -657,7 +679,7 @@ mod layout {
         // were resharded): inventory loads and appends again, and so does this.
         for _ in 0..5 {
             match ledger
-                .append_with_moves(stream, version, &records(stream, version + 1, 1), &moves)
+                .append_with_moves(stream, version, &records(stream, version + 1, 1), &moves, None)
                 .await
             {
                 Ok(()) => return,

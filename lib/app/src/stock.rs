@@ -248,12 +248,13 @@ pub trait StockLedger: Send + Sync {
     /// Its event store.
     fn store(&self) -> &Self::Store;
 
-    /// Appends `events` at `expected_version` and applies `moves`, or nothing at all.
-    /// The same append again (the same event ids at the same versions) succeeds without
-    /// moving stock twice.
+    /// Appends `events` at `expected_version`, applies `moves` and, when given, claims
+    /// `once`, in one transaction: all of it, or nothing. The same append again (the
+    /// same event ids at the same versions) succeeds without moving stock twice.
     ///
     /// # Errors
     /// [`MoveError::Refused`] names the move that failed its condition;
+    /// [`MoveError::AlreadyApplied`] when `once` was claimed before (nothing written);
     /// [`AppendError::Conflict`] when another writer appended first.
     fn append_with_moves(
         &self,
@@ -261,21 +262,7 @@ pub trait StockLedger: Send + Sync {
         expected_version: u64,
         events: &[EventRecord],
         moves: &[StockMove],
-    ) -> impl Future<Output = Result<(), MoveError>> + Send;
-
-    /// As [`StockLedger::append_with_moves`], and claims `once` in the same
-    /// transaction: all three happen, or none.
-    ///
-    /// # Errors
-    /// [`MoveError::AlreadyApplied`] when `once` was claimed before (nothing written);
-    /// the rest as [`StockLedger::append_with_moves`].
-    fn append_with_moves_once(
-        &self,
-        stream: &StreamId,
-        expected_version: u64,
-        events: &[EventRecord],
-        moves: &[StockMove],
-        once: &Once,
+        once: Option<&Once>,
     ) -> impl Future<Output = Result<(), MoveError>> + Send;
 }
 
@@ -337,18 +324,9 @@ where
             loaded.stamp(clock.now()),
         );
         let records: Vec<_> = envelopes.iter().map(EventRecord::from_envelope).collect();
-        let appended = match once {
-            None => {
-                ledger
-                    .append_with_moves(&stream, loaded.version, &records, &moves)
-                    .await
-            }
-            Some(once) => {
-                ledger
-                    .append_with_moves_once(&stream, loaded.version, &records, &moves, once)
-                    .await
-            }
-        };
+        let appended = ledger
+            .append_with_moves(&stream, loaded.version, &records, &moves, once)
+            .await;
         match appended {
             Ok(()) => return Ok(Applied::Done(envelopes)),
             Err(MoveError::AlreadyApplied) => {

@@ -193,18 +193,8 @@ impl StockLedger for MemoryStockLedger {
         expected_version: u64,
         events: &[EventRecord],
         moves: &[StockMove],
+        once: Option<&Once>,
     ) -> Result<(), MoveError> {
-        self.append(stream, expected_version, events, moves, None)
-    }
-
-    async fn append_with_moves_once(
-        &self,
-        stream: &StreamId,
-        expected_version: u64,
-        events: &[EventRecord],
-        moves: &[StockMove],
-        once: &Once,
-    ) -> Result<(), MoveError> {
-        self.append(stream, expected_version, events, moves, Some(once))
+        self.append(stream, expected_version, events, moves, once)
     }
 }
