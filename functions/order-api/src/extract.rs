@@ -104,6 +104,7 @@ struct ItemRequest {
     sku: String,
     /// How many.
     #[schemars(with = "Quantity")]
+    #[serde(deserialize_with = "orderflow_domain::whole::u64")]
     quantity: u64,
 }
 
@@ -196,7 +197,7 @@ pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 pub(crate) struct CancelRequest {
     /// Why, in the customer's or operator's words: 1 to 500 characters. Kept in
     /// clear in the order's audit trail, so not a place for personal data.
-    #[schemars(length(min = 1, max = 500), regex(pattern = orderflow_domain::schema::NOT_BLANK))]
+    #[schemars(length(min = 1, max = 500), regex(pattern = orderflow_domain::PLAIN_TEXT))]
     pub(crate) reason: String,
 }
 

@@ -75,14 +75,14 @@ impl From<Product> for ProductBody {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct DescribeRequest {
     /// 1 to 200 characters.
-    #[schemars(with = "String", required, length(min = 1, max = 200), regex(pattern = orderflow_domain::schema::NOT_BLANK))]
+    #[schemars(with = "String", required, length(min = 1, max = 200), regex(pattern = orderflow_domain::PLAIN_TEXT))]
     name: Option<String>,
     /// The price of one unit, for orders placed from now on.
     #[schemars(with = "PriceRequest", required)]
     price: Option<serde_json::Value>,
     /// At most 500 characters; blank or absent for none.
     #[serde(default)]
-    #[schemars(length(max = 500))]
+    #[schemars(length(max = 500), regex(pattern = orderflow_domain::PLAIN_TEXT_OR_BLANK))]
     description: Option<String>,
 }
 
@@ -91,7 +91,8 @@ pub struct DescribeRequest {
 #[schemars(rename = "Price")]
 struct PriceRequest {
     /// Minor units (cents), above 0.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = u64::MAX))]
+    #[serde(deserialize_with = "orderflow_domain::whole::u64")]
     amount: u64,
     /// An ISO 4217 code.
     #[schemars(with = "orderflow_domain::Currency")]
@@ -151,7 +152,7 @@ pub struct StockRequest {
     #[schemars(with = "i64", required, range(min = -1_000_000, max = 1_000_000), extend("not" = {"const": 0}))]
     delta: Option<serde_json::Value>,
     /// Why, for the audit trail: 1 to 500 characters.
-    #[schemars(with = "String", required, length(min = 1, max = 500), regex(pattern = orderflow_domain::schema::NOT_BLANK))]
+    #[schemars(with = "String", required, length(min = 1, max = 500), regex(pattern = orderflow_domain::PLAIN_TEXT))]
     reason: Option<String>,
 }
 
@@ -160,7 +161,7 @@ impl StockRequest {
         let delta = self
             .delta
             .as_ref()
-            .and_then(serde_json::Value::as_i64)
+            .and_then(orderflow_domain::whole::as_i64)
             .filter(|d| *d != 0 && d.unsigned_abs() <= MAX_STOCK_DELTA)
             .ok_or_else(|| {
                 ApiError::invalid_field(

@@ -303,7 +303,7 @@ pub fn operations<P: Stores, D: Describe>() -> Vec<(Operation<D>, Handler<P>)> {
                         Param {
                             required: true,
                             schema: D::written(|_| {
-                                schemars::json_schema!({"type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S"})
+                                schemars::json_schema!({"type": "string", "minLength": 1, "maxLength": 500, "pattern": orderflow_domain::PLAIN_TEXT})
                             }),
                             ..query::<D, String>(
                                 "reason",

@@ -610,6 +610,31 @@ async fn the_catalog_is_paged_for_everyone_and_every_product_comes_once() {
 }
 
 #[tokio::test]
+async fn a_quantity_written_with_a_zero_fraction_is_the_whole_number_json_schema_says_it_is() {
+    let app = app(60).await;
+    let mut whole = order("SKU-1", 1);
+    whole["items"][0]["quantity"] = json!(2.0);
+    let reply = app
+        .call(C1, "POST", "/orders", Some("k-whole"), Some(whole))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["items"][0]["quantity"], 2, "{}", reply.body);
+    let placed = app
+        .call(
+            C1,
+            "GET",
+            &format!(
+                "/orders/{}?consistent=true",
+                reply.body["orderId"].as_str().unwrap()
+            ),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(placed.body["items"][0]["quantity"], 2, "{}", placed.body);
+}
+
+#[tokio::test]
 async fn a_bad_body_names_the_json_path_of_the_member_at_fault() {
     let app = app(60).await;
     let with = |pointer: &str, value: Option<Value>| {
@@ -664,6 +689,12 @@ async fn a_bad_body_names_the_json_path_of_the_member_at_fault() {
             "/items/1/quantity",
             Some(json!(0)),
             "invalid_order",
+            "items[1].quantity",
+        ),
+        (
+            "/items/1/quantity",
+            Some(json!(1.5)),
+            "malformed_request",
             "items[1].quantity",
         ),
         (

@@ -201,8 +201,19 @@ impl fmt::Display for OrderId {
 
 /// How many units of one SKU a line orders: `1..=1000`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u32")]
+#[serde(try_from = "Whole", into = "u32")]
 pub struct Quantity(u32);
+
+/// A count as it is written: `2` or `2.0` ([`crate::whole`]).
+#[derive(Deserialize)]
+struct Whole(#[serde(deserialize_with = "crate::whole::u64")] u64);
+
+impl TryFrom<Whole> for Quantity {
+    type Error = ParseError;
+    fn try_from(value: Whole) -> Result<Self, Self::Error> {
+        Self::parse(value.0)
+    }
+}
 
 impl Quantity {
     /// The smallest quantity a line may order.

@@ -27,6 +27,7 @@ pub mod schema;
 pub mod shipment;
 mod text;
 pub mod time;
+pub mod whole;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,7 +35,7 @@ use serde::de::DeserializeOwned;
 pub use envelope::{DecodeError, DomainEvent, Envelope, Metadata, RawEnvelope, ReplayMark};
 pub use ids::{CustomerId, IdempotencyKey, OrderId, ParseError, Quantity, Sku};
 pub use money::{Currency, Money, MoneyError};
-pub use text::is_plain_text;
+pub use text::{PLAIN_TEXT, PLAIN_TEXT_OR_BLANK, is_plain_text};
 pub use time::{Timestamp, TimestampError};
 
 /// An event-sourced aggregate as a decider: state is the fold of its events.

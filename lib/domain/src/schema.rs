@@ -189,9 +189,6 @@ fn text(description: &str, max: usize, pattern: &str) -> Schema {
     })
 }
 
-/// Text with something besides spaces in it.
-pub const NOT_BLANK: &str = r"\S";
-
 /// Letters, digits and `- _ . :`, as identifiers allow.
 const ID_PATTERN: &str = "^[A-Za-z0-9._:-]+$";
 

@@ -53,9 +53,69 @@ const fn is_bidi_control(c: char) -> bool {
     )
 }
 
+/// The characters [`is_plain_text`] refuses, as a character class body of a JSON
+/// Schema (ECMA-262) pattern: Unicode's controls (C0, DEL, C1) and the bidi controls.
+macro_rules! not_plain {
+    () => {
+        r"\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+    };
+}
+
+/// What the contract says of free text the server checks with [`is_plain_text`] and
+/// finds not blank: plain characters only, and one of them besides white space.
+pub const PLAIN_TEXT: &str = concat!(
+    "^[^",
+    not_plain!(),
+    r"]*[^\s",
+    not_plain!(),
+    "][^",
+    not_plain!(),
+    "]*$"
+);
+
+/// What the contract says of optional free text the server treats as absent when
+/// blank: blank, or plain characters only.
+pub const PLAIN_TEXT_OR_BLANK: &str = concat!(r"^(\s*|[^", not_plain!(), "]*)$");
+
 #[cfg(test)]
 mod tests {
-    use super::is_plain_text;
+    use super::{PLAIN_TEXT, is_plain_text};
+
+    /// The ranges of the pattern's character class, read back from its text.
+    fn refused_by_pattern() -> Vec<(u32, u32)> {
+        let class = &PLAIN_TEXT[3..PLAIN_TEXT.find(']').unwrap_or_default()];
+        let code = |hex: &str| u32::from_str_radix(hex, 16).unwrap_or(u32::MAX);
+        class.split("\\u").filter(|part| !part.is_empty()).fold(
+            Vec::new(),
+            |mut ranges: Vec<(u32, u32)>, part| {
+                if let Some(start) = part.strip_suffix('-') {
+                    ranges.push((code(start), u32::MAX));
+                } else if let Some(last) = ranges.last_mut().filter(|r| r.1 == u32::MAX) {
+                    last.1 = code(part);
+                } else {
+                    ranges.push((code(part), code(part)));
+                }
+                ranges
+            },
+        )
+    }
+
+    #[test]
+    fn the_contract_s_pattern_refuses_exactly_what_is_not_plain_text() {
+        let ranges = refused_by_pattern();
+        assert!(ranges.len() >= 7, "{ranges:?}");
+        for c in (0..=0x3000).filter_map(char::from_u32) {
+            let refused = ranges
+                .iter()
+                .any(|&(from, to)| (from..=to).contains(&u32::from(c)));
+            assert_eq!(
+                refused,
+                !is_plain_text(&c.to_string()),
+                "{c:?} U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
 
     #[test]
     fn control_and_bidi_characters_are_not_plain_text() {

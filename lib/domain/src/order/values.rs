@@ -128,30 +128,26 @@ pub struct ShippingAddress {
     pub country: String,
 }
 
-/// An address line's pattern in the contract: something besides spaces in it and no
-/// control characters, as the address's own check has it.
-const PRINTABLE: &str = r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$";
-
 /// Where an order goes, as a client writes it.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ShippingAddress")]
 struct RawAddress {
     /// Recipient.
-    #[schemars(length(min = 1, max = 200), regex(pattern = PRINTABLE))]
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::PLAIN_TEXT))]
     name: String,
     /// Street and number.
-    #[schemars(length(min = 1, max = 200), regex(pattern = PRINTABLE))]
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::PLAIN_TEXT))]
     line1: String,
     /// Anything else.
     #[serde(default)]
-    #[schemars(length(min = 1, max = 200), regex(pattern = PRINTABLE))]
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::PLAIN_TEXT))]
     line2: Option<String>,
     /// City.
-    #[schemars(length(min = 1, max = 200), regex(pattern = PRINTABLE))]
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::PLAIN_TEXT))]
     city: String,
     /// Postal code.
-    #[schemars(length(min = 1, max = 200), regex(pattern = PRINTABLE))]
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::PLAIN_TEXT))]
     postal_code: String,
     /// ISO 3166-1 alpha-2 country code.
     #[schemars(regex(pattern = r"^[A-Z]{2}$"))]
