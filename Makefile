@@ -84,12 +84,23 @@ endif
 SEEDS ?= 100
 .PHONY: simulate
 simulate: ## The whole system in memory: SEEDS seeded schedules with faults, every invariant checked (SEED=n replays one, with its trace).
-	cargo run --quiet --locked -p orderflow-simulate -- $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
+	@$(BUILD_DEBUG) --quiet
+	$(DEBUG_BIN)/simulate $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
 
 MUTANT_SEEDS ?= 200
 .PHONY: simulate-mutants
-simulate-mutants: ## The simulation's teeth: every deliberately broken variant must break an invariant within MUTANT_SEEDS seeds.
-	cargo run --quiet --locked -p orderflow-simulate --features mutants -- --mutants --seeds $(MUTANT_SEEDS)
+simulate-mutants: ## The simulation's teeth: with each bug planted in a port, some seed of MUTANT_SEEDS must break an invariant.
+	@$(BUILD_DEBUG) --quiet
+	$(DEBUG_BIN)/simulate --mutants --seeds $(MUTANT_SEEDS)
+
+CARGO_MUTANTS_VERSION = 27.1.0
+CARGO_MUTANTS = .local/cargo-tools/bin/cargo-mutants
+MUTATE ?= -p orderflow-domain
+.PHONY: mutants
+mutants: ## Mutation testing with cargo-mutants (pinned): every mutant of MUTATE's code against its tests; the report goes to mutants.out/ (not run by CI; docs/testing.md has the last score).
+	@test -x $(CARGO_MUTANTS) && $(CARGO_MUTANTS) mutants --version | grep -q ' $(CARGO_MUTANTS_VERSION)$$' \
+	  || cargo install --quiet --locked cargo-mutants --version $(CARGO_MUTANTS_VERSION) --root .local/cargo-tools
+	$(CARGO_MUTANTS) mutants $(MUTATE) -j 2
 
 .PHONY: schemas
 schemas: ## Write the contracts from the code: openapi.json and events/schemas/ (never over a published version with a breaking change).
@@ -158,4 +169,4 @@ bench: install ## Benchmarks, each beside its baseline: handler CPU vs serde_jso
 	infra/local/with-emulators.sh cargo bench --locked -p orderflow-adapters --bench event_path --bench hot_sku
 
 .PHONY: ci
-ci: fmt clippy test schema-check fuzz simulate simulate-mutants lint-template doc build ## What .ci/run runs.
+ci: fmt clippy test schema-check fuzz simulate lint-template doc build ## What .ci/run runs.

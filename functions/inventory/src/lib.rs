@@ -169,17 +169,7 @@ fn moves(events: &[InventoryEvent]) -> Vec<StockMove> {
         .iter()
         .flat_map(|event| match event {
             InventoryEvent::Reserved(e) => e.lines.iter().cloned().map(StockMove::Reserve).collect(),
-            InventoryEvent::Released(e) if orderflow_domain::mutant::active("inventory-releases-twice") => e
-                .lines
-                .iter()
-                .chain(&e.lines)
-                .cloned()
-                .map(StockMove::Release)
-                .collect(),
             InventoryEvent::Released(e) => e.lines.iter().cloned().map(StockMove::Release).collect(),
-            InventoryEvent::Sold(_) if orderflow_domain::mutant::active("inventory-sale-moves-nothing") => {
-                Vec::new()
-            }
             InventoryEvent::Sold(e) => e.lines.iter().cloned().map(StockMove::Sell).collect(),
             InventoryEvent::ReservationFailed(_) | InventoryEvent::Voided(_) => Vec::new(),
         })

@@ -180,16 +180,6 @@ impl<C: Clock, S: EventStore> OrderSaga<C, S> {
                 envelope.event_type()
             )));
         };
-        if orderflow_domain::mutant::active("saga-ignores-compensations")
-            && matches!(
-                command,
-                OrderCommand::RecordStockReleased { .. }
-                    | OrderCommand::RecordPaymentRefunded { .. }
-                    | OrderCommand::RecordShipmentCancelled { .. }
-            )
-        {
-            return Ok(Recorded(Vec::new()));
-        }
         let executed = self
             .commands
             .execute::<Order>(&order_id.to_string(), command, metadata, None)

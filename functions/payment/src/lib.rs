@@ -240,7 +240,6 @@ impl<G: PaymentGateway, V: PaymentVault, C: Clock, S: EventStore> PaymentService
                         amount: capture.amount,
                     })
                 }
-                Step::Void if orderflow_domain::mutant::active("payment-without-tombstone") => return Ok(()),
                 Step::Void => {
                     let command = self.void(order_id).await?;
                     if let PaymentCommand::RecordCapture(found) = &command {

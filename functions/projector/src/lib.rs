@@ -103,11 +103,7 @@ impl<S: EventStore, V: OrderViews> Projector<S, V> {
         let mut projection = match stored {
             Some(stored) => match stored.projection {
                 Some(projection) => projection,
-                None if stored.view.version >= envelope.version
-                    && !orderflow_domain::mutant::active("projector-accepts-older") =>
-                {
-                    return Ok(Outcome::Duplicate);
-                }
+                None if stored.view.version >= envelope.version => return Ok(Outcome::Duplicate),
                 // Written by another state schema: fold the order again from the start.
                 None => OrderProjection::default(),
             },

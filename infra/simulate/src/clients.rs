@@ -134,7 +134,9 @@ impl World {
                 )
                 .await
             {
-                Ok(_) => {
+                Ok(executed) => {
+                    // Answered with the order cancelled: nothing may undo that.
+                    self.orders[n].cancel_accepted |= !executed.events.is_empty();
                     self.note(|| format!("cancel order {n} by {actor}: done on attempt {attempt}"));
                     return;
                 }

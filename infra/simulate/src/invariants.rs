@@ -75,6 +75,12 @@ impl World {
                 }
                 continue;
             };
+            if planned.cancel_accepted && folded.status != OrderStatus::Cancelled {
+                violations.push(format!(
+                    "order {n}: its cancellation was answered as done, yet it is {}",
+                    folded.status
+                ));
+            }
             match folded.status {
                 OrderStatus::Cancelled => {}
                 // Confirmed and shipped; operators may have moved it on since.

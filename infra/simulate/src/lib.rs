@@ -18,6 +18,7 @@
 mod clients;
 pub mod faults;
 mod invariants;
+pub mod mutants;
 mod transport;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -27,6 +28,7 @@ use std::pin::Pin;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use faults::{Faults, FaultyGateway, FaultyIdempotency, FaultyLedger, FaultyStore, Rng, SimClock};
 use inventory::InventoryService;
+use mutants::{Bug, Mutated};
 use order_saga::OrderSaga;
 use orderflow_adapters::MemoryIdempotencyStore;
 use orderflow_adapters::catalog::{MemoryCatalog, MemoryStockLedger};
@@ -61,6 +63,8 @@ pub struct Settings {
     pub quiesce_steps: usize,
     /// Keep a trace of every step and fault (to print a seed's schedule).
     pub traced: bool,
+    /// The bug planted in one port, if any ([`mutants`]).
+    pub mutant: Option<Bug>,
 }
 
 impl Default for Settings {
@@ -71,6 +75,7 @@ impl Default for Settings {
             chaos_steps: 120,
             quiesce_steps: 4000,
             traced: false,
+            mutant: None,
         }
     }
 }
@@ -144,6 +149,8 @@ struct Planned {
     advance: usize,
     placed: bool,
     cancelled: bool,
+    /// The API answered a cancellation with the order cancelled.
+    cancel_accepted: bool,
 }
 
 /// The API's idempotency lease, as `order_api::Api::idempotency` sets it.
@@ -163,9 +170,9 @@ struct World {
     gateway: MemoryGateway,
     /// Why each failed message failed, as the consumers recorded it.
     failures: MemoryFailureLog,
-    api: CommandService<FaultyStore, SimClock>,
+    api: CommandService<Mutated<FaultyStore>, SimClock>,
     /// The API's place-order use case and its idempotency records.
-    placement: Placement<FaultyStore, SimClock, MemoryCatalog, MemoryVault>,
+    placement: Placement<Mutated<FaultyStore>, SimClock, MemoryCatalog, MemoryVault>,
     idempotency: Idempotency<FaultyIdempotency<MemoryIdempotencyStore>, SimClock>,
     /// The customers' data keys: the API seals each address before it places an order.
     personal: orderflow_app::personal::PersonalData<orderflow_adapters::personal::MemoryCustomerKeys>,
@@ -224,6 +231,8 @@ impl World {
         let gateway = MemoryGateway::with_clock(clock.clone());
         let vault = MemoryVault::new();
         let repository = |s: &FaultyStore| Repository::new(s.clone(), 0);
+        // The store as one consumer sees it, with the run's bug if it is one of `bugs`.
+        let mutated = |bugs: &[Bug]| Repository::new(Mutated::new(faulty.clone(), settings.mutant, bugs), 0);
 
         let failures = MemoryFailureLog::new();
         let mut handlers: BTreeMap<String, Handler> = BTreeMap::new();
@@ -239,7 +248,15 @@ impl World {
         handlers.insert(
             "inventory".into(),
             handler(
-                InventoryService::new(Repository::new(store.clone(), 0), clock.skewed(skew()), ledger),
+                InventoryService::new(
+                    Repository::new(store.clone(), 0),
+                    clock.skewed(skew()),
+                    Mutated::new(
+                        ledger,
+                        settings.mutant,
+                        &[Bug::LedgerReleasesTwice, Bug::LedgerSaleMovesNothing],
+                    ),
+                ),
                 &failures,
                 &clock,
             ),
@@ -250,7 +267,11 @@ impl World {
                 PaymentService::new(
                     repository(&faulty),
                     clock.skewed(skew()),
-                    FaultyGateway::new(gateway.clone(), faults.clone()),
+                    Mutated::new(
+                        FaultyGateway::new(gateway.clone(), faults.clone()),
+                        settings.mutant,
+                        &[Bug::ProviderRefundsNothing],
+                    ),
                     vault.clone(),
                 ),
                 &failures,
@@ -268,7 +289,7 @@ impl World {
         handlers.insert(
             "order-saga".into(),
             handler(
-                OrderSaga::new(repository(&faulty), clock.skewed(skew())),
+                OrderSaga::new(mutated(&[Bug::SagaStoreDropsCompensations]), clock.skewed(skew())),
                 &failures,
                 &clock,
             ),
@@ -276,13 +297,16 @@ impl World {
         handlers.insert(
             "projector".into(),
             handler(
-                Projector::new(repository(&faulty), views.clone()),
+                Projector::new(
+                    repository(&faulty),
+                    Mutated::new(views.clone(), settings.mutant, &[Bug::ReadModelKeepsFirstWrite]),
+                ),
                 &failures,
                 &clock,
             ),
         );
         let api_clock = clock.skewed(skew());
-        let api = CommandService::new(repository(&faulty), api_clock.clone(), 5);
+        let api = CommandService::new(mutated(&[Bug::ApiStoreLosesCancellations]), api_clock.clone(), 5);
         let placement = Placement::new(api.clone(), catalog.clone(), vault.clone());
         let idempotency = Idempotency::new(
             FaultyIdempotency::new(MemoryIdempotencyStore::new(), faults.clone()),
@@ -359,6 +383,7 @@ impl World {
                 advance: if rng.chance(400) { 1 + rng.below(4) } else { 0 },
                 placed: false,
                 cancelled: false,
+                cancel_accepted: false,
             })
             .collect();
         Ok(Self {
@@ -569,6 +594,32 @@ mod tests {
             faults += report.faults;
         }
         assert!(faults > 0, "the runs injected no fault");
+    }
+
+    /// The simulation tells a broken system from the real one: with any one bug
+    /// planted in a port, a seed breaks an invariant (what `make simulate-mutants`
+    /// prints, as a test).
+    #[tokio::test]
+    async fn every_bug_planted_in_a_port_breaks_an_invariant() {
+        for mutant in mutants::ALL {
+            let planted = Settings {
+                mutant: Some(mutant.bug),
+                ..Settings::default()
+            };
+            let mut caught = None;
+            for seed in 1..=200 {
+                if !run(seed, planted).await.unwrap().violations.is_empty() {
+                    caught = Some(seed);
+                    break;
+                }
+            }
+            assert!(
+                caught.is_some(),
+                "{} survived 200 seeds: {}",
+                mutant.name,
+                mutant.breaks
+            );
+        }
     }
 
     /// Lambda hands a consumer several messages at once and settles each by the

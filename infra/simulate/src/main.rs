@@ -5,17 +5,17 @@
 //! `simulate: N scenarios, F faults injected, V invariant violations`; the exit code is
 //! 1 when any invariant broke.
 //!
-//! `simulate --mutants --seeds 200` (built with the `mutants` feature, as
-//! `make simulate-mutants` does) runs every deliberately broken variant of
-//! [`orderflow_domain::mutant::ALL`] until a seed catches it, and fails when one survives
-//! its seed budget: the simulation has teeth only if it tells them from the real code.
+//! `simulate --mutants --seeds 200` (`make simulate-mutants`) runs the system with each
+//! of [`mutants::ALL`], a bug planted in one port, until a seed catches it, and fails
+//! when one survives its seed budget: the simulation has teeth only if it tells a
+//! broken system from the real one.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use orderflow_simulate::{Settings, run};
+use orderflow_simulate::{Settings, mutants, run};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,8 +29,8 @@ struct Args {
     /// Replay this one seed and print its trace.
     #[arg(long)]
     seed: Option<u64>,
-    /// Run every deliberately broken variant instead, each until a seed catches it
-    /// (needs the `mutants` feature).
+    /// Run every mutant (a bug planted in one port) instead, each until a seed
+    /// catches it.
     #[arg(long)]
     mutants: bool,
     /// Orders per scenario.
@@ -120,16 +120,17 @@ fn main() -> ExitCode {
 }
 
 /// Runs each mutant over seeds 1..=`budget` until one catches it.
-#[cfg(feature = "mutants")]
 fn mutants(runtime: &tokio::runtime::Runtime, budget: u64, settings: Settings) -> ExitCode {
-    use orderflow_domain::mutant;
     let mut out = std::io::stdout().lock();
     let mut survivors = Vec::new();
-    for candidate in mutant::ALL {
-        mutant::activate(Some(candidate.name));
+    for candidate in mutants::ALL {
+        let planted = Settings {
+            mutant: Some(candidate.bug),
+            ..settings
+        };
         let mut caught = None;
         for seed in 1..=budget {
-            let finding = match runtime.block_on(run(seed, settings)) {
+            let finding = match runtime.block_on(run(seed, planted)) {
                 Ok(report) => report.violations.into_iter().next(),
                 Err(e) => Some(format!("the run failed: {e:#}")),
             };
@@ -138,7 +139,6 @@ fn mutants(runtime: &tokio::runtime::Runtime, budget: u64, settings: Settings) -
                 break;
             }
         }
-        mutant::activate(None);
         match caught {
             Some((seed, finding)) => {
                 let _ = writeln!(out, "mutant {}: caught by seed {seed}: {finding}", candidate.name);
@@ -156,8 +156,8 @@ fn mutants(runtime: &tokio::runtime::Runtime, budget: u64, settings: Settings) -
     let _ = writeln!(
         out,
         "simulate-mutants: {} mutants, {} caught, {} survived",
-        mutant::ALL.len(),
-        mutant::ALL.len() - survivors.len(),
+        mutants::ALL.len(),
+        mutants::ALL.len() - survivors.len(),
         survivors.len()
     );
     if survivors.is_empty() {
@@ -165,13 +165,4 @@ fn mutants(runtime: &tokio::runtime::Runtime, budget: u64, settings: Settings) -
     } else {
         ExitCode::FAILURE
     }
-}
-
-#[cfg(not(feature = "mutants"))]
-fn mutants(_: &tokio::runtime::Runtime, _: u64, _: Settings) -> ExitCode {
-    let _ = writeln!(
-        std::io::stderr(),
-        "simulate: built without the mutants feature; run `make simulate-mutants`"
-    );
-    ExitCode::FAILURE
 }

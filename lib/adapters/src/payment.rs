@@ -602,9 +602,7 @@ impl PaymentGateway for MemoryGateway {
                 reason: "payment_cancelled".into(),
             });
         }
-        if let Some(entry) = provider.captures.get(&order_id)
-            && !orderflow_domain::mutant::active("provider-ignores-capture-key")
-        {
+        if let Some(entry) = provider.captures.get(&order_id) {
             // The key was used: the first answer again, or a refusal for another amount.
             if !same_amount(entry, amount) {
                 let payment_id = entry.payment_id.clone();

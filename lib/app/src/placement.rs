@@ -165,28 +165,6 @@ impl<S: EventStore, C: Clock, K: Catalog, V: PaymentVault> Placement<S, C, K, V>
             }
             // This placement ran before (it crashed, or its answer was lost, after the
             // append): the order on its stream is the one to answer with.
-            Err(CommandError::Domain(OrderError::AlreadyPlaced))
-                if orderflow_domain::mutant::active("placement-takeover-mints-new-id") =>
-            {
-                let again = OrderId::from_uuid(Uuid::new_v5(
-                    &ORDER_ID_NAMESPACE,
-                    format!("{order_id}@{now}").as_bytes(),
-                ));
-                let OrderCommand::Place(mut place) = command else {
-                    return Err(PlaceError::KeyReused);
-                };
-                place.order_id = again;
-                let executed = self
-                    .commands
-                    .execute::<Order>(&again.to_string(), OrderCommand::Place(place), metadata, None)
-                    .await?;
-                let order = OrderView::fold(&executed.events)
-                    .ok_or(PlaceError::Command(CommandError::Domain(OrderError::NotPlaced)))?;
-                Ok(Placed {
-                    order,
-                    events: executed.events,
-                })
-            }
             Err(CommandError::Domain(OrderError::AlreadyPlaced)) => {
                 let placed = self.placed_before(order_id, &command).await;
                 // The vault held no token, so payment has settled and forgotten the

@@ -735,4 +735,91 @@ mod tests {
             "a refund on a confirmed order"
         );
     }
+
+    #[test]
+    fn every_event_recorded_twice_in_a_row_is_an_impossible_transition() {
+        use crate::order::given_when_then::compensated_history;
+        for history in [sample_history(9), compensated_history()] {
+            assert_eq!(check_transitions(&history), [], "the history itself is sound");
+            for twice in 0..history.len() {
+                let mut doubled = history[..=twice].to_vec();
+                let mut again = history[twice].clone();
+                again.version += 1;
+                doubled.push(again.clone());
+                let findings = check_transitions(&doubled);
+                assert!(
+                    findings.iter().any(|f| matches!(
+                        f,
+                        Finding::ImpossibleTransition { version, .. } if *version == again.version
+                    )),
+                    "{} recorded twice: {findings:?}",
+                    again.data.event_type()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_finding_reads_as_what_is_wrong() {
+        assert_eq!(
+            Finding::Gap {
+                expected: 3,
+                found: 5
+            }
+            .to_string(),
+            "version 5 where 3 was due"
+        );
+        assert_eq!(
+            Finding::ImpossibleTransition {
+                version: 4,
+                event: "OrderConfirmed",
+                from: None,
+                to: Some(OrderStatus::Cancelled),
+            }
+            .to_string(),
+            "impossible transition at v4: OrderConfirmed took nothing to CANCELLED"
+        );
+    }
+
+    #[test]
+    fn held_stock_is_what_was_reserved_until_released_or_sold_and_sold_stock_what_left() {
+        use crate::inventory::{StockLine, StockReleased, StockReserved, StockSold};
+        let order_id = crate::OrderId::parse("0192f0a0-7c1e-7a3b-9c2d-1e2f3a4b5c6d").unwrap();
+        let lines = vec![StockLine {
+            sku: crate::Sku::parse("SKU-1").unwrap(),
+            quantity: crate::Quantity::parse(2).unwrap(),
+        }];
+        let reserved = envelope(
+            "inventory",
+            1,
+            1,
+            InventoryEvent::Reserved(StockReserved {
+                order_id,
+                lines: lines.clone(),
+            }),
+        );
+        let released = envelope(
+            "inventory",
+            2,
+            2,
+            InventoryEvent::Released(StockReleased {
+                order_id,
+                lines: lines.clone(),
+            }),
+        );
+        let sold = envelope(
+            "inventory",
+            2,
+            2,
+            InventoryEvent::Sold(StockSold {
+                order_id,
+                lines: lines.clone(),
+            }),
+        );
+        assert_eq!(held_stock(std::slice::from_ref(&reserved)), lines);
+        assert_eq!(sold_stock(std::slice::from_ref(&reserved)), []);
+        assert_eq!(held_stock(&[reserved.clone(), released]), []);
+        assert_eq!(held_stock(&[reserved.clone(), sold.clone()]), []);
+        assert_eq!(sold_stock(&[reserved, sold]), lines);
+    }
 }

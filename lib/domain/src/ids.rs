@@ -268,6 +268,16 @@ mod tests {
 
     #[test]
     fn quantity_bounds() {
+        assert_eq!(Quantity::parse(7).unwrap().to_string(), "7");
+        let id = "0192f0a0-7c1e-7a3b-9c2d-1e2f3a4b5c6d";
+        assert_eq!(String::from(OrderId::parse(id).unwrap()), id);
+        let longest = "S".repeat(64);
+        assert!(
+            Sku::parse(longest.clone()).is_ok(),
+            "64 characters is the limit, and in it"
+        );
+        assert!(Sku::parse(format!("{longest}S")).is_err());
+
         assert!(Quantity::parse(0).is_err());
         assert_eq!(Quantity::parse(1).map(Quantity::get), Ok(1));
         assert_eq!(Quantity::parse(1000).map(Quantity::get), Ok(1000));

@@ -288,6 +288,14 @@ impl Aggregate for Inventory {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_shortage_reason_has_its_wire_name() {
+        for reason in [ShortageReason::InsufficientStock, ShortageReason::UnknownSku] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
+        assert_eq!(ShortageReason::UnknownSku.as_str(), "unknown_sku");
+    }
+
     fn order() -> OrderId {
         OrderId::parse("0192f0a0-7c1e-7a3b-9c2d-1e2f3a4b5c6d").unwrap()
     }

@@ -18,7 +18,6 @@ pub mod envelope;
 pub mod ids;
 pub mod inventory;
 pub mod money;
-pub mod mutant;
 pub mod order;
 pub mod payment;
 pub mod personal;

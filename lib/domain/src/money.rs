@@ -156,6 +156,11 @@ mod tests {
 
     #[test]
     fn currency_must_be_iso_shaped() {
+        let usd = Currency::parse("USD").unwrap();
+        assert_eq!(String::from(usd), "USD");
+        assert_eq!(format!("{usd:?}"), "Currency(USD)");
+        assert_eq!(Money::new(1299, usd).to_string(), "1299 USD");
+
         assert!(Currency::parse("USD").is_ok());
         for bad in ["usd", "US", "USDD", "U$D", ""] {
             assert!(Currency::parse(bad).is_err(), "{bad}");

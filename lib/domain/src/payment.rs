@@ -270,6 +270,28 @@ mod tests {
     }
 
     #[test]
+    fn a_settled_payment_takes_no_other_answer_and_no_tombstone() {
+        let declined = || {
+            PaymentCommand::RecordDecline(PaymentDeclined {
+                order_id: order(),
+                reason: "card_declined".into(),
+            })
+        };
+        let void = || PaymentCommand::Void { order_id: order() };
+        let paid = apply(PaymentState::default(), captured());
+        assert_eq!(Payment::decide(&paid, declined()).unwrap(), []);
+        assert_eq!(Payment::decide(&paid, void()).unwrap(), []);
+        let refused = apply(PaymentState::default(), declined());
+        assert_eq!(Payment::decide(&refused, void()).unwrap(), []);
+        let voided = apply(PaymentState::default(), void());
+        assert_eq!(Payment::decide(&voided, void()).unwrap(), []);
+        assert_eq!(
+            Payment::decide(&PaymentState::default(), void()).unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
     fn placed_captures_once() {
         let state = PaymentState::default();
         assert_eq!(next_step(&state, Trigger::Placed), Step::Capture);

@@ -367,6 +367,17 @@ mod tests {
 
     #[test]
     fn listing_with_stock_then_the_same_listing_again_changes_nothing() {
+        let (state, _) = run(&[describe(1299, 0), adjust(1_000_000), adjust(-1_000_000)]);
+        assert_eq!(
+            state.net_stock(),
+            Some(0),
+            "a delta of MAX_STOCK_DELTA either way is taken"
+        );
+        let listed = run(&[describe(1299, 0)]).0;
+        for beyond in [1_000_001, -1_000_001, 0] {
+            assert!(Product::decide(&listed, adjust(beyond)).is_err(), "{beyond}");
+        }
+
         let (state, types) = run(&[describe(1299, 50), describe(1299, 50), describe(1299, 0)]);
         assert_eq!(types, [names::LISTED, names::RECEIVED]);
         assert_eq!(state.net_stock(), Some(50));

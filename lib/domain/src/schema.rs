@@ -270,4 +270,46 @@ mod tests {
         }
         assert_eq!(seen.len(), 29);
     }
+
+    #[test]
+    fn each_event_s_schema_is_kept_in_its_file_and_every_older_version_has_an_upcaster() {
+        let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/schemas");
+        for event in EVENTS {
+            let file = event.file();
+            assert_eq!(
+                file,
+                format!(
+                    "{}/{}.v{}.json",
+                    event.aggregate_type, event.event_type, event.version
+                )
+            );
+            assert!(schemas.join(&file).is_file(), "{file}");
+            for older in 1..event.version {
+                assert!(
+                    upcasters().any(|u| u.event_type == event.event_type && u.from_version == older),
+                    "{} v{older} has no upcaster",
+                    event.event_type
+                );
+            }
+        }
+        assert!(upcasters().count() > 0);
+    }
+
+    #[test]
+    fn a_string_newtype_s_schema_states_its_length_and_pattern_and_defaults_are_optional() {
+        let sku = serde_json::to_value(root::<Sku>()).unwrap();
+        assert_eq!(sku["maxLength"], 64);
+        assert_eq!(sku["minLength"], 1);
+        assert_eq!(sku["pattern"], ID_PATTERN);
+        assert_eq!(sku["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        #[derive(serde::Deserialize, JsonSchema)]
+        #[allow(dead_code, reason = "only its schema is read")]
+        struct WithDefault {
+            needed: u32,
+            #[serde(default)]
+            optional: u32,
+        }
+        let schema = serde_json::to_value(root::<WithDefault>()).unwrap();
+        assert_eq!(schema["required"], serde_json::json!(["needed"]), "{schema}");
+    }
 }

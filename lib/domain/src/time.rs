@@ -105,6 +105,12 @@ mod tests {
 
     #[test]
     fn prints_fixed_width_microseconds() {
+        let ts = Timestamp::parse("2026-11-21T06:30:19Z").unwrap();
+        assert_eq!(String::from(ts), "2026-11-21T06:30:19.000000Z");
+        for micros in [0, 1, 1_700_000_000_123_456] {
+            assert_eq!(Timestamp::from_micros(micros).unwrap().as_micros(), micros);
+        }
+
         let ts = Timestamp::parse("2026-11-21T06:30:19.5Z").unwrap();
         assert_eq!(ts.to_string(), "2026-11-21T06:30:19.500000Z");
         let ts = Timestamp::parse("2026-11-21T06:30:19Z").unwrap();

@@ -72,3 +72,35 @@ impl fmt::Display for Action {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_transition_says_what_was_tried_on_what() {
+        let refused = |action| {
+            OrderError::InvalidTransition {
+                state: OrderStatus::Cancelled,
+                action,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            refused(Action::RecordShipment),
+            "cannot record a shipment for an order that is CANCELLED"
+        );
+        assert_eq!(
+            refused(Action::Advance(FulfilmentStep::Ready)),
+            "cannot move to READY an order that is CANCELLED"
+        );
+        assert_eq!(
+            refused(Action::Cancel),
+            "cannot cancel an order that is CANCELLED"
+        );
+        assert_eq!(
+            refused(Action::Compensate("refund")),
+            "cannot record the refund of an order that is CANCELLED"
+        );
+    }
+}

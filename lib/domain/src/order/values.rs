@@ -319,7 +319,7 @@ impl PersonalAddress {
 pub struct ErasedAddress;
 
 /// A shipping address whose customer was erased: every field reads `[erased]`.
-#[derive(Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ErasedAddress")]
 struct ErasedFields {
@@ -351,26 +351,6 @@ impl Serialize for ErasedAddress {
             country: erased(),
         }
         .serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for ErasedAddress {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let fields = ErasedFields::deserialize(deserializer)?;
-        let all = [
-            &fields.name,
-            &fields.line1,
-            &fields.city,
-            &fields.postal_code,
-            &fields.country,
-        ];
-        if all.iter().all(|f| f.as_str() == crate::personal::ERASED) {
-            Ok(Self)
-        } else {
-            Err(serde::de::Error::custom(
-                "an erased address has every field \"[erased]\"",
-            ))
-        }
     }
 }
 
@@ -504,4 +484,113 @@ pub enum CancellationReason {
     PaymentDeclined,
     /// Still pending past the deadline.
     Timeout,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(
+        change: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> Result<ShippingAddress, AddressError> {
+        let mut object = serde_json::json!({
+            "name": "Ada Lovelace",
+            "line1": "12 St James's Square",
+            "city": "London",
+            "postalCode": "SW1Y 4JH",
+            "country": "GB",
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+        change(&mut object);
+        ShippingAddress::from_json(&object)
+    }
+
+    #[test]
+    fn the_provider_gets_the_token_as_sent() {
+        let token = PaymentToken::parse("tok_visa").unwrap();
+        assert_eq!(token.expose_secret(), "tok_visa");
+    }
+
+    #[test]
+    fn an_address_line_holds_200_printable_characters_and_no_more() {
+        assert!(address(|_| ()).is_ok());
+        assert!(address(|a| drop(a.insert("line1".into(), "é".repeat(200).into()))).is_ok());
+        let refused = address(|a| drop(a.insert("line1".into(), "é".repeat(201).into()))).unwrap_err();
+        assert_eq!(refused.field, "line1");
+        let refused = address(|a| drop(a.insert("city".into(), "Lon\u{7}don".into()))).unwrap_err();
+        assert_eq!(refused.field, "city");
+    }
+
+    #[test]
+    fn a_country_is_two_capital_letters() {
+        assert!(address(|a| drop(a.insert("country".into(), "US".into()))).is_ok());
+        for country in ["us", "Us", "USA", "U", "U1"] {
+            let refused = address(|a| drop(a.insert("country".into(), country.into()))).unwrap_err();
+            assert_eq!(refused.field, "country", "{country}");
+        }
+    }
+
+    #[test]
+    fn only_an_address_in_clear_is_clear() {
+        let clear = PersonalAddress::Clear(address(|_| ()).unwrap());
+        let sealed = PersonalAddress::Sealed(crate::personal::Sealed {
+            version: 1,
+            nonce: "n".into(),
+            ciphertext: "c".into(),
+        });
+        assert!(clear.is_clear());
+        assert!(!sealed.is_clear());
+        assert!(!PersonalAddress::Erased(ErasedAddress).is_clear());
+    }
+
+    #[test]
+    fn an_erased_address_is_described_by_its_marker() {
+        let schema = serde_json::to_value(schemars::schema_for!(ErasedAddress)).unwrap();
+        for field in ["name", "line1", "city", "postalCode", "country"] {
+            assert_eq!(
+                schema["properties"][field]["const"],
+                crate::personal::ERASED,
+                "{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn statuses_have_wire_names_and_two_are_final() {
+        let all = [
+            (OrderStatus::Pending, "PENDING", false),
+            (OrderStatus::Confirmed, "CONFIRMED", false),
+            (OrderStatus::Preparing, "PREPARING", false),
+            (OrderStatus::Ready, "READY", false),
+            (OrderStatus::OutForDelivery, "OUT_FOR_DELIVERY", false),
+            (OrderStatus::Delivered, "DELIVERED", true),
+            (OrderStatus::Cancelled, "CANCELLED", true),
+        ];
+        for (status, name, last) in all {
+            assert_eq!(status.as_str(), name);
+            assert_eq!(status.to_string(), name);
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                name,
+                "the wire name is the serde one"
+            );
+            assert_eq!(status.is_final(), last, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_fulfilment_step_is_parsed_from_its_status() {
+        for step in [
+            FulfilmentStep::Preparing,
+            FulfilmentStep::Ready,
+            FulfilmentStep::OutForDelivery,
+            FulfilmentStep::Delivered,
+        ] {
+            assert_eq!(FulfilmentStep::parse(step.status().as_str()), Some(step));
+        }
+        assert_eq!(FulfilmentStep::parse("CONFIRMED"), None);
+        assert_eq!(FulfilmentStep::parse("preparing"), None);
+    }
 }
