@@ -136,3 +136,49 @@ async fn a_capture_the_cancel_refunded_is_recorded_without_a_second_refund_call(
     assert_eq!(gateway.refund_calls(order_id), 0, "the cancel refunded it");
     assert!(gateway.ledger().iter().all(|e| e.refunded));
 }
+
+/// The retry backoff from the function's variables: none without a queue, the
+/// defaults for blank numbers, a positive number taken, anything else refused by name.
+#[test]
+fn the_backoff_is_read_from_the_variables() {
+    let backoff = |vars: &[(&str, &str)]| {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let sqs = orderflow_adapters::sqs::Sqs::deferred(|| unreachable!("no message is held here"));
+        payment::backoff(sqs, |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    };
+    let url = ("PAYMENT_QUEUE_URL", "http://127.0.0.1:5050/000000000000/payment");
+    assert!(backoff(&[]).unwrap().is_none(), "no queue, no backoff");
+    assert!(backoff(&[("PAYMENT_QUEUE_URL", " ")]).unwrap().is_none());
+    assert!(backoff(&[url]).unwrap().is_some());
+    assert!(
+        backoff(&[
+            url,
+            ("PAYMENT_RETRY_BASE_SECONDS", " "),
+            ("PAYMENT_RETRY_MAX_SECONDS", "")
+        ])
+        .unwrap()
+        .is_some()
+    );
+    assert!(
+        backoff(&[
+            url,
+            ("PAYMENT_RETRY_BASE_SECONDS", "5"),
+            ("PAYMENT_RETRY_MAX_SECONDS", "60")
+        ])
+        .unwrap()
+        .is_some()
+    );
+    for (name, raw) in [
+        ("PAYMENT_RETRY_BASE_SECONDS", "0"),
+        ("PAYMENT_RETRY_BASE_SECONDS", "-5"),
+        ("PAYMENT_RETRY_MAX_SECONDS", "ten"),
+    ] {
+        let refused = backoff(&[url, (name, raw)]).unwrap_err().to_string();
+        assert!(refused.contains(name), "{refused}");
+    }
+}

@@ -83,6 +83,14 @@ mod tests {
                 "{refused}"
             );
         }
+        // What the client is told (the API's 400 carries it, naming the field).
+        let refused = serde_json::from_value::<Count>(json!("2"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            refused,
+            "invalid type: string \"2\", expected a whole number, 0 or more"
+        );
         assert_eq!(super::as_i64(&json!(-3.0)), Some(-3));
         assert_eq!(super::as_i64(&json!(-3)), Some(-3));
         assert_eq!(super::as_i64(&json!(0.5)), None);
